@@ -1,0 +1,136 @@
+//! The composition root: opens the stores, builds the S3 service and the router, serves, and
+//! shuts down gracefully (stop accepting, finish in-flight requests, flush and close RocksDB).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::auth::StaticCredentials;
+use crate::config::Config;
+use crate::s3::{S3Config, S3Service};
+use crate::storage::MetadataStore;
+use crate::storage::rocks::RocksMetadataStore;
+
+#[derive(Debug)]
+pub struct AppError(String);
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for AppError {}
+
+/// A started server.
+pub struct Running {
+    /// The address actually bound (useful with port 0).
+    pub addr: SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish, flushes and closes the stores.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(());
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "server task failed");
+        }
+    }
+}
+
+/// Opens the stores in `config.data_dir`, binds `config.listen` and starts serving.
+pub async fn start(config: Config) -> Result<Running, AppError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        AppError(format!(
+            "cannot create data_dir {}: {e}",
+            config.data_dir.display()
+        ))
+    })?;
+    let meta_dir = config.data_dir.join("meta");
+    let meta = RocksMetadataStore::open(&meta_dir, config.fsync).map_err(|e| {
+        AppError(format!(
+            "cannot open metadata store in {}: {e}",
+            meta_dir.display()
+        ))
+    })?;
+    let meta: Arc<dyn MetadataStore> = Arc::new(meta);
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| AppError(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| AppError(format!("cannot read the bound address: {e}")))?;
+
+    let s3 = Arc::new(S3Service {
+        config: S3Config {
+            region: config.region.clone(),
+            domains: config.domains.clone(),
+        },
+        credentials: Arc::new(StaticCredentials::new(config.users.clone())),
+        meta: Arc::clone(&meta),
+    });
+    let router = crate::http::router(s3);
+    let (tx, rx) = oneshot::channel::<()>();
+    let grace = config.shutdown_timeout;
+    let task = tokio::spawn(async move {
+        crate::http::serve(
+            listener,
+            router,
+            async {
+                let _ = rx.await;
+            },
+            grace,
+        )
+        .await;
+        if let Err(e) = meta.flush().await {
+            tracing::error!(error = %e, "flushing the metadata store failed");
+        }
+        tracing::info!("stopped");
+    });
+    tracing::info!(
+        region = %config.region,
+        data_dir = %config.data_dir.display(),
+        fsync = config.fsync,
+        "listening on {addr}"
+    );
+    Ok(Running {
+        addr,
+        shutdown: tx,
+        task,
+    })
+}
+
+/// Runs until SIGTERM or SIGINT, then shuts down gracefully.
+pub async fn run(config: Config) -> Result<(), AppError> {
+    let running = start(config).await?;
+    wait_for_signal().await;
+    running.stop().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM received"),
+                    _ = int.recv() => tracing::info!("SIGINT received"),
+                }
+                return;
+            }
+            _ => tracing::warn!("cannot install signal handlers; falling back to Ctrl-C"),
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

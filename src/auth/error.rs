@@ -1,0 +1,40 @@
+//! Why a request failed authentication. Each variant becomes the S3 error code it is named after.
+
+use crate::clock::Timestamp;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthError {
+    /// No credentials at all, an expired presigned URL, or no usable date.
+    AccessDenied(String),
+    /// The access key id is unknown.
+    InvalidAccessKeyId { access_key: String },
+    /// The signature does not verify; carries what AWS shows to help the client debug.
+    SignatureDoesNotMatch {
+        access_key: String,
+        string_to_sign: String,
+        canonical_request: String,
+        signature_provided: String,
+    },
+    /// The request time is more than 15 minutes away from the server's clock.
+    RequestTimeTooSkewed {
+        request_time: Timestamp,
+        server_time: Timestamp,
+    },
+    /// The Authorization header cannot be parsed, or names a wrong region, service or date.
+    AuthorizationHeaderMalformed {
+        message: String,
+        /// The region the server expects, when the scope named another.
+        region: Option<String>,
+    },
+    /// A presigned URL's `X-Amz-*` parameters are missing or invalid.
+    AuthorizationQueryParametersError(String),
+    /// Request-level problems found while authenticating (unsupported mechanism, missing
+    /// `x-amz-content-sha256`, both header and query auth).
+    InvalidRequest(String),
+    /// A header value that cannot be what it claims (a malformed `x-amz-content-sha256`).
+    InvalidArgument {
+        message: String,
+        name: String,
+        value: String,
+    },
+}

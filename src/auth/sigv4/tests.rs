@@ -1,0 +1,299 @@
+//! The worked examples of the AWS S3 SigV4 documentation, verified end to end, plus the
+//! variations real clients produce.
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use super::*;
+use crate::auth::{SecretKey, StaticCredentials, UserCredential};
+
+const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
+const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+const SCOPE: &str = "AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request";
+
+fn creds() -> StaticCredentials {
+    StaticCredentials::new([UserCredential {
+        access_key: ACCESS_KEY.into(),
+        secret_key: SecretKey::new(SECRET_KEY),
+        identity: Identity {
+            id: "example-user".into(),
+            display_name: "example".into(),
+        },
+    }])
+}
+
+fn now() -> Timestamp {
+    Timestamp::parse_amz_date("20130524T000000Z").expect("valid date")
+}
+
+fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.append(
+            HeaderName::from_bytes(k.as_bytes()).expect("name"),
+            HeaderValue::from_str(v).expect("value"),
+        );
+    }
+    h
+}
+
+fn auth(method: &str, path: &str, query: &str, h: &HeaderMap) -> Result<Authenticated, AuthError> {
+    authenticate(
+        &RequestParts {
+            method,
+            path,
+            query,
+            headers: h,
+            authority: "examplebucket.s3.amazonaws.com",
+        },
+        &creds(),
+        "us-east-1",
+        now(),
+    )
+}
+
+fn authorization(signed_headers: &str, signature: &str) -> String {
+    format!(
+        "AWS4-HMAC-SHA256 Credential={SCOPE},SignedHeaders={signed_headers},Signature={signature}"
+    )
+}
+
+/// "Example: GET Object" of the S3 SigV4 header-auth documentation.
+fn get_object_headers() -> HeaderMap {
+    headers(&[
+        ("host", "examplebucket.s3.amazonaws.com"),
+        ("range", "bytes=0-9"),
+        ("x-amz-content-sha256", EMPTY_SHA256),
+        ("x-amz-date", "20130524T000000Z"),
+        (
+            "authorization",
+            &authorization(
+                "host;range;x-amz-content-sha256;x-amz-date",
+                "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41",
+            ),
+        ),
+    ])
+}
+
+#[test]
+fn aws_example_get_object() {
+    let a = auth("GET", "/test.txt", "", &get_object_headers()).expect("verifies");
+    assert_eq!(a.identity.id, "example-user");
+    assert_eq!(
+        a.payload,
+        PayloadHash::Sha256([
+            0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f,
+            0xb9, 0x24, 0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b,
+            0x78, 0x52, 0xb8, 0x55
+        ])
+    );
+    assert!(!a.presigned);
+}
+
+#[test]
+fn aws_example_put_object_with_date_and_dollar_in_key() {
+    let h = headers(&[
+        ("host", "examplebucket.s3.amazonaws.com"),
+        ("date", "Fri, 24 May 2013 00:00:00 GMT"),
+        ("x-amz-date", "20130524T000000Z"),
+        ("x-amz-storage-class", "REDUCED_REDUNDANCY"),
+        (
+            "x-amz-content-sha256",
+            "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072",
+        ),
+        (
+            "authorization",
+            &authorization(
+                "date;host;x-amz-content-sha256;x-amz-date;x-amz-storage-class",
+                "98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd",
+            ),
+        ),
+    ]);
+    auth("PUT", "/test%24file.text", "", &h).expect("verifies");
+}
+
+#[test]
+fn aws_example_get_bucket_lifecycle() {
+    let h = headers(&[
+        ("host", "examplebucket.s3.amazonaws.com"),
+        ("x-amz-date", "20130524T000000Z"),
+        ("x-amz-content-sha256", EMPTY_SHA256),
+        (
+            "authorization",
+            &authorization(
+                "host;x-amz-content-sha256;x-amz-date",
+                "fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543",
+            ),
+        ),
+    ]);
+    auth("GET", "/", "lifecycle", &h).expect("verifies");
+}
+
+#[test]
+fn aws_example_list_objects() {
+    let h = headers(&[
+        ("host", "examplebucket.s3.amazonaws.com"),
+        ("x-amz-date", "20130524T000000Z"),
+        ("x-amz-content-sha256", EMPTY_SHA256),
+        (
+            "authorization",
+            &authorization(
+                "host;x-amz-content-sha256;x-amz-date",
+                "34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7",
+            ),
+        ),
+    ]);
+    auth("GET", "/", "max-keys=2&prefix=J", &h).expect("verifies");
+    // The same parameters in another order sign the same.
+    auth("GET", "/", "prefix=J&max-keys=2", &h).expect("verifies");
+}
+
+/// "Example: presigned URL" of the S3 query-auth documentation, checked at its signing time.
+#[test]
+fn aws_example_presigned_get() {
+    let h = headers(&[("host", "examplebucket.s3.amazonaws.com")]);
+    let query = "X-Amz-Algorithm=AWS4-HMAC-SHA256\
+        &X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request\
+        &X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host\
+        &X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404";
+    let a = auth("GET", "/test.txt", query, &h).expect("verifies");
+    assert!(a.presigned);
+    assert_eq!(a.payload, PayloadHash::Unsigned);
+    // A day and a second later it has expired.
+    let later = Timestamp(now().0 + 86_401 * 1_000_000_000);
+    let err = authenticate(
+        &RequestParts {
+            method: "GET",
+            path: "/test.txt",
+            query,
+            headers: &h,
+            authority: "",
+        },
+        &creds(),
+        "us-east-1",
+        later,
+    )
+    .expect_err("expired");
+    assert_eq!(err, AuthError::AccessDenied("Request has expired".into()));
+}
+
+#[test]
+fn wrong_signature_reports_canonical_request_and_string_to_sign() {
+    let mut h = get_object_headers();
+    h.insert("range", HeaderValue::from_static("bytes=0-10"));
+    match auth("GET", "/test.txt", "", &h) {
+        Err(AuthError::SignatureDoesNotMatch {
+            canonical_request,
+            string_to_sign,
+            access_key,
+            ..
+        }) => {
+            assert_eq!(access_key, ACCESS_KEY);
+            assert!(
+                canonical_request.contains("\nrange:bytes=0-10\n"),
+                "{canonical_request}"
+            );
+            assert!(string_to_sign.starts_with(
+                "AWS4-HMAC-SHA256\n20130524T000000Z\n20130524/us-east-1/s3/aws4_request\n"
+            ));
+        }
+        other => panic!("expected SignatureDoesNotMatch, got {other:?}"),
+    }
+}
+
+#[test]
+fn error_cases_have_distinct_codes() {
+    // Unknown access key.
+    let mut h = get_object_headers();
+    let a = h["authorization"]
+        .to_str()
+        .expect("ascii")
+        .replace(ACCESS_KEY, "AKIDUNKNOWN");
+    h.insert("authorization", HeaderValue::from_str(&a).expect("value"));
+    assert!(matches!(
+        auth("GET", "/test.txt", "", &h),
+        Err(AuthError::InvalidAccessKeyId { .. })
+    ));
+
+    // Wrong region: malformed, with the expected region.
+    let mut h = get_object_headers();
+    let a = h["authorization"]
+        .to_str()
+        .expect("ascii")
+        .replace("us-east-1", "eu-west-1");
+    h.insert("authorization", HeaderValue::from_str(&a).expect("value"));
+    assert_eq!(
+        auth("GET", "/test.txt", "", &h).expect_err("wrong region"),
+        AuthError::AuthorizationHeaderMalformed {
+            message: "The authorization header is malformed; the region 'eu-west-1' is wrong; \
+                      expecting 'us-east-1'"
+                .into(),
+            region: Some("us-east-1".into()),
+        }
+    );
+
+    // Skewed clock.
+    let mut h = get_object_headers();
+    h.insert("x-amz-date", HeaderValue::from_static("20130524T001600Z"));
+    assert!(matches!(
+        auth("GET", "/test.txt", "", &h),
+        Err(AuthError::RequestTimeTooSkewed { .. })
+    ));
+
+    // Scope date that is not the request date.
+    let mut h = get_object_headers();
+    h.insert("x-amz-date", HeaderValue::from_static("20130523T235959Z"));
+    assert!(matches!(
+        auth("GET", "/test.txt", "", &h),
+        Err(AuthError::AuthorizationHeaderMalformed { region: None, .. })
+    ));
+
+    // No x-amz-content-sha256, or a bad one.
+    let mut h = get_object_headers();
+    h.remove("x-amz-content-sha256");
+    assert!(matches!(
+        auth("GET", "/test.txt", "", &h),
+        Err(AuthError::InvalidRequest(_))
+    ));
+    h.insert("x-amz-content-sha256", HeaderValue::from_static("abc"));
+    assert!(matches!(
+        auth("GET", "/test.txt", "", &h),
+        Err(AuthError::InvalidArgument { .. })
+    ));
+
+    // No date at all.
+    let mut h = get_object_headers();
+    h.remove("x-amz-date");
+    assert!(matches!(
+        auth("GET", "/test.txt", "", &h),
+        Err(AuthError::AccessDenied(_))
+    ));
+
+    // Anonymous.
+    let h = headers(&[("host", "examplebucket.s3.amazonaws.com")]);
+    assert_eq!(
+        auth("GET", "/test.txt", "", &h).expect_err("anonymous"),
+        AuthError::AccessDenied("Access Denied".into())
+    );
+}
+
+#[test]
+fn payload_hash_forms() {
+    assert_eq!(
+        PayloadHash::parse("UNSIGNED-PAYLOAD"),
+        Some(PayloadHash::Unsigned)
+    );
+    assert_eq!(
+        PayloadHash::parse("STREAMING-UNSIGNED-PAYLOAD-TRAILER"),
+        Some(PayloadHash::Streaming(
+            StreamingMode::UnsignedPayloadTrailer
+        ))
+    );
+    assert_eq!(
+        PayloadHash::parse("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"),
+        Some(PayloadHash::Streaming(StreamingMode::SignedPayload))
+    );
+    assert!(PayloadHash::parse(EMPTY_SHA256).is_some());
+    assert!(PayloadHash::parse(&EMPTY_SHA256.replace('e', "g")).is_none());
+    assert!(PayloadHash::parse("").is_none());
+}

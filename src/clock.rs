@@ -1,0 +1,115 @@
+//! Wall-clock timestamps and the three text forms S3 uses for them.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use time::format_description::FormatItem;
+use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+/// ISO 8601 basic format used by SigV4 (`x-amz-date`): `20130524T000000Z`.
+const AMZ_DATE: &[FormatItem<'static>] =
+    format_description!("[year][month][day]T[hour][minute][second]Z");
+/// ISO 8601 with milliseconds, as S3 writes times in XML: `2010-11-10T20:48:33.000Z`.
+const XML_TIME: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+/// A point in time with nanosecond resolution, stored as nanoseconds since the Unix epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        Self::from_system_time(SystemTime::now())
+    }
+
+    pub fn from_system_time(t: SystemTime) -> Self {
+        match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => Timestamp(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
+            Err(e) => Timestamp(-i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX)),
+        }
+    }
+
+    pub fn to_system_time(self) -> SystemTime {
+        if self.0 >= 0 {
+            UNIX_EPOCH + Duration::from_nanos(self.0 as u64)
+        } else {
+            UNIX_EPOCH - Duration::from_nanos(self.0.unsigned_abs())
+        }
+    }
+
+    fn to_offset(self) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0))
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// `2010-11-10T20:48:33.000Z`, the form of `<Initiated>`, `<CreationDate>`, `<LastModified>`.
+    pub fn to_xml(self) -> String {
+        self.to_offset()
+            .format(XML_TIME)
+            .unwrap_or_else(|_| String::from("1970-01-01T00:00:00.000Z"))
+    }
+
+    /// `20130524T000000Z`, the SigV4 form.
+    pub fn to_amz_date(self) -> String {
+        self.to_offset()
+            .format(AMZ_DATE)
+            .unwrap_or_else(|_| String::from("19700101T000000Z"))
+    }
+
+    /// RFC 7231 IMF-fixdate: `Wed, 12 Oct 2009 17:50:00 GMT`.
+    pub fn to_http_date(self) -> String {
+        httpdate::fmt_http_date(self.to_system_time())
+    }
+
+    /// Parses the SigV4 `x-amz-date` form.
+    pub fn parse_amz_date(s: &str) -> Option<Self> {
+        let t = PrimitiveDateTime::parse(s, AMZ_DATE).ok()?.assume_utc();
+        Some(Timestamp(i64::try_from(t.unix_timestamp_nanos()).ok()?))
+    }
+
+    /// Parses an HTTP date (IMF-fixdate, RFC 850 or asctime), as in `Date` or `If-Modified-Since`.
+    pub fn parse_http_date(s: &str) -> Option<Self> {
+        httpdate::parse_http_date(s.trim())
+            .ok()
+            .map(Self::from_system_time)
+    }
+
+    /// Whole seconds, truncating: HTTP dates carry no fractions, so comparisons use these.
+    pub fn unix_seconds(self) -> i64 {
+        self.0.div_euclid(1_000_000_000)
+    }
+
+    pub fn abs_diff(self, other: Timestamp) -> Duration {
+        Duration::from_nanos(self.0.abs_diff(other.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_round_trip() {
+        let t = Timestamp::parse_amz_date("20130524T000000Z").expect("valid");
+        assert_eq!(t.to_amz_date(), "20130524T000000Z");
+        assert_eq!(t.to_xml(), "2013-05-24T00:00:00.000Z");
+        assert_eq!(t.to_http_date(), "Fri, 24 May 2013 00:00:00 GMT");
+        assert_eq!(
+            Timestamp::parse_http_date("Fri, 24 May 2013 00:00:00 GMT"),
+            Some(t)
+        );
+        assert_eq!(
+            Timestamp(1_500_000_000).to_xml(),
+            "1970-01-01T00:00:01.500Z"
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_dates() {
+        assert!(Timestamp::parse_amz_date("2013-05-24T00:00:00Z").is_none());
+        assert!(Timestamp::parse_amz_date("20130524T000000").is_none());
+        assert!(Timestamp::parse_amz_date("20131324T000000Z").is_none());
+        assert!(Timestamp::parse_http_date("yesterday").is_none());
+    }
+}

@@ -1,0 +1,361 @@
+//! Configuration: a TOML file read into [`RawConfig`] (unknown keys rejected), overridden by
+//! flags and `S3D_*` environment variables, then validated into a typed [`Config`].
+//! `config/default.toml` documents every key and equals [`RawConfig::default`].
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::auth::{Identity, SecretKey, UserCredential};
+
+/// The development user of the built-in defaults; the README documents its keys.
+pub const DEV_ACCESS_KEY: &str = "s3d-dev-access-key";
+pub const DEV_SECRET_KEY: &str = "s3d-dev-secret-key";
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub region: String,
+    pub domains: Vec<String>,
+    pub fsync: bool,
+    pub log_format: String,
+    pub shutdown_timeout_secs: u64,
+    pub users: Vec<RawUser>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUser {
+    pub id: String,
+    pub name: String,
+    pub access_key: String,
+    #[serde(default)]
+    pub secret_key: Option<String>,
+    #[serde(default)]
+    pub secret_key_file: Option<PathBuf>,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            listen: "127.0.0.1:9000".into(),
+            data_dir: PathBuf::from("./data"),
+            region: "us-east-1".into(),
+            domains: vec!["s3.localhost".into()],
+            fsync: true,
+            log_format: "text".into(),
+            shutdown_timeout_secs: 30,
+            users: vec![RawUser {
+                id: "s3d-dev".into(),
+                name: "dev".into(),
+                access_key: DEV_ACCESS_KEY.into(),
+                secret_key: Some(DEV_SECRET_KEY.into()),
+                secret_key_file: None,
+            }],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub region: String,
+    pub domains: Vec<String>,
+    /// fsync blobs and the metadata WAL before acknowledging a write.
+    pub fsync: bool,
+    pub log_format: LogFormat,
+    pub shutdown_timeout: Duration,
+    pub users: Vec<UserCredential>,
+}
+
+/// Values given on the command line or in `S3D_*` variables; they win over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub region: Option<String>,
+    pub domains: Option<Vec<String>>,
+    pub fsync: Option<bool>,
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct ConfigError(String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn invalid(key: &str, detail: impl fmt::Display) -> ConfigError {
+    ConfigError(format!("invalid value for `{key}`: {detail}"))
+}
+
+impl RawConfig {
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError(format!("configuration: {e}")))
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(format!("cannot read configuration {}: {e}", path.display()))
+        })?;
+        Self::from_toml(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
+    }
+
+    pub fn apply(&mut self, o: &Overrides) {
+        if let Some(v) = &o.listen {
+            self.listen = v.clone();
+        }
+        if let Some(v) = &o.data_dir {
+            self.data_dir = v.clone();
+        }
+        if let Some(v) = &o.region {
+            self.region = v.clone();
+        }
+        if let Some(v) = &o.domains {
+            self.domains = v.clone();
+        }
+        if let Some(v) = o.fsync {
+            self.fsync = v;
+        }
+        if let Some(v) = &o.log_format {
+            self.log_format = v.clone();
+        }
+    }
+
+    /// `S3D_ACCESS_KEY` with `S3D_SECRET_KEY` (or `S3D_SECRET_KEY_FILE`) replace the user list
+    /// with that one user (`S3D_USER_ID`, `S3D_USER_NAME` name it), so that containers can
+    /// take credentials from their environment.
+    pub fn apply_user_env(
+        &mut self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        let Some(access_key) = env("S3D_ACCESS_KEY") else {
+            if env("S3D_SECRET_KEY").is_some() || env("S3D_SECRET_KEY_FILE").is_some() {
+                return Err(ConfigError("S3D_SECRET_KEY needs S3D_ACCESS_KEY".into()));
+            }
+            return Ok(());
+        };
+        self.users = vec![RawUser {
+            id: env("S3D_USER_ID").unwrap_or_else(|| "s3d-admin".into()),
+            name: env("S3D_USER_NAME").unwrap_or_else(|| "admin".into()),
+            access_key,
+            secret_key: env("S3D_SECRET_KEY"),
+            secret_key_file: env("S3D_SECRET_KEY_FILE").map(PathBuf::from),
+        }];
+        Ok(())
+    }
+
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let listen: SocketAddr = self.listen.parse().map_err(|_| {
+            invalid(
+                "listen",
+                format!("{:?} is not an IP:PORT address", self.listen),
+            )
+        })?;
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        let region_ok = !self.region.is_empty()
+            && self
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !region_ok {
+            return Err(invalid(
+                "region",
+                format!("{:?} is not a region name like us-east-1", self.region),
+            ));
+        }
+        let mut domains = Vec::with_capacity(self.domains.len());
+        for d in &self.domains {
+            let d = d.to_ascii_lowercase();
+            let ok = !d.is_empty()
+                && !d.starts_with('.')
+                && !d.ends_with('.')
+                && d.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+            if !ok {
+                return Err(invalid("domains", format!("{d:?} is not a domain name")));
+            }
+            domains.push(d);
+        }
+        let log_format = match self.log_format.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(invalid(
+                    "log_format",
+                    format!("{other:?}; expected \"text\" or \"json\""),
+                ));
+            }
+        };
+        if self.users.is_empty() {
+            return Err(invalid("users", "at least one user is required"));
+        }
+        let (mut ids, mut keys) = (HashSet::new(), HashSet::new());
+        let mut users = Vec::with_capacity(self.users.len());
+        for (i, u) in self.users.into_iter().enumerate() {
+            let key = |k: &str| format!("users[{i}].{k}");
+            if u.id.is_empty() || !ids.insert(u.id.clone()) {
+                return Err(invalid(&key("id"), "must be non-empty and unique"));
+            }
+            let key_ok = !u.access_key.is_empty()
+                && u.access_key
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'/' && b != b',' && b != b'=');
+            if !key_ok || !keys.insert(u.access_key.clone()) {
+                return Err(invalid(
+                    &key("access_key"),
+                    "must be unique, non-empty printable ASCII without '/', ',' or '='",
+                ));
+            }
+            let secret = match (u.secret_key, u.secret_key_file) {
+                (Some(s), None) => s,
+                (None, Some(path)) => std::fs::read_to_string(&path)
+                    .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
+                    .map_err(|e| {
+                        invalid(&key("secret_key_file"), format!("{}: {e}", path.display()))
+                    })?,
+                _ => {
+                    return Err(invalid(
+                        &key("secret_key"),
+                        "give exactly one of secret_key and secret_key_file",
+                    ));
+                }
+            };
+            if secret.is_empty() {
+                return Err(invalid(&key("secret_key"), "must not be empty"));
+            }
+            users.push(UserCredential {
+                access_key: u.access_key,
+                secret_key: SecretKey::new(secret),
+                identity: Identity {
+                    id: u.id,
+                    display_name: u.name,
+                },
+            });
+        }
+        Ok(Config {
+            listen,
+            data_dir: self.data_dir,
+            region: self.region,
+            domains,
+            fsync: self.fsync,
+            log_format,
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
+            users,
+        })
+    }
+}
+
+/// File (if any), then overrides, then the user environment, then validation.
+pub fn load(
+    file: Option<&Path>,
+    overrides: &Overrides,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let mut raw = match file {
+        Some(path) => RawConfig::from_file(path)?,
+        None => RawConfig::default(),
+    };
+    raw.apply(overrides);
+    raw.apply_user_env(env)?;
+    raw.validate()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_toml_equals_built_in_defaults() {
+        let text = include_str!("../config/default.toml");
+        assert_eq!(
+            RawConfig::from_toml(text).expect("parses"),
+            RawConfig::default()
+        );
+        RawConfig::default().validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = RawConfig::from_toml("listen = \"127.0.0.1:1\"\nlisten_port = 3\n")
+            .expect_err("unknown");
+        assert!(err.to_string().contains("listen_port"), "{err}");
+        let err = RawConfig::from_toml("[[users]]\nid='a'\nname='b'\naccess_key='c'\nsecret='d'\n")
+            .expect_err("unknown");
+        assert!(err.to_string().contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_are_named() {
+        let cases = [
+            ("listen = \"nope\"", "`listen`"),
+            ("region = \"US East\"", "`region`"),
+            ("domains = [\".bad\"]", "`domains`"),
+            ("log_format = \"xml\"", "`log_format`"),
+            ("users = []", "`users`"),
+            (
+                "[[users]]\nid='a'\nname='b'\naccess_key='c'\n",
+                "`users[0].secret_key`",
+            ),
+            (
+                "[[users]]\nid='a'\nname='b'\naccess_key='c/d'\nsecret_key='x'\n",
+                "`users[0].access_key`",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = RawConfig::from_toml(text)
+                .expect("parses")
+                .validate()
+                .expect_err(text);
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
+        let err = RawConfig::from_toml("fsync = \"yes\"").expect_err("type");
+        assert!(err.to_string().contains("fsync"), "{err}");
+    }
+
+    #[test]
+    fn overrides_and_secret_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "from-file\n").expect("write");
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:0".into()),
+            domains: Some(vec!["S3.Example.COM".into()]),
+            fsync: Some(false),
+            ..Overrides::default()
+        };
+        let env = |k: &str| match k {
+            "S3D_ACCESS_KEY" => Some("AK".to_string()),
+            "S3D_SECRET_KEY_FILE" => Some(secret.display().to_string()),
+            _ => None,
+        };
+        let c = load(None, &overrides, env).expect("loads");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:0");
+        assert_eq!(c.domains, ["s3.example.com"]);
+        assert!(!c.fsync);
+        assert_eq!(c.users.len(), 1);
+        assert_eq!(c.users[0].access_key, "AK");
+        assert_eq!(c.users[0].secret_key.expose(), "from-file");
+    }
+}

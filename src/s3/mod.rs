@@ -1,0 +1,254 @@
+//! S3 semantics: addressing, routing, authentication and authorization, one module per
+//! operation, wire types and errors. Knows neither axum nor RocksDB.
+
+pub mod address;
+pub mod body;
+pub mod error;
+pub mod headers;
+pub mod ops;
+pub mod query;
+pub mod route;
+pub mod types;
+pub mod xml;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+
+use crate::auth::{self, Authenticated, CredentialStore};
+use crate::clock::Timestamp;
+use crate::storage::{BucketRecord, MetadataStore};
+pub use body::BodyStream;
+pub use error::{S3Error, S3ErrorCode};
+use query::Query;
+pub use route::OpName;
+use xml::XmlWriter;
+
+/// Settings of the S3 layer.
+#[derive(Clone, Debug)]
+pub struct S3Config {
+    /// The region this server is; SigV4 scopes must name it.
+    pub region: String,
+    /// Base domains for virtual-host addressing: `<bucket>.<domain>`.
+    pub domains: Vec<String>,
+}
+
+/// The identifiers of one request, shown in headers and error bodies.
+#[derive(Clone, Debug)]
+pub struct RequestIds {
+    /// `x-amz-request-id`
+    pub request_id: String,
+    /// `x-amz-id-2`
+    pub host_id: String,
+}
+
+/// An incoming request, with its body still unread.
+pub struct S3Request {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    pub body: BodyStream,
+    pub ids: RequestIds,
+}
+
+pub enum ResponseBody {
+    Empty,
+    Full(Bytes),
+    Stream(BodyStream),
+}
+
+pub struct S3Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: ResponseBody,
+}
+
+impl S3Response {
+    pub fn new(status: StatusCode) -> Self {
+        S3Response {
+            status,
+            headers: HeaderMap::new(),
+            body: ResponseBody::Empty,
+        }
+    }
+
+    /// 200 with an XML document.
+    pub fn xml(doc: Bytes) -> Self {
+        let mut r = S3Response::new(StatusCode::OK);
+        r.headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/xml"),
+        );
+        r.body = ResponseBody::Full(doc);
+        r
+    }
+
+    /// Adds a header; values that cannot be sent in HTTP (control characters) are dropped.
+    pub fn header(mut self, name: &'static str, value: impl AsRef<str>) -> Self {
+        if let Ok(v) = HeaderValue::from_bytes(value.as_ref().as_bytes()) {
+            self.headers.append(HeaderName::from_static(name), v);
+        }
+        self
+    }
+}
+
+/// The S3 service: stores, credentials and settings, shared by every request.
+pub struct S3Service {
+    pub config: S3Config,
+    pub credentials: Arc<dyn CredentialStore>,
+    pub meta: Arc<dyn MetadataStore>,
+}
+
+/// What an operation gets besides the request: who is calling, what is addressed, and the
+/// bucket record when the operation works on an existing bucket.
+pub struct Ctx<'a> {
+    pub s3: &'a S3Service,
+    pub auth: &'a Authenticated,
+    pub query: &'a Query,
+    pub bucket_name: Option<&'a str>,
+    pub key: Option<&'a str>,
+    pub bucket: Option<BucketRecord>,
+}
+
+impl Ctx<'_> {
+    pub fn bucket_name(&self) -> Result<&str, S3Error> {
+        self.bucket_name
+            .ok_or_else(|| S3Error::internal("operation routed without a bucket"))
+    }
+
+    pub fn bucket(&self) -> Result<&BucketRecord, S3Error> {
+        self.bucket
+            .as_ref()
+            .ok_or_else(|| S3Error::internal("operation routed without a bucket record"))
+    }
+
+    pub fn key(&self) -> Result<&str, S3Error> {
+        self.key
+            .ok_or_else(|| S3Error::internal("operation routed without a key"))
+    }
+
+    /// The caller as a stored owner.
+    pub fn owner(&self) -> crate::storage::Owner {
+        crate::storage::Owner {
+            id: self.auth.identity.id.clone(),
+            display_name: self.auth.identity.display_name.clone(),
+        }
+    }
+}
+
+impl S3Service {
+    /// The bucket a Host header addresses in virtual-host style, if any.
+    pub fn virtual_host_bucket(&self, host: &str) -> Option<String> {
+        address::virtual_host_bucket(host, &self.config.domains)
+    }
+
+    /// Answers one request. Never fails: errors become S3 error responses.
+    pub async fn handle(&self, req: S3Request) -> S3Response {
+        let head = req.method == Method::HEAD;
+        let resource = req.uri.path().to_owned();
+        let ids = req.ids.clone();
+        match self.dispatch(req).await {
+            Ok(resp) => resp,
+            Err(err) => {
+                if err.status().is_server_error() {
+                    tracing::error!(code = %err.code, error = %err, "request failed");
+                } else {
+                    tracing::info!(code = %err.code, message = %err.message, "request rejected");
+                }
+                error_response(&err, &resource, &ids, head)
+            }
+        }
+    }
+
+    async fn dispatch(&self, req: S3Request) -> Result<S3Response, S3Error> {
+        headers::check_header_section(&req.headers)?;
+        let authority = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri.authority().map(|a| a.as_str()))
+            .unwrap_or("")
+            .to_owned();
+        let addr = address::resolve(Some(&authority), req.uri.path(), &self.config.domains)?;
+        let raw_query = req.uri.query().unwrap_or("");
+        let query = Query::parse(raw_query);
+        let op = route::classify(&req.method, &addr, &query, &req.headers)?;
+        tracing::Span::current().record("op", op.as_str());
+
+        let parts = auth::RequestParts {
+            method: req.method.as_str(),
+            path: req.uri.path(),
+            query: raw_query,
+            headers: &req.headers,
+            authority: &authority,
+        };
+        let authenticated = auth::authenticate(
+            &parts,
+            &*self.credentials,
+            &self.config.region,
+            Timestamp::now(),
+        )?;
+        tracing::Span::current().record("user", authenticated.identity.id.as_str());
+
+        let bucket = match ops::access(op) {
+            ops::Access::NotImplemented => return Err(ops::not_implemented(op)),
+            ops::Access::AnyUser => None,
+            ops::Access::BucketOwner => {
+                let name = addr
+                    .bucket
+                    .as_deref()
+                    .ok_or_else(|| S3Error::internal("bucket route without bucket"))?;
+                let record = self.meta.get_bucket(name).await?.ok_or_else(|| {
+                    S3Error::new(S3ErrorCode::NoSuchBucket).field("BucketName", name)
+                })?;
+                if record.owner.id != authenticated.identity.id {
+                    return Err(S3Error::new(S3ErrorCode::AccessDenied));
+                }
+                if let Some(expected) = headers::text(&req.headers, "x-amz-expected-bucket-owner")?
+                    && expected != record.owner.id
+                {
+                    return Err(S3Error::new(S3ErrorCode::AccessDenied));
+                }
+                Some(record)
+            }
+        };
+        let cx = Ctx {
+            s3: self,
+            auth: &authenticated,
+            query: &query,
+            bucket_name: addr.bucket.as_deref(),
+            key: addr.key.as_deref(),
+            bucket,
+        };
+        ops::call(op, &cx, req).await
+    }
+}
+
+/// `<Error><Code/><Message/><Resource/>…<RequestId/><HostId/></Error>`; HEAD responses carry
+/// the status and headers only.
+pub fn error_response(err: &S3Error, resource: &str, ids: &RequestIds, head: bool) -> S3Response {
+    let mut resp = S3Response::new(err.status());
+    for (name, value) in &err.headers {
+        resp = resp.header(name, value);
+    }
+    if head {
+        return resp;
+    }
+    let mut w = XmlWriter::with_root("Error", None);
+    w.elem("Code", err.code.as_str())
+        .elem("Message", &err.message)
+        .elem("Resource", resource);
+    for (name, value) in &err.fields {
+        w.elem(name, value);
+    }
+    w.elem("RequestId", &ids.request_id)
+        .elem("HostId", &ids.host_id);
+    let mut resp = resp;
+    resp.headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    resp.body = ResponseBody::Full(w.finish());
+    resp
+}

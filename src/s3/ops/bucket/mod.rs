@@ -1,0 +1,7 @@
+//! Bucket operations.
+
+pub mod create;
+pub mod delete;
+pub mod head;
+pub mod list;
+pub mod location;

@@ -1,0 +1,96 @@
+//! One module per S3 operation: parse the request, execute against storage, render the
+//! response. [`call`] is the registry that maps an [`OpName`] to its module.
+
+mod bucket;
+mod multipart;
+
+use super::{Ctx, OpName, S3Error, S3ErrorCode, S3Request, S3Response};
+
+/// Who may call an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Any authenticated user (ListBuckets, CreateBucket).
+    AnyUser,
+    /// The owner of the addressed bucket, which must exist.
+    BucketOwner,
+    /// Recognised, but not offered by this server.
+    NotImplemented,
+}
+
+pub fn access(op: OpName) -> Access {
+    use OpName::*;
+    match op {
+        ListBuckets | CreateBucket => Access::AnyUser,
+        HeadBucket
+        | DeleteBucket
+        | GetBucketLocation
+        | CreateMultipartUpload
+        | ListMultipartUploads
+        | AbortMultipartUpload => Access::BucketOwner,
+        _ => Access::NotImplemented,
+    }
+}
+
+pub fn not_implemented(op: OpName) -> S3Error {
+    S3Error::with_message(
+        S3ErrorCode::NotImplemented,
+        format!("{op} is not implemented by this server"),
+    )
+}
+
+pub async fn call(op: OpName, cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
+    use OpName::*;
+    match op {
+        ListBuckets => bucket::list::call(cx, req).await,
+        CreateBucket => bucket::create::call(cx, req).await,
+        HeadBucket => bucket::head::call(cx, req).await,
+        DeleteBucket => bucket::delete::call(cx, req).await,
+        GetBucketLocation => bucket::location::call(cx, req).await,
+        CreateMultipartUpload => multipart::create::call(cx, req).await,
+        ListMultipartUploads => multipart::list_uploads::call(cx, req).await,
+        AbortMultipartUpload => multipart::abort::call(cx, req).await,
+        _ => Err(not_implemented(op)),
+    }
+}
+
+/// Parses an optional non-negative integer query parameter capped at `max`
+/// (`max-uploads`, `max-keys`, …); negative or non-numeric → `InvalidArgument`.
+pub fn max_param(cx: &Ctx<'_>, name: &str, default: usize, max: usize) -> Result<usize, S3Error> {
+    match cx.query.get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (0..=i64::from(i32::MAX)).contains(n))
+            .map(|n| (n as usize).min(max))
+            .ok_or_else(|| {
+                S3Error::invalid_argument(
+                    format!("Argument {name} must be an integer between 0 and 2147483647"),
+                    name,
+                    v,
+                )
+            }),
+    }
+}
+
+/// `encoding-type`: absent or `url`.
+pub fn url_encoding(cx: &Ctx<'_>) -> Result<bool, S3Error> {
+    match cx.query.get("encoding-type") {
+        None => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("url") => Ok(true),
+        Some(v) => Err(S3Error::invalid_argument(
+            "Invalid Encoding Method specified in Request",
+            "encoding-type",
+            v,
+        )),
+    }
+}
+
+/// Encodes a key for `encoding-type=url` responses.
+pub fn encode_key(key: &str, url: bool) -> String {
+    if url {
+        crate::auth::sigv4::canonical::uri_encode(key.as_bytes(), true)
+    } else {
+        key.to_owned()
+    }
+}

@@ -1,0 +1,59 @@
+//! CreateMultipartUpload: <https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateMultipartUpload.html>
+//!
+//! Everything the completed object will carry (content headers, user metadata, tags, storage
+//! class, checksum settings) is validated and stored with the upload before the 200.
+
+use crate::clock::Timestamp;
+use crate::s3::types::new_upload_id;
+use crate::s3::xml::XmlWriter;
+use crate::s3::{Ctx, S3Error, S3Request, S3Response, body, headers};
+use crate::storage::UploadRecord;
+
+/// A CreateMultipartUpload body is empty; anything larger than this is refused unread.
+const MAX_BODY: usize = 64 * 1024;
+
+pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
+    let bucket = cx.bucket()?;
+    let key = cx.key()?;
+    let h = &req.headers;
+
+    // Parse and validate every header before the body is touched, so that with
+    // `Expect: 100-continue` a bad request is answered without the client sending anything.
+    headers::check_object_acl(h)?;
+    headers::check_unsupported_object_features(h)?;
+    let storage_class = headers::storage_class(h)?;
+    let content = headers::content_headers(h)?;
+    let user_metadata = headers::user_metadata(h)?;
+    let tags = headers::tagging(h)?;
+    let checksum = headers::checksum_settings(h)?;
+    let md5 = headers::content_md5(h)?;
+    body::read_small(req.body, cx.auth.payload, md5, MAX_BODY).await?;
+
+    let upload = UploadRecord {
+        bucket: bucket.name.clone(),
+        key: key.to_owned(),
+        upload_id: new_upload_id()?,
+        owner: cx.owner(),
+        initiator: cx.owner(),
+        initiated: Timestamp::now(),
+        storage_class: storage_class.as_str().to_owned(),
+        headers: content,
+        user_metadata,
+        tags,
+        checksum_algorithm: checksum.map(|(a, _)| a.as_str().to_owned()),
+        checksum_type: checksum.map(|(_, t)| t.as_str().to_owned()),
+    };
+    cx.s3.meta.create_upload(upload.clone()).await?;
+
+    let mut w = XmlWriter::new("InitiateMultipartUploadResult");
+    w.elem("Bucket", &upload.bucket)
+        .elem("Key", &upload.key)
+        .elem("UploadId", &upload.upload_id);
+    let mut resp = S3Response::xml(w.finish());
+    if let Some((algorithm, kind)) = checksum {
+        resp = resp
+            .header("x-amz-checksum-algorithm", algorithm.as_str())
+            .header("x-amz-checksum-type", kind.as_str());
+    }
+    Ok(resp)
+}

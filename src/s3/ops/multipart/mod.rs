@@ -1,0 +1,5 @@
+//! The multipart upload lifecycle.
+
+pub mod abort;
+pub mod create;
+pub mod list_uploads;

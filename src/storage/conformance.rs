@@ -1,0 +1,372 @@
+//! One behavioural suite run against every [`MetadataStore`], plus close-and-reopen for the
+//! persistent ones.
+
+use super::*;
+use crate::clock::Timestamp;
+use crate::storage::memory::MemoryMetadataStore;
+use crate::storage::rocks::RocksMetadataStore;
+
+fn owner(id: &str) -> Owner {
+    Owner {
+        id: id.into(),
+        display_name: format!("{id}-name"),
+    }
+}
+
+fn bucket(name: &str, owner_id: &str) -> BucketRecord {
+    BucketRecord {
+        name: name.into(),
+        owner: owner(owner_id),
+        region: "us-east-1".into(),
+        created: Timestamp(1_000),
+    }
+}
+
+fn upload(bucket: &str, key: &str, id: &str, initiated: i64) -> UploadRecord {
+    UploadRecord {
+        bucket: bucket.into(),
+        key: key.into(),
+        upload_id: id.into(),
+        owner: owner("alice"),
+        initiator: owner("alice"),
+        initiated: Timestamp(initiated),
+        storage_class: "STANDARD".into(),
+        headers: ContentHeaders {
+            content_type: Some("text/plain".into()),
+            ..ContentHeaders::default()
+        },
+        user_metadata: vec![("color".into(), "blue".into())],
+        tags: vec![],
+        checksum_algorithm: Some("CRC32".into()),
+        checksum_type: Some("COMPOSITE".into()),
+    }
+}
+
+fn list_q(
+    prefix: &str,
+    delimiter: Option<&str>,
+    key_marker: Option<&str>,
+    id_marker: Option<&str>,
+    max: usize,
+) -> ListUploadsQuery {
+    ListUploadsQuery {
+        prefix: prefix.into(),
+        delimiter: delimiter.map(Into::into),
+        key_marker: key_marker.map(Into::into),
+        upload_id_marker: id_marker.map(Into::into),
+        max_uploads: max,
+    }
+}
+
+fn ids(page: &UploadPage) -> Vec<&str> {
+    page.uploads.iter().map(|u| u.upload_id.as_str()).collect()
+}
+
+async fn buckets(store: &dyn MetadataStore) {
+    store.health().await.expect("healthy");
+    store
+        .create_bucket(bucket("b1", "alice"))
+        .await
+        .expect("create");
+    assert!(matches!(
+        store.create_bucket(bucket("b1", "bob")).await,
+        Err(StorageError::BucketExists { owner_id }) if owner_id == "alice"
+    ));
+    assert_eq!(
+        store.get_bucket("b1").await.expect("get"),
+        Some(bucket("b1", "alice"))
+    );
+    assert_eq!(store.get_bucket("nope").await.expect("get"), None);
+    for name in ["b2", "c1", "c2"] {
+        store
+            .create_bucket(bucket(name, "alice"))
+            .await
+            .expect("create");
+    }
+    store
+        .create_bucket(bucket("b3", "bob"))
+        .await
+        .expect("create");
+
+    let q = |prefix: &str, after: Option<&str>, max| ListBucketsQuery {
+        owner_id: "alice".into(),
+        prefix: prefix.into(),
+        start_after: after.map(Into::into),
+        max,
+    };
+    let names = |p: &BucketPage| p.buckets.iter().map(|b| b.name.clone()).collect::<Vec<_>>();
+    let all = store.list_buckets(&q("", None, 100)).await.expect("list");
+    assert_eq!(names(&all), ["b1", "b2", "c1", "c2"]);
+    assert_eq!(all.next_start_after, None);
+    let p1 = store.list_buckets(&q("", None, 3)).await.expect("list");
+    assert_eq!(names(&p1), ["b1", "b2", "c1"]);
+    assert_eq!(p1.next_start_after.as_deref(), Some("c1"));
+    let p2 = store
+        .list_buckets(&q("", Some("c1"), 3))
+        .await
+        .expect("list");
+    assert_eq!(names(&p2), ["c2"]);
+    assert_eq!(p2.next_start_after, None);
+    assert_eq!(
+        names(&store.list_buckets(&q("c", None, 100)).await.expect("list")),
+        ["c1", "c2"]
+    );
+    assert_eq!(
+        names(
+            &store
+                .list_buckets(&q("b", Some("b1"), 100))
+                .await
+                .expect("list")
+        ),
+        ["b2"]
+    );
+
+    store.delete_bucket("c2").await.expect("delete");
+    assert!(matches!(
+        store.delete_bucket("c2").await,
+        Err(StorageError::NotFound(Resource::Bucket))
+    ));
+    assert_eq!(store.get_bucket("c2").await.expect("get"), None);
+}
+
+async fn uploads(store: &dyn MetadataStore) {
+    store
+        .create_bucket(bucket("ub", "alice"))
+        .await
+        .expect("create");
+    store
+        .create_bucket(bucket("ua", "alice"))
+        .await
+        .expect("create");
+    store
+        .create_bucket(bucket("uc", "alice"))
+        .await
+        .expect("create");
+    assert!(matches!(
+        store.create_upload(upload("missing", "k", "id0", 1)).await,
+        Err(StorageError::NotFound(Resource::Bucket))
+    ));
+    // Deliberately created out of order: listing sorts by key, then initiation time.
+    for (key, id, t) in [
+        ("b/2", "id5", 50),
+        ("a", "id2", 20),
+        ("a", "id1", 10),
+        ("b/1", "id4", 40),
+        ("c", "id6", 60),
+        ("a\0z", "id3", 30),
+        ("", "id0", 5),
+    ] {
+        store
+            .create_upload(upload("ub", key, id, t))
+            .await
+            .expect("create upload");
+    }
+    // Neighbouring buckets must not leak into listings.
+    store
+        .create_upload(upload("ua", "a", "other1", 1))
+        .await
+        .expect("create upload");
+    store
+        .create_upload(upload("uc", "", "other2", 1))
+        .await
+        .expect("create upload");
+    assert!(matches!(
+        store.create_upload(upload("ub", "x", "id1", 1)).await,
+        Err(StorageError::Conflict)
+    ));
+
+    let u = store.get_upload("ub", "a", "id2").await.expect("get");
+    assert_eq!(u, upload("ub", "a", "id2", 20));
+    assert!(matches!(
+        store.get_upload("ub", "b/1", "id2").await,
+        Err(StorageError::NotFound(Resource::Upload))
+    ));
+    assert!(matches!(
+        store.get_upload("ua", "a", "id2").await,
+        Err(StorageError::NotFound(Resource::Upload))
+    ));
+
+    let all = store
+        .list_uploads("ub", &list_q("", None, None, None, 1000))
+        .await
+        .expect("list");
+    assert_eq!(ids(&all), ["id0", "id1", "id2", "id3", "id4", "id5", "id6"]);
+    assert!(!all.is_truncated);
+
+    let grouped = store
+        .list_uploads("ub", &list_q("", Some("/"), None, None, 1000))
+        .await
+        .expect("list");
+    assert_eq!(ids(&grouped), ["id0", "id1", "id2", "id3", "id6"]);
+    assert_eq!(grouped.common_prefixes, ["b/"]);
+
+    let prefixed = store
+        .list_uploads("ub", &list_q("b/", Some("/"), None, None, 1000))
+        .await
+        .expect("list");
+    assert_eq!(ids(&prefixed), ["id4", "id5"]);
+
+    // Paging by max-uploads with markers.
+    let p1 = store
+        .list_uploads("ub", &list_q("", None, None, None, 2))
+        .await
+        .expect("list");
+    assert_eq!(ids(&p1), ["id0", "id1"]);
+    assert!(p1.is_truncated);
+    assert_eq!(
+        (
+            p1.next_key_marker.as_deref(),
+            p1.next_upload_id_marker.as_deref()
+        ),
+        (Some("a"), Some("id1"))
+    );
+    let p2 = store
+        .list_uploads("ub", &list_q("", None, Some("a"), Some("id1"), 2))
+        .await
+        .expect("list");
+    assert_eq!(ids(&p2), ["id2", "id3"]);
+    let after_key = store
+        .list_uploads("ub", &list_q("", None, Some("a"), None, 1000))
+        .await
+        .expect("list");
+    assert_eq!(ids(&after_key), ["id3", "id4", "id5", "id6"]);
+    // A page that ended on a common prefix continues after it.
+    let cp = store
+        .list_uploads("ub", &list_q("", Some("/"), Some("b/"), None, 1000))
+        .await
+        .expect("list");
+    assert_eq!(ids(&cp), ["id6"]);
+    assert!(cp.common_prefixes.is_empty());
+    let cp_page = store
+        .list_uploads("ub", &list_q("", Some("/"), Some("a\0z"), None, 1))
+        .await
+        .expect("list");
+    assert_eq!(cp_page.common_prefixes, ["b/"]);
+    assert!(cp_page.is_truncated);
+    assert_eq!(
+        (
+            cp_page.next_key_marker.as_deref(),
+            cp_page.next_upload_id_marker.as_deref()
+        ),
+        (Some("b/"), None)
+    );
+    // An upload-id-marker that names no upload of the key-marker is an error.
+    assert!(matches!(
+        store
+            .list_uploads("ub", &list_q("", None, Some("a"), Some("id4"), 10))
+            .await,
+        Err(StorageError::NotFound(Resource::Upload))
+    ));
+    // A key-marker before the prefix starts at the prefix.
+    let before = store
+        .list_uploads("ub", &list_q("c", None, Some("a"), None, 10))
+        .await
+        .expect("list");
+    assert_eq!(ids(&before), ["id6"]);
+
+    // A bucket with uploads is not empty.
+    assert!(matches!(
+        store.delete_bucket("ub").await,
+        Err(StorageError::BucketNotEmpty)
+    ));
+
+    // Deleting needs the right key; afterwards the upload is gone from everything.
+    assert!(matches!(
+        store.delete_upload("ub", "c", "id2").await,
+        Err(StorageError::NotFound(Resource::Upload))
+    ));
+    assert_eq!(
+        store
+            .delete_upload("ub", "a", "id2")
+            .await
+            .expect("delete")
+            .upload_id,
+        "id2"
+    );
+    assert!(matches!(
+        store.delete_upload("ub", "a", "id2").await,
+        Err(StorageError::NotFound(Resource::Upload))
+    ));
+    assert!(matches!(
+        store.get_upload("ub", "a", "id2").await,
+        Err(StorageError::NotFound(Resource::Upload))
+    ));
+    let rest = store
+        .list_uploads("ub", &list_q("", None, None, None, 1000))
+        .await
+        .expect("list");
+    assert_eq!(ids(&rest), ["id0", "id1", "id3", "id4", "id5", "id6"]);
+    for (k, id) in [
+        ("", "id0"),
+        ("a", "id1"),
+        ("a\0z", "id3"),
+        ("b/1", "id4"),
+        ("b/2", "id5"),
+        ("c", "id6"),
+    ] {
+        store.delete_upload("ub", k, id).await.expect("delete");
+    }
+    store
+        .delete_bucket("ub")
+        .await
+        .expect("empty bucket deletes");
+}
+
+async fn run_all(store: &dyn MetadataStore) {
+    buckets(store).await;
+    uploads(store).await;
+    store.flush().await.expect("flush");
+}
+
+#[tokio::test]
+async fn memory_store_conforms() {
+    run_all(&MemoryMetadataStore::new()).await;
+}
+
+#[tokio::test]
+async fn rocks_store_conforms() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    run_all(&RocksMetadataStore::open(dir.path(), true).expect("open")).await;
+}
+
+#[tokio::test]
+async fn rocks_store_keeps_everything_across_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = RocksMetadataStore::open(dir.path(), true).expect("open");
+        store
+            .create_bucket(bucket("keep", "alice"))
+            .await
+            .expect("create");
+        store
+            .create_upload(upload("keep", "k/1", "u1", 7))
+            .await
+            .expect("upload");
+        store
+            .create_upload(upload("keep", "k/2", "u2", 8))
+            .await
+            .expect("upload");
+        store
+            .delete_upload("keep", "k/2", "u2")
+            .await
+            .expect("delete");
+    }
+    let store = RocksMetadataStore::open(dir.path(), true).expect("reopen");
+    assert_eq!(
+        store.get_bucket("keep").await.expect("get"),
+        Some(bucket("keep", "alice"))
+    );
+    assert_eq!(
+        store.get_upload("keep", "k/1", "u1").await.expect("get"),
+        upload("keep", "k/1", "u1", 7)
+    );
+    let page = store
+        .list_uploads("keep", &list_q("", None, None, None, 10))
+        .await
+        .expect("list");
+    assert_eq!(ids(&page), ["u1"]);
+    assert!(matches!(
+        store.get_upload("keep", "k/2", "u2").await,
+        Err(StorageError::NotFound(Resource::Upload))
+    ));
+}

@@ -1,0 +1,69 @@
+//! Persistence behind small traits that speak S3's domain (buckets, uploads, pages), never KV
+//! mechanics. No HTTP, XML or S3 error types here: callers map [`StorageError`] once.
+//!
+//! Every [`MetadataStore`] method is atomic on its own and async, so that an engine living in
+//! another process (a networked transactional database shared by several s3d nodes) can
+//! implement it without changing callers.
+
+#[cfg(test)]
+mod conformance;
+mod listing;
+pub mod memory;
+mod metadata;
+mod model;
+pub mod rocks;
+
+use std::fmt;
+
+pub use listing::{Entry, Grouped, group, marker_common_prefix};
+pub use metadata::MetadataStore;
+pub use model::*;
+
+/// What a storage error is about, so that S3 can keep NoSuchBucket, NoSuchKey and
+/// NoSuchUpload apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    Bucket,
+    Object,
+    Upload,
+}
+
+#[derive(Debug)]
+pub enum StorageError {
+    NotFound(Resource),
+    /// The bucket name is taken; `owner_id` tells whose it is.
+    BucketExists {
+        owner_id: String,
+    },
+    /// The bucket still holds objects or multipart uploads.
+    BucketNotEmpty,
+    /// A conditional write found the current state different from what it required.
+    PreconditionFailed,
+    /// A concurrent writer changed the state between check and commit.
+    Conflict,
+    /// Stored bytes that cannot be decoded.
+    Corrupt(String),
+    /// The engine or the file system failed.
+    Io(String),
+    /// The store has been shut down.
+    Closed,
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageError::NotFound(r) => write!(f, "{r:?} not found"),
+            StorageError::BucketExists { owner_id } => {
+                write!(f, "bucket exists (owner {owner_id})")
+            }
+            StorageError::BucketNotEmpty => f.write_str("bucket not empty"),
+            StorageError::PreconditionFailed => f.write_str("precondition failed"),
+            StorageError::Conflict => f.write_str("conflicting concurrent write"),
+            StorageError::Corrupt(m) => write!(f, "corrupt record: {m}"),
+            StorageError::Io(m) => write!(f, "storage I/O: {m}"),
+            StorageError::Closed => f.write_str("store closed"),
+        }
+    }
+}
+
+impl std::error::Error for StorageError {}

@@ -1,0 +1,108 @@
+//! Order-preserving key encodings. Every key starts with the bucket name and a 0x00 byte
+//! (bucket names never contain 0x00); object keys are escaped so that byte order of the
+//! encoding equals UTF-8 byte order of the keys, whatever bytes they contain.
+
+use crate::clock::Timestamp;
+
+/// Escapes 0x00 as 0x00 0xFF; `terminate` appends 0x00 0x01, which sorts before any
+/// continuation, so `a` < `a\0` < `ab`.
+fn push_escaped(out: &mut Vec<u8>, s: &str, terminate: bool) {
+    for &b in s.as_bytes() {
+        out.push(b);
+        if b == 0 {
+            out.push(0xFF);
+        }
+    }
+    if terminate {
+        out.extend_from_slice(&[0x00, 0x01]);
+    }
+}
+
+/// `bucket 0x00`: the start of everything in a bucket.
+pub fn bucket_prefix(bucket: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(bucket.len() + 1);
+    k.extend_from_slice(bucket.as_bytes());
+    k.push(0);
+    k
+}
+
+/// Timestamps as big-endian with the sign bit flipped, so that byte order is time order.
+fn push_timestamp(out: &mut Vec<u8>, t: Timestamp) {
+    out.extend_from_slice(&((t.0 as u64) ^ (1 << 63)).to_be_bytes());
+}
+
+/// Uploads: `bucket 0x00 esc(key) 0x00 0x01 initiated upload_id`.
+pub fn upload(bucket: &str, key: &str, initiated: Timestamp, upload_id: &str) -> Vec<u8> {
+    let mut k = bucket_prefix(bucket);
+    push_escaped(&mut k, key, true);
+    push_timestamp(&mut k, initiated);
+    k.extend_from_slice(upload_id.as_bytes());
+    k
+}
+
+/// The first upload key whose object key starts with `prefix`.
+pub fn upload_prefix(bucket: &str, prefix: &str) -> Vec<u8> {
+    let mut k = bucket_prefix(bucket);
+    push_escaped(&mut k, prefix, false);
+    k
+}
+
+/// Just past every upload of `key`.
+pub fn upload_after_key(bucket: &str, key: &str) -> Vec<u8> {
+    let mut k = bucket_prefix(bucket);
+    push_escaped(&mut k, key, false);
+    k.extend_from_slice(&[0x00, 0x02]);
+    k
+}
+
+/// Upload-id index: `bucket 0x00 upload_id` → upload key.
+pub fn upload_id(bucket: &str, upload_id: &str) -> Vec<u8> {
+    let mut k = bucket_prefix(bucket);
+    k.extend_from_slice(upload_id.as_bytes());
+    k
+}
+
+/// The smallest key strictly greater than `key`.
+pub fn successor(mut key: Vec<u8>) -> Vec<u8> {
+    key.push(0);
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_keys_sort_like_object_keys_then_time() {
+        let t = |n| Timestamp(n);
+        let mut keys = vec![
+            upload("b", "ab", t(1), "x"),
+            upload("b", "a\0", t(1), "x"),
+            upload("b", "a", t(5), "x"),
+            upload("b", "a", t(-5), "x"),
+            upload("b", "a/", t(0), "x"),
+            upload("b", "", t(0), "x"),
+        ];
+        keys.sort();
+        assert_eq!(
+            keys,
+            vec![
+                upload("b", "", t(0), "x"),
+                upload("b", "a", t(-5), "x"),
+                upload("b", "a", t(5), "x"),
+                upload("b", "a\0", t(1), "x"),
+                upload("b", "a/", t(0), "x"),
+                upload("b", "ab", t(1), "x"),
+            ]
+        );
+    }
+
+    #[test]
+    fn seek_positions_bracket_a_key() {
+        let k = upload("b", "a", Timestamp(i64::MAX), "zzz");
+        assert!(upload_prefix("b", "a") <= k);
+        assert!(upload_after_key("b", "a") > k);
+        assert!(upload_after_key("b", "a") < upload("b", "a\0", Timestamp(i64::MIN), ""));
+        assert!(successor(k.clone()) > k);
+    }
+}

@@ -1,0 +1,223 @@
+use std::time::{Duration, SystemTime};
+
+use crate::common::*;
+
+async fn server_with_bucket() -> TestServer {
+    let server = TestServer::start().await;
+    server
+        .client(ALICE, Style::Path)
+        .create_bucket()
+        .bucket("bkt")
+        .send()
+        .await
+        .expect("bucket");
+    server
+}
+
+fn list_uploads(server: &TestServer) -> Raw {
+    Raw::new("GET", &server.host("bkt", Style::Path), "/bkt?uploads")
+}
+
+#[tokio::test]
+async fn wrong_secret_shows_what_was_signed() {
+    let server = server_with_bucket().await;
+    let wrong = User {
+        secret_key: "not-the-secret",
+        ..ALICE
+    };
+    let resp = list_uploads(&server).sign(wrong).send(server.addr).await;
+    resp.assert_error(403, "SignatureDoesNotMatch");
+    let body = resp.text();
+    let sts = xml_value(&body, "StringToSign").expect("StringToSign");
+    assert!(sts.starts_with("AWS4-HMAC-SHA256\n"), "{sts}");
+    let creq = xml_value(&body, "CanonicalRequest").expect("CanonicalRequest");
+    assert!(creq.starts_with("GET\n/bkt\nuploads=\n"), "{creq}");
+    assert_eq!(
+        xml_value(&body, "AWSAccessKeyId").as_deref(),
+        Some(ALICE.access_key)
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn auth_failures_have_distinct_codes() {
+    let server = server_with_bucket().await;
+    let unknown = User {
+        access_key: "AKNOBODY",
+        ..ALICE
+    };
+    list_uploads(&server)
+        .sign(unknown)
+        .send(server.addr)
+        .await
+        .assert_error(403, "InvalidAccessKeyId");
+
+    let skewed = SystemTime::now() - Duration::from_secs(20 * 60);
+    let resp = list_uploads(&server)
+        .sign_at(ALICE, REGION, skewed)
+        .send(server.addr)
+        .await;
+    resp.assert_error(403, "RequestTimeTooSkewed");
+    assert!(
+        resp.text()
+            .contains("<MaxAllowedSkewMilliseconds>900000</MaxAllowedSkewMilliseconds>")
+    );
+
+    let resp = list_uploads(&server)
+        .sign_at(ALICE, "eu-central-1", SystemTime::now())
+        .send(server.addr)
+        .await;
+    resp.assert_error(400, "AuthorizationHeaderMalformed");
+    assert_eq!(xml_value(&resp.text(), "Region").as_deref(), Some(REGION));
+
+    for bad in [
+        "AWS4-HMAC-SHA256 Credential=garbage",
+        "AWS4-HMAC-SHA256 Credential=AKALICE0000000000001/20260101/us-east-1/s3/aws4_request, Signature=00",
+        "Bearer token",
+    ] {
+        let resp = list_uploads(&server)
+            .header("authorization", bad)
+            .header("x-amz-date", &s3d::clock::Timestamp::now().to_amz_date())
+            .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
+            .send(server.addr)
+            .await;
+        resp.assert_error(400, "AuthorizationHeaderMalformed");
+    }
+
+    list_uploads(&server)
+        .send(server.addr)
+        .await
+        .assert_error(403, "AccessDenied");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn payload_hash_header_is_required_and_checked() {
+    let server = server_with_bucket().await;
+    // Signed with the hash of one body, sent with another.
+    let signed = Raw::new("PUT", &server.host("", Style::Path), "/newbucket")
+        .body(b"<CreateBucketConfiguration/>")
+        .sign(ALICE);
+    let mut tampered = signed.clone();
+    tampered.body = b"<CreateBucketConfigurati0n/>".to_vec();
+    tampered
+        .send(server.addr)
+        .await
+        .assert_error(400, "XAmzContentSHA256Mismatch");
+    let list = server
+        .client(ALICE, Style::Path)
+        .list_buckets()
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(
+        list.buckets().len(),
+        1,
+        "no bucket created by the rejected request"
+    );
+
+    let mut missing = list_uploads(&server).sign(ALICE);
+    missing.headers.retain(|(k, _)| k != "x-amz-content-sha256");
+    missing
+        .send(server.addr)
+        .await
+        .assert_error(400, "InvalidRequest");
+
+    let mut bad = list_uploads(&server).sign(ALICE);
+    for (k, v) in &mut bad.headers {
+        if k == "x-amz-content-sha256" {
+            *v = "not-a-hash".into();
+        }
+    }
+    bad.send(server.addr)
+        .await
+        .assert_error(400, "InvalidArgument");
+
+    let unsigned = list_uploads(&server)
+        .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
+        .sign(ALICE);
+    assert_eq!(unsigned.send(server.addr).await.status, 200);
+    server.stop().await;
+}
+
+/// The variations real clients put on the wire all verify.
+#[tokio::test]
+async fn client_variations_verify() {
+    let server = server_with_bucket().await;
+    let host = server.host("bkt", Style::Path);
+    // s3cmd writes no space after the commas of the Authorization header.
+    let mut s3cmd = list_uploads(&server).sign(ALICE);
+    for (k, v) in &mut s3cmd.headers {
+        if k == "authorization" {
+            *v = v.replace(", ", ",");
+        }
+    }
+    assert_eq!(s3cmd.send(server.addr).await.status, 200);
+    // `?uploads=`, the Rust SDK's x-id, trailing-slash bucket paths, signed content headers.
+    for (method, target) in [
+        ("POST", "/bkt/k1?uploads="),
+        ("POST", "/bkt/k2?uploads&x-id=CreateMultipartUpload"),
+        ("GET", "/bkt/?uploads"),
+        ("GET", "/bkt/?uploads&max-uploads=10&prefix=&delimiter="),
+    ] {
+        let resp = Raw::new(method, &host, target)
+            .header("content-type", "application/octet-stream")
+            .header("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg==")
+            .header("accept-encoding", "gzip")
+            .header("x-amz-meta-mtime", "1700000000")
+            .sign(ALICE)
+            .send(server.addr)
+            .await;
+        assert_eq!(resp.status, 200, "{method} {target}: {}", resp.text());
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn presigned_urls() {
+    let server = server_with_bucket().await;
+    let host = server.host("bkt", Style::Path);
+    let url = Raw::new("GET", &host, "/bkt?uploads").presign(
+        ALICE,
+        SystemTime::now(),
+        Duration::from_secs(300),
+    );
+    assert!(url.target.contains("X-Amz-Signature="), "{}", url.target);
+    let resp = url.send(server.addr).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert!(resp.text().contains("<ListMultipartUploadsResult"));
+
+    // A presigned CreateMultipartUpload works too.
+    let resp = Raw::new("POST", &host, "/bkt/presigned-key?uploads")
+        .presign(ALICE, SystemTime::now(), Duration::from_secs(60))
+        .send(server.addr)
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+
+    let mut tampered = url.clone();
+    tampered.target = tampered.target.replace("uploads", "uploads&prefix=x");
+    tampered
+        .send(server.addr)
+        .await
+        .assert_error(403, "SignatureDoesNotMatch");
+
+    let expired = Raw::new("GET", &host, "/bkt?uploads").presign(
+        ALICE,
+        SystemTime::now() - Duration::from_secs(3600),
+        Duration::from_secs(60),
+    );
+    let resp = expired.send(server.addr).await;
+    resp.assert_error(403, "AccessDenied");
+    assert!(resp.text().contains("Request has expired"));
+
+    let too_long = Raw::new("GET", &host, "/bkt?uploads").presign(
+        ALICE,
+        SystemTime::now(),
+        Duration::from_secs(604_801),
+    );
+    too_long
+        .send(server.addr)
+        .await
+        .assert_error(400, "AuthorizationQueryParametersError");
+    server.stop().await;
+}

@@ -1,0 +1,15 @@
+//! The single integration-test binary: a real s3d server on 127.0.0.1:0 driven by the AWS
+//! Rust SDK (real SigV4, real XML) and by raw signed HTTP requests for inputs no SDK sends.
+
+mod common;
+
+/// SigV4: every failure mode and its error code.
+mod auth;
+/// Service and bucket operations.
+mod bucket;
+/// The built binary: config, health, restart persistence, signals.
+mod daemon;
+/// Malformed input: bad headers, names, digests; no panics, no hangs.
+mod errors;
+/// CreateMultipartUpload, ListMultipartUploads, AbortMultipartUpload.
+mod multipart;
