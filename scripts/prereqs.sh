@@ -1,0 +1,55 @@
+# Installs what building and testing s3d needs, only where it is missing. Sourced by
+# scripts/serve and scripts/test; works on Debian/Ubuntu as root or through sudo.
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_updated=0
+apt_install() {
+    if [ "$apt_updated" -eq 0 ]; then
+        as_root apt-get update -qq
+        apt_updated=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+
+have_libclang() {
+    [ -n "${LIBCLANG_PATH:-}" ] && return 0
+    ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/x86_64-linux-gnu/libclang*.so* /usr/lib/aarch64-linux-gnu/libclang*.so* >/dev/null 2>&1
+}
+
+# RocksDB's build needs a C++ compiler and libclang (for bindgen).
+ensure_build_deps() {
+    local missing=()
+    command -v cargo >/dev/null || { echo "cargo is required: install Rust from https://rustup.rs" >&2; exit 1; }
+    command -v c++ >/dev/null || missing+=(g++)
+    have_libclang || missing+=(clang libclang-dev)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        echo "installing build prerequisites: ${missing[*]}" >&2
+        apt_install "${missing[@]}"
+    fi
+}
+
+# Real clients for the scripted tests: curl, s3cmd and rclone from Debian; aws-cli, boto3
+# and pytest from PyPI in a virtualenv under the target directory.
+ensure_client_deps() {
+    local missing=()
+    command -v curl >/dev/null || missing+=(curl)
+    command -v s3cmd >/dev/null || missing+=(s3cmd)
+    command -v rclone >/dev/null || missing+=(rclone)
+    command -v python3 >/dev/null || missing+=(python3)
+    python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        echo "installing client prerequisites: ${missing[*]}" >&2
+        apt_install "${missing[@]}"
+    fi
+    CLIENT_VENV="${TARGET_DIR}/client-venv"
+    if ! "${CLIENT_VENV}/bin/python" -c "import boto3, pytest, awscli" >/dev/null 2>&1; then
+        echo "installing aws-cli, boto3 and pytest into ${CLIENT_VENV}" >&2
+        rm -rf "${CLIENT_VENV}"
+        python3 -m venv "${CLIENT_VENV}" || { apt_install python3-venv && python3 -m venv "${CLIENT_VENV}"; }
+        "${CLIENT_VENV}/bin/pip" install -q --disable-pip-version-check awscli boto3 pytest
+    fi
+    export CLIENT_VENV
+}
