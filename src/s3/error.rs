@@ -247,11 +247,19 @@ impl From<StorageError> for S3Error {
             StorageError::NotFound(Resource::Bucket) => S3Error::new(C::NoSuchBucket),
             StorageError::NotFound(Resource::Object) => S3Error::new(C::NoSuchKey),
             StorageError::NotFound(Resource::Upload) => S3Error::new(C::NoSuchUpload),
+            // The request body failed while being stored: the S3 error travels inside.
+            StorageError::Input(e) => match e.into_inner().map(|inner| inner.downcast::<S3Error>())
+            {
+                Some(Ok(s3)) => *s3,
+                Some(Err(other)) => S3Error::new(C::IncompleteBody).source(other),
+                None => S3Error::new(C::IncompleteBody),
+            },
             StorageError::BucketNotEmpty => S3Error::new(C::BucketNotEmpty),
             StorageError::PreconditionFailed => S3Error::new(C::PreconditionFailed),
             StorageError::Conflict => S3Error::new(C::ConditionalRequestConflict),
             // The caller decides whose bucket it is; by itself this is an internal mix-up.
-            e @ (StorageError::BucketExists { .. }
+            e @ (StorageError::NotFound(Resource::Blob)
+            | StorageError::BucketExists { .. }
             | StorageError::Corrupt(_)
             | StorageError::Io(_)
             | StorageError::Closed) => S3Error::internal(e),

@@ -280,6 +280,7 @@ async fn uploads(store: &dyn MetadataStore) {
             .delete_upload("ub", "a", "id2")
             .await
             .expect("delete")
+            .0
             .upload_id,
         "id2"
     );
@@ -312,9 +313,349 @@ async fn uploads(store: &dyn MetadataStore) {
         .expect("empty bucket deletes");
 }
 
+fn part(n: u32, blob: &str) -> PartRecord {
+    PartRecord {
+        part_number: n,
+        blob: BlobId(blob.into()),
+        size: u64::from(n) * 10,
+        md5: [n as u8; 16],
+        last_modified: Timestamp(n.into()),
+        checksums: vec![("CRC32".into(), "AAAAAA==".into())],
+    }
+}
+
+fn object(bucket: &str, key: &str, blobs: &[&str]) -> ObjectRecord {
+    ObjectRecord {
+        bucket: bucket.into(),
+        key: key.into(),
+        size: 10,
+        etag: format!("etag-{key}"),
+        last_modified: Timestamp(5),
+        owner: owner("alice"),
+        storage_class: "STANDARD".into(),
+        headers: ContentHeaders::default(),
+        user_metadata: vec![],
+        tags: vec![],
+        parts: blobs
+            .iter()
+            .enumerate()
+            .map(|(i, b)| part(i as u32 + 1, b))
+            .collect(),
+        multipart: blobs.len() > 1,
+        checksum: None,
+    }
+}
+
+async fn in_use(store: &dyn MetadataStore, blob: &str) -> bool {
+    store
+        .blob_in_use(&BlobId(blob.into()))
+        .await
+        .expect("blob_in_use")
+}
+
+async fn objects(store: &dyn MetadataStore) {
+    store
+        .create_bucket(bucket("ob", "alice"))
+        .await
+        .expect("create");
+    store
+        .create_bucket(bucket("oc", "alice"))
+        .await
+        .expect("create");
+    assert!(matches!(
+        store
+            .put_object(object("missing", "k", &["b0"]), &WriteCondition::None)
+            .await,
+        Err(StorageError::NotFound(Resource::Bucket))
+    ));
+    for k in ["b/1", "a", "b/2", "c", "a\0z", ""] {
+        assert_eq!(
+            store
+                .put_object(
+                    object("ob", k, &[&format!("blob-{k}")]),
+                    &WriteCondition::None
+                )
+                .await
+                .expect("put"),
+            None
+        );
+    }
+    store
+        .put_object(object("oc", "a", &["other"]), &WriteCondition::None)
+        .await
+        .expect("put");
+    assert_eq!(
+        store.get_object("ob", "a").await.expect("get"),
+        Some(object("ob", "a", &["blob-a"]))
+    );
+    assert!(in_use(store, "blob-a").await);
+
+    // Conditional writes.
+    assert!(matches!(
+        store
+            .put_object(object("ob", "a", &["x"]), &WriteCondition::IfAbsent)
+            .await,
+        Err(StorageError::PreconditionFailed)
+    ));
+    assert!(matches!(
+        store
+            .put_object(
+                object("ob", "zz", &["x"]),
+                &WriteCondition::IfMatch("etag-zz".into())
+            )
+            .await,
+        Err(StorageError::NotFound(Resource::Object))
+    ));
+    assert!(matches!(
+        store
+            .put_object(
+                object("ob", "a", &["x"]),
+                &WriteCondition::IfMatch("nope".into())
+            )
+            .await,
+        Err(StorageError::PreconditionFailed)
+    ));
+    assert!(
+        !in_use(store, "x").await,
+        "a refused write leaves no reference"
+    );
+    let replaced = store
+        .put_object(
+            object("ob", "a", &["blob-a2"]),
+            &WriteCondition::IfMatch("etag-a".into()),
+        )
+        .await
+        .expect("if-match");
+    assert_eq!(
+        replaced.map(|o| o.parts[0].blob.0.clone()),
+        Some("blob-a".to_string())
+    );
+    assert!(!in_use(store, "blob-a").await && in_use(store, "blob-a2").await);
+
+    let keys = |p: &ObjectPage| p.objects.iter().map(|o| o.key.clone()).collect::<Vec<_>>();
+    let q = |prefix: &str, delim: Option<&str>, after: Option<&str>, max| ListObjectsQuery {
+        prefix: prefix.into(),
+        delimiter: delim.map(Into::into),
+        start_after: after.map(Into::into),
+        max,
+    };
+    let all = store
+        .list_objects("ob", &q("", None, None, 1000))
+        .await
+        .expect("list");
+    assert_eq!(keys(&all), ["", "a", "a\0z", "b/1", "b/2", "c"]);
+    let grouped = store
+        .list_objects("ob", &q("", Some("/"), None, 1000))
+        .await
+        .expect("list");
+    assert_eq!(keys(&grouped), ["", "a", "a\0z", "c"]);
+    assert_eq!(grouped.common_prefixes, ["b/"]);
+    let p1 = store
+        .list_objects("ob", &q("", Some("/"), None, 4))
+        .await
+        .expect("list");
+    assert!(p1.is_truncated);
+    assert_eq!(p1.last.as_deref(), Some("b/"));
+    let p2 = store
+        .list_objects("ob", &q("", Some("/"), Some("b/"), 4))
+        .await
+        .expect("list");
+    assert_eq!(keys(&p2), ["c"]);
+    assert!(!p2.is_truncated);
+    assert_eq!(
+        keys(
+            &store
+                .list_objects("ob", &q("b/", None, Some("b/1"), 10))
+                .await
+                .expect("list")
+        ),
+        ["b/2"]
+    );
+    assert_eq!(
+        keys(
+            &store
+                .list_objects("ob", &q("b", None, Some("a"), 10))
+                .await
+                .expect("list")
+        ),
+        ["b/1", "b/2"]
+    );
+
+    assert!(matches!(
+        store.delete_bucket("ob").await,
+        Err(StorageError::BucketNotEmpty)
+    ));
+    let gone = store.delete_object("ob", "c").await.expect("delete");
+    assert_eq!(gone.map(|o| o.key), Some("c".to_string()));
+    assert_eq!(
+        store.delete_object("ob", "c").await.expect("delete again"),
+        None
+    );
+    assert!(!in_use(store, "blob-c").await);
+    for k in ["b/1", "a", "b/2", "a\0z", ""] {
+        store.delete_object("ob", k).await.expect("delete");
+    }
+    store.delete_bucket("ob").await.expect("empty");
+}
+
+async fn parts_and_completion(store: &dyn MetadataStore) {
+    store
+        .create_bucket(bucket("mp", "alice"))
+        .await
+        .expect("create");
+    store
+        .create_upload(upload("mp", "obj", "up1", 1))
+        .await
+        .expect("upload");
+    assert!(matches!(
+        store.put_part("mp", "obj", "nope", part(1, "p1")).await,
+        Err(StorageError::NotFound(Resource::Upload))
+    ));
+    assert!(matches!(
+        store.put_part("mp", "other", "up1", part(1, "p1")).await,
+        Err(StorageError::NotFound(Resource::Upload))
+    ));
+    for (n, b) in [(3, "p3"), (1, "p1-old"), (2, "p2"), (5, "p5")] {
+        assert_eq!(
+            store
+                .put_part("mp", "obj", "up1", part(n, b))
+                .await
+                .expect("part"),
+            None
+        );
+    }
+    let replaced = store
+        .put_part("mp", "obj", "up1", part(1, "p1"))
+        .await
+        .expect("re-upload");
+    assert_eq!(replaced.map(|p| p.blob.0), Some("p1-old".to_string()));
+    assert!(!in_use(store, "p1-old").await && in_use(store, "p1").await);
+
+    let nums = |p: &PartPage| p.parts.iter().map(|p| p.part_number).collect::<Vec<_>>();
+    let all = store
+        .list_parts("mp", "obj", "up1", 0, 1000)
+        .await
+        .expect("parts");
+    assert_eq!(nums(&all), [1, 2, 3, 5]);
+    assert_eq!(all.parts[0], part(1, "p1"));
+    let page = store
+        .list_parts("mp", "obj", "up1", 1, 2)
+        .await
+        .expect("parts");
+    assert_eq!((nums(&page), page.is_truncated), (vec![2, 3], true));
+    let page = store
+        .list_parts("mp", "obj", "up1", 3, 2)
+        .await
+        .expect("parts");
+    assert_eq!((nums(&page), page.is_truncated), (vec![5], false));
+    assert!(matches!(
+        store.list_parts("mp", "obj", "nope", 0, 10).await,
+        Err(StorageError::NotFound(Resource::Upload))
+    ));
+
+    // Complete with parts 1, 3 and 5: part 2 is discarded, the rest become the object.
+    let mut obj = object("mp", "obj", &[]);
+    obj.parts = vec![part(1, "p1"), part(3, "p3"), part(5, "p5")];
+    obj.multipart = true;
+    assert!(matches!(
+        store
+            .complete_upload("up1", obj.clone(), &WriteCondition::IfMatch("x".into()))
+            .await,
+        Err(StorageError::NotFound(Resource::Object))
+    ));
+    assert_eq!(
+        nums(
+            &store
+                .list_parts("mp", "obj", "up1", 0, 10)
+                .await
+                .expect("intact")
+        ),
+        [1, 2, 3, 5]
+    );
+    let outcome = store
+        .complete_upload("up1", obj.clone(), &WriteCondition::IfAbsent)
+        .await
+        .expect("complete");
+    assert_eq!(outcome.replaced, None);
+    assert_eq!(
+        outcome
+            .discarded
+            .iter()
+            .map(|p| p.blob.0.as_str())
+            .collect::<Vec<_>>(),
+        ["p2"]
+    );
+    assert_eq!(
+        store.get_object("mp", "obj").await.expect("get"),
+        Some(obj.clone())
+    );
+    assert!(in_use(store, "p1").await && in_use(store, "p5").await && !in_use(store, "p2").await);
+    assert!(matches!(
+        store.get_upload("mp", "obj", "up1").await,
+        Err(StorageError::NotFound(Resource::Upload))
+    ));
+    assert!(matches!(
+        store
+            .complete_upload("up1", obj.clone(), &WriteCondition::None)
+            .await,
+        Err(StorageError::NotFound(Resource::Upload))
+    ));
+    let done = store
+        .get_completed("mp", "up1")
+        .await
+        .expect("completed")
+        .expect("remembered");
+    assert_eq!(
+        (done.key.as_str(), done.etag.as_str()),
+        ("obj", obj.etag.as_str())
+    );
+    assert_eq!(
+        store.get_completed("mp", "nope").await.expect("completed"),
+        None
+    );
+    assert_eq!(store.prune_completed(Timestamp(1)).await.expect("prune"), 0);
+    assert_eq!(
+        store
+            .prune_completed(Timestamp(i64::MAX))
+            .await
+            .expect("prune"),
+        1
+    );
+    assert_eq!(
+        store.get_completed("mp", "up1").await.expect("completed"),
+        None
+    );
+
+    // Aborting returns every part for reclamation.
+    store
+        .create_upload(upload("mp", "obj", "up2", 2))
+        .await
+        .expect("upload");
+    store
+        .put_part("mp", "obj", "up2", part(1, "q1"))
+        .await
+        .expect("part");
+    store
+        .put_part("mp", "obj", "up2", part(2, "q2"))
+        .await
+        .expect("part");
+    let (_, parts) = store
+        .delete_upload("mp", "obj", "up2")
+        .await
+        .expect("abort");
+    assert_eq!(parts.len(), 2);
+    assert!(!in_use(store, "q1").await && !in_use(store, "q2").await);
+    assert!(matches!(
+        store.put_part("mp", "obj", "up2", part(3, "q3")).await,
+        Err(StorageError::NotFound(Resource::Upload))
+    ));
+}
+
 async fn run_all(store: &dyn MetadataStore) {
     buckets(store).await;
     uploads(store).await;
+    objects(store).await;
+    parts_and_completion(store).await;
     store.flush().await.expect("flush");
 }
 

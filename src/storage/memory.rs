@@ -8,8 +8,10 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    BucketPage, BucketRecord, ListBucketsQuery, ListUploadsQuery, MetadataStore, Resource,
-    StorageError, UploadPage, UploadRecord, group, marker_common_prefix,
+    BlobId, BlobRef, BlobStore, BucketPage, BucketRecord, ByteStream, CompleteOutcome,
+    CompletedUpload, ListBucketsQuery, ListObjectsQuery, ListUploadsQuery, MetadataStore,
+    ObjectPage, ObjectRecord, PartPage, PartRecord, Resource, StorageError, UploadPage,
+    UploadRecord, WriteCondition, group, marker_common_prefix,
 };
 use crate::clock::Timestamp;
 
@@ -22,6 +24,10 @@ struct State {
     uploads: BTreeMap<UploadKey, UploadRecord>,
     /// (bucket, upload id) → position in `uploads`.
     upload_ids: HashMap<(String, String), UploadKey>,
+    objects: BTreeMap<(String, String), ObjectRecord>,
+    /// (bucket, upload id, part number) → part.
+    parts: BTreeMap<(String, String, u32), PartRecord>,
+    completed: HashMap<(String, String), CompletedUpload>,
 }
 
 #[derive(Default)]
@@ -51,6 +57,34 @@ fn upload_key(u: &UploadRecord) -> UploadKey {
 }
 
 impl State {
+    fn upload_parts(&self, bucket: &str, upload_id: &str) -> impl Iterator<Item = &PartRecord> {
+        let from = (bucket.to_owned(), upload_id.to_owned(), 0);
+        let to = (bucket.to_owned(), upload_id.to_owned(), u32::MAX);
+        self.parts.range(from..=to).map(|(_, p)| p)
+    }
+
+    fn remove_upload(
+        &mut self,
+        bucket: &str,
+        upload_id: &str,
+        key: &UploadKey,
+    ) -> (Option<UploadRecord>, Vec<PartRecord>) {
+        self.upload_ids
+            .remove(&(bucket.to_owned(), upload_id.to_owned()));
+        let numbers: Vec<u32> = self
+            .upload_parts(bucket, upload_id)
+            .map(|p| p.part_number)
+            .collect();
+        let parts = numbers
+            .into_iter()
+            .filter_map(|n| {
+                self.parts
+                    .remove(&(bucket.to_owned(), upload_id.to_owned(), n))
+            })
+            .collect();
+        (self.uploads.remove(key), parts)
+    }
+
     fn find_upload(
         &self,
         bucket: &str,
@@ -96,11 +130,17 @@ impl MetadataStore for MemoryMetadataStore {
             Timestamp(i64::MIN),
             String::new(),
         );
-        if s.uploads
+        let has_uploads = s
+            .uploads
             .range(from..)
             .next()
-            .is_some_and(|(k, _)| k.0 == name)
-        {
+            .is_some_and(|(k, _)| k.0 == name);
+        let has_objects = s
+            .objects
+            .range((name.to_owned(), String::new())..)
+            .next()
+            .is_some_and(|(k, _)| k.0 == name);
+        if has_uploads || has_objects {
             return Err(StorageError::BucketNotEmpty);
         }
         s.buckets.remove(name);
@@ -163,14 +203,13 @@ impl MetadataStore for MemoryMetadataStore {
         bucket: &str,
         key: &str,
         upload_id: &str,
-    ) -> Result<UploadRecord, StorageError> {
+    ) -> Result<(UploadRecord, Vec<PartRecord>), StorageError> {
         let mut s = self.state();
         let k = s.find_upload(bucket, key, upload_id)?.clone();
-        s.upload_ids
-            .remove(&(bucket.to_owned(), upload_id.to_owned()));
-        s.uploads
-            .remove(&k)
-            .ok_or(StorageError::NotFound(Resource::Upload))
+        match s.remove_upload(bucket, upload_id, &k) {
+            (Some(u), parts) => Ok((u, parts)),
+            (None, _) => Err(StorageError::NotFound(Resource::Upload)),
+        }
     }
 
     async fn list_uploads(
@@ -217,7 +256,234 @@ impl MetadataStore for MemoryMetadataStore {
         Ok(UploadPage::from_grouped(grouped))
     }
 
+    async fn put_object(
+        &self,
+        object: ObjectRecord,
+        condition: &WriteCondition,
+    ) -> Result<Option<ObjectRecord>, StorageError> {
+        let mut s = self.state();
+        if !s.buckets.contains_key(&object.bucket) {
+            return Err(StorageError::NotFound(Resource::Bucket));
+        }
+        let k = (object.bucket.clone(), object.key.clone());
+        condition.check(s.objects.get(&k))?;
+        Ok(s.objects.insert(k, object))
+    }
+
+    async fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<ObjectRecord>, StorageError> {
+        Ok(self
+            .state()
+            .objects
+            .get(&(bucket.to_owned(), key.to_owned()))
+            .cloned())
+    }
+
+    async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<ObjectRecord>, StorageError> {
+        Ok(self
+            .state()
+            .objects
+            .remove(&(bucket.to_owned(), key.to_owned())))
+    }
+
+    async fn list_objects(
+        &self,
+        bucket: &str,
+        q: &ListObjectsQuery,
+    ) -> Result<ObjectPage, StorageError> {
+        let s = self.state();
+        let start = match &q.start_after {
+            Some(after) if *after >= q.prefix => {
+                Bound::Excluded((bucket.to_owned(), after.clone()))
+            }
+            _ => Bound::Included((bucket.to_owned(), q.prefix.clone())),
+        };
+        let items = s
+            .objects
+            .range((start, Bound::Unbounded))
+            .take_while(|(k, _)| k.0 == bucket)
+            .map(|(_, o)| Ok::<_, StorageError>(o.clone()));
+        let skip = q
+            .start_after
+            .as_deref()
+            .and_then(|m| marker_common_prefix(m, &q.prefix, q.delimiter.as_deref()));
+        let grouped = group(
+            items,
+            |o| o.key.as_str(),
+            &q.prefix,
+            q.delimiter.as_deref(),
+            skip,
+            q.max,
+        )?;
+        Ok(ObjectPage::from_grouped(grouped))
+    }
+
+    async fn put_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part: PartRecord,
+    ) -> Result<Option<PartRecord>, StorageError> {
+        let mut s = self.state();
+        s.find_upload(bucket, key, upload_id)?;
+        Ok(s.parts.insert(
+            (bucket.to_owned(), upload_id.to_owned(), part.part_number),
+            part,
+        ))
+    }
+
+    async fn list_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        after: u32,
+        max: usize,
+    ) -> Result<PartPage, StorageError> {
+        let s = self.state();
+        s.find_upload(bucket, key, upload_id)?;
+        let mut parts: Vec<PartRecord> = s
+            .upload_parts(bucket, upload_id)
+            .filter(|p| p.part_number > after)
+            .take(max.saturating_add(1))
+            .cloned()
+            .collect();
+        let is_truncated = parts.len() > max;
+        parts.truncate(max);
+        Ok(PartPage {
+            parts,
+            is_truncated,
+        })
+    }
+
+    async fn complete_upload(
+        &self,
+        upload_id: &str,
+        object: ObjectRecord,
+        condition: &WriteCondition,
+    ) -> Result<CompleteOutcome, StorageError> {
+        let mut s = self.state();
+        let (bucket, key) = (object.bucket.clone(), object.key.clone());
+        let k = s.find_upload(&bucket, &key, upload_id)?.clone();
+        condition.check(s.objects.get(&(bucket.clone(), key.clone())))?;
+        let (_, parts) = s.remove_upload(&bucket, upload_id, &k);
+        let discarded = parts
+            .into_iter()
+            .filter(|p| !object.parts.iter().any(|used| used.blob == p.blob))
+            .collect();
+        s.completed.insert(
+            (bucket.clone(), upload_id.to_owned()),
+            CompletedUpload {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                upload_id: upload_id.to_owned(),
+                etag: object.etag.clone(),
+                size: object.size,
+                checksum: object.checksum.clone(),
+                completed: object.last_modified,
+            },
+        );
+        let replaced = s.objects.insert((bucket, key), object);
+        Ok(CompleteOutcome {
+            replaced,
+            discarded,
+        })
+    }
+
+    async fn get_completed(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+    ) -> Result<Option<CompletedUpload>, StorageError> {
+        Ok(self
+            .state()
+            .completed
+            .get(&(bucket.to_owned(), upload_id.to_owned()))
+            .cloned())
+    }
+
+    async fn prune_completed(&self, before: Timestamp) -> Result<usize, StorageError> {
+        let mut s = self.state();
+        let n = s.completed.len();
+        s.completed.retain(|_, c| c.completed >= before);
+        Ok(n - s.completed.len())
+    }
+
+    async fn blob_in_use(&self, blob: &BlobId) -> Result<bool, StorageError> {
+        let s = self.state();
+        Ok(s.objects.values().any(|o| o.blobs().any(|b| b == blob))
+            || s.parts.values().any(|p| p.blob == *blob))
+    }
+
     async fn flush(&self) -> Result<(), StorageError> {
         Ok(())
+    }
+}
+
+/// Blobs in memory, for tests.
+#[derive(Default)]
+pub struct MemoryBlobStore {
+    blobs: Mutex<HashMap<BlobId, bytes::Bytes>>,
+}
+
+impl MemoryBlobStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn blobs(&self) -> MutexGuard<'_, HashMap<BlobId, bytes::Bytes>> {
+        self.blobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl BlobStore for MemoryBlobStore {
+    async fn put(&self, mut body: ByteStream) -> Result<BlobRef, StorageError> {
+        use futures_util::StreamExt;
+        let mut buf = bytes::BytesMut::new();
+        while let Some(chunk) = body.next().await {
+            buf.extend_from_slice(&chunk.map_err(StorageError::Input)?);
+        }
+        let id = BlobId::generate()?;
+        let len = buf.len() as u64;
+        self.blobs().insert(id.clone(), buf.freeze());
+        Ok(BlobRef { id, len })
+    }
+
+    async fn get(
+        &self,
+        id: &BlobId,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<ByteStream, StorageError> {
+        let data = self
+            .blobs()
+            .get(id)
+            .cloned()
+            .ok_or(StorageError::NotFound(Resource::Blob))?;
+        let data = match range {
+            Some(r) => {
+                let end = (r.end as usize).min(data.len());
+                data.slice((r.start as usize).min(end)..end)
+            }
+            None => data,
+        };
+        Ok(Box::pin(futures_util::stream::iter([Ok(data)])))
+    }
+
+    async fn delete(&self, id: &BlobId) -> Result<(), StorageError> {
+        self.blobs().remove(id);
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<(BlobId, u64)>, StorageError> {
+        Ok(self.blobs().keys().map(|k| (k.clone(), u64::MAX)).collect())
     }
 }

@@ -5,8 +5,10 @@
 //! another process (a networked transactional database shared by several s3d nodes) can
 //! implement it without changing callers.
 
+pub mod blob;
 #[cfg(test)]
 mod conformance;
+pub mod fs;
 mod listing;
 pub mod memory;
 mod metadata;
@@ -15,6 +17,7 @@ pub mod rocks;
 
 use std::fmt;
 
+pub use blob::{BlobId, BlobRef, BlobStore, ByteStream};
 pub use listing::{Entry, Grouped, group, marker_common_prefix};
 pub use metadata::MetadataStore;
 pub use model::*;
@@ -26,6 +29,7 @@ pub enum Resource {
     Bucket,
     Object,
     Upload,
+    Blob,
 }
 
 #[derive(Debug)]
@@ -47,6 +51,8 @@ pub enum StorageError {
     Io(String),
     /// The store has been shut down.
     Closed,
+    /// The input stream of a blob write failed; the write was abandoned.
+    Input(std::io::Error),
 }
 
 impl fmt::Display for StorageError {
@@ -62,6 +68,7 @@ impl fmt::Display for StorageError {
             StorageError::Corrupt(m) => write!(f, "corrupt record: {m}"),
             StorageError::Io(m) => write!(f, "storage I/O: {m}"),
             StorageError::Closed => f.write_str("store closed"),
+            StorageError::Input(e) => write!(f, "input stream failed: {e}"),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Entry, Grouped};
+use super::{BlobId, Entry, Grouped};
 use crate::clock::Timestamp;
 
 /// A user as S3 shows it in `<Owner>` and `<Initiator>`.
@@ -113,4 +113,139 @@ impl UploadPage {
         }
         page
     }
+}
+
+/// One stored part: of an upload in progress, or of a finished object's manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartRecord {
+    pub part_number: u32,
+    pub blob: BlobId,
+    pub size: u64,
+    /// MD5 of the part's bytes: its ETag, and an input of the multipart ETag.
+    pub md5: [u8; 16],
+    pub last_modified: Timestamp,
+    /// Flexible checksums of the part (`CRC32` → base64 value), as sent or computed.
+    pub checksums: Vec<(String, String)>,
+}
+
+/// A stored object. Its bytes are the concatenation of `parts` (one for a single PUT): a
+/// completed multipart upload becomes an object without copying a byte.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRecord {
+    pub bucket: String,
+    pub key: String,
+    pub size: u64,
+    /// Without quotes: hex MD5, or hex MD5 of the part MD5s with `-N`.
+    pub etag: String,
+    pub last_modified: Timestamp,
+    pub owner: Owner,
+    pub storage_class: String,
+    pub headers: ContentHeaders,
+    pub user_metadata: Vec<(String, String)>,
+    pub tags: Vec<(String, String)>,
+    pub parts: Vec<PartRecord>,
+    /// Whether the object came from a multipart upload (then `?partNumber=N` addresses parts).
+    pub multipart: bool,
+    /// Whole-object flexible checksum: (algorithm, type, base64 value).
+    pub checksum: Option<(String, String, String)>,
+}
+
+impl ObjectRecord {
+    pub fn blobs(&self) -> impl Iterator<Item = &BlobId> {
+        self.parts.iter().map(|p| &p.blob)
+    }
+}
+
+/// A condition a write must meet at commit time.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum WriteCondition {
+    #[default]
+    None,
+    /// `If-None-Match: *`: no current object.
+    IfAbsent,
+    /// `If-Match: <etag>`: the current object has this ETag (unquoted).
+    IfMatch(String),
+}
+
+impl WriteCondition {
+    /// Checks the condition against the current object.
+    pub fn check(&self, current: Option<&ObjectRecord>) -> Result<(), super::StorageError> {
+        use super::{Resource, StorageError};
+        match (self, current) {
+            (WriteCondition::None, _) => Ok(()),
+            (WriteCondition::IfAbsent, None) => Ok(()),
+            (WriteCondition::IfAbsent, Some(_)) => Err(StorageError::PreconditionFailed),
+            (WriteCondition::IfMatch(_), None) => Err(StorageError::NotFound(Resource::Object)),
+            (WriteCondition::IfMatch(etag), Some(o)) if *etag == o.etag => Ok(()),
+            (WriteCondition::IfMatch(_), Some(_)) => Err(StorageError::PreconditionFailed),
+        }
+    }
+}
+
+/// ListObjects parameters; `start_after` is exclusive (marker, start-after or the decoded
+/// continuation token).
+#[derive(Clone, Debug, Default)]
+pub struct ListObjectsQuery {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    pub start_after: Option<String>,
+    pub max: usize,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObjectPage {
+    pub objects: Vec<ObjectRecord>,
+    pub common_prefixes: Vec<String>,
+    pub is_truncated: bool,
+    /// The last key or common prefix of the page.
+    pub last: Option<String>,
+}
+
+impl ObjectPage {
+    pub fn from_grouped(grouped: Grouped<ObjectRecord>) -> Self {
+        let mut page = ObjectPage {
+            is_truncated: grouped.truncated,
+            ..ObjectPage::default()
+        };
+        for e in grouped.entries {
+            match e {
+                Entry::Item(o) => {
+                    page.last = Some(o.key.clone());
+                    page.objects.push(o);
+                }
+                Entry::CommonPrefix(p) => {
+                    page.last = Some(p.clone());
+                    page.common_prefixes.push(p);
+                }
+            }
+        }
+        page
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PartPage {
+    pub parts: Vec<PartRecord>,
+    pub is_truncated: bool,
+}
+
+/// What a successful CompleteMultipartUpload left to clean up.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CompleteOutcome {
+    /// The object the new one replaced; its blobs are now unreferenced.
+    pub replaced: Option<ObjectRecord>,
+    /// Parts uploaded but not named in the request; their blobs are now unreferenced.
+    pub discarded: Vec<PartRecord>,
+}
+
+/// Remembers a completed upload so that a retried Complete gets the same answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompletedUpload {
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: String,
+    pub etag: String,
+    pub size: u64,
+    pub checksum: Option<(String, String, String)>,
+    pub completed: Timestamp,
 }

@@ -57,6 +57,41 @@ pub fn upload_after_key(bucket: &str, key: &str) -> Vec<u8> {
 
 /// Upload-id index: `bucket 0x00 upload_id` → upload key.
 pub fn upload_id(bucket: &str, upload_id: &str) -> Vec<u8> {
+    upload_id_key(bucket, upload_id)
+}
+
+/// Objects: `bucket 0x00 esc(key) 0x00 0x01`.
+pub fn object(bucket: &str, key: &str) -> Vec<u8> {
+    let mut k = bucket_prefix(bucket);
+    push_escaped(&mut k, key, true);
+    k
+}
+
+/// The first object key that starts with `prefix` (same encoding as uploads).
+pub fn object_prefix(bucket: &str, prefix: &str) -> Vec<u8> {
+    upload_prefix(bucket, prefix)
+}
+
+/// Parts: `bucket 0x00 upload_id 0x00 part_number(be)`.
+pub fn part(bucket: &str, upload_id: &str, part_number: u32) -> Vec<u8> {
+    let mut k = part_prefix(bucket, upload_id);
+    k.extend_from_slice(&part_number.to_be_bytes());
+    k
+}
+
+pub fn part_prefix(bucket: &str, upload_id: &str) -> Vec<u8> {
+    let mut k = bucket_prefix(bucket);
+    k.extend_from_slice(upload_id.as_bytes());
+    k.push(0);
+    k
+}
+
+/// Completed uploads: `bucket 0x00 upload_id`.
+pub fn completed(bucket: &str, upload_id: &str) -> Vec<u8> {
+    upload_id_key(bucket, upload_id)
+}
+
+fn upload_id_key(bucket: &str, upload_id: &str) -> Vec<u8> {
     let mut k = bucket_prefix(bucket);
     k.extend_from_slice(upload_id.as_bytes());
     k
@@ -95,6 +130,32 @@ mod tests {
                 upload("b", "ab", t(1), "x"),
             ]
         );
+    }
+
+    #[test]
+    fn object_keys_sort_like_keys() {
+        let mut keys = vec![
+            object("b", "ab"),
+            object("b", "a\0"),
+            object("b", "a"),
+            object("b", "a/"),
+            object("b", ""),
+        ];
+        keys.sort();
+        assert_eq!(
+            keys,
+            vec![
+                object("b", ""),
+                object("b", "a"),
+                object("b", "a\0"),
+                object("b", "a/"),
+                object("b", "ab")
+            ]
+        );
+        assert!(successor(object("b", "a")) < object("b", "a\0"));
+        assert!(object_prefix("b", "a") <= object("b", "a"));
+        assert!(part("b", "u", 2) < part("b", "u", 10));
+        assert!(part("b", "u", u32::MAX).starts_with(&part_prefix("b", "u")));
     }
 
     #[test]

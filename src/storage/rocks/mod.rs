@@ -16,9 +16,12 @@ use async_trait::async_trait;
 use rocksdb::{ColumnFamily, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 
 use super::{
-    BucketPage, BucketRecord, ListBucketsQuery, ListUploadsQuery, MetadataStore, Resource,
-    StorageError, UploadPage, UploadRecord, group, marker_common_prefix,
+    BlobId, BucketPage, BucketRecord, CompleteOutcome, CompletedUpload, ListBucketsQuery,
+    ListObjectsQuery, ListUploadsQuery, MetadataStore, ObjectPage, ObjectRecord, PartPage,
+    PartRecord, Resource, StorageError, UploadPage, UploadRecord, WriteCondition, group,
+    marker_common_prefix,
 };
+use crate::clock::Timestamp;
 
 /// The column families, one per record kind.
 #[derive(Clone, Copy, Debug)]
@@ -29,16 +32,36 @@ enum Cf {
     Uploads,
     /// keys::upload_id → keys::upload
     UploadIds,
+    /// keys::object → ObjectRecord
+    Objects,
+    /// keys::part → PartRecord
+    Parts,
+    /// keys::completed → CompletedUpload
+    Completed,
+    /// blob id → empty: every blob an object or part refers to
+    Blobs,
 }
 
 impl Cf {
-    const ALL: [Cf; 3] = [Cf::Buckets, Cf::Uploads, Cf::UploadIds];
+    const ALL: [Cf; 7] = [
+        Cf::Buckets,
+        Cf::Uploads,
+        Cf::UploadIds,
+        Cf::Objects,
+        Cf::Parts,
+        Cf::Completed,
+        Cf::Blobs,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Cf::Buckets => "buckets",
             Cf::Uploads => "uploads",
             Cf::UploadIds => "upload_ids",
+            Cf::Objects => "objects",
+            Cf::Parts => "parts",
+            Cf::Completed => "completed",
+            Cf::Blobs => "blobs",
         }
     }
 }
@@ -93,6 +116,76 @@ impl Inner {
             Some(Err(e)) => Err(io(e)),
             None => Ok(false),
         }
+    }
+
+    /// Adds the writes that store `object` (replacing `old`) to `batch`.
+    fn stage_object(
+        &self,
+        batch: &mut WriteBatch,
+        object: &ObjectRecord,
+        old: Option<&ObjectRecord>,
+    ) -> Result<(), StorageError> {
+        batch.put_cf(
+            self.cf(Cf::Objects)?,
+            keys::object(&object.bucket, &object.key),
+            codec::encode(object)?,
+        );
+        for b in object.blobs() {
+            batch.put_cf(self.cf(Cf::Blobs)?, b.0.as_bytes(), b"");
+        }
+        if let Some(old) = old {
+            for b in old.blobs().filter(|b| !object.blobs().any(|n| n == *b)) {
+                batch.delete_cf(self.cf(Cf::Blobs)?, b.0.as_bytes());
+            }
+        }
+        Ok(())
+    }
+
+    /// The parts of an upload, in part-number order, starting after `after`.
+    fn parts(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        after: u32,
+    ) -> Result<impl Iterator<Item = Result<PartRecord, StorageError>> + '_, StorageError> {
+        let prefix = keys::part_prefix(bucket, upload_id);
+        let start = keys::part(bucket, upload_id, after.saturating_add(1));
+        let from = if after == u32::MAX {
+            keys::successor(keys::part(bucket, upload_id, after))
+        } else {
+            start
+        };
+        Ok(self
+            .db
+            .iterator_cf(
+                self.cf(Cf::Parts)?,
+                IteratorMode::From(&from, Direction::Forward),
+            )
+            .map(|item| item.map_err(io))
+            .take_while(move |item| item.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
+            .map(|item| item.and_then(|(_, v)| codec::decode::<PartRecord>(&v))))
+    }
+
+    /// Removes an upload with all its parts in `batch`, returning the parts.
+    fn stage_upload_removal(
+        &self,
+        batch: &mut WriteBatch,
+        pk: &[u8],
+        bucket: &str,
+        upload_id: &str,
+    ) -> Result<Vec<PartRecord>, StorageError> {
+        let parts: Vec<PartRecord> = self
+            .parts(bucket, upload_id, 0)?
+            .collect::<Result<_, _>>()?;
+        for p in &parts {
+            batch.delete_cf(
+                self.cf(Cf::Parts)?,
+                keys::part(bucket, upload_id, p.part_number),
+            );
+        }
+        batch.delete_cf(self.cf(Cf::Uploads)?, pk);
+        batch.delete_cf(self.cf(Cf::UploadIds)?, keys::upload_id(bucket, upload_id));
+        Ok(parts)
     }
 
     /// The upload key of `upload_id` and its record, provided it belongs to `key`.
@@ -195,7 +288,10 @@ impl MetadataStore for RocksMetadataStore {
             {
                 return Err(StorageError::NotFound(Resource::Bucket));
             }
-            if db.any_with_prefix(Cf::Uploads, &keys::bucket_prefix(&name))? {
+            let prefix = keys::bucket_prefix(&name);
+            if db.any_with_prefix(Cf::Uploads, &prefix)?
+                || db.any_with_prefix(Cf::Objects, &prefix)?
+            {
                 return Err(StorageError::BucketNotEmpty);
             }
             let mut batch = WriteBatch::default();
@@ -288,16 +384,18 @@ impl MetadataStore for RocksMetadataStore {
         bucket: &str,
         key: &str,
         upload_id: &str,
-    ) -> Result<UploadRecord, StorageError> {
+    ) -> Result<(UploadRecord, Vec<PartRecord>), StorageError> {
         let (bucket, key, upload_id) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
         self.blocking(move |db| {
             let _guard = db.lock();
             let (pk, record) = db.find_upload(&bucket, &key, &upload_id)?;
             let mut batch = WriteBatch::default();
-            batch.delete_cf(db.cf(Cf::Uploads)?, &pk);
-            batch.delete_cf(db.cf(Cf::UploadIds)?, keys::upload_id(&bucket, &upload_id));
+            let parts = db.stage_upload_removal(&mut batch, &pk, &bucket, &upload_id)?;
+            for p in &parts {
+                batch.delete_cf(db.cf(Cf::Blobs)?, p.blob.0.as_bytes());
+            }
             db.write(batch)?;
-            Ok(record)
+            Ok((record, parts))
         })
         .await
     }
@@ -342,6 +440,241 @@ impl MetadataStore for RocksMetadataStore {
                 q.max_uploads,
             )?;
             Ok(UploadPage::from_grouped(grouped))
+        })
+        .await
+    }
+
+    async fn put_object(
+        &self,
+        object: ObjectRecord,
+        condition: &WriteCondition,
+    ) -> Result<Option<ObjectRecord>, StorageError> {
+        let condition = condition.clone();
+        self.blocking(move |db| {
+            let _guard = db.lock();
+            if db
+                .get::<BucketRecord>(Cf::Buckets, object.bucket.as_bytes())?
+                .is_none()
+            {
+                return Err(StorageError::NotFound(Resource::Bucket));
+            }
+            let old: Option<ObjectRecord> =
+                db.get(Cf::Objects, &keys::object(&object.bucket, &object.key))?;
+            condition.check(old.as_ref())?;
+            let mut batch = WriteBatch::default();
+            db.stage_object(&mut batch, &object, old.as_ref())?;
+            db.write(batch)?;
+            Ok(old)
+        })
+        .await
+    }
+
+    async fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<ObjectRecord>, StorageError> {
+        let k = keys::object(bucket, key);
+        self.blocking(move |db| db.get(Cf::Objects, &k)).await
+    }
+
+    async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<ObjectRecord>, StorageError> {
+        let k = keys::object(bucket, key);
+        self.blocking(move |db| {
+            let _guard = db.lock();
+            let Some(old) = db.get::<ObjectRecord>(Cf::Objects, &k)? else {
+                return Ok(None);
+            };
+            let mut batch = WriteBatch::default();
+            batch.delete_cf(db.cf(Cf::Objects)?, &k);
+            for b in old.blobs() {
+                batch.delete_cf(db.cf(Cf::Blobs)?, b.0.as_bytes());
+            }
+            db.write(batch)?;
+            Ok(Some(old))
+        })
+        .await
+    }
+
+    async fn list_objects(
+        &self,
+        bucket: &str,
+        q: &ListObjectsQuery,
+    ) -> Result<ObjectPage, StorageError> {
+        let (bucket, q) = (bucket.to_owned(), q.clone());
+        self.blocking(move |db| {
+            let start = match &q.start_after {
+                Some(after) if *after >= q.prefix => keys::successor(keys::object(&bucket, after)),
+                _ => keys::object_prefix(&bucket, &q.prefix),
+            };
+            let bucket_prefix = keys::bucket_prefix(&bucket);
+            let items = db
+                .db
+                .iterator_cf(
+                    db.cf(Cf::Objects)?,
+                    IteratorMode::From(&start, Direction::Forward),
+                )
+                .map(|item| item.map_err(io))
+                .take_while(|item| {
+                    item.as_ref()
+                        .map_or(true, |(k, _)| k.starts_with(&bucket_prefix))
+                })
+                .map(|item| item.and_then(|(_, v)| codec::decode::<ObjectRecord>(&v)));
+            let skip = q
+                .start_after
+                .as_deref()
+                .and_then(|m| marker_common_prefix(m, &q.prefix, q.delimiter.as_deref()));
+            let grouped = group(
+                items,
+                |o| o.key.as_str(),
+                &q.prefix,
+                q.delimiter.as_deref(),
+                skip,
+                q.max,
+            )?;
+            Ok(ObjectPage::from_grouped(grouped))
+        })
+        .await
+    }
+
+    async fn put_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part: PartRecord,
+    ) -> Result<Option<PartRecord>, StorageError> {
+        let (bucket, key, upload_id) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
+        self.blocking(move |db| {
+            let _guard = db.lock();
+            db.find_upload(&bucket, &key, &upload_id)?;
+            let pk = keys::part(&bucket, &upload_id, part.part_number);
+            let old: Option<PartRecord> = db.get(Cf::Parts, &pk)?;
+            let mut batch = WriteBatch::default();
+            batch.put_cf(db.cf(Cf::Parts)?, &pk, codec::encode(&part)?);
+            batch.put_cf(db.cf(Cf::Blobs)?, part.blob.0.as_bytes(), b"");
+            if let Some(old) = &old {
+                batch.delete_cf(db.cf(Cf::Blobs)?, old.blob.0.as_bytes());
+            }
+            db.write(batch)?;
+            Ok(old)
+        })
+        .await
+    }
+
+    async fn list_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        after: u32,
+        max: usize,
+    ) -> Result<PartPage, StorageError> {
+        let (bucket, key, upload_id) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
+        self.blocking(move |db| {
+            db.find_upload(&bucket, &key, &upload_id)?;
+            let mut parts: Vec<PartRecord> = db
+                .parts(&bucket, &upload_id, after)?
+                .take(max.saturating_add(1))
+                .collect::<Result<_, _>>()?;
+            let is_truncated = parts.len() > max;
+            parts.truncate(max);
+            Ok(PartPage {
+                parts,
+                is_truncated,
+            })
+        })
+        .await
+    }
+
+    async fn complete_upload(
+        &self,
+        upload_id: &str,
+        object: ObjectRecord,
+        condition: &WriteCondition,
+    ) -> Result<CompleteOutcome, StorageError> {
+        let (upload_id, condition) = (upload_id.to_owned(), condition.clone());
+        self.blocking(move |db| {
+            let _guard = db.lock();
+            let (pk, _) = db.find_upload(&object.bucket, &object.key, &upload_id)?;
+            let old: Option<ObjectRecord> =
+                db.get(Cf::Objects, &keys::object(&object.bucket, &object.key))?;
+            condition.check(old.as_ref())?;
+            let mut batch = WriteBatch::default();
+            let parts = db.stage_upload_removal(&mut batch, &pk, &object.bucket, &upload_id)?;
+            let discarded: Vec<PartRecord> = parts
+                .into_iter()
+                .filter(|p| !object.blobs().any(|b| *b == p.blob))
+                .collect();
+            for p in &discarded {
+                batch.delete_cf(db.cf(Cf::Blobs)?, p.blob.0.as_bytes());
+            }
+            db.stage_object(&mut batch, &object, old.as_ref())?;
+            let done = CompletedUpload {
+                bucket: object.bucket.clone(),
+                key: object.key.clone(),
+                upload_id: upload_id.clone(),
+                etag: object.etag.clone(),
+                size: object.size,
+                checksum: object.checksum.clone(),
+                completed: object.last_modified,
+            };
+            batch.put_cf(
+                db.cf(Cf::Completed)?,
+                keys::completed(&object.bucket, &upload_id),
+                codec::encode(&done)?,
+            );
+            db.write(batch)?;
+            Ok(CompleteOutcome {
+                replaced: old,
+                discarded,
+            })
+        })
+        .await
+    }
+
+    async fn get_completed(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+    ) -> Result<Option<CompletedUpload>, StorageError> {
+        let k = keys::completed(bucket, upload_id);
+        self.blocking(move |db| db.get(Cf::Completed, &k)).await
+    }
+
+    async fn prune_completed(&self, before: Timestamp) -> Result<usize, StorageError> {
+        self.blocking(move |db| {
+            let _guard = db.lock();
+            let mut batch = WriteBatch::default();
+            let mut n = 0;
+            for item in db
+                .db
+                .iterator_cf(db.cf(Cf::Completed)?, IteratorMode::Start)
+            {
+                let (k, v) = item.map_err(io)?;
+                if codec::decode::<CompletedUpload>(&v)?.completed < before {
+                    batch.delete_cf(db.cf(Cf::Completed)?, k);
+                    n += 1;
+                }
+            }
+            db.write(batch)?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn blob_in_use(&self, blob: &BlobId) -> Result<bool, StorageError> {
+        let id = blob.0.clone();
+        self.blocking(move |db| {
+            Ok(db
+                .db
+                .get_pinned_cf(db.cf(Cf::Blobs)?, id.as_bytes())
+                .map_err(io)?
+                .is_some())
         })
         .await
     }
