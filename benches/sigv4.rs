@@ -6,9 +6,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue};
 use s3d::auth::sigv4::{canonical, signing};
-use s3d::auth::{
-    Identity, RequestParts, SecretKey, StaticCredentials, UserCredential, authenticate,
-};
+use s3d::auth::{Identity, RequestParts, SecretKey, StaticCredentials, UserCredential, authenticate};
 use s3d::clock::Timestamp;
 
 const AK: &str = "AKIAIOSFODNN7EXAMPLE";
@@ -23,15 +21,8 @@ fn signed_request(now: Timestamp) -> HeaderMap {
     h.insert("x-amz-content-sha256", HeaderValue::from_static(EMPTY));
     h.insert("content-type", HeaderValue::from_static("video/mp4"));
     h.insert("x-amz-meta-color", HeaderValue::from_static("blue"));
-    let signed: Vec<String> = [
-        "content-type",
-        "host",
-        "x-amz-content-sha256",
-        "x-amz-date",
-        "x-amz-meta-color",
-    ]
-    .map(String::from)
-    .to_vec();
+    let signed: Vec<String> =
+        ["content-type", "host", "x-amz-content-sha256", "x-amz-date", "x-amz-meta-color"].map(String::from).to_vec();
     let creq = canonical::canonical_request(
         "POST",
         &canonical::canonical_uri("/videos/2026/my%20movie.mp4"),
@@ -43,10 +34,7 @@ fn signed_request(now: Timestamp) -> HeaderMap {
     let scope = format!("{}/us-east-1/s3/aws4_request", &amz[..8]);
     let key = signing::signing_key(SK, &amz[..8], "us-east-1", "s3");
     let sig = signing::sign(&key, &signing::string_to_sign(&amz, &scope, &creq));
-    let auth = format!(
-        "AWS4-HMAC-SHA256 Credential={AK}/{scope}, SignedHeaders={}, Signature={sig}",
-        signed.join(";")
-    );
+    let auth = format!("AWS4-HMAC-SHA256 Credential={AK}/{scope}, SignedHeaders={}, Signature={sig}", signed.join(";"));
     h.insert("authorization", HeaderValue::from_str(&auth).expect("auth"));
     h
 }
@@ -55,10 +43,7 @@ fn bench(c: &mut Criterion) {
     let creds = StaticCredentials::new([UserCredential {
         access_key: AK.into(),
         secret_key: SecretKey::new(SK),
-        identity: Identity {
-            id: "u".into(),
-            display_name: "u".into(),
-        },
+        identity: Identity { id: "u".into(), display_name: "u".into() },
     }]);
     let now = Timestamp::now();
     let headers = signed_request(now);

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -12,8 +13,9 @@ use tokio::task::JoinHandle;
 use crate::auth::StaticCredentials;
 use crate::config::Config;
 use crate::s3::{S3Config, S3Service};
-use crate::storage::MetadataStore;
+use crate::storage::fs::FsBlobStore;
 use crate::storage::rocks::RocksMetadataStore;
+use crate::storage::{BlobStore, MetadataStore};
 
 #[derive(Debug)]
 pub struct AppError(String);
@@ -46,34 +48,32 @@ impl Running {
 
 /// Opens the stores in `config.data_dir`, binds `config.listen` and starts serving.
 pub async fn start(config: Config) -> Result<Running, AppError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        AppError(format!(
-            "cannot create data_dir {}: {e}",
-            config.data_dir.display()
-        ))
-    })?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| AppError(format!("cannot create data_dir {}: {e}", config.data_dir.display())))?;
     let meta_dir = config.data_dir.join("meta");
-    let meta = RocksMetadataStore::open(&meta_dir, config.fsync).map_err(|e| {
-        AppError(format!(
-            "cannot open metadata store in {}: {e}",
-            meta_dir.display()
-        ))
-    })?;
+    let meta = RocksMetadataStore::open(&meta_dir, config.fsync)
+        .map_err(|e| AppError(format!("cannot open metadata store in {}: {e}", meta_dir.display())))?;
     let meta: Arc<dyn MetadataStore> = Arc::new(meta);
+    let blob_dir = config.data_dir.join("blobs");
+    let blobs: Arc<dyn BlobStore> = Arc::new(
+        FsBlobStore::open(&blob_dir, config.fsync)
+            .await
+            .map_err(|e| AppError(format!("cannot open blob store in {}: {e}", blob_dir.display())))?,
+    );
+    // Nothing is being written yet: every unreferenced blob is an orphan of a crash.
+    crate::storage::sweep::sweep(&*meta, &*blobs, Duration::ZERO)
+        .await
+        .map_err(|e| AppError(format!("orphan sweep failed: {e}")))?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| AppError(format!("cannot listen on {}: {e}", config.listen)))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| AppError(format!("cannot read the bound address: {e}")))?;
+    let addr = listener.local_addr().map_err(|e| AppError(format!("cannot read the bound address: {e}")))?;
 
     let s3 = Arc::new(S3Service {
-        config: S3Config {
-            region: config.region.clone(),
-            domains: config.domains.clone(),
-        },
+        config: S3Config { region: config.region.clone(), domains: config.domains.clone() },
         credentials: Arc::new(StaticCredentials::new(config.users.clone())),
         meta: Arc::clone(&meta),
+        blobs: Arc::clone(&blobs),
     });
     let router = crate::http::router(s3);
     let (tx, rx) = oneshot::channel::<()>();
@@ -99,11 +99,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         fsync = config.fsync,
         "listening on {addr}"
     );
-    Ok(Running {
-        addr,
-        shutdown: tx,
-        task,
-    })
+    Ok(Running { addr, shutdown: tx, task })
 }
 
 /// Runs until SIGTERM or SIGINT, then shuts down gracefully.
@@ -118,10 +114,7 @@ async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => tracing::info!("SIGTERM received"),

@@ -8,8 +8,7 @@ use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
 /// ISO 8601 basic format used by SigV4 (`x-amz-date`): `20130524T000000Z`.
-const AMZ_DATE: &[FormatItem<'static>] =
-    format_description!("[year][month][day]T[hour][minute][second]Z");
+const AMZ_DATE: &[FormatItem<'static>] = format_description!("[year][month][day]T[hour][minute][second]Z");
 /// ISO 8601 with milliseconds, as S3 writes times in XML: `2010-11-10T20:48:33.000Z`.
 const XML_TIME: &[FormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
@@ -39,22 +38,17 @@ impl Timestamp {
     }
 
     fn to_offset(self) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0))
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0)).unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
 
     /// `2010-11-10T20:48:33.000Z`, the form of `<Initiated>`, `<CreationDate>`, `<LastModified>`.
     pub fn to_xml(self) -> String {
-        self.to_offset()
-            .format(XML_TIME)
-            .unwrap_or_else(|_| String::from("1970-01-01T00:00:00.000Z"))
+        self.to_offset().format(XML_TIME).unwrap_or_else(|_| String::from("1970-01-01T00:00:00.000Z"))
     }
 
     /// `20130524T000000Z`, the SigV4 form.
     pub fn to_amz_date(self) -> String {
-        self.to_offset()
-            .format(AMZ_DATE)
-            .unwrap_or_else(|_| String::from("19700101T000000Z"))
+        self.to_offset().format(AMZ_DATE).unwrap_or_else(|_| String::from("19700101T000000Z"))
     }
 
     /// RFC 7231 IMF-fixdate: `Wed, 12 Oct 2009 17:50:00 GMT`.
@@ -70,9 +64,7 @@ impl Timestamp {
 
     /// Parses an HTTP date (IMF-fixdate, RFC 850 or asctime), as in `Date` or `If-Modified-Since`.
     pub fn parse_http_date(s: &str) -> Option<Self> {
-        httpdate::parse_http_date(s.trim())
-            .ok()
-            .map(Self::from_system_time)
+        httpdate::parse_http_date(s.trim()).ok().map(Self::from_system_time)
     }
 
     /// Whole seconds, truncating: HTTP dates carry no fractions, so comparisons use these.
@@ -95,14 +87,8 @@ mod tests {
         assert_eq!(t.to_amz_date(), "20130524T000000Z");
         assert_eq!(t.to_xml(), "2013-05-24T00:00:00.000Z");
         assert_eq!(t.to_http_date(), "Fri, 24 May 2013 00:00:00 GMT");
-        assert_eq!(
-            Timestamp::parse_http_date("Fri, 24 May 2013 00:00:00 GMT"),
-            Some(t)
-        );
-        assert_eq!(
-            Timestamp(1_500_000_000).to_xml(),
-            "1970-01-01T00:00:01.500Z"
-        );
+        assert_eq!(Timestamp::parse_http_date("Fri, 24 May 2013 00:00:00 GMT"), Some(t));
+        assert_eq!(Timestamp(1_500_000_000).to_xml(), "1970-01-01T00:00:01.500Z");
     }
 
     #[test]

@@ -114,9 +114,8 @@ impl RawConfig {
     }
 
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError(format!("cannot read configuration {}: {e}", path.display()))
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read configuration {}: {e}", path.display())))?;
         Self::from_toml(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
     }
 
@@ -144,10 +143,7 @@ impl RawConfig {
     /// `S3D_ACCESS_KEY` with `S3D_SECRET_KEY` (or `S3D_SECRET_KEY_FILE`) replace the user list
     /// with that one user (`S3D_USER_ID`, `S3D_USER_NAME` name it), so that containers can
     /// take credentials from their environment.
-    pub fn apply_user_env(
-        &mut self,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<(), ConfigError> {
+    pub fn apply_user_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         let Some(access_key) = env("S3D_ACCESS_KEY") else {
             if env("S3D_SECRET_KEY").is_some() || env("S3D_SECRET_KEY_FILE").is_some() {
                 return Err(ConfigError("S3D_SECRET_KEY needs S3D_ACCESS_KEY".into()));
@@ -165,25 +161,17 @@ impl RawConfig {
     }
 
     pub fn validate(self) -> Result<Config, ConfigError> {
-        let listen: SocketAddr = self.listen.parse().map_err(|_| {
-            invalid(
-                "listen",
-                format!("{:?} is not an IP:PORT address", self.listen),
-            )
-        })?;
+        let listen: SocketAddr = self
+            .listen
+            .parse()
+            .map_err(|_| invalid("listen", format!("{:?} is not an IP:PORT address", self.listen)))?;
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
         }
         let region_ok = !self.region.is_empty()
-            && self
-                .region
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            && self.region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !region_ok {
-            return Err(invalid(
-                "region",
-                format!("{:?} is not a region name like us-east-1", self.region),
-            ));
+            return Err(invalid("region", format!("{:?} is not a region name like us-east-1", self.region)));
         }
         let mut domains = Vec::with_capacity(self.domains.len());
         for d in &self.domains {
@@ -191,8 +179,7 @@ impl RawConfig {
             let ok = !d.is_empty()
                 && !d.starts_with('.')
                 && !d.ends_with('.')
-                && d.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+                && d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
             if !ok {
                 return Err(invalid("domains", format!("{d:?} is not a domain name")));
             }
@@ -202,10 +189,7 @@ impl RawConfig {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
             other => {
-                return Err(invalid(
-                    "log_format",
-                    format!("{other:?}; expected \"text\" or \"json\""),
-                ));
+                return Err(invalid("log_format", format!("{other:?}; expected \"text\" or \"json\"")));
             }
         };
         if self.users.is_empty() {
@@ -219,9 +203,7 @@ impl RawConfig {
                 return Err(invalid(&key("id"), "must be non-empty and unique"));
             }
             let key_ok = !u.access_key.is_empty()
-                && u.access_key
-                    .bytes()
-                    .all(|b| b.is_ascii_graphic() && b != b'/' && b != b',' && b != b'=');
+                && u.access_key.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b',' && b != b'=');
             if !key_ok || !keys.insert(u.access_key.clone()) {
                 return Err(invalid(
                     &key("access_key"),
@@ -232,14 +214,9 @@ impl RawConfig {
                 (Some(s), None) => s,
                 (None, Some(path)) => std::fs::read_to_string(&path)
                     .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
-                    .map_err(|e| {
-                        invalid(&key("secret_key_file"), format!("{}: {e}", path.display()))
-                    })?,
+                    .map_err(|e| invalid(&key("secret_key_file"), format!("{}: {e}", path.display())))?,
                 _ => {
-                    return Err(invalid(
-                        &key("secret_key"),
-                        "give exactly one of secret_key and secret_key_file",
-                    ));
+                    return Err(invalid(&key("secret_key"), "give exactly one of secret_key and secret_key_file"));
                 }
             };
             if secret.is_empty() {
@@ -248,10 +225,7 @@ impl RawConfig {
             users.push(UserCredential {
                 access_key: u.access_key,
                 secret_key: SecretKey::new(secret),
-                identity: Identity {
-                    id: u.id,
-                    display_name: u.name,
-                },
+                identity: Identity { id: u.id, display_name: u.name },
             });
         }
         Ok(Config {
@@ -289,20 +263,16 @@ mod tests {
     #[test]
     fn default_toml_equals_built_in_defaults() {
         let text = include_str!("../config/default.toml");
-        assert_eq!(
-            RawConfig::from_toml(text).expect("parses"),
-            RawConfig::default()
-        );
+        assert_eq!(RawConfig::from_toml(text).expect("parses"), RawConfig::default());
         RawConfig::default().validate().expect("defaults are valid");
     }
 
     #[test]
     fn unknown_keys_are_named() {
-        let err = RawConfig::from_toml("listen = \"127.0.0.1:1\"\nlisten_port = 3\n")
-            .expect_err("unknown");
+        let err = RawConfig::from_toml("listen = \"127.0.0.1:1\"\nlisten_port = 3\n").expect_err("unknown");
         assert!(err.to_string().contains("listen_port"), "{err}");
-        let err = RawConfig::from_toml("[[users]]\nid='a'\nname='b'\naccess_key='c'\nsecret='d'\n")
-            .expect_err("unknown");
+        let err =
+            RawConfig::from_toml("[[users]]\nid='a'\nname='b'\naccess_key='c'\nsecret='d'\n").expect_err("unknown");
         assert!(err.to_string().contains("secret"), "{err}");
     }
 
@@ -314,20 +284,11 @@ mod tests {
             ("domains = [\".bad\"]", "`domains`"),
             ("log_format = \"xml\"", "`log_format`"),
             ("users = []", "`users`"),
-            (
-                "[[users]]\nid='a'\nname='b'\naccess_key='c'\n",
-                "`users[0].secret_key`",
-            ),
-            (
-                "[[users]]\nid='a'\nname='b'\naccess_key='c/d'\nsecret_key='x'\n",
-                "`users[0].access_key`",
-            ),
+            ("[[users]]\nid='a'\nname='b'\naccess_key='c'\n", "`users[0].secret_key`"),
+            ("[[users]]\nid='a'\nname='b'\naccess_key='c/d'\nsecret_key='x'\n", "`users[0].access_key`"),
         ];
         for (text, key) in cases {
-            let err = RawConfig::from_toml(text)
-                .expect("parses")
-                .validate()
-                .expect_err(text);
+            let err = RawConfig::from_toml(text).expect("parses").validate().expect_err(text);
             assert!(err.to_string().contains(key), "{text}: {err}");
         }
         let err = RawConfig::from_toml("fsync = \"yes\"").expect_err("type");

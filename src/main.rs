@@ -51,10 +51,7 @@ fn main() -> ExitCode {
         }
     };
     s3d::telemetry::init(config.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("s3d: cannot start the async runtime: {e}");

@@ -54,10 +54,7 @@ pub struct StaticCredentials {
 
 impl StaticCredentials {
     pub fn new(users: impl IntoIterator<Item = UserCredential>) -> Self {
-        let by_access_key = users
-            .into_iter()
-            .map(|u| (u.access_key.clone(), Arc::new(u)))
-            .collect();
+        let by_access_key = users.into_iter().map(|u| (u.access_key.clone(), Arc::new(u))).collect();
         StaticCredentials { by_access_key }
     }
 }

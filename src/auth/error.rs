@@ -16,10 +16,7 @@ pub enum AuthError {
         signature_provided: String,
     },
     /// The request time is more than 15 minutes away from the server's clock.
-    RequestTimeTooSkewed {
-        request_time: Timestamp,
-        server_time: Timestamp,
-    },
+    RequestTimeTooSkewed { request_time: Timestamp, server_time: Timestamp },
     /// The Authorization header cannot be parsed, or names a wrong region, service or date.
     AuthorizationHeaderMalformed {
         message: String,
@@ -32,9 +29,5 @@ pub enum AuthError {
     /// `x-amz-content-sha256`, both header and query auth).
     InvalidRequest(String),
     /// A header value that cannot be what it claims (a malformed `x-amz-content-sha256`).
-    InvalidArgument {
-        message: String,
-        name: String,
-        value: String,
-    },
+    InvalidArgument { message: String, name: String, value: String },
 }

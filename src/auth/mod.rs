@@ -10,6 +10,4 @@ pub mod sigv4;
 
 pub use credentials::{CredentialStore, Identity, SecretKey, StaticCredentials, UserCredential};
 pub use error::AuthError;
-pub use sigv4::{
-    Authenticated, PayloadHash, RequestParts, SigningContext, StreamingMode, authenticate,
-};
+pub use sigv4::{Authenticated, PayloadHash, RequestParts, SigningContext, StreamingMode, authenticate};

@@ -16,9 +16,7 @@ use futures_util::TryStreamExt;
 use http::{HeaderValue, Method, StatusCode};
 use tracing::Instrument;
 
-use crate::s3::{
-    BodyStream, RequestIds, ResponseBody, S3Error, S3ErrorCode, S3Request, S3Response, S3Service,
-};
+use crate::s3::{BodyStream, RequestIds, ResponseBody, S3Error, S3ErrorCode, S3Request, S3Response, S3Service};
 pub use server::serve;
 
 /// Load-balancer health check; `-` cannot start a bucket name, so path style never collides.
@@ -65,11 +63,7 @@ async fn handle(State(s3): State<Arc<S3Service>>, req: Request) -> Response {
         } else {
             s3.handle(to_s3_request(req, ids.clone())).await
         };
-        tracing::info!(
-            status = resp.status.as_u16(),
-            elapsed_us = started.elapsed().as_micros() as u64,
-            "done"
-        );
+        tracing::info!(status = resp.status.as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "done");
         resp
     }
     .instrument(span)
@@ -78,14 +72,9 @@ async fn handle(State(s3): State<Arc<S3Service>>, req: Request) -> Response {
 }
 
 fn is_health_check(s3: &S3Service, req: &Request) -> bool {
-    let vhost = req
-        .headers()
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| s3.virtual_host_bucket(h));
-    req.uri().path() == HEALTH_PATH
-        && vhost.is_none()
-        && (req.method() == Method::GET || req.method() == Method::HEAD)
+    let vhost =
+        req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).and_then(|h| s3.virtual_host_bucket(h));
+    req.uri().path() == HEALTH_PATH && vhost.is_none() && (req.method() == Method::GET || req.method() == Method::HEAD)
 }
 
 async fn health(s3: &S3Service) -> S3Response {
@@ -106,25 +95,13 @@ fn to_s3_request(req: Request, ids: RequestIds) -> S3Request {
     let (parts, body) = req.into_parts();
     // A declared empty body is never polled: hyper answers `Expect: 100-continue` when the
     // body is first read, and a client must not be asked to send zero bytes.
-    let empty = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .is_some_and(|v| v.as_bytes() == b"0");
+    let empty = parts.headers.get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0");
     let body: BodyStream = if empty {
         crate::s3::body::empty_body()
     } else {
-        Box::pin(
-            body.into_data_stream()
-                .map_err(|e| S3Error::new(S3ErrorCode::IncompleteBody).source(e)),
-        )
+        Box::pin(body.into_data_stream().map_err(|e| S3Error::new(S3ErrorCode::IncompleteBody).source(e)))
     };
-    S3Request {
-        method: parts.method,
-        uri: parts.uri,
-        headers: parts.headers,
-        body,
-        ids,
-    }
+    S3Request { method: parts.method, uri: parts.uri, headers: parts.headers, body, ids }
 }
 
 fn into_http(resp: S3Response, ids: &RequestIds, head: bool) -> Response {

@@ -16,12 +16,7 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Serves `router` on `listener` until `shutdown` resolves, then waits up to `grace` for
 /// open requests.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()>,
-    grace: Duration,
-) {
+pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()>, grace: Duration) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

@@ -20,9 +20,7 @@ pub fn host_name(host: &str) -> String {
     let bare = if let Some(rest) = host.strip_prefix('[') {
         rest.split(']').next().unwrap_or(rest)
     } else {
-        host.rsplit_once(':')
-            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-            .map_or(host, |(h, _)| h)
+        host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h)
     };
     bare.trim_end_matches('.').to_ascii_lowercase()
 }
@@ -39,9 +37,8 @@ pub fn virtual_host_bucket(host: &str, domains: &[String]) -> Option<String> {
 }
 
 fn decode(raw: &str) -> Result<String, S3Error> {
-    String::from_utf8(percent_decode_str(raw).collect()).map_err(|_| {
-        S3Error::with_message(S3ErrorCode::InvalidURI, "Couldn't parse the specified URI.")
-    })
+    String::from_utf8(percent_decode_str(raw).collect())
+        .map_err(|_| S3Error::with_message(S3ErrorCode::InvalidURI, "Couldn't parse the specified URI."))
 }
 
 /// Resolves the bucket and key of a request from its Host and raw path. The path is
@@ -66,11 +63,7 @@ pub fn resolve(host: Option<&str>, raw_path: &str, domains: &[String]) -> Result
         validate_key(key)?;
         Some(key.to_owned())
     };
-    Ok(Address {
-        bucket,
-        key,
-        virtual_host,
-    })
+    Ok(Address { bucket, key, virtual_host })
 }
 
 #[cfg(test)]
@@ -86,94 +79,43 @@ mod tests {
     }
 
     fn some(b: &str, k: Option<&str>, vh: bool) -> Address {
-        Address {
-            bucket: Some(b.into()),
-            key: k.map(Into::into),
-            virtual_host: vh,
-        }
+        Address { bucket: Some(b.into()), key: k.map(Into::into), virtual_host: vh }
     }
 
     #[test]
     fn virtual_host_style() {
-        assert_eq!(
-            addr("bkt.s3.localhost:9000", "/a/b.txt").expect("ok"),
-            some("bkt", Some("a/b.txt"), true)
-        );
-        assert_eq!(
-            addr("BKT.S3.LOCALHOST", "/").expect("ok"),
-            some("bkt", None, true)
-        );
+        assert_eq!(addr("bkt.s3.localhost:9000", "/a/b.txt").expect("ok"), some("bkt", Some("a/b.txt"), true));
+        assert_eq!(addr("BKT.S3.LOCALHOST", "/").expect("ok"), some("bkt", None, true));
         assert_eq!(
             addr("oss-example.s3.cn-north-1.jcloudcs.com", "/example-object").expect("ok"),
             some("oss-example", Some("example-object"), true)
         );
-        assert_eq!(
-            addr("my.dotted.bucket.s3.localhost", "/k").expect("ok"),
-            some("my.dotted.bucket", Some("k"), true)
-        );
+        assert_eq!(addr("my.dotted.bucket.s3.localhost", "/k").expect("ok"), some("my.dotted.bucket", Some("k"), true));
     }
 
     #[test]
     fn path_style_for_every_other_host() {
-        for host in [
-            "127.0.0.1:9000",
-            "localhost",
-            "s3.localhost",
-            "[::1]:9000",
-            "example.com",
-        ] {
-            assert_eq!(
-                addr(host, "/bkt/dir/k").expect("ok"),
-                some("bkt", Some("dir/k"), false),
-                "{host}"
-            );
+        for host in ["127.0.0.1:9000", "localhost", "s3.localhost", "[::1]:9000", "example.com"] {
+            assert_eq!(addr(host, "/bkt/dir/k").expect("ok"), some("bkt", Some("dir/k"), false), "{host}");
             assert_eq!(addr(host, "/bkt/").expect("ok"), some("bkt", None, false));
             assert_eq!(addr(host, "/bkt").expect("ok"), some("bkt", None, false));
-            assert_eq!(
-                addr(host, "/").expect("ok"),
-                Address {
-                    bucket: None,
-                    key: None,
-                    virtual_host: false
-                }
-            );
+            assert_eq!(addr(host, "/").expect("ok"), Address { bucket: None, key: None, virtual_host: false });
         }
-        assert_eq!(
-            resolve(None, "/bkt/k", &domains()).expect("ok"),
-            some("bkt", Some("k"), false)
-        );
+        assert_eq!(resolve(None, "/bkt/k", &domains()).expect("ok"), some("bkt", Some("k"), false));
     }
 
     #[test]
     fn keys_are_decoded_exactly_once() {
-        assert_eq!(
-            addr("h", "/bkt/a%20b+c%252F%E2%9C%93")
-                .expect("ok")
-                .key
-                .as_deref(),
-            Some("a b+c%2F✓")
-        );
-        assert_eq!(
-            addr("h", "/bkt//lead").expect("ok").key.as_deref(),
-            Some("/lead")
-        );
+        assert_eq!(addr("h", "/bkt/a%20b+c%252F%E2%9C%93").expect("ok").key.as_deref(), Some("a b+c%2F✓"));
+        assert_eq!(addr("h", "/bkt//lead").expect("ok").key.as_deref(), Some("/lead"));
     }
 
     #[test]
     fn invalid_input_gets_s3_errors() {
-        assert_eq!(
-            addr("h", "/bkt/%FF").expect_err("utf-8").code,
-            S3ErrorCode::InvalidURI
-        );
-        assert_eq!(
-            addr("h", "/Bad_Bucket/k").expect_err("name").code,
-            S3ErrorCode::InvalidBucketName
-        );
+        assert_eq!(addr("h", "/bkt/%FF").expect_err("utf-8").code, S3ErrorCode::InvalidURI);
+        assert_eq!(addr("h", "/Bad_Bucket/k").expect_err("name").code, S3ErrorCode::InvalidBucketName);
         let long = format!("/bkt/{}", "k".repeat(1025));
-        assert_eq!(
-            addr("h", &long).expect_err("long").code,
-            S3ErrorCode::KeyTooLongError
-        );
+        assert_eq!(addr("h", &long).expect_err("long").code, S3ErrorCode::KeyTooLongError);
         assert!(addr("h", &format!("/bkt/{}", "k".repeat(1024))).is_ok());
     }
 }

@@ -2,6 +2,7 @@
 //! `Content-MD5` as it flows, so nothing needs to be buffered whole.
 
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
@@ -19,26 +20,52 @@ pub fn empty_body() -> BodyStream {
     Box::pin(futures_util::stream::empty())
 }
 
+/// What a verified body turned out to be, available once it has been read to the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BodyDigest {
+    pub md5: [u8; 16],
+    pub len: u64,
+}
+
 /// Checks a body against the digests the client declared, failing at the end of the stream
-/// with the code S3 uses (`XAmzContentSHA256Mismatch`, `BadDigest`).
+/// with the code S3 uses (`XAmzContentSHA256Mismatch`, `BadDigest`), and measures its MD5
+/// (the ETag) and length on the way. Bodies longer than `limit` fail with `EntityTooLarge`
+/// as soon as the limit is crossed.
 pub struct VerifiedBody {
     inner: BodyStream,
     sha256: Option<(Sha256, [u8; 32])>,
-    md5: Option<(Md5, [u8; 16])>,
+    md5: Md5,
+    expected_md5: Option<[u8; 16]>,
+    len: u64,
+    limit: u64,
+    digest: Arc<OnceLock<BodyDigest>>,
     done: bool,
 }
 
 impl VerifiedBody {
     pub fn new(inner: BodyStream, payload: PayloadHash, content_md5: Option<[u8; 16]>) -> Self {
+        Self::with_limit(inner, payload, content_md5, u64::MAX)
+    }
+
+    pub fn with_limit(inner: BodyStream, payload: PayloadHash, content_md5: Option<[u8; 16]>, limit: u64) -> Self {
         VerifiedBody {
             inner,
             sha256: match payload {
                 PayloadHash::Sha256(expected) => Some((Sha256::new(), expected)),
                 _ => None,
             },
-            md5: content_md5.map(|m| (Md5::new(), m)),
+            md5: Md5::new(),
+            expected_md5: content_md5,
+            len: 0,
+            limit,
+            digest: Arc::new(OnceLock::new()),
             done: false,
         }
+    }
+
+    /// Filled in when the body has been read to the end and verified.
+    pub fn digest(&self) -> Arc<OnceLock<BodyDigest>> {
+        Arc::clone(&self.digest)
     }
 
     fn finish(&mut self) -> Result<(), S3Error> {
@@ -50,8 +77,8 @@ impl VerifiedBody {
                     .field("S3ComputedContentSHA256", hex::encode(actual)));
             }
         }
-        if let Some((hasher, expected)) = self.md5.take() {
-            let actual: [u8; 16] = hasher.finalize().into();
+        let actual: [u8; 16] = std::mem::take(&mut self.md5).finalize().into();
+        if let Some(expected) = self.expected_md5 {
             if actual != expected {
                 use base64::Engine;
                 let b64 = base64::engine::general_purpose::STANDARD;
@@ -60,6 +87,7 @@ impl VerifiedBody {
                     .field("CalculatedDigest", b64.encode(actual)));
             }
         }
+        let _ = self.digest.set(BodyDigest { md5: actual, len: self.len });
         Ok(())
     }
 }
@@ -73,12 +101,17 @@ impl Stream for VerifiedBody {
         }
         match ready!(self.inner.as_mut().poll_next(cx)) {
             Some(Ok(chunk)) => {
+                self.len += chunk.len() as u64;
+                if self.len > self.limit {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(
+                        S3Error::new(S3ErrorCode::EntityTooLarge).field("MaxSizeAllowed", self.limit.to_string())
+                    )));
+                }
                 if let Some((h, _)) = &mut self.sha256 {
                     h.update(&chunk);
                 }
-                if let Some((h, _)) = &mut self.md5 {
-                    h.update(&chunk);
-                }
+                self.md5.update(&chunk);
                 Poll::Ready(Some(Ok(chunk)))
             }
             Some(Err(e)) => {
@@ -114,8 +147,9 @@ pub async fn read_small(
     while let Some(chunk) = body.next().await {
         let chunk = chunk?;
         if buf.len() + chunk.len() > limit {
-            return Err(S3Error::new(S3ErrorCode::MaxMessageLengthExceeded)
-                .field("MaxMessageLengthBytes", limit.to_string()));
+            return Err(
+                S3Error::new(S3ErrorCode::MaxMessageLengthExceeded).field("MaxMessageLengthBytes", limit.to_string())
+            );
         }
         buf.extend_from_slice(&chunk);
     }
@@ -127,8 +161,7 @@ mod tests {
     use super::*;
 
     fn body(parts: &[&'static [u8]]) -> BodyStream {
-        let chunks: Vec<Result<Bytes, S3Error>> =
-            parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
+        let chunks: Vec<Result<Bytes, S3Error>> = parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
         Box::pin(futures_util::stream::iter(chunks))
     }
 
@@ -139,29 +172,16 @@ mod tests {
     #[tokio::test]
     async fn verifies_sha256_and_md5_across_chunks() {
         let md5: [u8; 16] = Md5::digest(b"hello world").into();
-        let got = read_small(
-            body(&[b"hello ", b"world"]),
-            sha(b"hello world"),
-            Some(md5),
-            100,
-        )
-        .await
-        .expect("ok");
+        let got = read_small(body(&[b"hello ", b"world"]), sha(b"hello world"), Some(md5), 100).await.expect("ok");
         assert_eq!(&got[..], b"hello world");
 
-        let err = read_small(body(&[b"hello"]), sha(b"hellO"), None, 100)
-            .await
-            .expect_err("mismatch");
+        let err = read_small(body(&[b"hello"]), sha(b"hellO"), None, 100).await.expect_err("mismatch");
         assert_eq!(err.code, S3ErrorCode::XAmzContentSHA256Mismatch);
 
-        let err = read_small(body(&[b"hello"]), PayloadHash::Unsigned, Some([0; 16]), 100)
-            .await
-            .expect_err("md5");
+        let err = read_small(body(&[b"hello"]), PayloadHash::Unsigned, Some([0; 16]), 100).await.expect_err("md5");
         assert_eq!(err.code, S3ErrorCode::BadDigest);
 
-        let err = read_small(body(&[b"hello", b"world"]), PayloadHash::Unsigned, None, 7)
-            .await
-            .expect_err("limit");
+        let err = read_small(body(&[b"hello", b"world"]), PayloadHash::Unsigned, None, 7).await.expect_err("limit");
         assert_eq!(err.code, S3ErrorCode::MaxMessageLengthExceeded);
     }
 }

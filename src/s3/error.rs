@@ -61,6 +61,7 @@ s3_error_codes! {
     InvalidLocationConstraint => 400, "The specified location-constraint is not valid";
     InvalidPart => 400, "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.";
     InvalidPartOrder => 400, "The list of parts was not in ascending order. Parts must be ordered by part number.";
+    InvalidPartNumber => 416, "The requested partnumber is not satisfiable";
     InvalidRange => 416, "The requested range is not satisfiable";
     InvalidRedirectLocation => 400, "The website redirect location must have a prefix of 'http://' or 'https://' or '/'.";
     InvalidRequest => 400, "Invalid Request";
@@ -75,6 +76,7 @@ s3_error_codes! {
     MissingContentLength => 411, "You must provide the Content-Length HTTP header.";
     NoSuchBucket => 404, "The specified bucket does not exist";
     NoSuchKey => 404, "The specified key does not exist.";
+    NoSuchVersion => 404, "The specified version does not exist.";
     NoSuchUpload => 404, "The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed.";
     NotImplemented => 501, "A header you provided implies functionality that is not implemented";
     PreconditionFailed => 412, "At least one of the pre-conditions you specified did not hold";
@@ -118,10 +120,7 @@ impl S3Error {
     }
 
     pub fn with_message(code: S3ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
-        S3Error {
-            message: message.into(),
-            ..S3Error::new(code)
-        }
+        S3Error { message: message.into(), ..S3Error::new(code) }
     }
 
     pub fn field(mut self, name: &'static str, value: impl Into<String>) -> Self {
@@ -145,11 +144,7 @@ impl S3Error {
     }
 
     /// `InvalidArgument` with AWS's `ArgumentName`/`ArgumentValue` fields.
-    pub fn invalid_argument(
-        message: impl Into<Cow<'static, str>>,
-        name: &str,
-        value: &str,
-    ) -> Self {
+    pub fn invalid_argument(message: impl Into<Cow<'static, str>>, name: &str, value: &str) -> Self {
         S3Error::with_message(S3ErrorCode::InvalidArgument, message)
             .field("ArgumentName", name)
             .field("ArgumentValue", value)
@@ -186,25 +181,16 @@ impl From<AuthError> for S3Error {
             AuthError::InvalidAccessKeyId { access_key } => {
                 S3Error::new(C::InvalidAccessKeyId).field("AWSAccessKeyId", access_key)
             }
-            AuthError::SignatureDoesNotMatch {
-                access_key,
-                string_to_sign,
-                canonical_request,
-                signature_provided,
-            } => S3Error::new(C::SignatureDoesNotMatch)
-                .field("AWSAccessKeyId", access_key)
-                .field("StringToSign", string_to_sign.clone())
-                .field("SignatureProvided", signature_provided)
-                .field("StringToSignBytes", spaced_hex(string_to_sign.as_bytes()))
-                .field("CanonicalRequest", canonical_request.clone())
-                .field(
-                    "CanonicalRequestBytes",
-                    spaced_hex(canonical_request.as_bytes()),
-                ),
-            AuthError::RequestTimeTooSkewed {
-                request_time,
-                server_time,
-            } => S3Error::new(C::RequestTimeTooSkewed)
+            AuthError::SignatureDoesNotMatch { access_key, string_to_sign, canonical_request, signature_provided } => {
+                S3Error::new(C::SignatureDoesNotMatch)
+                    .field("AWSAccessKeyId", access_key)
+                    .field("StringToSign", string_to_sign.clone())
+                    .field("SignatureProvided", signature_provided)
+                    .field("StringToSignBytes", spaced_hex(string_to_sign.as_bytes()))
+                    .field("CanonicalRequest", canonical_request.clone())
+                    .field("CanonicalRequestBytes", spaced_hex(canonical_request.as_bytes()))
+            }
+            AuthError::RequestTimeTooSkewed { request_time, server_time } => S3Error::new(C::RequestTimeTooSkewed)
                 .field("RequestTime", request_time.to_http_date())
                 .field("ServerTime", server_time.to_xml())
                 .field("MaxAllowedSkewMilliseconds", "900000"),
@@ -219,11 +205,7 @@ impl From<AuthError> for S3Error {
                 S3Error::with_message(C::AuthorizationQueryParametersError, m)
             }
             AuthError::InvalidRequest(m) => S3Error::with_message(C::InvalidRequest, m),
-            AuthError::InvalidArgument {
-                message,
-                name,
-                value,
-            } => S3Error::invalid_argument(message, &name, &value),
+            AuthError::InvalidArgument { message, name, value } => S3Error::invalid_argument(message, &name, &value),
         }
     }
 }
@@ -248,8 +230,7 @@ impl From<StorageError> for S3Error {
             StorageError::NotFound(Resource::Object) => S3Error::new(C::NoSuchKey),
             StorageError::NotFound(Resource::Upload) => S3Error::new(C::NoSuchUpload),
             // The request body failed while being stored: the S3 error travels inside.
-            StorageError::Input(e) => match e.into_inner().map(|inner| inner.downcast::<S3Error>())
-            {
+            StorageError::Input(e) => match e.into_inner().map(|inner| inner.downcast::<S3Error>()) {
                 Some(Ok(s3)) => *s3,
                 Some(Err(other)) => S3Error::new(C::IncompleteBody).source(other),
                 None => S3Error::new(C::IncompleteBody),

@@ -19,9 +19,8 @@ pub const META_PREFIX: &str = "x-amz-meta-";
 pub fn text(headers: &HeaderMap, name: &str) -> Result<Option<String>, S3Error> {
     let mut out: Option<String> = None;
     for v in headers.get_all(name) {
-        let s = std::str::from_utf8(v.as_bytes()).map_err(|_| {
-            S3Error::invalid_argument(format!("Header {name} is not valid UTF-8"), name, "")
-        })?;
+        let s = std::str::from_utf8(v.as_bytes())
+            .map_err(|_| S3Error::invalid_argument(format!("Header {name} is not valid UTF-8"), name, ""))?;
         match &mut out {
             Some(o) => {
                 o.push(',');
@@ -35,10 +34,7 @@ pub fn text(headers: &HeaderMap, name: &str) -> Result<Option<String>, S3Error> 
 
 /// Rejects requests whose headers exceed what AWS accepts.
 pub fn check_header_section(headers: &HeaderMap) -> Result<(), S3Error> {
-    let size: usize = headers
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum();
+    let size: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
     if size > MAX_HEADER_SECTION {
         return Err(S3Error::new(S3ErrorCode::RequestHeaderSectionTooLarge)
             .field("MaxSizeAllowed", MAX_HEADER_SECTION.to_string()));
@@ -51,16 +47,10 @@ pub fn content_md5(headers: &HeaderMap) -> Result<Option<[u8; 16]>, S3Error> {
     let Some(v) = headers.get("content-md5") else {
         return Ok(None);
     };
-    let invalid = || {
-        S3Error::new(S3ErrorCode::InvalidDigest)
-            .field("Content-MD5", String::from_utf8_lossy(v.as_bytes()))
-    };
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(v.as_bytes())
-        .map_err(|_| invalid())?;
-    <[u8; 16]>::try_from(decoded.as_slice())
-        .map(Some)
-        .map_err(|_| invalid())
+    let invalid =
+        || S3Error::new(S3ErrorCode::InvalidDigest).field("Content-MD5", String::from_utf8_lossy(v.as_bytes()));
+    let decoded = base64::engine::general_purpose::STANDARD.decode(v.as_bytes()).map_err(|_| invalid())?;
+    <[u8; 16]>::try_from(decoded.as_slice()).map(Some).map_err(|_| invalid())
 }
 
 /// `x-amz-storage-class`, defaulting to STANDARD.
@@ -76,9 +66,7 @@ pub fn storage_class(headers: &HeaderMap) -> Result<StorageClass, S3Error> {
 pub fn content_headers(headers: &HeaderMap) -> Result<ContentHeaders, S3Error> {
     let redirect = text(headers, "x-amz-website-redirect-location")?;
     if let Some(r) = &redirect {
-        let valid_prefix = ["/", "http://", "https://"]
-            .iter()
-            .any(|p| r.starts_with(p));
+        let valid_prefix = ["/", "http://", "https://"].iter().any(|p| r.starts_with(p));
         if !valid_prefix || r.len() > 2048 {
             return Err(S3Error::new(S3ErrorCode::InvalidRedirectLocation));
         }
@@ -88,9 +76,7 @@ pub fn content_headers(headers: &HeaderMap) -> Result<ContentHeaders, S3Error> {
         content_disposition: text(headers, "content-disposition")?,
         content_encoding: text(headers, "content-encoding")?,
         content_language: text(headers, "content-language")?,
-        content_type: Some(
-            text(headers, "content-type")?.unwrap_or_else(|| "binary/octet-stream".to_owned()),
-        ),
+        content_type: Some(text(headers, "content-type")?.unwrap_or_else(|| "binary/octet-stream".to_owned())),
         expires: text(headers, "expires")?,
         website_redirect_location: redirect,
     })
@@ -128,9 +114,7 @@ fn form_decode(s: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let ok = bytes
-                .get(i + 1..i + 3)
-                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
+            let ok = bytes.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
             if !ok {
                 return None;
             }
@@ -144,8 +128,7 @@ fn form_decode(s: &str) -> Option<String> {
 }
 
 fn valid_tag_text(s: &str) -> bool {
-    s.chars()
-        .all(|c| c.is_alphanumeric() || c.is_whitespace() || "+-=._:/@".contains(c))
+    s.chars().all(|c| c.is_alphanumeric() || c.is_whitespace() || "+-=._:/@".contains(c))
 }
 
 /// `x-amz-tagging`: URL-encoded `key=value&…`, at most 10 tags, AWS's length and character rules.
@@ -167,22 +150,16 @@ pub fn tagging(headers: &HeaderMap) -> Result<Vec<(String, String)>, S3Error> {
             return Err(invalid_tag("The TagKey you have provided is invalid"));
         }
         if v.chars().count() > 256 {
-            return Err(invalid_tag(
-                "The TagValue you have provided is too long, max 256",
-            ));
+            return Err(invalid_tag("The TagValue you have provided is too long, max 256"));
         }
         if k.starts_with("aws:") {
             return Err(invalid_tag("Your TagKey cannot be prefixed with aws:"));
         }
         if !valid_tag_text(&k) || !valid_tag_text(&v) {
-            return Err(invalid_tag(
-                "The TagKey or TagValue you have provided contains invalid characters",
-            ));
+            return Err(invalid_tag("The TagKey or TagValue you have provided contains invalid characters"));
         }
         if tags.iter().any(|(existing, _)| *existing == k) {
-            return Err(invalid_tag(
-                "Cannot provide multiple Tags with the same key",
-            ));
+            return Err(invalid_tag("Cannot provide multiple Tags with the same key"));
         }
         tags.push((k, v));
     }
@@ -194,9 +171,7 @@ pub fn tagging(headers: &HeaderMap) -> Result<Vec<(String, String)>, S3Error> {
 
 /// `x-amz-checksum-algorithm` and `x-amz-checksum-type` of CreateMultipartUpload, with AWS's
 /// allowed pairs; the type defaults per algorithm.
-pub fn checksum_settings(
-    headers: &HeaderMap,
-) -> Result<Option<(ChecksumAlgorithm, ChecksumType)>, S3Error> {
+pub fn checksum_settings(headers: &HeaderMap) -> Result<Option<(ChecksumAlgorithm, ChecksumType)>, S3Error> {
     let algorithm = text(headers, "x-amz-checksum-algorithm")?;
     let kind = text(headers, "x-amz-checksum-type")?;
     let invalid = |m: String| S3Error::with_message(S3ErrorCode::InvalidRequest, m);
@@ -216,8 +191,9 @@ pub fn checksum_settings(
         )
     })?;
     let t = match kind {
-        Some(k) => ChecksumType::parse(&k)
-            .ok_or_else(|| invalid("Value for x-amz-checksum-type header is invalid.".into()))?,
+        Some(k) => {
+            ChecksumType::parse(&k).ok_or_else(|| invalid("Value for x-amz-checksum-type header is invalid.".into()))?
+        }
         None => a.default_type(),
     };
     if !a.allows(t) {
@@ -248,20 +224,13 @@ const CANNED_ACLS: [&str; 8] = [
 pub fn check_object_acl(headers: &HeaderMap) -> Result<(), S3Error> {
     if let Some(acl) = text(headers, "x-amz-acl")? {
         if !CANNED_ACLS.contains(&acl.as_str()) {
-            return Err(S3Error::invalid_argument(
-                "Invalid canned ACL",
-                "x-amz-acl",
-                &acl,
-            ));
+            return Err(S3Error::invalid_argument("Invalid canned ACL", "x-amz-acl", &acl));
         }
         if !OWNER_ONLY_ACLS.contains(&acl.as_str()) {
             return Err(S3Error::new(S3ErrorCode::AccessControlListNotSupported));
         }
     }
-    if headers
-        .keys()
-        .any(|k| k.as_str().starts_with("x-amz-grant-"))
-    {
+    if headers.keys().any(|k| k.as_str().starts_with("x-amz-grant-")) {
         return Err(S3Error::new(S3ErrorCode::AccessControlListNotSupported));
     }
     Ok(())
@@ -270,23 +239,14 @@ pub fn check_object_acl(headers: &HeaderMap) -> Result<(), S3Error> {
 /// Server-side encryption is not offered; object lock needs a lock-enabled bucket, which s3d
 /// does not create.
 pub fn check_unsupported_object_features(headers: &HeaderMap) -> Result<(), S3Error> {
-    if headers
-        .keys()
-        .any(|k| k.as_str().starts_with("x-amz-server-side-encryption"))
-    {
+    if headers.keys().any(|k| k.as_str().starts_with("x-amz-server-side-encryption")) {
         return Err(S3Error::with_message(
             S3ErrorCode::NotImplemented,
             "Server-side encryption is not implemented by this server",
         ));
     }
-    if headers
-        .keys()
-        .any(|k| k.as_str().starts_with("x-amz-object-lock-"))
-    {
-        return Err(S3Error::with_message(
-            S3ErrorCode::InvalidRequest,
-            "Bucket is missing Object Lock Configuration",
-        ));
+    if headers.keys().any(|k| k.as_str().starts_with("x-amz-object-lock-")) {
+        return Err(S3Error::with_message(S3ErrorCode::InvalidRequest, "Bucket is missing Object Lock Configuration"));
     }
     Ok(())
 }
@@ -298,10 +258,7 @@ mod tests {
     fn h(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut m = HeaderMap::new();
         for (k, v) in pairs {
-            m.append(
-                http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
-                v.parse().expect("value"),
-            );
+            m.append(http::HeaderName::from_bytes(k.as_bytes()).expect("name"), v.parse().expect("value"));
         }
         m
     }
@@ -310,41 +267,24 @@ mod tests {
     fn content_md5_must_be_16_bytes_of_base64() {
         assert_eq!(
             content_md5(&h(&[("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg==")])).expect("ok"),
-            Some([
-                0xd4, 0x1d, 0x8c, 0xd9, 0x8f, 0x00, 0xb2, 0x04, 0xe9, 0x80, 0x09, 0x98, 0xec, 0xf8,
-                0x42, 0x7e
-            ])
+            Some([0xd4, 0x1d, 0x8c, 0xd9, 0x8f, 0x00, 0xb2, 0x04, 0xe9, 0x80, 0x09, 0x98, 0xec, 0xf8, 0x42, 0x7e])
         );
         for bad in ["not base64!", "AAAA", ""] {
-            assert_eq!(
-                content_md5(&h(&[("content-md5", bad)]))
-                    .expect_err(bad)
-                    .code,
-                S3ErrorCode::InvalidDigest
-            );
+            assert_eq!(content_md5(&h(&[("content-md5", bad)])).expect_err(bad).code, S3ErrorCode::InvalidDigest);
         }
         assert_eq!(content_md5(&h(&[])).expect("absent"), None);
     }
 
     #[test]
     fn metadata_is_collected_and_capped() {
-        let m = user_metadata(&h(&[
-            ("x-amz-meta-color", "blue"),
-            ("x-amz-meta-Size", "2"),
-            ("content-type", "x"),
-        ]))
-        .expect("ok");
-        assert_eq!(
-            m,
-            vec![("color".into(), "blue".into()), ("size".into(), "2".into())]
-        );
+        let m = user_metadata(&h(&[("x-amz-meta-color", "blue"), ("x-amz-meta-Size", "2"), ("content-type", "x")]))
+            .expect("ok");
+        assert_eq!(m, vec![("color".into(), "blue".into()), ("size".into(), "2".into())]);
         let big = "v".repeat(2045);
         assert!(user_metadata(&h(&[("x-amz-meta-abc", &big)])).is_ok());
         let bigger = "v".repeat(2046);
         assert_eq!(
-            user_metadata(&h(&[("x-amz-meta-abc", &bigger)]))
-                .expect_err("big")
-                .code,
+            user_metadata(&h(&[("x-amz-meta-abc", &bigger)])).expect_err("big").code,
             S3ErrorCode::MetadataTooLarge
         );
     }
@@ -353,38 +293,15 @@ mod tests {
     fn tagging_rules() {
         assert_eq!(
             tagging(&h(&[("x-amz-tagging", "a=1&b%20c=x+y&empty=")])).expect("ok"),
-            vec![
-                ("a".into(), "1".into()),
-                ("b c".into(), "x y".into()),
-                ("empty".into(), "".into())
-            ]
+            vec![("a".into(), "1".into()), ("b c".into(), "x y".into()), ("empty".into(), "".into())]
         );
-        assert_eq!(
-            tagging(&h(&[("x-amz-tagging", "a=%zz")]))
-                .expect_err("enc")
-                .code,
-            S3ErrorCode::InvalidArgument
-        );
-        for bad in [
-            "a=1&a=2",
-            "aws:x=1",
-            "k=v*",
-            &format!("{}=1", "k".repeat(129)),
-            &format!("k={}", "v".repeat(257)),
-        ] {
-            assert_eq!(
-                tagging(&h(&[("x-amz-tagging", bad)])).expect_err(bad).code,
-                S3ErrorCode::InvalidTag,
-                "{bad}"
-            );
+        assert_eq!(tagging(&h(&[("x-amz-tagging", "a=%zz")])).expect_err("enc").code, S3ErrorCode::InvalidArgument);
+        for bad in ["a=1&a=2", "aws:x=1", "k=v*", &format!("{}=1", "k".repeat(129)), &format!("k={}", "v".repeat(257))]
+        {
+            assert_eq!(tagging(&h(&[("x-amz-tagging", bad)])).expect_err(bad).code, S3ErrorCode::InvalidTag, "{bad}");
         }
         let eleven: Vec<String> = (0..11).map(|i| format!("k{i}=v")).collect();
-        assert_eq!(
-            tagging(&h(&[("x-amz-tagging", &eleven.join("&"))]))
-                .expect_err("11")
-                .code,
-            S3ErrorCode::InvalidTag
-        );
+        assert_eq!(tagging(&h(&[("x-amz-tagging", &eleven.join("&"))])).expect_err("11").code, S3ErrorCode::InvalidTag);
     }
 
     #[test]
@@ -393,43 +310,20 @@ mod tests {
         use ChecksumType as T;
         let c = |pairs: &[(&str, &str)]| checksum_settings(&h(pairs));
         assert_eq!(c(&[]).expect("none"), None);
+        assert_eq!(c(&[("x-amz-checksum-algorithm", "CRC32")]).expect("ok"), Some((A::Crc32, T::Composite)));
+        assert_eq!(c(&[("x-amz-checksum-algorithm", "CRC64NVME")]).expect("ok"), Some((A::Crc64Nvme, T::FullObject)));
         assert_eq!(
-            c(&[("x-amz-checksum-algorithm", "CRC32")]).expect("ok"),
-            Some((A::Crc32, T::Composite))
-        );
-        assert_eq!(
-            c(&[("x-amz-checksum-algorithm", "CRC64NVME")]).expect("ok"),
-            Some((A::Crc64Nvme, T::FullObject))
-        );
-        assert_eq!(
-            c(&[
-                ("x-amz-checksum-algorithm", "CRC32C"),
-                ("x-amz-checksum-type", "FULL_OBJECT")
-            ])
-            .expect("ok"),
+            c(&[("x-amz-checksum-algorithm", "CRC32C"), ("x-amz-checksum-type", "FULL_OBJECT")]).expect("ok"),
             Some((A::Crc32c, T::FullObject))
         );
         for bad in [
             vec![("x-amz-checksum-type", "COMPOSITE")],
             vec![("x-amz-checksum-algorithm", "MD4")],
-            vec![
-                ("x-amz-checksum-algorithm", "CRC64NVME"),
-                ("x-amz-checksum-type", "COMPOSITE"),
-            ],
-            vec![
-                ("x-amz-checksum-algorithm", "SHA256"),
-                ("x-amz-checksum-type", "FULL_OBJECT"),
-            ],
-            vec![
-                ("x-amz-checksum-algorithm", "CRC32"),
-                ("x-amz-checksum-type", "PARTIAL"),
-            ],
+            vec![("x-amz-checksum-algorithm", "CRC64NVME"), ("x-amz-checksum-type", "COMPOSITE")],
+            vec![("x-amz-checksum-algorithm", "SHA256"), ("x-amz-checksum-type", "FULL_OBJECT")],
+            vec![("x-amz-checksum-algorithm", "CRC32"), ("x-amz-checksum-type", "PARTIAL")],
         ] {
-            assert_eq!(
-                c(&bad).expect_err("invalid").code,
-                S3ErrorCode::InvalidRequest,
-                "{bad:?}"
-            );
+            assert_eq!(c(&bad).expect_err("invalid").code, S3ErrorCode::InvalidRequest, "{bad:?}");
         }
     }
 
@@ -438,21 +332,15 @@ mod tests {
         assert!(check_object_acl(&h(&[("x-amz-acl", "private")])).is_ok());
         assert!(check_object_acl(&h(&[("x-amz-acl", "bucket-owner-full-control")])).is_ok());
         assert_eq!(
-            check_object_acl(&h(&[("x-amz-acl", "public-read")]))
-                .expect_err("acl")
-                .code,
+            check_object_acl(&h(&[("x-amz-acl", "public-read")])).expect_err("acl").code,
             S3ErrorCode::AccessControlListNotSupported
         );
         assert_eq!(
-            check_object_acl(&h(&[("x-amz-grant-read", "id=x")]))
-                .expect_err("grant")
-                .code,
+            check_object_acl(&h(&[("x-amz-grant-read", "id=x")])).expect_err("grant").code,
             S3ErrorCode::AccessControlListNotSupported
         );
         assert_eq!(
-            check_object_acl(&h(&[("x-amz-acl", "bogus")]))
-                .expect_err("bogus")
-                .code,
+            check_object_acl(&h(&[("x-amz-acl", "bogus")])).expect_err("bogus").code,
             S3ErrorCode::InvalidArgument
         );
     }
@@ -460,25 +348,11 @@ mod tests {
     #[test]
     fn redirect_location_is_validated() {
         assert!(content_headers(&h(&[("x-amz-website-redirect-location", "/other")])).is_ok());
-        assert!(
-            content_headers(&h(&[(
-                "x-amz-website-redirect-location",
-                "https://example.com/"
-            )]))
-            .is_ok()
-        );
+        assert!(content_headers(&h(&[("x-amz-website-redirect-location", "https://example.com/")])).is_ok());
         assert_eq!(
-            content_headers(&h(&[("x-amz-website-redirect-location", "ftp://x")]))
-                .expect_err("bad")
-                .code,
+            content_headers(&h(&[("x-amz-website-redirect-location", "ftp://x")])).expect_err("bad").code,
             S3ErrorCode::InvalidRedirectLocation
         );
-        assert_eq!(
-            content_headers(&h(&[]))
-                .expect("ok")
-                .content_type
-                .as_deref(),
-            Some("binary/octet-stream")
-        );
+        assert_eq!(content_headers(&h(&[])).expect("ok").content_type.as_deref(), Some("binary/octet-stream"));
     }
 }

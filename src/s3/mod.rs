@@ -18,7 +18,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 
 use crate::auth::{self, Authenticated, CredentialStore};
 use crate::clock::Timestamp;
-use crate::storage::{BucketRecord, MetadataStore};
+use crate::storage::{BlobStore, BucketRecord, MetadataStore};
 pub use body::BodyStream;
 pub use error::{S3Error, S3ErrorCode};
 use query::Query;
@@ -66,20 +66,13 @@ pub struct S3Response {
 
 impl S3Response {
     pub fn new(status: StatusCode) -> Self {
-        S3Response {
-            status,
-            headers: HeaderMap::new(),
-            body: ResponseBody::Empty,
-        }
+        S3Response { status, headers: HeaderMap::new(), body: ResponseBody::Empty }
     }
 
     /// 200 with an XML document.
     pub fn xml(doc: Bytes) -> Self {
         let mut r = S3Response::new(StatusCode::OK);
-        r.headers.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/xml"),
-        );
+        r.headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
         r.body = ResponseBody::Full(doc);
         r
     }
@@ -98,6 +91,7 @@ pub struct S3Service {
     pub config: S3Config,
     pub credentials: Arc<dyn CredentialStore>,
     pub meta: Arc<dyn MetadataStore>,
+    pub blobs: Arc<dyn BlobStore>,
 }
 
 /// What an operation gets besides the request: who is calling, what is addressed, and the
@@ -113,19 +107,15 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub fn bucket_name(&self) -> Result<&str, S3Error> {
-        self.bucket_name
-            .ok_or_else(|| S3Error::internal("operation routed without a bucket"))
+        self.bucket_name.ok_or_else(|| S3Error::internal("operation routed without a bucket"))
     }
 
     pub fn bucket(&self) -> Result<&BucketRecord, S3Error> {
-        self.bucket
-            .as_ref()
-            .ok_or_else(|| S3Error::internal("operation routed without a bucket record"))
+        self.bucket.as_ref().ok_or_else(|| S3Error::internal("operation routed without a bucket record"))
     }
 
     pub fn key(&self) -> Result<&str, S3Error> {
-        self.key
-            .ok_or_else(|| S3Error::internal("operation routed without a key"))
+        self.key.ok_or_else(|| S3Error::internal("operation routed without a key"))
     }
 
     /// The caller as a stored owner.
@@ -183,25 +173,19 @@ impl S3Service {
             headers: &req.headers,
             authority: &authority,
         };
-        let authenticated = auth::authenticate(
-            &parts,
-            &*self.credentials,
-            &self.config.region,
-            Timestamp::now(),
-        )?;
+        let authenticated = auth::authenticate(&parts, &*self.credentials, &self.config.region, Timestamp::now())?;
         tracing::Span::current().record("user", authenticated.identity.id.as_str());
 
         let bucket = match ops::access(op) {
             ops::Access::NotImplemented => return Err(ops::not_implemented(op)),
             ops::Access::AnyUser => None,
             ops::Access::BucketOwner => {
-                let name = addr
-                    .bucket
-                    .as_deref()
-                    .ok_or_else(|| S3Error::internal("bucket route without bucket"))?;
-                let record = self.meta.get_bucket(name).await?.ok_or_else(|| {
-                    S3Error::new(S3ErrorCode::NoSuchBucket).field("BucketName", name)
-                })?;
+                let name = addr.bucket.as_deref().ok_or_else(|| S3Error::internal("bucket route without bucket"))?;
+                let record = self
+                    .meta
+                    .get_bucket(name)
+                    .await?
+                    .ok_or_else(|| S3Error::new(S3ErrorCode::NoSuchBucket).field("BucketName", name))?;
                 if record.owner.id != authenticated.identity.id {
                     return Err(S3Error::new(S3ErrorCode::AccessDenied));
                 }
@@ -235,20 +219,19 @@ pub fn error_response(err: &S3Error, resource: &str, ids: &RequestIds, head: boo
     if head {
         return resp;
     }
+    let mut resp = resp;
+    resp.headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+    resp.body = ResponseBody::Full(error_document(err, resource, ids));
+    resp
+}
+
+/// The `<Error>` document of an error.
+pub fn error_document(err: &S3Error, resource: &str, ids: &RequestIds) -> Bytes {
     let mut w = XmlWriter::with_root("Error", None);
-    w.elem("Code", err.code.as_str())
-        .elem("Message", &err.message)
-        .elem("Resource", resource);
+    w.elem("Code", err.code.as_str()).elem("Message", &err.message).elem("Resource", resource);
     for (name, value) in &err.fields {
         w.elem(name, value);
     }
-    w.elem("RequestId", &ids.request_id)
-        .elem("HostId", &ids.host_id);
-    let mut resp = resp;
-    resp.headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/xml"),
-    );
-    resp.body = ResponseBody::Full(w.finish());
-    resp
+    w.elem("RequestId", &ids.request_id).elem("HostId", &ids.host_id);
+    w.finish()
 }

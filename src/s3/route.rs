@@ -86,29 +86,11 @@ pub struct Route {
 }
 
 const fn r(op: OpName, method: Method, level: Level, query: &'static [&'static str]) -> Route {
-    Route {
-        op,
-        method,
-        level,
-        query,
-        header: None,
-    }
+    Route { op, method, level, query, header: None }
 }
 
-const fn rh(
-    op: OpName,
-    method: Method,
-    level: Level,
-    query: &'static [&'static str],
-    header: &'static str,
-) -> Route {
-    Route {
-        op,
-        method,
-        level,
-        query,
-        header: Some(header),
-    }
+const fn rh(op: OpName, method: Method, level: Level, query: &'static [&'static str], header: &'static str) -> Route {
+    Route { op, method, level, query, header: Some(header) }
 }
 
 use Level::{Bucket as B, Object as O, Service as S};
@@ -118,54 +100,19 @@ use OpName::*;
 pub static ROUTES: &[Route] = &[
     r(ListBuckets, Method::GET, S, &[]),
     // Bucket subresources.
-    r(
-        PutBucketAccelerateConfiguration,
-        Method::PUT,
-        B,
-        &["accelerate"],
-    ),
+    r(PutBucketAccelerateConfiguration, Method::PUT, B, &["accelerate"]),
     r(PutBucketAcl, Method::PUT, B, &["acl"]),
-    r(
-        PutBucketAnalyticsConfiguration,
-        Method::PUT,
-        B,
-        &["analytics"],
-    ),
+    r(PutBucketAnalyticsConfiguration, Method::PUT, B, &["analytics"]),
     r(PutBucketCors, Method::PUT, B, &["cors"]),
     r(PutBucketEncryption, Method::PUT, B, &["encryption"]),
-    r(
-        PutBucketIntelligentTieringConfiguration,
-        Method::PUT,
-        B,
-        &["intelligent-tiering"],
-    ),
-    r(
-        PutBucketInventoryConfiguration,
-        Method::PUT,
-        B,
-        &["inventory"],
-    ),
-    r(
-        PutBucketLifecycleConfiguration,
-        Method::PUT,
-        B,
-        &["lifecycle"],
-    ),
+    r(PutBucketIntelligentTieringConfiguration, Method::PUT, B, &["intelligent-tiering"]),
+    r(PutBucketInventoryConfiguration, Method::PUT, B, &["inventory"]),
+    r(PutBucketLifecycleConfiguration, Method::PUT, B, &["lifecycle"]),
     r(PutBucketLogging, Method::PUT, B, &["logging"]),
     r(PutBucketMetricsConfiguration, Method::PUT, B, &["metrics"]),
-    r(
-        PutBucketNotificationConfiguration,
-        Method::PUT,
-        B,
-        &["notification"],
-    ),
+    r(PutBucketNotificationConfiguration, Method::PUT, B, &["notification"]),
     r(PutObjectLockConfiguration, Method::PUT, B, &["object-lock"]),
-    r(
-        PutBucketOwnershipControls,
-        Method::PUT,
-        B,
-        &["ownershipControls"],
-    ),
+    r(PutBucketOwnershipControls, Method::PUT, B, &["ownershipControls"]),
     r(PutBucketPolicy, Method::PUT, B, &["policy"]),
     r(PutPublicAccessBlock, Method::PUT, B, &["publicAccessBlock"]),
     r(PutBucketReplication, Method::PUT, B, &["replication"]),
@@ -174,55 +121,20 @@ pub static ROUTES: &[Route] = &[
     r(PutBucketVersioning, Method::PUT, B, &["versioning"]),
     r(PutBucketWebsite, Method::PUT, B, &["website"]),
     r(CreateBucket, Method::PUT, B, &[]),
-    r(
-        GetBucketAccelerateConfiguration,
-        Method::GET,
-        B,
-        &["accelerate"],
-    ),
+    r(GetBucketAccelerateConfiguration, Method::GET, B, &["accelerate"]),
     r(GetBucketAcl, Method::GET, B, &["acl"]),
-    r(
-        GetBucketAnalyticsConfiguration,
-        Method::GET,
-        B,
-        &["analytics"],
-    ),
+    r(GetBucketAnalyticsConfiguration, Method::GET, B, &["analytics"]),
     r(GetBucketCors, Method::GET, B, &["cors"]),
     r(GetBucketEncryption, Method::GET, B, &["encryption"]),
-    r(
-        GetBucketIntelligentTieringConfiguration,
-        Method::GET,
-        B,
-        &["intelligent-tiering"],
-    ),
-    r(
-        GetBucketInventoryConfiguration,
-        Method::GET,
-        B,
-        &["inventory"],
-    ),
-    r(
-        GetBucketLifecycleConfiguration,
-        Method::GET,
-        B,
-        &["lifecycle"],
-    ),
+    r(GetBucketIntelligentTieringConfiguration, Method::GET, B, &["intelligent-tiering"]),
+    r(GetBucketInventoryConfiguration, Method::GET, B, &["inventory"]),
+    r(GetBucketLifecycleConfiguration, Method::GET, B, &["lifecycle"]),
     r(GetBucketLocation, Method::GET, B, &["location"]),
     r(GetBucketLogging, Method::GET, B, &["logging"]),
     r(GetBucketMetricsConfiguration, Method::GET, B, &["metrics"]),
-    r(
-        GetBucketNotificationConfiguration,
-        Method::GET,
-        B,
-        &["notification"],
-    ),
+    r(GetBucketNotificationConfiguration, Method::GET, B, &["notification"]),
     r(GetObjectLockConfiguration, Method::GET, B, &["object-lock"]),
-    r(
-        GetBucketOwnershipControls,
-        Method::GET,
-        B,
-        &["ownershipControls"],
-    ),
+    r(GetBucketOwnershipControls, Method::GET, B, &["ownershipControls"]),
     r(GetBucketPolicy, Method::GET, B, &["policy"]),
     r(GetBucketPolicyStatus, Method::GET, B, &["policyStatus"]),
     r(GetPublicAccessBlock, Method::GET, B, &["publicAccessBlock"]),
@@ -236,46 +148,16 @@ pub static ROUTES: &[Route] = &[
     r(ListObjectsV2, Method::GET, B, &["list-type=2"]),
     r(ListObjects, Method::GET, B, &[]),
     r(HeadBucket, Method::HEAD, B, &[]),
-    r(
-        DeleteBucketAnalyticsConfiguration,
-        Method::DELETE,
-        B,
-        &["analytics"],
-    ),
+    r(DeleteBucketAnalyticsConfiguration, Method::DELETE, B, &["analytics"]),
     r(DeleteBucketCors, Method::DELETE, B, &["cors"]),
     r(DeleteBucketEncryption, Method::DELETE, B, &["encryption"]),
-    r(
-        DeleteBucketIntelligentTieringConfiguration,
-        Method::DELETE,
-        B,
-        &["intelligent-tiering"],
-    ),
-    r(
-        DeleteBucketInventoryConfiguration,
-        Method::DELETE,
-        B,
-        &["inventory"],
-    ),
+    r(DeleteBucketIntelligentTieringConfiguration, Method::DELETE, B, &["intelligent-tiering"]),
+    r(DeleteBucketInventoryConfiguration, Method::DELETE, B, &["inventory"]),
     r(DeleteBucketLifecycle, Method::DELETE, B, &["lifecycle"]),
-    r(
-        DeleteBucketMetricsConfiguration,
-        Method::DELETE,
-        B,
-        &["metrics"],
-    ),
-    r(
-        DeleteBucketOwnershipControls,
-        Method::DELETE,
-        B,
-        &["ownershipControls"],
-    ),
+    r(DeleteBucketMetricsConfiguration, Method::DELETE, B, &["metrics"]),
+    r(DeleteBucketOwnershipControls, Method::DELETE, B, &["ownershipControls"]),
     r(DeleteBucketPolicy, Method::DELETE, B, &["policy"]),
-    r(
-        DeletePublicAccessBlock,
-        Method::DELETE,
-        B,
-        &["publicAccessBlock"],
-    ),
+    r(DeletePublicAccessBlock, Method::DELETE, B, &["publicAccessBlock"]),
     r(DeleteBucketReplication, Method::DELETE, B, &["replication"]),
     r(DeleteBucketTagging, Method::DELETE, B, &["tagging"]),
     r(DeleteBucketWebsite, Method::DELETE, B, &["website"]),
@@ -283,13 +165,7 @@ pub static ROUTES: &[Route] = &[
     r(DeleteObjects, Method::POST, B, &["delete"]),
     r(PostObject, Method::POST, B, &[]),
     // Objects.
-    rh(
-        UploadPartCopy,
-        Method::PUT,
-        O,
-        &["partNumber", "uploadId"],
-        "x-amz-copy-source",
-    ),
+    rh(UploadPartCopy, Method::PUT, O, &["partNumber", "uploadId"], "x-amz-copy-source"),
     r(UploadPart, Method::PUT, O, &["partNumber", "uploadId"]),
     r(PutObjectAcl, Method::PUT, O, &["acl"]),
     r(PutObjectLegalHold, Method::PUT, O, &["legal-hold"]),
@@ -315,13 +191,7 @@ pub static ROUTES: &[Route] = &[
     r(SelectObjectContent, Method::POST, O, &["select"]),
 ];
 
-fn matches(
-    route: &Route,
-    method: &Method,
-    level: Level,
-    query: &Query,
-    headers: &HeaderMap,
-) -> bool {
+fn matches(route: &Route, method: &Method, level: Level, query: &Query, headers: &HeaderMap) -> bool {
     route.method == *method
         && route.level == level
         && route.query.iter().all(|cond| match cond.split_once('=') {
@@ -332,29 +202,18 @@ fn matches(
 }
 
 /// The operation a request asks for; `MethodNotAllowed` when none fits.
-pub fn classify(
-    method: &Method,
-    addr: &Address,
-    query: &Query,
-    headers: &HeaderMap,
-) -> Result<OpName, S3Error> {
+pub fn classify(method: &Method, addr: &Address, query: &Query, headers: &HeaderMap) -> Result<OpName, S3Error> {
     let level = Level::of(addr);
-    ROUTES
-        .iter()
-        .find(|r| matches(r, method, level, query, headers))
-        .map(|r| r.op)
-        .ok_or_else(|| {
-            S3Error::new(S3ErrorCode::MethodNotAllowed)
-                .field("Method", method.as_str())
-                .field(
-                    "ResourceType",
-                    match level {
-                        Level::Service => "SERVICE",
-                        Level::Bucket => "BUCKET",
-                        Level::Object => "OBJECT",
-                    },
-                )
-        })
+    ROUTES.iter().find(|r| matches(r, method, level, query, headers)).map(|r| r.op).ok_or_else(|| {
+        S3Error::new(S3ErrorCode::MethodNotAllowed).field("Method", method.as_str()).field(
+            "ResourceType",
+            match level {
+                Level::Service => "SERVICE",
+                Level::Bucket => "BUCKET",
+                Level::Object => "OBJECT",
+            },
+        )
+    })
 }
 
 #[cfg(test)]
@@ -370,12 +229,7 @@ mod tests {
                 let same_place = earlier.method == later.method && earlier.level == later.level;
                 let subset = earlier.query.iter().all(|q| later.query.contains(q))
                     && earlier.header.is_none_or(|h| later.header == Some(h));
-                assert!(
-                    !(same_place && subset),
-                    "{:?} shadows {:?}",
-                    earlier.op,
-                    later.op
-                );
+                assert!(!(same_place && subset), "{:?} shadows {:?}", earlier.op, later.op);
             }
         }
     }
@@ -386,10 +240,7 @@ mod tests {
         let addr = resolve(Some(host), path, &domains).expect("address");
         let mut h = HeaderMap::new();
         for (k, v) in headers {
-            h.insert(
-                http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
-                v.parse().expect("value"),
-            );
+            h.insert(http::HeaderName::from_bytes(k.as_bytes()).expect("name"), v.parse().expect("value"));
         }
         classify(&method, &addr, &Query::parse(query), &h).expect("classified")
     }
@@ -400,18 +251,8 @@ mod tests {
     fn aws_documentation_examples_classify_in_both_styles() {
         let vh = "examplebucket.s3.amazonaws.com";
         let cases: &[(Method, &str, &[(&str, &str)], OpName)] = &[
-            (
-                Method::POST,
-                "/example-object?uploads",
-                &[],
-                CreateMultipartUpload,
-            ),
-            (
-                Method::POST,
-                "/example-object?uploads=",
-                &[],
-                CreateMultipartUpload,
-            ),
+            (Method::POST, "/example-object?uploads", &[], CreateMultipartUpload),
+            (Method::POST, "/example-object?uploads=", &[], CreateMultipartUpload),
             (
                 Method::PUT,
                 "/my-movie.m2ts?partNumber=1&uploadId=VCVsb2FkIElEIGZvciBlbZZpbmcncyBteS1tb3ZpZS5tMnRzIHVwbG9hZR",
@@ -442,30 +283,10 @@ mod tests {
                 &[],
                 ListParts,
             ),
-            (
-                Method::GET,
-                "/?uploads&max-uploads=3",
-                &[],
-                ListMultipartUploads,
-            ),
-            (
-                Method::GET,
-                "/?uploads&delimiter=/&prefix=photos/2006/",
-                &[],
-                ListMultipartUploads,
-            ),
-            (
-                Method::GET,
-                "/?list-type=2&prefix=E&start-after=ExampleGuide.pdf",
-                &[],
-                ListObjectsV2,
-            ),
-            (
-                Method::GET,
-                "/?prefix=N&marker=Ned&max-keys=40",
-                &[],
-                ListObjects,
-            ),
+            (Method::GET, "/?uploads&max-uploads=3", &[], ListMultipartUploads),
+            (Method::GET, "/?uploads&delimiter=/&prefix=photos/2006/", &[], ListMultipartUploads),
+            (Method::GET, "/?list-type=2&prefix=E&start-after=ExampleGuide.pdf", &[], ListObjectsV2),
+            (Method::GET, "/?prefix=N&marker=Ned&max-keys=40", &[], ListObjects),
             (Method::GET, "/?location", &[], GetBucketLocation),
             (Method::GET, "/?versions", &[], ListObjectVersions),
             (Method::POST, "/?delete", &[], DeleteObjects),
@@ -473,35 +294,16 @@ mod tests {
             (Method::HEAD, "/", &[], HeadBucket),
             (Method::DELETE, "/", &[], DeleteBucket),
             (Method::PUT, "/my-image.jpg", &[], PutObject),
-            (
-                Method::PUT,
-                "/my-second-image.jpg",
-                &[("x-amz-copy-source", "/bucket/my-image.jpg")],
-                CopyObject,
-            ),
+            (Method::PUT, "/my-second-image.jpg", &[("x-amz-copy-source", "/bucket/my-image.jpg")], CopyObject),
             (Method::GET, "/my-image.jpg", &[], GetObject),
-            (
-                Method::GET,
-                "/my-image.jpg?versionId=null&partNumber=1",
-                &[],
-                GetObject,
-            ),
+            (Method::GET, "/my-image.jpg?versionId=null&partNumber=1", &[], GetObject),
             (Method::HEAD, "/my-image.jpg", &[], HeadObject),
             (Method::DELETE, "/my-second-image.jpg", &[], DeleteObject),
-            (
-                Method::GET,
-                "/example-object?tagging",
-                &[],
-                GetObjectTagging,
-            ),
+            (Method::GET, "/example-object?tagging", &[], GetObjectTagging),
             (Method::PUT, "/?versioning", &[], PutBucketVersioning),
         ];
         for (method, target, headers, expected) in cases {
-            assert_eq!(
-                op(method.clone(), vh, target, headers),
-                *expected,
-                "virtual-host {method} {target}"
-            );
+            assert_eq!(op(method.clone(), vh, target, headers), *expected, "virtual-host {method} {target}");
             let path_style = format!("/examplebucket{target}");
             assert_eq!(
                 op(method.clone(), "127.0.0.1:9000", &path_style, headers),
@@ -517,8 +319,7 @@ mod tests {
     #[test]
     fn unknown_method_is_not_allowed() {
         let addr = resolve(Some("h"), "/bkt/k", &[]).expect("address");
-        let err = classify(&Method::PATCH, &addr, &Query::parse(""), &HeaderMap::new())
-            .expect_err("no route");
+        let err = classify(&Method::PATCH, &addr, &Query::parse(""), &HeaderMap::new()).expect_err("no route");
         assert_eq!(err.code, S3ErrorCode::MethodNotAllowed);
         let addr = resolve(Some("h"), "/", &[]).expect("address");
         assert!(classify(&Method::PUT, &addr, &Query::parse(""), &HeaderMap::new()).is_err());

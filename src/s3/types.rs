@@ -21,12 +21,8 @@ pub fn validate_bucket_name(name: &str) -> Result<(), S3Error> {
         || !alnum(bytes[bytes.len() - 1])
         || name.contains("..")
         || name.parse::<std::net::Ipv4Addr>().is_ok()
-        || ["xn--", "sthree-", "amzn-s3-demo-"]
-            .iter()
-            .any(|p| name.starts_with(p))
-        || ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"]
-            .iter()
-            .any(|s| name.ends_with(s))
+        || ["xn--", "sthree-", "amzn-s3-demo-"].iter().any(|p| name.starts_with(p))
+        || ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"].iter().any(|s| name.ends_with(s))
     {
         return Err(invalid());
     }
@@ -62,10 +58,7 @@ impl StorageClass {
         match s {
             "STANDARD" => Ok(StorageClass::Standard),
             "REDUCED_REDUNDANCY" => Ok(StorageClass::ReducedRedundancy),
-            _ => {
-                Err(S3Error::new(S3ErrorCode::InvalidStorageClass)
-                    .field("StorageClassRequested", s))
-            }
+            _ => Err(S3Error::new(S3ErrorCode::InvalidStorageClass).field("StorageClassRequested", s)),
         }
     }
 
@@ -114,9 +107,7 @@ impl ChecksumAlgorithm {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|a| a.as_str().eq_ignore_ascii_case(s))
+        Self::ALL.into_iter().find(|a| a.as_str().eq_ignore_ascii_case(s))
     }
 
     /// The checksum types AWS allows with this algorithm.
@@ -146,9 +137,7 @@ impl ChecksumType {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [ChecksumType::Composite, ChecksumType::FullObject]
-            .into_iter()
-            .find(|t| t.as_str().eq_ignore_ascii_case(s))
+        [ChecksumType::Composite, ChecksumType::FullObject].into_iter().find(|t| t.as_str().eq_ignore_ascii_case(s))
     }
 }
 
@@ -158,14 +147,7 @@ mod tests {
 
     #[test]
     fn bucket_names_follow_s3_rules() {
-        for ok in [
-            "abc",
-            "my-bucket",
-            "my.bucket.name",
-            "a1b2c3",
-            &"a".repeat(63),
-            "192.168.5.4x",
-        ] {
+        for ok in ["abc", "my-bucket", "my.bucket.name", "a1b2c3", &"a".repeat(63), "192.168.5.4x"] {
             assert!(validate_bucket_name(ok).is_ok(), "{ok}");
         }
         for bad in [
@@ -190,11 +172,7 @@ mod tests {
             "ab c",
             "-",
         ] {
-            assert_eq!(
-                validate_bucket_name(bad).expect_err(bad).code,
-                S3ErrorCode::InvalidBucketName,
-                "{bad}"
-            );
+            assert_eq!(validate_bucket_name(bad).expect_err(bad).code, S3ErrorCode::InvalidBucketName, "{bad}");
         }
     }
 
@@ -204,10 +182,7 @@ mod tests {
         let b = new_upload_id().expect("random");
         assert_eq!(a.len(), 32);
         assert_ne!(a, b);
-        assert!(
-            a.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-        );
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
     }
 
     #[test]

@@ -54,10 +54,7 @@ impl XmlWriter {
             out.push('"');
         }
         out.push('>');
-        XmlWriter {
-            out,
-            stack: vec![root],
-        }
+        XmlWriter { out, stack: vec![root] }
     }
 
     pub fn start(&mut self, name: &'static str) -> &mut Self {
@@ -108,6 +105,12 @@ impl XmlWriter {
         }
         Bytes::from(self.out)
     }
+}
+
+/// A document without its XML declaration, to continue a response that already sent one.
+pub fn strip_declaration(doc: &Bytes) -> Bytes {
+    let prefix = DECLARATION.len() + 1;
+    if doc.starts_with(DECLARATION.as_bytes()) && doc.len() >= prefix { doc.slice(prefix..) } else { doc.clone() }
 }
 
 /// Parses a request body. Namespaces are ignored (s3cmd sends none), entities and character

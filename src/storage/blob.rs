@@ -29,11 +29,7 @@ impl BlobId {
 
     /// Whether this looks like an id the store made (guards file-name use).
     pub fn is_well_formed(&self) -> bool {
-        self.0.len() == 32
-            && self
-                .0
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        self.0.len() == 32 && self.0.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     }
 }
 
@@ -51,8 +47,7 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn put(&self, body: ByteStream) -> Result<BlobRef, StorageError>;
 
     /// Streams `range` (or everything) of a blob; `NotFound(Blob)` when it is gone.
-    async fn get(&self, id: &BlobId, range: Option<Range<u64>>)
-    -> Result<ByteStream, StorageError>;
+    async fn get(&self, id: &BlobId, range: Option<Range<u64>>) -> Result<ByteStream, StorageError>;
 
     /// Removes a blob; removing a missing blob is not an error.
     async fn delete(&self, id: &BlobId) -> Result<(), StorageError>;

@@ -7,19 +7,11 @@ use crate::storage::memory::MemoryMetadataStore;
 use crate::storage::rocks::RocksMetadataStore;
 
 fn owner(id: &str) -> Owner {
-    Owner {
-        id: id.into(),
-        display_name: format!("{id}-name"),
-    }
+    Owner { id: id.into(), display_name: format!("{id}-name") }
 }
 
 fn bucket(name: &str, owner_id: &str) -> BucketRecord {
-    BucketRecord {
-        name: name.into(),
-        owner: owner(owner_id),
-        region: "us-east-1".into(),
-        created: Timestamp(1_000),
-    }
+    BucketRecord { name: name.into(), owner: owner(owner_id), region: "us-east-1".into(), created: Timestamp(1_000) }
 }
 
 fn upload(bucket: &str, key: &str, id: &str, initiated: i64) -> UploadRecord {
@@ -31,10 +23,7 @@ fn upload(bucket: &str, key: &str, id: &str, initiated: i64) -> UploadRecord {
         initiator: owner("alice"),
         initiated: Timestamp(initiated),
         storage_class: "STANDARD".into(),
-        headers: ContentHeaders {
-            content_type: Some("text/plain".into()),
-            ..ContentHeaders::default()
-        },
+        headers: ContentHeaders { content_type: Some("text/plain".into()), ..ContentHeaders::default() },
         user_metadata: vec![("color".into(), "blue".into())],
         tags: vec![],
         checksum_algorithm: Some("CRC32".into()),
@@ -64,29 +53,17 @@ fn ids(page: &UploadPage) -> Vec<&str> {
 
 async fn buckets(store: &dyn MetadataStore) {
     store.health().await.expect("healthy");
-    store
-        .create_bucket(bucket("b1", "alice"))
-        .await
-        .expect("create");
+    store.create_bucket(bucket("b1", "alice")).await.expect("create");
     assert!(matches!(
         store.create_bucket(bucket("b1", "bob")).await,
         Err(StorageError::BucketExists { owner_id }) if owner_id == "alice"
     ));
-    assert_eq!(
-        store.get_bucket("b1").await.expect("get"),
-        Some(bucket("b1", "alice"))
-    );
+    assert_eq!(store.get_bucket("b1").await.expect("get"), Some(bucket("b1", "alice")));
     assert_eq!(store.get_bucket("nope").await.expect("get"), None);
     for name in ["b2", "c1", "c2"] {
-        store
-            .create_bucket(bucket(name, "alice"))
-            .await
-            .expect("create");
+        store.create_bucket(bucket(name, "alice")).await.expect("create");
     }
-    store
-        .create_bucket(bucket("b3", "bob"))
-        .await
-        .expect("create");
+    store.create_bucket(bucket("b3", "bob")).await.expect("create");
 
     let q = |prefix: &str, after: Option<&str>, max| ListBucketsQuery {
         owner_id: "alice".into(),
@@ -101,47 +78,21 @@ async fn buckets(store: &dyn MetadataStore) {
     let p1 = store.list_buckets(&q("", None, 3)).await.expect("list");
     assert_eq!(names(&p1), ["b1", "b2", "c1"]);
     assert_eq!(p1.next_start_after.as_deref(), Some("c1"));
-    let p2 = store
-        .list_buckets(&q("", Some("c1"), 3))
-        .await
-        .expect("list");
+    let p2 = store.list_buckets(&q("", Some("c1"), 3)).await.expect("list");
     assert_eq!(names(&p2), ["c2"]);
     assert_eq!(p2.next_start_after, None);
-    assert_eq!(
-        names(&store.list_buckets(&q("c", None, 100)).await.expect("list")),
-        ["c1", "c2"]
-    );
-    assert_eq!(
-        names(
-            &store
-                .list_buckets(&q("b", Some("b1"), 100))
-                .await
-                .expect("list")
-        ),
-        ["b2"]
-    );
+    assert_eq!(names(&store.list_buckets(&q("c", None, 100)).await.expect("list")), ["c1", "c2"]);
+    assert_eq!(names(&store.list_buckets(&q("b", Some("b1"), 100)).await.expect("list")), ["b2"]);
 
     store.delete_bucket("c2").await.expect("delete");
-    assert!(matches!(
-        store.delete_bucket("c2").await,
-        Err(StorageError::NotFound(Resource::Bucket))
-    ));
+    assert!(matches!(store.delete_bucket("c2").await, Err(StorageError::NotFound(Resource::Bucket))));
     assert_eq!(store.get_bucket("c2").await.expect("get"), None);
 }
 
 async fn uploads(store: &dyn MetadataStore) {
-    store
-        .create_bucket(bucket("ub", "alice"))
-        .await
-        .expect("create");
-    store
-        .create_bucket(bucket("ua", "alice"))
-        .await
-        .expect("create");
-    store
-        .create_bucket(bucket("uc", "alice"))
-        .await
-        .expect("create");
+    store.create_bucket(bucket("ub", "alice")).await.expect("create");
+    store.create_bucket(bucket("ua", "alice")).await.expect("create");
+    store.create_bucket(bucket("uc", "alice")).await.expect("create");
     assert!(matches!(
         store.create_upload(upload("missing", "k", "id0", 1)).await,
         Err(StorageError::NotFound(Resource::Bucket))
@@ -156,161 +107,69 @@ async fn uploads(store: &dyn MetadataStore) {
         ("a\0z", "id3", 30),
         ("", "id0", 5),
     ] {
-        store
-            .create_upload(upload("ub", key, id, t))
-            .await
-            .expect("create upload");
+        store.create_upload(upload("ub", key, id, t)).await.expect("create upload");
     }
     // Neighbouring buckets must not leak into listings.
-    store
-        .create_upload(upload("ua", "a", "other1", 1))
-        .await
-        .expect("create upload");
-    store
-        .create_upload(upload("uc", "", "other2", 1))
-        .await
-        .expect("create upload");
-    assert!(matches!(
-        store.create_upload(upload("ub", "x", "id1", 1)).await,
-        Err(StorageError::Conflict)
-    ));
+    store.create_upload(upload("ua", "a", "other1", 1)).await.expect("create upload");
+    store.create_upload(upload("uc", "", "other2", 1)).await.expect("create upload");
+    assert!(matches!(store.create_upload(upload("ub", "x", "id1", 1)).await, Err(StorageError::Conflict)));
 
     let u = store.get_upload("ub", "a", "id2").await.expect("get");
     assert_eq!(u, upload("ub", "a", "id2", 20));
-    assert!(matches!(
-        store.get_upload("ub", "b/1", "id2").await,
-        Err(StorageError::NotFound(Resource::Upload))
-    ));
-    assert!(matches!(
-        store.get_upload("ua", "a", "id2").await,
-        Err(StorageError::NotFound(Resource::Upload))
-    ));
+    assert!(matches!(store.get_upload("ub", "b/1", "id2").await, Err(StorageError::NotFound(Resource::Upload))));
+    assert!(matches!(store.get_upload("ua", "a", "id2").await, Err(StorageError::NotFound(Resource::Upload))));
 
-    let all = store
-        .list_uploads("ub", &list_q("", None, None, None, 1000))
-        .await
-        .expect("list");
+    let all = store.list_uploads("ub", &list_q("", None, None, None, 1000)).await.expect("list");
     assert_eq!(ids(&all), ["id0", "id1", "id2", "id3", "id4", "id5", "id6"]);
     assert!(!all.is_truncated);
 
-    let grouped = store
-        .list_uploads("ub", &list_q("", Some("/"), None, None, 1000))
-        .await
-        .expect("list");
+    let grouped = store.list_uploads("ub", &list_q("", Some("/"), None, None, 1000)).await.expect("list");
     assert_eq!(ids(&grouped), ["id0", "id1", "id2", "id3", "id6"]);
     assert_eq!(grouped.common_prefixes, ["b/"]);
 
-    let prefixed = store
-        .list_uploads("ub", &list_q("b/", Some("/"), None, None, 1000))
-        .await
-        .expect("list");
+    let prefixed = store.list_uploads("ub", &list_q("b/", Some("/"), None, None, 1000)).await.expect("list");
     assert_eq!(ids(&prefixed), ["id4", "id5"]);
 
     // Paging by max-uploads with markers.
-    let p1 = store
-        .list_uploads("ub", &list_q("", None, None, None, 2))
-        .await
-        .expect("list");
+    let p1 = store.list_uploads("ub", &list_q("", None, None, None, 2)).await.expect("list");
     assert_eq!(ids(&p1), ["id0", "id1"]);
     assert!(p1.is_truncated);
-    assert_eq!(
-        (
-            p1.next_key_marker.as_deref(),
-            p1.next_upload_id_marker.as_deref()
-        ),
-        (Some("a"), Some("id1"))
-    );
-    let p2 = store
-        .list_uploads("ub", &list_q("", None, Some("a"), Some("id1"), 2))
-        .await
-        .expect("list");
+    assert_eq!((p1.next_key_marker.as_deref(), p1.next_upload_id_marker.as_deref()), (Some("a"), Some("id1")));
+    let p2 = store.list_uploads("ub", &list_q("", None, Some("a"), Some("id1"), 2)).await.expect("list");
     assert_eq!(ids(&p2), ["id2", "id3"]);
-    let after_key = store
-        .list_uploads("ub", &list_q("", None, Some("a"), None, 1000))
-        .await
-        .expect("list");
+    let after_key = store.list_uploads("ub", &list_q("", None, Some("a"), None, 1000)).await.expect("list");
     assert_eq!(ids(&after_key), ["id3", "id4", "id5", "id6"]);
     // A page that ended on a common prefix continues after it.
-    let cp = store
-        .list_uploads("ub", &list_q("", Some("/"), Some("b/"), None, 1000))
-        .await
-        .expect("list");
+    let cp = store.list_uploads("ub", &list_q("", Some("/"), Some("b/"), None, 1000)).await.expect("list");
     assert_eq!(ids(&cp), ["id6"]);
     assert!(cp.common_prefixes.is_empty());
-    let cp_page = store
-        .list_uploads("ub", &list_q("", Some("/"), Some("a\0z"), None, 1))
-        .await
-        .expect("list");
+    let cp_page = store.list_uploads("ub", &list_q("", Some("/"), Some("a\0z"), None, 1)).await.expect("list");
     assert_eq!(cp_page.common_prefixes, ["b/"]);
     assert!(cp_page.is_truncated);
-    assert_eq!(
-        (
-            cp_page.next_key_marker.as_deref(),
-            cp_page.next_upload_id_marker.as_deref()
-        ),
-        (Some("b/"), None)
-    );
+    assert_eq!((cp_page.next_key_marker.as_deref(), cp_page.next_upload_id_marker.as_deref()), (Some("b/"), None));
     // An upload-id-marker that names no upload of the key-marker is an error.
     assert!(matches!(
-        store
-            .list_uploads("ub", &list_q("", None, Some("a"), Some("id4"), 10))
-            .await,
+        store.list_uploads("ub", &list_q("", None, Some("a"), Some("id4"), 10)).await,
         Err(StorageError::NotFound(Resource::Upload))
     ));
     // A key-marker before the prefix starts at the prefix.
-    let before = store
-        .list_uploads("ub", &list_q("c", None, Some("a"), None, 10))
-        .await
-        .expect("list");
+    let before = store.list_uploads("ub", &list_q("c", None, Some("a"), None, 10)).await.expect("list");
     assert_eq!(ids(&before), ["id6"]);
 
     // A bucket with uploads is not empty.
-    assert!(matches!(
-        store.delete_bucket("ub").await,
-        Err(StorageError::BucketNotEmpty)
-    ));
+    assert!(matches!(store.delete_bucket("ub").await, Err(StorageError::BucketNotEmpty)));
 
     // Deleting needs the right key; afterwards the upload is gone from everything.
-    assert!(matches!(
-        store.delete_upload("ub", "c", "id2").await,
-        Err(StorageError::NotFound(Resource::Upload))
-    ));
-    assert_eq!(
-        store
-            .delete_upload("ub", "a", "id2")
-            .await
-            .expect("delete")
-            .0
-            .upload_id,
-        "id2"
-    );
-    assert!(matches!(
-        store.delete_upload("ub", "a", "id2").await,
-        Err(StorageError::NotFound(Resource::Upload))
-    ));
-    assert!(matches!(
-        store.get_upload("ub", "a", "id2").await,
-        Err(StorageError::NotFound(Resource::Upload))
-    ));
-    let rest = store
-        .list_uploads("ub", &list_q("", None, None, None, 1000))
-        .await
-        .expect("list");
+    assert!(matches!(store.delete_upload("ub", "c", "id2").await, Err(StorageError::NotFound(Resource::Upload))));
+    assert_eq!(store.delete_upload("ub", "a", "id2").await.expect("delete").0.upload_id, "id2");
+    assert!(matches!(store.delete_upload("ub", "a", "id2").await, Err(StorageError::NotFound(Resource::Upload))));
+    assert!(matches!(store.get_upload("ub", "a", "id2").await, Err(StorageError::NotFound(Resource::Upload))));
+    let rest = store.list_uploads("ub", &list_q("", None, None, None, 1000)).await.expect("list");
     assert_eq!(ids(&rest), ["id0", "id1", "id3", "id4", "id5", "id6"]);
-    for (k, id) in [
-        ("", "id0"),
-        ("a", "id1"),
-        ("a\0z", "id3"),
-        ("b/1", "id4"),
-        ("b/2", "id5"),
-        ("c", "id6"),
-    ] {
+    for (k, id) in [("", "id0"), ("a", "id1"), ("a\0z", "id3"), ("b/1", "id4"), ("b/2", "id5"), ("c", "id6")] {
         store.delete_upload("ub", k, id).await.expect("delete");
     }
-    store
-        .delete_bucket("ub")
-        .await
-        .expect("empty bucket deletes");
+    store.delete_bucket("ub").await.expect("empty bucket deletes");
 }
 
 fn part(n: u32, blob: &str) -> PartRecord {
@@ -336,100 +195,52 @@ fn object(bucket: &str, key: &str, blobs: &[&str]) -> ObjectRecord {
         headers: ContentHeaders::default(),
         user_metadata: vec![],
         tags: vec![],
-        parts: blobs
-            .iter()
-            .enumerate()
-            .map(|(i, b)| part(i as u32 + 1, b))
-            .collect(),
+        parts: blobs.iter().enumerate().map(|(i, b)| part(i as u32 + 1, b)).collect(),
         multipart: blobs.len() > 1,
         checksum: None,
     }
 }
 
 async fn in_use(store: &dyn MetadataStore, blob: &str) -> bool {
-    store
-        .blob_in_use(&BlobId(blob.into()))
-        .await
-        .expect("blob_in_use")
+    store.blob_in_use(&BlobId(blob.into())).await.expect("blob_in_use")
 }
 
 async fn objects(store: &dyn MetadataStore) {
-    store
-        .create_bucket(bucket("ob", "alice"))
-        .await
-        .expect("create");
-    store
-        .create_bucket(bucket("oc", "alice"))
-        .await
-        .expect("create");
+    store.create_bucket(bucket("ob", "alice")).await.expect("create");
+    store.create_bucket(bucket("oc", "alice")).await.expect("create");
     assert!(matches!(
-        store
-            .put_object(object("missing", "k", &["b0"]), &WriteCondition::None)
-            .await,
+        store.put_object(object("missing", "k", &["b0"]), &WriteCondition::None).await,
         Err(StorageError::NotFound(Resource::Bucket))
     ));
     for k in ["b/1", "a", "b/2", "c", "a\0z", ""] {
         assert_eq!(
-            store
-                .put_object(
-                    object("ob", k, &[&format!("blob-{k}")]),
-                    &WriteCondition::None
-                )
-                .await
-                .expect("put"),
+            store.put_object(object("ob", k, &[&format!("blob-{k}")]), &WriteCondition::None).await.expect("put"),
             None
         );
     }
-    store
-        .put_object(object("oc", "a", &["other"]), &WriteCondition::None)
-        .await
-        .expect("put");
-    assert_eq!(
-        store.get_object("ob", "a").await.expect("get"),
-        Some(object("ob", "a", &["blob-a"]))
-    );
+    store.put_object(object("oc", "a", &["other"]), &WriteCondition::None).await.expect("put");
+    assert_eq!(store.get_object("ob", "a").await.expect("get"), Some(object("ob", "a", &["blob-a"])));
     assert!(in_use(store, "blob-a").await);
 
     // Conditional writes.
     assert!(matches!(
-        store
-            .put_object(object("ob", "a", &["x"]), &WriteCondition::IfAbsent)
-            .await,
+        store.put_object(object("ob", "a", &["x"]), &WriteCondition::IfAbsent).await,
         Err(StorageError::PreconditionFailed)
     ));
     assert!(matches!(
-        store
-            .put_object(
-                object("ob", "zz", &["x"]),
-                &WriteCondition::IfMatch("etag-zz".into())
-            )
-            .await,
+        store.put_object(object("ob", "zz", &["x"]), &WriteCondition::IfMatch("etag-zz".into())).await,
         Err(StorageError::NotFound(Resource::Object))
     ));
     assert!(matches!(
-        store
-            .put_object(
-                object("ob", "a", &["x"]),
-                &WriteCondition::IfMatch("nope".into())
-            )
-            .await,
+        store.put_object(object("ob", "a", &["x"]), &WriteCondition::IfMatch("nope".into())).await,
         Err(StorageError::PreconditionFailed)
     ));
-    assert!(
-        !in_use(store, "x").await,
-        "a refused write leaves no reference"
-    );
+    assert!(!in_use(store, "x").await, "a refused write leaves no reference");
     let replaced = store
-        .put_object(
-            object("ob", "a", &["blob-a2"]),
-            &WriteCondition::IfMatch("etag-a".into()),
-        )
+        .put_object(object("ob", "a", &["blob-a2"]), &WriteCondition::IfMatch("etag-a".into()))
         .await
         .expect("if-match");
-    assert_eq!(
-        replaced.map(|o| o.parts[0].blob.0.clone()),
-        Some("blob-a".to_string())
-    );
+    assert_eq!(replaced.map(|o| o.parts[0].blob.0.clone()), Some("blob-a".to_string()));
     assert!(!in_use(store, "blob-a").await && in_use(store, "blob-a2").await);
 
     let keys = |p: &ObjectPage| p.objects.iter().map(|o| o.key.clone()).collect::<Vec<_>>();
@@ -439,58 +250,24 @@ async fn objects(store: &dyn MetadataStore) {
         start_after: after.map(Into::into),
         max,
     };
-    let all = store
-        .list_objects("ob", &q("", None, None, 1000))
-        .await
-        .expect("list");
+    let all = store.list_objects("ob", &q("", None, None, 1000)).await.expect("list");
     assert_eq!(keys(&all), ["", "a", "a\0z", "b/1", "b/2", "c"]);
-    let grouped = store
-        .list_objects("ob", &q("", Some("/"), None, 1000))
-        .await
-        .expect("list");
+    let grouped = store.list_objects("ob", &q("", Some("/"), None, 1000)).await.expect("list");
     assert_eq!(keys(&grouped), ["", "a", "a\0z", "c"]);
     assert_eq!(grouped.common_prefixes, ["b/"]);
-    let p1 = store
-        .list_objects("ob", &q("", Some("/"), None, 4))
-        .await
-        .expect("list");
+    let p1 = store.list_objects("ob", &q("", Some("/"), None, 4)).await.expect("list");
     assert!(p1.is_truncated);
     assert_eq!(p1.last.as_deref(), Some("b/"));
-    let p2 = store
-        .list_objects("ob", &q("", Some("/"), Some("b/"), 4))
-        .await
-        .expect("list");
+    let p2 = store.list_objects("ob", &q("", Some("/"), Some("b/"), 4)).await.expect("list");
     assert_eq!(keys(&p2), ["c"]);
     assert!(!p2.is_truncated);
-    assert_eq!(
-        keys(
-            &store
-                .list_objects("ob", &q("b/", None, Some("b/1"), 10))
-                .await
-                .expect("list")
-        ),
-        ["b/2"]
-    );
-    assert_eq!(
-        keys(
-            &store
-                .list_objects("ob", &q("b", None, Some("a"), 10))
-                .await
-                .expect("list")
-        ),
-        ["b/1", "b/2"]
-    );
+    assert_eq!(keys(&store.list_objects("ob", &q("b/", None, Some("b/1"), 10)).await.expect("list")), ["b/2"]);
+    assert_eq!(keys(&store.list_objects("ob", &q("b", None, Some("a"), 10)).await.expect("list")), ["b/1", "b/2"]);
 
-    assert!(matches!(
-        store.delete_bucket("ob").await,
-        Err(StorageError::BucketNotEmpty)
-    ));
+    assert!(matches!(store.delete_bucket("ob").await, Err(StorageError::BucketNotEmpty)));
     let gone = store.delete_object("ob", "c").await.expect("delete");
     assert_eq!(gone.map(|o| o.key), Some("c".to_string()));
-    assert_eq!(
-        store.delete_object("ob", "c").await.expect("delete again"),
-        None
-    );
+    assert_eq!(store.delete_object("ob", "c").await.expect("delete again"), None);
     assert!(!in_use(store, "blob-c").await);
     for k in ["b/1", "a", "b/2", "a\0z", ""] {
         store.delete_object("ob", k).await.expect("delete");
@@ -499,14 +276,8 @@ async fn objects(store: &dyn MetadataStore) {
 }
 
 async fn parts_and_completion(store: &dyn MetadataStore) {
-    store
-        .create_bucket(bucket("mp", "alice"))
-        .await
-        .expect("create");
-    store
-        .create_upload(upload("mp", "obj", "up1", 1))
-        .await
-        .expect("upload");
+    store.create_bucket(bucket("mp", "alice")).await.expect("create");
+    store.create_upload(upload("mp", "obj", "up1", 1)).await.expect("upload");
     assert!(matches!(
         store.put_part("mp", "obj", "nope", part(1, "p1")).await,
         Err(StorageError::NotFound(Resource::Upload))
@@ -516,37 +287,19 @@ async fn parts_and_completion(store: &dyn MetadataStore) {
         Err(StorageError::NotFound(Resource::Upload))
     ));
     for (n, b) in [(3, "p3"), (1, "p1-old"), (2, "p2"), (5, "p5")] {
-        assert_eq!(
-            store
-                .put_part("mp", "obj", "up1", part(n, b))
-                .await
-                .expect("part"),
-            None
-        );
+        assert_eq!(store.put_part("mp", "obj", "up1", part(n, b)).await.expect("part"), None);
     }
-    let replaced = store
-        .put_part("mp", "obj", "up1", part(1, "p1"))
-        .await
-        .expect("re-upload");
+    let replaced = store.put_part("mp", "obj", "up1", part(1, "p1")).await.expect("re-upload");
     assert_eq!(replaced.map(|p| p.blob.0), Some("p1-old".to_string()));
     assert!(!in_use(store, "p1-old").await && in_use(store, "p1").await);
 
     let nums = |p: &PartPage| p.parts.iter().map(|p| p.part_number).collect::<Vec<_>>();
-    let all = store
-        .list_parts("mp", "obj", "up1", 0, 1000)
-        .await
-        .expect("parts");
+    let all = store.list_parts("mp", "obj", "up1", 0, 1000).await.expect("parts");
     assert_eq!(nums(&all), [1, 2, 3, 5]);
     assert_eq!(all.parts[0], part(1, "p1"));
-    let page = store
-        .list_parts("mp", "obj", "up1", 1, 2)
-        .await
-        .expect("parts");
+    let page = store.list_parts("mp", "obj", "up1", 1, 2).await.expect("parts");
     assert_eq!((nums(&page), page.is_truncated), (vec![2, 3], true));
-    let page = store
-        .list_parts("mp", "obj", "up1", 3, 2)
-        .await
-        .expect("parts");
+    let page = store.list_parts("mp", "obj", "up1", 3, 2).await.expect("parts");
     assert_eq!((nums(&page), page.is_truncated), (vec![5], false));
     assert!(matches!(
         store.list_parts("mp", "obj", "nope", 0, 10).await,
@@ -558,91 +311,32 @@ async fn parts_and_completion(store: &dyn MetadataStore) {
     obj.parts = vec![part(1, "p1"), part(3, "p3"), part(5, "p5")];
     obj.multipart = true;
     assert!(matches!(
-        store
-            .complete_upload("up1", obj.clone(), &WriteCondition::IfMatch("x".into()))
-            .await,
+        store.complete_upload("up1", obj.clone(), &WriteCondition::IfMatch("x".into())).await,
         Err(StorageError::NotFound(Resource::Object))
     ));
-    assert_eq!(
-        nums(
-            &store
-                .list_parts("mp", "obj", "up1", 0, 10)
-                .await
-                .expect("intact")
-        ),
-        [1, 2, 3, 5]
-    );
-    let outcome = store
-        .complete_upload("up1", obj.clone(), &WriteCondition::IfAbsent)
-        .await
-        .expect("complete");
+    assert_eq!(nums(&store.list_parts("mp", "obj", "up1", 0, 10).await.expect("intact")), [1, 2, 3, 5]);
+    let outcome = store.complete_upload("up1", obj.clone(), &WriteCondition::IfAbsent).await.expect("complete");
     assert_eq!(outcome.replaced, None);
-    assert_eq!(
-        outcome
-            .discarded
-            .iter()
-            .map(|p| p.blob.0.as_str())
-            .collect::<Vec<_>>(),
-        ["p2"]
-    );
-    assert_eq!(
-        store.get_object("mp", "obj").await.expect("get"),
-        Some(obj.clone())
-    );
+    assert_eq!(outcome.discarded.iter().map(|p| p.blob.0.as_str()).collect::<Vec<_>>(), ["p2"]);
+    assert_eq!(store.get_object("mp", "obj").await.expect("get"), Some(obj.clone()));
     assert!(in_use(store, "p1").await && in_use(store, "p5").await && !in_use(store, "p2").await);
+    assert!(matches!(store.get_upload("mp", "obj", "up1").await, Err(StorageError::NotFound(Resource::Upload))));
     assert!(matches!(
-        store.get_upload("mp", "obj", "up1").await,
+        store.complete_upload("up1", obj.clone(), &WriteCondition::None).await,
         Err(StorageError::NotFound(Resource::Upload))
     ));
-    assert!(matches!(
-        store
-            .complete_upload("up1", obj.clone(), &WriteCondition::None)
-            .await,
-        Err(StorageError::NotFound(Resource::Upload))
-    ));
-    let done = store
-        .get_completed("mp", "up1")
-        .await
-        .expect("completed")
-        .expect("remembered");
-    assert_eq!(
-        (done.key.as_str(), done.etag.as_str()),
-        ("obj", obj.etag.as_str())
-    );
-    assert_eq!(
-        store.get_completed("mp", "nope").await.expect("completed"),
-        None
-    );
+    let done = store.get_completed("mp", "up1").await.expect("completed").expect("remembered");
+    assert_eq!((done.key.as_str(), done.etag.as_str()), ("obj", obj.etag.as_str()));
+    assert_eq!(store.get_completed("mp", "nope").await.expect("completed"), None);
     assert_eq!(store.prune_completed(Timestamp(1)).await.expect("prune"), 0);
-    assert_eq!(
-        store
-            .prune_completed(Timestamp(i64::MAX))
-            .await
-            .expect("prune"),
-        1
-    );
-    assert_eq!(
-        store.get_completed("mp", "up1").await.expect("completed"),
-        None
-    );
+    assert_eq!(store.prune_completed(Timestamp(i64::MAX)).await.expect("prune"), 1);
+    assert_eq!(store.get_completed("mp", "up1").await.expect("completed"), None);
 
     // Aborting returns every part for reclamation.
-    store
-        .create_upload(upload("mp", "obj", "up2", 2))
-        .await
-        .expect("upload");
-    store
-        .put_part("mp", "obj", "up2", part(1, "q1"))
-        .await
-        .expect("part");
-    store
-        .put_part("mp", "obj", "up2", part(2, "q2"))
-        .await
-        .expect("part");
-    let (_, parts) = store
-        .delete_upload("mp", "obj", "up2")
-        .await
-        .expect("abort");
+    store.create_upload(upload("mp", "obj", "up2", 2)).await.expect("upload");
+    store.put_part("mp", "obj", "up2", part(1, "q1")).await.expect("part");
+    store.put_part("mp", "obj", "up2", part(2, "q2")).await.expect("part");
+    let (_, parts) = store.delete_upload("mp", "obj", "up2").await.expect("abort");
     assert_eq!(parts.len(), 2);
     assert!(!in_use(store, "q1").await && !in_use(store, "q2").await);
     assert!(matches!(
@@ -675,39 +369,15 @@ async fn rocks_store_keeps_everything_across_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let store = RocksMetadataStore::open(dir.path(), true).expect("open");
-        store
-            .create_bucket(bucket("keep", "alice"))
-            .await
-            .expect("create");
-        store
-            .create_upload(upload("keep", "k/1", "u1", 7))
-            .await
-            .expect("upload");
-        store
-            .create_upload(upload("keep", "k/2", "u2", 8))
-            .await
-            .expect("upload");
-        store
-            .delete_upload("keep", "k/2", "u2")
-            .await
-            .expect("delete");
+        store.create_bucket(bucket("keep", "alice")).await.expect("create");
+        store.create_upload(upload("keep", "k/1", "u1", 7)).await.expect("upload");
+        store.create_upload(upload("keep", "k/2", "u2", 8)).await.expect("upload");
+        store.delete_upload("keep", "k/2", "u2").await.expect("delete");
     }
     let store = RocksMetadataStore::open(dir.path(), true).expect("reopen");
-    assert_eq!(
-        store.get_bucket("keep").await.expect("get"),
-        Some(bucket("keep", "alice"))
-    );
-    assert_eq!(
-        store.get_upload("keep", "k/1", "u1").await.expect("get"),
-        upload("keep", "k/1", "u1", 7)
-    );
-    let page = store
-        .list_uploads("keep", &list_q("", None, None, None, 10))
-        .await
-        .expect("list");
+    assert_eq!(store.get_bucket("keep").await.expect("get"), Some(bucket("keep", "alice")));
+    assert_eq!(store.get_upload("keep", "k/1", "u1").await.expect("get"), upload("keep", "k/1", "u1", 7));
+    let page = store.list_uploads("keep", &list_q("", None, None, None, 10)).await.expect("list");
     assert_eq!(ids(&page), ["u1"]);
-    assert!(matches!(
-        store.get_upload("keep", "k/2", "u2").await,
-        Err(StorageError::NotFound(Resource::Upload))
-    ));
+    assert!(matches!(store.get_upload("keep", "k/2", "u2").await, Err(StorageError::NotFound(Resource::Upload))));
 }

@@ -38,11 +38,7 @@ pub fn group<T, E>(
         if skip_under.is_some_and(|s| key.starts_with(s)) {
             continue;
         }
-        let common = delimiter.and_then(|d| {
-            key[prefix.len()..]
-                .find(d)
-                .map(|i| &key[..prefix.len() + i + d.len()])
-        });
+        let common = delimiter.and_then(|d| key[prefix.len()..].find(d).map(|i| &key[..prefix.len() + i + d.len()]));
         let entry = match common {
             Some(cp) if last_prefix.as_deref() == Some(cp) => continue,
             Some(cp) => {
@@ -64,11 +60,7 @@ pub fn group<T, E>(
 /// The common prefix a marker stands for, when the marker is one: a page that ended with the
 /// common prefix `photos/` continues with `marker = photos/`, and nothing under it may be
 /// listed again.
-pub fn marker_common_prefix<'a>(
-    marker: &'a str,
-    prefix: &str,
-    delimiter: Option<&str>,
-) -> Option<&'a str> {
+pub fn marker_common_prefix<'a>(marker: &'a str, prefix: &str, delimiter: Option<&str>) -> Option<&'a str> {
     let d = delimiter.filter(|d| !d.is_empty())?;
     let rest = marker.strip_prefix(prefix)?;
     let i = rest.find(d)?;
@@ -79,13 +71,7 @@ pub fn marker_common_prefix<'a>(
 mod tests {
     use super::*;
 
-    fn run(
-        keys: &[&str],
-        prefix: &str,
-        delim: Option<&str>,
-        skip: Option<&str>,
-        max: usize,
-    ) -> (Vec<String>, bool) {
+    fn run(keys: &[&str], prefix: &str, delim: Option<&str>, skip: Option<&str>, max: usize) -> (Vec<String>, bool) {
         let items = keys.iter().map(|k| Ok::<_, ()>(k.to_string()));
         let g = group(items, |s| s.as_str(), prefix, delim, skip, max).expect("infallible");
         let shown = g
@@ -104,33 +90,18 @@ mod tests {
         let keys = ["a/1", "a/2", "b", "c/x/1", "c/y", "d"];
         assert_eq!(
             run(&keys, "", Some("/"), None, 10),
-            (
-                vec!["P:a/".into(), "b".into(), "P:c/".into(), "d".into()],
-                false
-            )
+            (vec!["P:a/".into(), "b".into(), "P:c/".into(), "d".into()], false)
         );
-        assert_eq!(
-            run(&keys[3..], "c/", Some("/"), None, 10),
-            (vec!["P:c/x/".into(), "c/y".into()], false)
-        );
+        assert_eq!(run(&keys[3..], "c/", Some("/"), None, 10), (vec!["P:c/x/".into(), "c/y".into()], false));
         assert_eq!(run(&keys, "", None, None, 10).0.len(), 6);
     }
 
     #[test]
     fn truncates_only_when_more_entries_follow() {
         let keys = ["a/1", "a/2", "b"];
-        assert_eq!(
-            run(&keys, "", Some("/"), None, 1),
-            (vec!["P:a/".into()], true)
-        );
-        assert_eq!(
-            run(&keys, "", Some("/"), None, 2),
-            (vec!["P:a/".into(), "b".into()], false)
-        );
-        assert_eq!(
-            run(&keys[..2], "", Some("/"), None, 1),
-            (vec!["P:a/".into()], false)
-        );
+        assert_eq!(run(&keys, "", Some("/"), None, 1), (vec!["P:a/".into()], true));
+        assert_eq!(run(&keys, "", Some("/"), None, 2), (vec!["P:a/".into(), "b".into()], false));
+        assert_eq!(run(&keys[..2], "", Some("/"), None, 1), (vec!["P:a/".into()], false));
         assert_eq!(run(&keys, "", None, None, 0), (vec![], true));
     }
 
@@ -147,13 +118,7 @@ mod tests {
     #[test]
     fn skips_the_previous_common_prefix_and_stops_outside_prefix() {
         let keys = ["a/1", "a/2", "b"];
-        assert_eq!(
-            run(&keys, "", Some("/"), Some("a/"), 10),
-            (vec!["b".into()], false)
-        );
-        assert_eq!(
-            run(&keys, "a", None, None, 10),
-            (vec!["a/1".into(), "a/2".into()], false)
-        );
+        assert_eq!(run(&keys, "", Some("/"), Some("a/"), 10), (vec!["b".into()], false));
+        assert_eq!(run(&keys, "a", None, None, 10), (vec!["a/1".into(), "a/2".into()], false));
     }
 }

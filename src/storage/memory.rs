@@ -8,10 +8,9 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    BlobId, BlobRef, BlobStore, BucketPage, BucketRecord, ByteStream, CompleteOutcome,
-    CompletedUpload, ListBucketsQuery, ListObjectsQuery, ListUploadsQuery, MetadataStore,
-    ObjectPage, ObjectRecord, PartPage, PartRecord, Resource, StorageError, UploadPage,
-    UploadRecord, WriteCondition, group, marker_common_prefix,
+    BlobId, BlobRef, BlobStore, BucketPage, BucketRecord, ByteStream, CompleteOutcome, CompletedUpload,
+    ListBucketsQuery, ListObjectsQuery, ListUploadsQuery, MetadataStore, ObjectPage, ObjectRecord, PartPage,
+    PartRecord, Resource, StorageError, UploadPage, UploadRecord, WriteCondition, group, marker_common_prefix,
 };
 use crate::clock::Timestamp;
 
@@ -48,12 +47,7 @@ impl MemoryMetadataStore {
 }
 
 fn upload_key(u: &UploadRecord) -> UploadKey {
-    (
-        u.bucket.clone(),
-        u.key.clone(),
-        u.initiated,
-        u.upload_id.clone(),
-    )
+    (u.bucket.clone(), u.key.clone(), u.initiated, u.upload_id.clone())
 }
 
 impl State {
@@ -69,28 +63,16 @@ impl State {
         upload_id: &str,
         key: &UploadKey,
     ) -> (Option<UploadRecord>, Vec<PartRecord>) {
-        self.upload_ids
-            .remove(&(bucket.to_owned(), upload_id.to_owned()));
-        let numbers: Vec<u32> = self
-            .upload_parts(bucket, upload_id)
-            .map(|p| p.part_number)
-            .collect();
+        self.upload_ids.remove(&(bucket.to_owned(), upload_id.to_owned()));
+        let numbers: Vec<u32> = self.upload_parts(bucket, upload_id).map(|p| p.part_number).collect();
         let parts = numbers
             .into_iter()
-            .filter_map(|n| {
-                self.parts
-                    .remove(&(bucket.to_owned(), upload_id.to_owned(), n))
-            })
+            .filter_map(|n| self.parts.remove(&(bucket.to_owned(), upload_id.to_owned(), n)))
             .collect();
         (self.uploads.remove(key), parts)
     }
 
-    fn find_upload(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-    ) -> Result<&UploadKey, StorageError> {
+    fn find_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<&UploadKey, StorageError> {
         self.upload_ids
             .get(&(bucket.to_owned(), upload_id.to_owned()))
             .filter(|k| k.1 == key)
@@ -107,9 +89,7 @@ impl MetadataStore for MemoryMetadataStore {
     async fn create_bucket(&self, bucket: BucketRecord) -> Result<(), StorageError> {
         let mut s = self.state();
         if let Some(existing) = s.buckets.get(&bucket.name) {
-            return Err(StorageError::BucketExists {
-                owner_id: existing.owner.id.clone(),
-            });
+            return Err(StorageError::BucketExists { owner_id: existing.owner.id.clone() });
         }
         s.buckets.insert(bucket.name.clone(), bucket);
         Ok(())
@@ -124,22 +104,9 @@ impl MetadataStore for MemoryMetadataStore {
         if !s.buckets.contains_key(name) {
             return Err(StorageError::NotFound(Resource::Bucket));
         }
-        let from = (
-            name.to_owned(),
-            String::new(),
-            Timestamp(i64::MIN),
-            String::new(),
-        );
-        let has_uploads = s
-            .uploads
-            .range(from..)
-            .next()
-            .is_some_and(|(k, _)| k.0 == name);
-        let has_objects = s
-            .objects
-            .range((name.to_owned(), String::new())..)
-            .next()
-            .is_some_and(|(k, _)| k.0 == name);
+        let from = (name.to_owned(), String::new(), Timestamp(i64::MIN), String::new());
+        let has_uploads = s.uploads.range(from..).next().is_some_and(|(k, _)| k.0 == name);
+        let has_objects = s.objects.range((name.to_owned(), String::new())..).next().is_some_and(|(k, _)| k.0 == name);
         if has_uploads || has_objects {
             return Err(StorageError::BucketNotEmpty);
         }
@@ -184,18 +151,10 @@ impl MetadataStore for MemoryMetadataStore {
         Ok(())
     }
 
-    async fn get_upload(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-    ) -> Result<UploadRecord, StorageError> {
+    async fn get_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<UploadRecord, StorageError> {
         let s = self.state();
         let k = s.find_upload(bucket, key, upload_id)?;
-        s.uploads
-            .get(k)
-            .cloned()
-            .ok_or(StorageError::NotFound(Resource::Upload))
+        s.uploads.get(k).cloned().ok_or(StorageError::NotFound(Resource::Upload))
     }
 
     async fn delete_upload(
@@ -212,28 +171,16 @@ impl MetadataStore for MemoryMetadataStore {
         }
     }
 
-    async fn list_uploads(
-        &self,
-        bucket: &str,
-        q: &ListUploadsQuery,
-    ) -> Result<UploadPage, StorageError> {
+    async fn list_uploads(&self, bucket: &str, q: &ListUploadsQuery) -> Result<UploadPage, StorageError> {
         let s = self.state();
-        let at_prefix = (
-            bucket.to_owned(),
-            q.prefix.clone(),
-            Timestamp(i64::MIN),
-            String::new(),
-        );
+        let at_prefix = (bucket.to_owned(), q.prefix.clone(), Timestamp(i64::MIN), String::new());
         let start = match (&q.key_marker, &q.upload_id_marker) {
             (Some(k), _) if *k < q.prefix => Bound::Included(at_prefix),
             (Some(k), Some(id)) => Bound::Excluded(s.find_upload(bucket, k, id)?.clone()),
             // Past every upload of the marker key.
-            (Some(k), None) => Bound::Excluded((
-                bucket.to_owned(),
-                k.clone(),
-                Timestamp(i64::MAX),
-                char::MAX.to_string(),
-            )),
+            (Some(k), None) => {
+                Bound::Excluded((bucket.to_owned(), k.clone(), Timestamp(i64::MAX), char::MAX.to_string()))
+            }
             (None, _) => Bound::Included(at_prefix),
         };
         let items = s
@@ -241,18 +188,8 @@ impl MetadataStore for MemoryMetadataStore {
             .range((start, Bound::Unbounded))
             .take_while(|(k, _)| k.0 == bucket)
             .map(|(_, u)| Ok::<_, StorageError>(u.clone()));
-        let skip = q
-            .key_marker
-            .as_deref()
-            .and_then(|m| marker_common_prefix(m, &q.prefix, q.delimiter.as_deref()));
-        let grouped = group(
-            items,
-            |u| u.key.as_str(),
-            &q.prefix,
-            q.delimiter.as_deref(),
-            skip,
-            q.max_uploads,
-        )?;
+        let skip = q.key_marker.as_deref().and_then(|m| marker_common_prefix(m, &q.prefix, q.delimiter.as_deref()));
+        let grouped = group(items, |u| u.key.as_str(), &q.prefix, q.delimiter.as_deref(), skip, q.max_uploads)?;
         Ok(UploadPage::from_grouped(grouped))
     }
 
@@ -270,39 +207,18 @@ impl MetadataStore for MemoryMetadataStore {
         Ok(s.objects.insert(k, object))
     }
 
-    async fn get_object(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Option<ObjectRecord>, StorageError> {
-        Ok(self
-            .state()
-            .objects
-            .get(&(bucket.to_owned(), key.to_owned()))
-            .cloned())
+    async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StorageError> {
+        Ok(self.state().objects.get(&(bucket.to_owned(), key.to_owned())).cloned())
     }
 
-    async fn delete_object(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Option<ObjectRecord>, StorageError> {
-        Ok(self
-            .state()
-            .objects
-            .remove(&(bucket.to_owned(), key.to_owned())))
+    async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StorageError> {
+        Ok(self.state().objects.remove(&(bucket.to_owned(), key.to_owned())))
     }
 
-    async fn list_objects(
-        &self,
-        bucket: &str,
-        q: &ListObjectsQuery,
-    ) -> Result<ObjectPage, StorageError> {
+    async fn list_objects(&self, bucket: &str, q: &ListObjectsQuery) -> Result<ObjectPage, StorageError> {
         let s = self.state();
         let start = match &q.start_after {
-            Some(after) if *after >= q.prefix => {
-                Bound::Excluded((bucket.to_owned(), after.clone()))
-            }
+            Some(after) if *after >= q.prefix => Bound::Excluded((bucket.to_owned(), after.clone())),
             _ => Bound::Included((bucket.to_owned(), q.prefix.clone())),
         };
         let items = s
@@ -310,18 +226,8 @@ impl MetadataStore for MemoryMetadataStore {
             .range((start, Bound::Unbounded))
             .take_while(|(k, _)| k.0 == bucket)
             .map(|(_, o)| Ok::<_, StorageError>(o.clone()));
-        let skip = q
-            .start_after
-            .as_deref()
-            .and_then(|m| marker_common_prefix(m, &q.prefix, q.delimiter.as_deref()));
-        let grouped = group(
-            items,
-            |o| o.key.as_str(),
-            &q.prefix,
-            q.delimiter.as_deref(),
-            skip,
-            q.max,
-        )?;
+        let skip = q.start_after.as_deref().and_then(|m| marker_common_prefix(m, &q.prefix, q.delimiter.as_deref()));
+        let grouped = group(items, |o| o.key.as_str(), &q.prefix, q.delimiter.as_deref(), skip, q.max)?;
         Ok(ObjectPage::from_grouped(grouped))
     }
 
@@ -334,10 +240,7 @@ impl MetadataStore for MemoryMetadataStore {
     ) -> Result<Option<PartRecord>, StorageError> {
         let mut s = self.state();
         s.find_upload(bucket, key, upload_id)?;
-        Ok(s.parts.insert(
-            (bucket.to_owned(), upload_id.to_owned(), part.part_number),
-            part,
-        ))
+        Ok(s.parts.insert((bucket.to_owned(), upload_id.to_owned(), part.part_number), part))
     }
 
     async fn list_parts(
@@ -358,10 +261,7 @@ impl MetadataStore for MemoryMetadataStore {
             .collect();
         let is_truncated = parts.len() > max;
         parts.truncate(max);
-        Ok(PartPage {
-            parts,
-            is_truncated,
-        })
+        Ok(PartPage { parts, is_truncated })
     }
 
     async fn complete_upload(
@@ -375,10 +275,7 @@ impl MetadataStore for MemoryMetadataStore {
         let k = s.find_upload(&bucket, &key, upload_id)?.clone();
         condition.check(s.objects.get(&(bucket.clone(), key.clone())))?;
         let (_, parts) = s.remove_upload(&bucket, upload_id, &k);
-        let discarded = parts
-            .into_iter()
-            .filter(|p| !object.parts.iter().any(|used| used.blob == p.blob))
-            .collect();
+        let discarded = parts.into_iter().filter(|p| !object.parts.iter().any(|used| used.blob == p.blob)).collect();
         s.completed.insert(
             (bucket.clone(), upload_id.to_owned()),
             CompletedUpload {
@@ -392,22 +289,11 @@ impl MetadataStore for MemoryMetadataStore {
             },
         );
         let replaced = s.objects.insert((bucket, key), object);
-        Ok(CompleteOutcome {
-            replaced,
-            discarded,
-        })
+        Ok(CompleteOutcome { replaced, discarded })
     }
 
-    async fn get_completed(
-        &self,
-        bucket: &str,
-        upload_id: &str,
-    ) -> Result<Option<CompletedUpload>, StorageError> {
-        Ok(self
-            .state()
-            .completed
-            .get(&(bucket.to_owned(), upload_id.to_owned()))
-            .cloned())
+    async fn get_completed(&self, bucket: &str, upload_id: &str) -> Result<Option<CompletedUpload>, StorageError> {
+        Ok(self.state().completed.get(&(bucket.to_owned(), upload_id.to_owned())).cloned())
     }
 
     async fn prune_completed(&self, before: Timestamp) -> Result<usize, StorageError> {
@@ -419,8 +305,7 @@ impl MetadataStore for MemoryMetadataStore {
 
     async fn blob_in_use(&self, blob: &BlobId) -> Result<bool, StorageError> {
         let s = self.state();
-        Ok(s.objects.values().any(|o| o.blobs().any(|b| b == blob))
-            || s.parts.values().any(|p| p.blob == *blob))
+        Ok(s.objects.values().any(|o| o.blobs().any(|b| b == blob)) || s.parts.values().any(|p| p.blob == *blob))
     }
 
     async fn flush(&self) -> Result<(), StorageError> {
@@ -458,16 +343,8 @@ impl BlobStore for MemoryBlobStore {
         Ok(BlobRef { id, len })
     }
 
-    async fn get(
-        &self,
-        id: &BlobId,
-        range: Option<std::ops::Range<u64>>,
-    ) -> Result<ByteStream, StorageError> {
-        let data = self
-            .blobs()
-            .get(id)
-            .cloned()
-            .ok_or(StorageError::NotFound(Resource::Blob))?;
+    async fn get(&self, id: &BlobId, range: Option<std::ops::Range<u64>>) -> Result<ByteStream, StorageError> {
+        let data = self.blobs().get(id).cloned().ok_or(StorageError::NotFound(Resource::Blob))?;
         let data = match range {
             Some(r) => {
                 let end = (r.end as usize).min(data.len());

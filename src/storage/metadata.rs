@@ -3,9 +3,9 @@
 use async_trait::async_trait;
 
 use super::{
-    BlobId, BucketPage, BucketRecord, CompleteOutcome, CompletedUpload, ListBucketsQuery,
-    ListObjectsQuery, ListUploadsQuery, ObjectPage, ObjectRecord, PartPage, PartRecord,
-    StorageError, UploadPage, UploadRecord, WriteCondition,
+    BlobId, BucketPage, BucketRecord, CompleteOutcome, CompletedUpload, ListBucketsQuery, ListObjectsQuery,
+    ListUploadsQuery, ObjectPage, ObjectRecord, PartPage, PartRecord, StorageError, UploadPage, UploadRecord,
+    WriteCondition,
 };
 use crate::clock::Timestamp;
 
@@ -35,36 +35,19 @@ pub trait MetadataStore: Send + Sync + 'static {
         condition: &WriteCondition,
     ) -> Result<Option<ObjectRecord>, StorageError>;
 
-    async fn get_object(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Option<ObjectRecord>, StorageError>;
+    async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StorageError>;
 
     /// Removes an object and returns it (`None` when there was none).
-    async fn delete_object(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Option<ObjectRecord>, StorageError>;
+    async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StorageError>;
 
     /// Objects in key order, grouped by delimiter.
-    async fn list_objects(
-        &self,
-        bucket: &str,
-        query: &ListObjectsQuery,
-    ) -> Result<ObjectPage, StorageError>;
+    async fn list_objects(&self, bucket: &str, query: &ListObjectsQuery) -> Result<ObjectPage, StorageError>;
 
     /// Records a new upload; `NotFound(Bucket)` when the bucket is gone.
     async fn create_upload(&self, upload: UploadRecord) -> Result<(), StorageError>;
 
     /// The upload `upload_id` of `key`; `NotFound(Upload)` otherwise.
-    async fn get_upload(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-    ) -> Result<UploadRecord, StorageError>;
+    async fn get_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<UploadRecord, StorageError>;
 
     /// Removes an upload with its parts and returns them; `NotFound(Upload)` when there is none.
     async fn delete_upload(
@@ -76,11 +59,7 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Uploads sorted by key, then initiation time; grouped by delimiter.
     /// `NotFound(Upload)` when `upload_id_marker` names no upload of `key_marker`.
-    async fn list_uploads(
-        &self,
-        bucket: &str,
-        query: &ListUploadsQuery,
-    ) -> Result<UploadPage, StorageError>;
+    async fn list_uploads(&self, bucket: &str, query: &ListUploadsQuery) -> Result<UploadPage, StorageError>;
 
     /// Stores a part of a live upload, returning the part it replaced;
     /// `NotFound(Upload)` when the upload is gone (aborted or completed meanwhile).
@@ -113,11 +92,7 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> Result<CompleteOutcome, StorageError>;
 
     /// A completion remembered by [`complete_upload`](Self::complete_upload).
-    async fn get_completed(
-        &self,
-        bucket: &str,
-        upload_id: &str,
-    ) -> Result<Option<CompletedUpload>, StorageError>;
+    async fn get_completed(&self, bucket: &str, upload_id: &str) -> Result<Option<CompletedUpload>, StorageError>;
 
     /// Forgets completions older than `before`.
     async fn prune_completed(&self, before: Timestamp) -> Result<usize, StorageError>;

@@ -14,6 +14,7 @@ pub mod memory;
 mod metadata;
 mod model;
 pub mod rocks;
+pub mod sweep;
 
 use std::fmt;
 

@@ -93,10 +93,7 @@ pub struct UploadPage {
 
 impl UploadPage {
     pub fn from_grouped(grouped: Grouped<UploadRecord>) -> Self {
-        let mut page = UploadPage {
-            is_truncated: grouped.truncated,
-            ..UploadPage::default()
-        };
+        let mut page = UploadPage { is_truncated: grouped.truncated, ..UploadPage::default() };
         for e in grouped.entries {
             match e {
                 Entry::Item(u) => {
@@ -203,10 +200,7 @@ pub struct ObjectPage {
 
 impl ObjectPage {
     pub fn from_grouped(grouped: Grouped<ObjectRecord>) -> Self {
-        let mut page = ObjectPage {
-            is_truncated: grouped.truncated,
-            ..ObjectPage::default()
-        };
+        let mut page = ObjectPage { is_truncated: grouped.truncated, ..ObjectPage::default() };
         for e in grouped.entries {
             match e {
                 Entry::Item(o) => {

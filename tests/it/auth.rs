@@ -4,13 +4,7 @@ use crate::common::*;
 
 async fn server_with_bucket() -> TestServer {
     let server = TestServer::start().await;
-    server
-        .client(ALICE, Style::Path)
-        .create_bucket()
-        .bucket("bkt")
-        .send()
-        .await
-        .expect("bucket");
+    server.client(ALICE, Style::Path).create_bucket().bucket("bkt").send().await.expect("bucket");
     server
 }
 
@@ -21,10 +15,7 @@ fn list_uploads(server: &TestServer) -> Raw {
 #[tokio::test]
 async fn wrong_secret_shows_what_was_signed() {
     let server = server_with_bucket().await;
-    let wrong = User {
-        secret_key: "not-the-secret",
-        ..ALICE
-    };
+    let wrong = User { secret_key: "not-the-secret", ..ALICE };
     let resp = list_uploads(&server).sign(wrong).send(server.addr).await;
     resp.assert_error(403, "SignatureDoesNotMatch");
     let body = resp.text();
@@ -32,41 +23,22 @@ async fn wrong_secret_shows_what_was_signed() {
     assert!(sts.starts_with("AWS4-HMAC-SHA256\n"), "{sts}");
     let creq = xml_value(&body, "CanonicalRequest").expect("CanonicalRequest");
     assert!(creq.starts_with("GET\n/bkt\nuploads=\n"), "{creq}");
-    assert_eq!(
-        xml_value(&body, "AWSAccessKeyId").as_deref(),
-        Some(ALICE.access_key)
-    );
+    assert_eq!(xml_value(&body, "AWSAccessKeyId").as_deref(), Some(ALICE.access_key));
     server.stop().await;
 }
 
 #[tokio::test]
 async fn auth_failures_have_distinct_codes() {
     let server = server_with_bucket().await;
-    let unknown = User {
-        access_key: "AKNOBODY",
-        ..ALICE
-    };
-    list_uploads(&server)
-        .sign(unknown)
-        .send(server.addr)
-        .await
-        .assert_error(403, "InvalidAccessKeyId");
+    let unknown = User { access_key: "AKNOBODY", ..ALICE };
+    list_uploads(&server).sign(unknown).send(server.addr).await.assert_error(403, "InvalidAccessKeyId");
 
     let skewed = SystemTime::now() - Duration::from_secs(20 * 60);
-    let resp = list_uploads(&server)
-        .sign_at(ALICE, REGION, skewed)
-        .send(server.addr)
-        .await;
+    let resp = list_uploads(&server).sign_at(ALICE, REGION, skewed).send(server.addr).await;
     resp.assert_error(403, "RequestTimeTooSkewed");
-    assert!(
-        resp.text()
-            .contains("<MaxAllowedSkewMilliseconds>900000</MaxAllowedSkewMilliseconds>")
-    );
+    assert!(resp.text().contains("<MaxAllowedSkewMilliseconds>900000</MaxAllowedSkewMilliseconds>"));
 
-    let resp = list_uploads(&server)
-        .sign_at(ALICE, "eu-central-1", SystemTime::now())
-        .send(server.addr)
-        .await;
+    let resp = list_uploads(&server).sign_at(ALICE, "eu-central-1", SystemTime::now()).send(server.addr).await;
     resp.assert_error(400, "AuthorizationHeaderMalformed");
     assert_eq!(xml_value(&resp.text(), "Region").as_deref(), Some(REGION));
 
@@ -84,10 +56,7 @@ async fn auth_failures_have_distinct_codes() {
         resp.assert_error(400, "AuthorizationHeaderMalformed");
     }
 
-    list_uploads(&server)
-        .send(server.addr)
-        .await
-        .assert_error(403, "AccessDenied");
+    list_uploads(&server).send(server.addr).await.assert_error(403, "AccessDenied");
     server.stop().await;
 }
 
@@ -95,33 +64,17 @@ async fn auth_failures_have_distinct_codes() {
 async fn payload_hash_header_is_required_and_checked() {
     let server = server_with_bucket().await;
     // Signed with the hash of one body, sent with another.
-    let signed = Raw::new("PUT", &server.host("", Style::Path), "/newbucket")
-        .body(b"<CreateBucketConfiguration/>")
-        .sign(ALICE);
+    let signed =
+        Raw::new("PUT", &server.host("", Style::Path), "/newbucket").body(b"<CreateBucketConfiguration/>").sign(ALICE);
     let mut tampered = signed.clone();
     tampered.body = b"<CreateBucketConfigurati0n/>".to_vec();
-    tampered
-        .send(server.addr)
-        .await
-        .assert_error(400, "XAmzContentSHA256Mismatch");
-    let list = server
-        .client(ALICE, Style::Path)
-        .list_buckets()
-        .send()
-        .await
-        .expect("list");
-    assert_eq!(
-        list.buckets().len(),
-        1,
-        "no bucket created by the rejected request"
-    );
+    tampered.send(server.addr).await.assert_error(400, "XAmzContentSHA256Mismatch");
+    let list = server.client(ALICE, Style::Path).list_buckets().send().await.expect("list");
+    assert_eq!(list.buckets().len(), 1, "no bucket created by the rejected request");
 
     let mut missing = list_uploads(&server).sign(ALICE);
     missing.headers.retain(|(k, _)| k != "x-amz-content-sha256");
-    missing
-        .send(server.addr)
-        .await
-        .assert_error(400, "InvalidRequest");
+    missing.send(server.addr).await.assert_error(400, "InvalidRequest");
 
     let mut bad = list_uploads(&server).sign(ALICE);
     for (k, v) in &mut bad.headers {
@@ -129,13 +82,9 @@ async fn payload_hash_header_is_required_and_checked() {
             *v = "not-a-hash".into();
         }
     }
-    bad.send(server.addr)
-        .await
-        .assert_error(400, "InvalidArgument");
+    bad.send(server.addr).await.assert_error(400, "InvalidArgument");
 
-    let unsigned = list_uploads(&server)
-        .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
-        .sign(ALICE);
+    let unsigned = list_uploads(&server).header("x-amz-content-sha256", "UNSIGNED-PAYLOAD").sign(ALICE);
     assert_eq!(unsigned.send(server.addr).await.status, 200);
     server.stop().await;
 }
@@ -177,11 +126,7 @@ async fn client_variations_verify() {
 async fn presigned_urls() {
     let server = server_with_bucket().await;
     let host = server.host("bkt", Style::Path);
-    let url = Raw::new("GET", &host, "/bkt?uploads").presign(
-        ALICE,
-        SystemTime::now(),
-        Duration::from_secs(300),
-    );
+    let url = Raw::new("GET", &host, "/bkt?uploads").presign(ALICE, SystemTime::now(), Duration::from_secs(300));
     assert!(url.target.contains("X-Amz-Signature="), "{}", url.target);
     let resp = url.send(server.addr).await;
     assert_eq!(resp.status, 200, "{}", resp.text());
@@ -196,10 +141,7 @@ async fn presigned_urls() {
 
     let mut tampered = url.clone();
     tampered.target = tampered.target.replace("uploads", "uploads&prefix=x");
-    tampered
-        .send(server.addr)
-        .await
-        .assert_error(403, "SignatureDoesNotMatch");
+    tampered.send(server.addr).await.assert_error(403, "SignatureDoesNotMatch");
 
     let expired = Raw::new("GET", &host, "/bkt?uploads").presign(
         ALICE,
@@ -210,14 +152,8 @@ async fn presigned_urls() {
     resp.assert_error(403, "AccessDenied");
     assert!(resp.text().contains("Request has expired"));
 
-    let too_long = Raw::new("GET", &host, "/bkt?uploads").presign(
-        ALICE,
-        SystemTime::now(),
-        Duration::from_secs(604_801),
-    );
-    too_long
-        .send(server.addr)
-        .await
-        .assert_error(400, "AuthorizationQueryParametersError");
+    let too_long =
+        Raw::new("GET", &host, "/bkt?uploads").presign(ALICE, SystemTime::now(), Duration::from_secs(604_801));
+    too_long.send(server.addr).await.assert_error(400, "AuthorizationQueryParametersError");
     server.stop().await;
 }

@@ -6,67 +6,29 @@ use crate::common::*;
 async fn bucket_lifecycle(style: Style) {
     let server = TestServer::start().await;
     let s3 = server.client(ALICE, style);
-    s3.create_bucket()
-        .bucket("photos")
-        .send()
-        .await
-        .expect("create");
+    s3.create_bucket().bucket("photos").send().await.expect("create");
 
-    let head = s3
-        .head_bucket()
-        .bucket("photos")
-        .send()
-        .await
-        .expect("head");
+    let head = s3.head_bucket().bucket("photos").send().await.expect("head");
     assert_eq!(head.bucket_region(), Some(REGION));
 
-    let loc = s3
-        .get_bucket_location()
-        .bucket("photos")
-        .send()
-        .await
-        .expect("location");
+    let loc = s3.get_bucket_location().bucket("photos").send().await.expect("location");
     // us-east-1 is an empty constraint on the wire.
-    assert_eq!(
-        loc.location_constraint().map(|c| c.as_str()).unwrap_or(""),
-        ""
-    );
+    assert_eq!(loc.location_constraint().map(|c| c.as_str()).unwrap_or(""), "");
 
     let list = s3.list_buckets().send().await.expect("list");
     let names: Vec<_> = list.buckets().iter().filter_map(|b| b.name()).collect();
     assert_eq!(names, ["photos"]);
     assert_eq!(list.owner().and_then(|o| o.id()), Some(ALICE.id));
-    assert_eq!(
-        list.owner().and_then(|o| o.display_name()),
-        Some(ALICE.name)
-    );
+    assert_eq!(list.owner().and_then(|o| o.display_name()), Some(ALICE.name));
     assert!(list.buckets()[0].creation_date().is_some());
 
     // Re-creating your own bucket in us-east-1 succeeds, as on AWS.
-    s3.create_bucket()
-        .bucket("photos")
-        .send()
-        .await
-        .expect("legacy re-create");
+    s3.create_bucket().bucket("photos").send().await.expect("legacy re-create");
 
-    s3.delete_bucket()
-        .bucket("photos")
-        .send()
-        .await
-        .expect("delete");
-    let err = s3
-        .head_bucket()
-        .bucket("photos")
-        .send()
-        .await
-        .expect_err("gone");
+    s3.delete_bucket().bucket("photos").send().await.expect("delete");
+    let err = s3.head_bucket().bucket("photos").send().await.expect_err("gone");
     assert_eq!(sdk_status(&err), Some(404));
-    let err = s3
-        .get_bucket_location()
-        .bucket("photos")
-        .send()
-        .await
-        .expect_err("gone");
+    let err = s3.get_bucket_location().bucket("photos").send().await.expect_err("gone");
     assert_eq!(sdk_code(&err).as_deref(), Some("NoSuchBucket"));
     server.stop().await;
 }
@@ -76,68 +38,25 @@ async fn other_users_bucket(style: Style) {
     let server = TestServer::start().await;
     let alice = server.client(ALICE, style);
     let bob = server.client(BOB, style);
-    alice
-        .create_bucket()
-        .bucket("alices")
-        .send()
-        .await
-        .expect("create");
+    alice.create_bucket().bucket("alices").send().await.expect("create");
 
-    let err = bob
-        .create_bucket()
-        .bucket("alices")
-        .send()
-        .await
-        .expect_err("taken");
+    let err = bob.create_bucket().bucket("alices").send().await.expect_err("taken");
     assert_eq!(sdk_code(&err).as_deref(), Some("BucketAlreadyExists"));
     assert_eq!(sdk_status(&err), Some(409));
 
-    let err = bob
-        .get_bucket_location()
-        .bucket("alices")
-        .send()
-        .await
-        .expect_err("not bob's");
+    let err = bob.get_bucket_location().bucket("alices").send().await.expect_err("not bob's");
     assert_eq!(sdk_code(&err).as_deref(), Some("AccessDenied"));
     assert_eq!(sdk_status(&err), Some(403));
-    let err = bob
-        .head_bucket()
-        .bucket("alices")
-        .send()
-        .await
-        .expect_err("not bob's");
+    let err = bob.head_bucket().bucket("alices").send().await.expect_err("not bob's");
     assert_eq!(sdk_status(&err), Some(403));
-    let err = bob
-        .delete_bucket()
-        .bucket("alices")
-        .send()
-        .await
-        .expect_err("not bob's");
+    let err = bob.delete_bucket().bucket("alices").send().await.expect_err("not bob's");
     assert_eq!(sdk_code(&err).as_deref(), Some("AccessDenied"));
-    let err = bob
-        .create_multipart_upload()
-        .bucket("alices")
-        .key("k")
-        .send()
-        .await
-        .expect_err("not bob's");
+    let err = bob.create_multipart_upload().bucket("alices").key("k").send().await.expect_err("not bob's");
     assert_eq!(sdk_code(&err).as_deref(), Some("AccessDenied"));
 
     // Bob sees none of Alice's buckets, and Alice's bucket is untouched.
-    assert!(
-        bob.list_buckets()
-            .send()
-            .await
-            .expect("list")
-            .buckets()
-            .is_empty()
-    );
-    alice
-        .head_bucket()
-        .bucket("alices")
-        .send()
-        .await
-        .expect("still there");
+    assert!(bob.list_buckets().send().await.expect("list").buckets().is_empty());
+    alice.head_bucket().bucket("alices").send().await.expect("still there");
     let err = alice
         .head_bucket()
         .bucket("alices")
@@ -154,11 +73,8 @@ both_styles!(other_users_bucket);
 async fn location_constraints() {
     let server = TestServer::start().await;
     let s3 = server.client(ALICE, Style::Path);
-    let with = |c: &str| {
-        CreateBucketConfiguration::builder()
-            .location_constraint(BucketLocationConstraint::from(c))
-            .build()
-    };
+    let with =
+        |c: &str| CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(c)).build();
 
     let err = s3
         .create_bucket()
@@ -167,10 +83,7 @@ async fn location_constraints() {
         .send()
         .await
         .expect_err("wrong region");
-    assert_eq!(
-        sdk_code(&err).as_deref(),
-        Some("IllegalLocationConstraintException")
-    );
+    assert_eq!(sdk_code(&err).as_deref(), Some("IllegalLocationConstraintException"));
     assert_eq!(sdk_status(&err), Some(400));
     let err = s3
         .create_bucket()
@@ -180,42 +93,19 @@ async fn location_constraints() {
         .await
         .expect_err("explicit us-east-1");
     assert_eq!(sdk_code(&err).as_deref(), Some("InvalidLocationConstraint"));
-    assert!(
-        s3.list_buckets()
-            .send()
-            .await
-            .expect("list")
-            .buckets()
-            .is_empty(),
-        "no bucket after errors"
-    );
+    assert!(s3.list_buckets().send().await.expect("list").buckets().is_empty(), "no bucket after errors");
     server.stop().await;
 }
 
 #[tokio::test]
 async fn invalid_bucket_names_are_rejected() {
     let server = TestServer::start().await;
-    for name in [
-        "ab",
-        "Upper",
-        "under_score",
-        "-dash",
-        "a..b",
-        "192.168.0.1",
-        "xn--punycode",
-    ] {
-        let resp = Raw::new("PUT", &server.host("", Style::Path), &format!("/{name}"))
-            .sign(ALICE)
-            .send(server.addr)
-            .await;
+    for name in ["ab", "Upper", "under_score", "-dash", "a..b", "192.168.0.1", "xn--punycode"] {
+        let resp =
+            Raw::new("PUT", &server.host("", Style::Path), &format!("/{name}")).sign(ALICE).send(server.addr).await;
         resp.assert_error(400, "InvalidBucketName");
     }
-    let list = server
-        .client(ALICE, Style::Path)
-        .list_buckets()
-        .send()
-        .await
-        .expect("list");
+    let list = server.client(ALICE, Style::Path).list_buckets().send().await.expect("list");
     assert!(list.buckets().is_empty());
     server.stop().await;
 }
@@ -224,24 +114,9 @@ async fn invalid_bucket_names_are_rejected() {
 async fn bucket_with_uploads_is_not_empty() {
     let server = TestServer::start().await;
     let s3 = server.client(ALICE, Style::Path);
-    s3.create_bucket()
-        .bucket("busy")
-        .send()
-        .await
-        .expect("create");
-    let up = s3
-        .create_multipart_upload()
-        .bucket("busy")
-        .key("k")
-        .send()
-        .await
-        .expect("upload");
-    let err = s3
-        .delete_bucket()
-        .bucket("busy")
-        .send()
-        .await
-        .expect_err("not empty");
+    s3.create_bucket().bucket("busy").send().await.expect("create");
+    let up = s3.create_multipart_upload().bucket("busy").key("k").send().await.expect("upload");
+    let err = s3.delete_bucket().bucket("busy").send().await.expect_err("not empty");
     assert_eq!(sdk_code(&err).as_deref(), Some("BucketNotEmpty"));
     assert_eq!(sdk_status(&err), Some(409));
     s3.abort_multipart_upload()
@@ -251,11 +126,7 @@ async fn bucket_with_uploads_is_not_empty() {
         .send()
         .await
         .expect("abort");
-    s3.delete_bucket()
-        .bucket("busy")
-        .send()
-        .await
-        .expect("now empty");
+    s3.delete_bucket().bucket("busy").send().await.expect("now empty");
     server.stop().await;
 }
 
@@ -266,35 +137,15 @@ async fn list_buckets_paginates() {
     for b in ["b-1", "b-2", "b-3", "c-1", "c-2"] {
         s3.create_bucket().bucket(b).send().await.expect("create");
     }
-    server
-        .client(BOB, Style::Path)
-        .create_bucket()
-        .bucket("b-bob")
-        .send()
-        .await
-        .expect("create");
+    server.client(BOB, Style::Path).create_bucket().bucket("b-bob").send().await.expect("create");
 
-    let p1 = s3
-        .list_buckets()
-        .max_buckets(2)
-        .send()
-        .await
-        .expect("page 1");
+    let p1 = s3.list_buckets().max_buckets(2).send().await.expect("page 1");
     let names = |o: &aws_sdk_s3::operation::list_buckets::ListBucketsOutput| {
-        o.buckets()
-            .iter()
-            .filter_map(|b| b.name().map(str::to_owned))
-            .collect::<Vec<_>>()
+        o.buckets().iter().filter_map(|b| b.name().map(str::to_owned)).collect::<Vec<_>>()
     };
     assert_eq!(names(&p1), ["b-1", "b-2"]);
     let token = p1.continuation_token().expect("more pages").to_owned();
-    let p2 = s3
-        .list_buckets()
-        .max_buckets(2)
-        .continuation_token(&token)
-        .send()
-        .await
-        .expect("page 2");
+    let p2 = s3.list_buckets().max_buckets(2).continuation_token(&token).send().await.expect("page 2");
     assert_eq!(names(&p2), ["b-3", "c-1"]);
     let p3 = s3
         .list_buckets()
@@ -310,19 +161,9 @@ async fn list_buckets_paginates() {
     assert_eq!(names(&c), ["c-1", "c-2"]);
     assert_eq!(c.prefix(), Some("c-"));
 
-    let err = s3
-        .list_buckets()
-        .max_buckets(0)
-        .send()
-        .await
-        .expect_err("zero");
+    let err = s3.list_buckets().max_buckets(0).send().await.expect_err("zero");
     assert_eq!(sdk_code(&err).as_deref(), Some("InvalidArgument"));
-    let err = s3
-        .list_buckets()
-        .continuation_token("***")
-        .send()
-        .await
-        .expect_err("bad token");
+    let err = s3.list_buckets().continuation_token("***").send().await.expect_err("bad token");
     assert_eq!(sdk_code(&err).as_deref(), Some("InvalidArgument"));
     server.stop().await;
 }
@@ -331,17 +172,8 @@ async fn list_buckets_paginates() {
 async fn unimplemented_operations_name_themselves() {
     let server = TestServer::start().await;
     let s3 = server.client(ALICE, Style::Path);
-    s3.create_bucket()
-        .bucket("bkt1")
-        .send()
-        .await
-        .expect("create");
-    let err = s3
-        .get_bucket_versioning()
-        .bucket("bkt1")
-        .send()
-        .await
-        .expect_err("not implemented");
+    s3.create_bucket().bucket("bkt1").send().await.expect("create");
+    let err = s3.get_bucket_versioning().bucket("bkt1").send().await.expect_err("not implemented");
     assert_eq!(sdk_code(&err).as_deref(), Some("NotImplemented"));
     assert_eq!(sdk_status(&err), Some(501));
     assert!(

@@ -28,23 +28,11 @@ impl Drop for Daemon {
 
 fn command(data_dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3d"));
-    cmd.arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--data-dir")
-        .arg(data_dir);
-    for var in [
-        "S3D_CONFIG",
-        "S3D_ACCESS_KEY",
-        "S3D_SECRET_KEY",
-        "S3D_SECRET_KEY_FILE",
-        "S3D_LISTEN",
-        "S3D_DATA_DIR",
-    ] {
+    cmd.arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(data_dir);
+    for var in ["S3D_CONFIG", "S3D_ACCESS_KEY", "S3D_SECRET_KEY", "S3D_SECRET_KEY_FILE", "S3D_LISTEN", "S3D_DATA_DIR"] {
         cmd.env_remove(var);
     }
-    cmd.env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::piped());
     cmd
 }
 
@@ -56,22 +44,13 @@ fn spawn(mut cmd: Command) -> Daemon {
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(i) = line.find("listening on ") {
-                let addr = line[i + "listening on ".len()..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .to_owned();
+                let addr = line[i + "listening on ".len()..].split_whitespace().next().unwrap_or("").to_owned();
                 let _ = tx.send(addr);
             }
         }
     });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("s3d reports its address");
-    Daemon {
-        child,
-        addr: addr.parse().expect("socket address"),
-    }
+    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("s3d reports its address");
+    Daemon { child, addr: addr.parse().expect("socket address") }
 }
 
 fn wait_exit(d: &mut Daemon) -> std::process::ExitStatus {
@@ -85,11 +64,7 @@ fn wait_exit(d: &mut Daemon) -> std::process::ExitStatus {
 }
 
 fn signal(d: &Daemon, sig: &str) {
-    let ok = Command::new("kill")
-        .arg(sig)
-        .arg(d.child.id().to_string())
-        .status()
-        .expect("kill");
+    let ok = Command::new("kill").arg(sig).arg(d.child.id().to_string()).status().expect("kill");
     assert!(ok.success());
 }
 
@@ -97,19 +72,11 @@ fn signal(d: &Daemon, sig: &str) {
 async fn health_and_graceful_shutdown() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut d = spawn(command(dir.path()));
-    let resp = Raw::new("GET", &d.addr.to_string(), "/-/health")
-        .send(d.addr)
-        .await;
+    let resp = Raw::new("GET", &d.addr.to_string(), "/-/health").send(d.addr).await;
     assert_eq!((resp.status, resp.text().as_str()), (200, "ok\n"));
     assert_eq!(resp.header("server"), Some("s3d"));
     // On a virtual-host name the same path is an object key and needs auth.
-    let resp = Raw::new(
-        "GET",
-        &format!("bkt.s3.localhost:{}", d.addr.port()),
-        "/-/health",
-    )
-    .send(d.addr)
-    .await;
+    let resp = Raw::new("GET", &format!("bkt.s3.localhost:{}", d.addr.port()), "/-/health").send(d.addr).await;
     resp.assert_error(403, "AccessDenied");
 
     signal(&d, "-TERM");
@@ -124,29 +91,14 @@ async fn acknowledged_uploads_survive_kill_9() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = spawn(command(dir.path()));
     let s3 = sdk_client(d.addr.port(), DEV, Style::Path);
-    s3.create_bucket()
-        .bucket("durable")
-        .send()
-        .await
-        .expect("bucket");
-    let up = s3
-        .create_multipart_upload()
-        .bucket("durable")
-        .key("k")
-        .send()
-        .await
-        .expect("upload");
+    s3.create_bucket().bucket("durable").send().await.expect("bucket");
+    let up = s3.create_multipart_upload().bucket("durable").key("k").send().await.expect("upload");
     signal(&d, "-KILL");
     drop(d);
 
     let d = spawn(command(dir.path()));
     let s3 = sdk_client(d.addr.port(), DEV, Style::VirtualHost);
-    let list = s3
-        .list_multipart_uploads()
-        .bucket("durable")
-        .send()
-        .await
-        .expect("list");
+    let list = s3.list_multipart_uploads().bucket("durable").send().await.expect("list");
     assert_eq!(list.uploads().len(), 1);
     assert_eq!(list.uploads()[0].upload_id(), up.upload_id());
 }
@@ -155,28 +107,14 @@ async fn acknowledged_uploads_survive_kill_9() {
 async fn credentials_from_the_environment() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cmd = command(dir.path());
-    cmd.env("S3D_ACCESS_KEY", "env-access")
-        .env("S3D_SECRET_KEY", "env-secret");
+    cmd.env("S3D_ACCESS_KEY", "env-access").env("S3D_SECRET_KEY", "env-secret");
     let d = spawn(cmd);
-    let user = User {
-        id: "s3d-admin",
-        name: "admin",
-        access_key: "env-access",
-        secret_key: "env-secret",
-    };
+    let user = User { id: "s3d-admin", name: "admin", access_key: "env-access", secret_key: "env-secret" };
     let s3 = sdk_client(d.addr.port(), user, Style::Path);
-    s3.create_bucket()
-        .bucket("envbucket")
-        .send()
-        .await
-        .expect("env user works");
+    s3.create_bucket().bucket("envbucket").send().await.expect("env user works");
     let list = s3.list_buckets().send().await.expect("list");
     assert_eq!(list.owner().and_then(|o| o.id()), Some("s3d-admin"));
-    let err = sdk_client(d.addr.port(), DEV, Style::Path)
-        .list_buckets()
-        .send()
-        .await
-        .expect_err("dev user replaced");
+    let err = sdk_client(d.addr.port(), DEV, Style::Path).list_buckets().send().await.expect_err("dev user replaced");
     assert_eq!(sdk_code(&err).as_deref(), Some("InvalidAccessKeyId"));
 }
 
@@ -205,8 +143,7 @@ fn bad_configuration_stops_start_up_naming_the_key() {
 
 #[test]
 fn default_config_file_starts_the_same_server() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml"))
-        .expect("read");
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml")).expect("read");
     let raw = s3d::config::RawConfig::from_toml(&text).expect("parses");
     assert_eq!(raw, s3d::config::RawConfig::default());
 }

@@ -4,13 +4,7 @@ use crate::common::*;
 
 async fn server_with_bucket() -> TestServer {
     let server = TestServer::start().await;
-    server
-        .client(ALICE, Style::Path)
-        .create_bucket()
-        .bucket("bkt")
-        .send()
-        .await
-        .expect("bucket");
+    server.client(ALICE, Style::Path).create_bucket().bucket("bkt").send().await.expect("bucket");
     server
 }
 
@@ -26,10 +20,7 @@ async fn oversized_headers_get_an_answer() {
     resp.assert_error(400, "RequestHeaderSectionTooLarge");
 
     // Far beyond any limit: the connection is answered (431) rather than left hanging.
-    let huge = format!(
-        "GET /bkt HTTP/1.1\r\nhost: {host}\r\nx-filler: {}\r\n\r\n",
-        "h".repeat(200 * 1024)
-    );
+    let huge = format!("GET /bkt HTTP/1.1\r\nhost: {host}\r\nx-filler: {}\r\n\r\n", "h".repeat(200 * 1024));
     let resp = send_bytes(server.addr, huge.as_bytes(), false).await;
     assert_eq!(resp.status, 431);
     server.stop().await;
@@ -38,14 +29,8 @@ async fn oversized_headers_get_an_answer() {
 #[tokio::test]
 async fn invalid_utf8_key_is_invalid_uri() {
     let server = server_with_bucket().await;
-    let resp = Raw::new(
-        "POST",
-        &server.host("bkt", Style::Path),
-        "/bkt/%FF%FE?uploads",
-    )
-    .sign(ALICE)
-    .send(server.addr)
-    .await;
+    let resp =
+        Raw::new("POST", &server.host("bkt", Style::Path), "/bkt/%FF%FE?uploads").sign(ALICE).send(server.addr).await;
     resp.assert_error(400, "InvalidURI");
     server.stop().await;
 }
@@ -53,16 +38,10 @@ async fn invalid_utf8_key_is_invalid_uri() {
 #[tokio::test]
 async fn head_errors_have_no_body_and_other_methods_are_refused() {
     let server = server_with_bucket().await;
-    let resp = Raw::new("HEAD", &server.host("", Style::Path), "/missing-bucket")
-        .sign(ALICE)
-        .send(server.addr)
-        .await;
+    let resp = Raw::new("HEAD", &server.host("", Style::Path), "/missing-bucket").sign(ALICE).send(server.addr).await;
     assert_eq!(resp.status, 404);
     assert!(resp.body.is_empty());
-    let resp = Raw::new("PATCH", &server.host("", Style::Path), "/bkt/k")
-        .sign(ALICE)
-        .send(server.addr)
-        .await;
+    let resp = Raw::new("PATCH", &server.host("", Style::Path), "/bkt/k").sign(ALICE).send(server.addr).await;
     resp.assert_error(405, "MethodNotAllowed");
     server.stop().await;
 }
@@ -70,47 +49,26 @@ async fn head_errors_have_no_body_and_other_methods_are_refused() {
 #[tokio::test]
 async fn every_response_carries_the_common_headers() {
     let server = server_with_bucket().await;
-    let ok = Raw::new("GET", &server.host("bkt", Style::Path), "/bkt?uploads")
-        .sign(ALICE)
-        .send(server.addr)
-        .await;
-    let err = Raw::new("GET", &server.host("", Style::Path), "/nobucket?uploads")
-        .sign(ALICE)
-        .send(server.addr)
-        .await;
+    let ok = Raw::new("GET", &server.host("bkt", Style::Path), "/bkt?uploads").sign(ALICE).send(server.addr).await;
+    let err = Raw::new("GET", &server.host("", Style::Path), "/nobucket?uploads").sign(ALICE).send(server.addr).await;
     err.assert_error(404, "NoSuchBucket");
-    assert!(
-        err.text().contains("<Resource>/nobucket</Resource>"),
-        "{}",
-        err.text()
-    );
+    assert!(err.text().contains("<Resource>/nobucket</Resource>"), "{}", err.text());
     for r in [&ok, &err] {
         assert_eq!(r.header("server"), Some("s3d"));
         assert!(r.header("x-amz-id-2").is_some_and(|v| !v.is_empty()));
         let date = r.header("date").expect("date");
         assert!(httpdate::parse_http_date(date).is_ok(), "{date}");
-        assert_eq!(
-            r.header("content-length"),
-            Some(r.body.len().to_string().as_str())
-        );
+        assert_eq!(r.header("content-length"), Some(r.body.len().to_string().as_str()));
     }
-    assert_ne!(
-        ok.header("x-amz-request-id"),
-        err.header("x-amz-request-id")
-    );
-    assert_eq!(
-        xml_value(&err.text(), "RequestId").as_deref(),
-        err.header("x-amz-request-id")
-    );
+    assert_ne!(ok.header("x-amz-request-id"), err.header("x-amz-request-id"));
+    assert_eq!(xml_value(&err.text(), "RequestId").as_deref(), err.header("x-amz-request-id"));
     server.stop().await;
 }
 
 #[tokio::test]
 async fn connections_are_kept_alive() {
     let server = server_with_bucket().await;
-    let mut s = tokio::net::TcpStream::connect(server.addr)
-        .await
-        .expect("connect");
+    let mut s = tokio::net::TcpStream::connect(server.addr).await.expect("connect");
     for _ in 0..3 {
         let raw = Raw::new("GET", &server.host("bkt", Style::Path), "/bkt?uploads").sign(ALICE);
         let mut head = format!("GET {} HTTP/1.1\r\nhost: {}\r\n", raw.target, raw.host);

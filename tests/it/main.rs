@@ -13,3 +13,5 @@ mod daemon;
 mod errors;
 /// CreateMultipartUpload, ListMultipartUploads, AbortMultipartUpload.
 mod multipart;
+/// Objects: put, get, head, ranges, conditionals, delete, copy, listings.
+mod object;

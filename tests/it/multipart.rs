@@ -10,22 +10,12 @@ use crate::common::*;
 async fn setup(style: Style) -> (TestServer, aws_sdk_s3::Client) {
     let server = TestServer::start().await;
     let s3 = server.client(ALICE, style);
-    s3.create_bucket()
-        .bucket("bkt")
-        .send()
-        .await
-        .expect("create bucket");
+    s3.create_bucket().bucket("bkt").send().await.expect("create bucket");
     (server, s3)
 }
 
 async fn upload_count(s3: &aws_sdk_s3::Client) -> usize {
-    s3.list_multipart_uploads()
-        .bucket("bkt")
-        .send()
-        .await
-        .expect("list")
-        .uploads()
-        .len()
+    s3.list_multipart_uploads().bucket("bkt").send().await.expect("list").uploads().len()
 }
 
 async fn create_with_every_header(style: Style) {
@@ -56,25 +46,14 @@ async fn create_with_every_header(style: Style) {
     assert_eq!(out.checksum_algorithm(), Some(&ChecksumAlgorithm::Crc32));
     assert_eq!(out.checksum_type(), Some(&ChecksumType::Composite));
 
-    let list = s3
-        .list_multipart_uploads()
-        .bucket("bkt")
-        .send()
-        .await
-        .expect("list");
+    let list = s3.list_multipart_uploads().bucket("bkt").send().await.expect("list");
     assert_eq!(list.uploads().len(), 1);
     let u = &list.uploads()[0];
     assert_eq!(u.key(), Some("dir/movie file+1%.m2ts"));
     assert_eq!(u.upload_id(), Some(id));
-    assert_eq!(
-        u.storage_class(),
-        Some(&aws_sdk_s3::types::StorageClass::ReducedRedundancy)
-    );
+    assert_eq!(u.storage_class(), Some(&aws_sdk_s3::types::StorageClass::ReducedRedundancy));
     assert_eq!(u.initiator().and_then(|i| i.id()), Some(ALICE.id));
-    assert_eq!(
-        u.initiator().and_then(|i| i.display_name()),
-        Some(ALICE.name)
-    );
+    assert_eq!(u.initiator().and_then(|i| i.display_name()), Some(ALICE.name));
     assert_eq!(u.owner().and_then(|o| o.id()), Some(ALICE.id));
     assert_eq!(u.checksum_algorithm(), Some(&ChecksumAlgorithm::Crc32));
     let initiated = SystemTime::try_from(*u.initiated().expect("initiated")).expect("time");
@@ -83,13 +62,7 @@ async fn create_with_every_header(style: Style) {
     assert_eq!(list.max_uploads(), Some(1000));
 
     // Two uploads of one key are distinct.
-    let again = s3
-        .create_multipart_upload()
-        .bucket("bkt")
-        .key("dir/movie file+1%.m2ts")
-        .send()
-        .await
-        .expect("create");
+    let again = s3.create_multipart_upload().bucket("bkt").key("dir/movie file+1%.m2ts").send().await.expect("create");
     assert_ne!(again.upload_id(), Some(id));
     assert_eq!(again.checksum_algorithm(), None);
     assert_eq!(upload_count(&s3).await, 2);
@@ -104,13 +77,7 @@ async fn seed_example_with_date_header() {
     use s3d::auth::sigv4::{canonical, signing};
     let server = TestServer::start().await;
     let host = "oss-example.s3.cn-north-1.jcloudcs.com";
-    server
-        .client(ALICE, Style::Path)
-        .create_bucket()
-        .bucket("oss-example")
-        .send()
-        .await
-        .expect("bucket");
+    server.client(ALICE, Style::Path).create_bucket().bucket("oss-example").send().await.expect("bucket");
 
     let now = s3d::clock::Timestamp::now();
     let date = now.to_http_date();
@@ -120,9 +87,7 @@ async fn seed_example_with_date_header() {
     h.insert("host", host.parse().expect("host"));
     h.insert("date", date.parse().expect("date"));
     h.insert("x-amz-content-sha256", empty.parse().expect("hash"));
-    let signed: Vec<String> = ["date", "host", "x-amz-content-sha256"]
-        .map(String::from)
-        .to_vec();
+    let signed: Vec<String> = ["date", "host", "x-amz-content-sha256"].map(String::from).to_vec();
     let creq = canonical::canonical_request(
         "POST",
         "/example-object",
@@ -147,10 +112,7 @@ async fn seed_example_with_date_header() {
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(resp.header("content-type"), Some("application/xml"));
     assert_eq!(resp.header("server"), Some("s3d"));
-    assert_eq!(
-        resp.header("content-length"),
-        Some(resp.body.len().to_string().as_str())
-    );
+    assert_eq!(resp.header("content-length"), Some(resp.body.len().to_string().as_str()));
     let body = resp.text();
     let id = xml_value(&body, "UploadId").expect("upload id");
     assert_eq!(
@@ -169,91 +131,30 @@ async fn invalid_headers_change_nothing(style: Style) {
     let host = server.host("bkt", style);
     let target = format!("{}?uploads", server.target("bkt", "k", style));
     let cases: &[(&[(&str, &str)], u16, &str)] = &[
-        (
-            &[("x-amz-storage-class", "GLACIER_IR")],
-            400,
-            "InvalidStorageClass",
-        ),
-        (
-            &[("x-amz-storage-class", "standard")],
-            400,
-            "InvalidStorageClass",
-        ),
-        (
-            &[("x-amz-meta-big", &"x".repeat(2100))],
-            400,
-            "MetadataTooLarge",
-        ),
-        (
-            &[("x-amz-website-redirect-location", "ftp://nope")],
-            400,
-            "InvalidRedirectLocation",
-        ),
+        (&[("x-amz-storage-class", "GLACIER_IR")], 400, "InvalidStorageClass"),
+        (&[("x-amz-storage-class", "standard")], 400, "InvalidStorageClass"),
+        (&[("x-amz-meta-big", &"x".repeat(2100))], 400, "MetadataTooLarge"),
+        (&[("x-amz-website-redirect-location", "ftp://nope")], 400, "InvalidRedirectLocation"),
         (&[("x-amz-tagging", "a=1&a=2")], 400, "InvalidTag"),
         (&[("x-amz-tagging", "aws:x=1")], 400, "InvalidTag"),
         (&[("x-amz-tagging", "a=%ZZ")], 400, "InvalidArgument"),
-        (
-            &[("x-amz-acl", "public-read")],
-            400,
-            "AccessControlListNotSupported",
-        ),
-        (
-            &[("x-amz-grant-read", "id=someone")],
-            400,
-            "AccessControlListNotSupported",
-        ),
-        (
-            &[("x-amz-checksum-type", "COMPOSITE")],
-            400,
-            "InvalidRequest",
-        ),
-        (
-            &[
-                ("x-amz-checksum-algorithm", "CRC64NVME"),
-                ("x-amz-checksum-type", "COMPOSITE"),
-            ],
-            400,
-            "InvalidRequest",
-        ),
-        (
-            &[
-                ("x-amz-checksum-algorithm", "SHA1"),
-                ("x-amz-checksum-type", "FULL_OBJECT"),
-            ],
-            400,
-            "InvalidRequest",
-        ),
-        (
-            &[("x-amz-checksum-algorithm", "MD4")],
-            400,
-            "InvalidRequest",
-        ),
-        (
-            &[("x-amz-object-lock-mode", "GOVERNANCE")],
-            400,
-            "InvalidRequest",
-        ),
+        (&[("x-amz-acl", "public-read")], 400, "AccessControlListNotSupported"),
+        (&[("x-amz-grant-read", "id=someone")], 400, "AccessControlListNotSupported"),
+        (&[("x-amz-checksum-type", "COMPOSITE")], 400, "InvalidRequest"),
+        (&[("x-amz-checksum-algorithm", "CRC64NVME"), ("x-amz-checksum-type", "COMPOSITE")], 400, "InvalidRequest"),
+        (&[("x-amz-checksum-algorithm", "SHA1"), ("x-amz-checksum-type", "FULL_OBJECT")], 400, "InvalidRequest"),
+        (&[("x-amz-checksum-algorithm", "MD4")], 400, "InvalidRequest"),
+        (&[("x-amz-object-lock-mode", "GOVERNANCE")], 400, "InvalidRequest"),
         (&[("content-md5", "not-base64!")], 400, "InvalidDigest"),
-        (
-            &[("content-md5", "AAAAAAAAAAAAAAAAAAAAAA==")],
-            400,
-            "BadDigest",
-        ),
-        (
-            &[("x-amz-server-side-encryption", "aws:kms")],
-            501,
-            "NotImplemented",
-        ),
+        (&[("content-md5", "AAAAAAAAAAAAAAAAAAAAAA==")], 400, "BadDigest"),
+        (&[("x-amz-server-side-encryption", "aws:kms")], 501, "NotImplemented"),
     ];
     for (headers, status, code) in cases {
         let mut raw = Raw::new("POST", &host, &target);
         for (k, v) in *headers {
             raw = raw.header(k, v);
         }
-        raw.sign(ALICE)
-            .send(server.addr)
-            .await
-            .assert_error(*status, code);
+        raw.sign(ALICE).send(server.addr).await.assert_error(*status, code);
     }
     assert_eq!(upload_count(&s3).await, 0, "no upload after an error");
 
@@ -265,11 +166,7 @@ async fn invalid_headers_change_nothing(style: Style) {
         ("content-md5", empty_md5.as_str()),
         ("x-amz-storage-class", "STANDARD"),
     ] {
-        let resp = Raw::new("POST", &host, &target)
-            .header(k, v)
-            .sign(ALICE)
-            .send(server.addr)
-            .await;
+        let resp = Raw::new("POST", &host, &target).header(k, v).sign(ALICE).send(server.addr).await;
         assert_eq!(resp.status, 200, "{k}: {v}: {}", resp.text());
     }
     assert_eq!(upload_count(&s3).await, 4);
@@ -314,29 +211,12 @@ both_styles!(missing_bucket_and_expect_continue);
 #[tokio::test]
 async fn keys_are_exact() {
     let (server, s3) = setup(Style::Path).await;
-    let keys = [
-        "a b",
-        "a+b",
-        "100%",
-        "ünïcødé/ключ/鍵",
-        "sp ace/+plus/%25",
-        "x".repeat(1024).leak() as &str,
-        "trailing/",
-    ];
+    let keys =
+        ["a b", "a+b", "100%", "ünïcødé/ключ/鍵", "sp ace/+plus/%25", "x".repeat(1024).leak() as &str, "trailing/"];
     for k in keys {
-        s3.create_multipart_upload()
-            .bucket("bkt")
-            .key(k)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{k}: {e:?}"));
+        s3.create_multipart_upload().bucket("bkt").key(k).send().await.unwrap_or_else(|e| panic!("{k}: {e:?}"));
     }
-    let list = s3
-        .list_multipart_uploads()
-        .bucket("bkt")
-        .send()
-        .await
-        .expect("list");
+    let list = s3.list_multipart_uploads().bucket("bkt").send().await.expect("list");
     let mut got: Vec<&str> = list.uploads().iter().filter_map(|u| u.key()).collect();
     let mut want = keys.to_vec();
     got.sort();
@@ -344,13 +224,7 @@ async fn keys_are_exact() {
     assert_eq!(got, want);
 
     let too_long = "y".repeat(1025);
-    let err = s3
-        .create_multipart_upload()
-        .bucket("bkt")
-        .key(&too_long)
-        .send()
-        .await
-        .expect_err("too long");
+    let err = s3.create_multipart_upload().bucket("bkt").key(&too_long).send().await.expect_err("too long");
     assert_eq!(sdk_code(&err).as_deref(), Some("KeyTooLongError"));
 
     // encoding-type=url: keys come percent-encoded (the Rust SDK leaves them so).
@@ -361,20 +235,14 @@ async fn keys_are_exact() {
         .send()
         .await
         .expect("list");
-    assert_eq!(
-        enc.encoding_type(),
-        Some(&aws_sdk_s3::types::EncodingType::Url)
-    );
+    assert_eq!(enc.encoding_type(), Some(&aws_sdk_s3::types::EncodingType::Url));
     let mut got: Vec<String> = enc
         .uploads()
         .iter()
         .filter_map(|u| u.key())
         .map(|k| {
             assert!(!k.contains(' ') && !k.contains('+'), "{k}");
-            percent_encoding::percent_decode_str(k)
-                .decode_utf8()
-                .expect("utf-8")
-                .into_owned()
+            percent_encoding::percent_decode_str(k).decode_utf8().expect("utf-8").into_owned()
         })
         .collect();
     got.sort();
@@ -387,39 +255,18 @@ async fn list_uploads_pages_prefixes_and_markers() {
     let (server, s3) = setup(Style::Path).await;
     let mut ids = Vec::new();
     for k in ["a", "a", "b/1", "b/2", "c"] {
-        let out = s3
-            .create_multipart_upload()
-            .bucket("bkt")
-            .key(k)
-            .send()
-            .await
-            .expect("create");
+        let out = s3.create_multipart_upload().bucket("bkt").key(k).send().await.expect("create");
         ids.push(out.upload_id().expect("id").to_owned());
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let page = |p: &aws_sdk_s3::operation::list_multipart_uploads::ListMultipartUploadsOutput| {
         p.uploads()
             .iter()
-            .map(|u| {
-                (
-                    u.key().unwrap_or("").to_owned(),
-                    u.upload_id().unwrap_or("").to_owned(),
-                )
-            })
+            .map(|u| (u.key().unwrap_or("").to_owned(), u.upload_id().unwrap_or("").to_owned()))
             .collect::<Vec<_>>()
     };
-    let p1 = s3
-        .list_multipart_uploads()
-        .bucket("bkt")
-        .max_uploads(2)
-        .send()
-        .await
-        .expect("p1");
-    assert_eq!(
-        page(&p1),
-        [("a".into(), ids[0].clone()), ("a".into(), ids[1].clone())],
-        "same key: initiation order"
-    );
+    let p1 = s3.list_multipart_uploads().bucket("bkt").max_uploads(2).send().await.expect("p1");
+    assert_eq!(page(&p1), [("a".into(), ids[0].clone()), ("a".into(), ids[1].clone())], "same key: initiation order");
     assert_eq!(p1.is_truncated(), Some(true));
     assert_eq!(p1.next_key_marker(), Some("a"));
     assert_eq!(p1.next_upload_id_marker(), Some(ids[1].as_str()));
@@ -432,50 +279,19 @@ async fn list_uploads_pages_prefixes_and_markers() {
         .send()
         .await
         .expect("p2");
-    assert_eq!(
-        page(&p2),
-        [("a".into(), ids[1].clone()), ("b/1".into(), ids[2].clone())]
-    );
+    assert_eq!(page(&p2), [("a".into(), ids[1].clone()), ("b/1".into(), ids[2].clone())]);
 
-    let grouped = s3
-        .list_multipart_uploads()
-        .bucket("bkt")
-        .delimiter("/")
-        .send()
-        .await
-        .expect("grouped");
+    let grouped = s3.list_multipart_uploads().bucket("bkt").delimiter("/").send().await.expect("grouped");
     assert_eq!(page(&grouped).len(), 3);
-    let prefixes: Vec<_> = grouped
-        .common_prefixes()
-        .iter()
-        .filter_map(|p| p.prefix())
-        .collect();
+    let prefixes: Vec<_> = grouped.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
     assert_eq!(prefixes, ["b/"]);
     assert_eq!(grouped.delimiter(), Some("/"));
 
-    let under_b = s3
-        .list_multipart_uploads()
-        .bucket("bkt")
-        .prefix("b/")
-        .send()
-        .await
-        .expect("prefix");
-    assert_eq!(
-        page(&under_b)
-            .iter()
-            .map(|(k, _)| k.as_str())
-            .collect::<Vec<_>>(),
-        ["b/1", "b/2"]
-    );
+    let under_b = s3.list_multipart_uploads().bucket("bkt").prefix("b/").send().await.expect("prefix");
+    assert_eq!(page(&under_b).iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["b/1", "b/2"]);
     assert_eq!(under_b.prefix(), Some("b/"));
 
-    let err = s3
-        .list_multipart_uploads()
-        .bucket("bkt")
-        .max_uploads(-1)
-        .send()
-        .await
-        .expect_err("negative");
+    let err = s3.list_multipart_uploads().bucket("bkt").max_uploads(-1).send().await.expect_err("negative");
     assert_eq!(sdk_code(&err).as_deref(), Some("InvalidArgument"));
     let err = s3
         .list_multipart_uploads()
@@ -487,71 +303,31 @@ async fn list_uploads_pages_prefixes_and_markers() {
         .expect_err("bad marker");
     assert_eq!(sdk_code(&err).as_deref(), Some("InvalidArgument"));
     // Without a key-marker the upload-id-marker is ignored.
-    let ignored = s3
-        .list_multipart_uploads()
-        .bucket("bkt")
-        .upload_id_marker("bogus")
-        .send()
-        .await
-        .expect("ignored");
+    let ignored = s3.list_multipart_uploads().bucket("bkt").upload_id_marker("bogus").send().await.expect("ignored");
     assert_eq!(ignored.uploads().len(), 5);
-    let capped = s3
-        .list_multipart_uploads()
-        .bucket("bkt")
-        .max_uploads(5000)
-        .send()
-        .await
-        .expect("capped");
+    let capped = s3.list_multipart_uploads().bucket("bkt").max_uploads(5000).send().await.expect("capped");
     assert_eq!(capped.max_uploads(), Some(1000));
     server.stop().await;
 }
 
 async fn abort_upload(style: Style) {
     let (server, s3) = setup(style).await;
-    let out = s3
-        .create_multipart_upload()
-        .bucket("bkt")
-        .key("k")
-        .send()
-        .await
-        .expect("create");
+    let out = s3.create_multipart_upload().bucket("bkt").key("k").send().await.expect("create");
     let id = out.upload_id().expect("id");
-    let err = s3
-        .abort_multipart_upload()
-        .bucket("bkt")
-        .key("other")
-        .upload_id(id)
-        .send()
-        .await
-        .expect_err("wrong key");
+    let err = s3.abort_multipart_upload().bucket("bkt").key("other").upload_id(id).send().await.expect_err("wrong key");
     assert_eq!(sdk_code(&err).as_deref(), Some("NoSuchUpload"));
     assert_eq!(upload_count(&s3).await, 1);
-    s3.abort_multipart_upload()
-        .bucket("bkt")
-        .key("k")
-        .upload_id(id)
-        .send()
-        .await
-        .expect("abort");
+    s3.abort_multipart_upload().bucket("bkt").key("k").upload_id(id).send().await.expect("abort");
     assert_eq!(upload_count(&s3).await, 0);
-    let err = s3
-        .abort_multipart_upload()
-        .bucket("bkt")
-        .key("k")
-        .upload_id(id)
-        .send()
-        .await
-        .expect_err("already aborted");
+    let err =
+        s3.abort_multipart_upload().bucket("bkt").key("k").upload_id(id).send().await.expect_err("already aborted");
     assert_eq!(sdk_code(&err).as_deref(), Some("NoSuchUpload"));
     assert_eq!(sdk_status(&err), Some(404));
-    let resp = Raw::new(
-        "DELETE",
-        &server.host("bkt", style),
-        &format!("{}?uploadId=", server.target("bkt", "k", style)),
-    )
-    .sign(ALICE)
-    .send(server.addr)
-    .await;
+    let resp =
+        Raw::new("DELETE", &server.host("bkt", style), &format!("{}?uploadId=", server.target("bkt", "k", style)))
+            .sign(ALICE)
+            .send(server.addr)
+            .await;
     resp.assert_error(404, "NoSuchUpload");
     server.stop().await;
 }
@@ -570,18 +346,10 @@ async fn uploads_survive_restart() {
         .expect("create");
     let server = server.restart().await;
     let s3 = server.client(ALICE, Style::VirtualHost);
-    let list = s3
-        .list_multipart_uploads()
-        .bucket("bkt")
-        .send()
-        .await
-        .expect("list");
+    let list = s3.list_multipart_uploads().bucket("bkt").send().await.expect("list");
     assert_eq!(list.uploads().len(), 1);
     assert_eq!(list.uploads()[0].upload_id(), out.upload_id());
-    assert_eq!(
-        list.uploads()[0].storage_class(),
-        Some(&StorageClass::ReducedRedundancy)
-    );
+    assert_eq!(list.uploads()[0].storage_class(), Some(&StorageClass::ReducedRedundancy));
     s3.abort_multipart_upload()
         .bucket("bkt")
         .key("keep/me")
@@ -590,4 +358,412 @@ async fn uploads_survive_restart() {
         .await
         .expect("abort after restart");
     server.stop().await;
+}
+
+mod lifecycle {
+    use aws_sdk_s3::primitives::ByteStream;
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    use md5::{Digest, Md5};
+
+    use crate::both_styles;
+    use crate::common::*;
+    use crate::object::walk;
+
+    const MIB: usize = 1024 * 1024;
+
+    fn data(n: usize, seed: u8) -> Vec<u8> {
+        (0..n).map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed)).collect()
+    }
+
+    fn blob_count(server: &TestServer) -> usize {
+        walk(&server.dir.path().join("blobs")).iter().filter(|p| !p.contains("/blobs/tmp/")).count()
+    }
+
+    async fn upload_parts(s3: &aws_sdk_s3::Client, key: &str, parts: &[Vec<u8>]) -> (String, Vec<CompletedPart>) {
+        let id = s3
+            .create_multipart_upload()
+            .bucket("bkt")
+            .key(key)
+            .send()
+            .await
+            .expect("create")
+            .upload_id()
+            .expect("id")
+            .to_owned();
+        let mut done = Vec::new();
+        for (i, p) in parts.iter().enumerate() {
+            let n = i as i32 + 1;
+            let out = s3
+                .upload_part()
+                .bucket("bkt")
+                .key(key)
+                .upload_id(&id)
+                .part_number(n)
+                .body(ByteStream::from(p.clone()))
+                .send()
+                .await
+                .expect("part");
+            assert_eq!(out.e_tag(), Some(format!("\"{}\"", hex::encode(Md5::digest(p))).as_str()));
+            done.push(CompletedPart::builder().part_number(n).e_tag(out.e_tag().expect("etag")).build());
+        }
+        (id, done)
+    }
+
+    fn multipart_etag(parts: &[Vec<u8>]) -> String {
+        let mut h = Md5::new();
+        for p in parts {
+            h.update(Md5::digest(p));
+        }
+        format!("\"{}-{}\"", hex::encode(h.finalize()), parts.len())
+    }
+
+    async fn complete_and_read(style: Style) {
+        let server = TestServer::start().await;
+        let s3 = server.client(ALICE, style);
+        s3.create_bucket().bucket("bkt").send().await.expect("bucket");
+        let parts = vec![data(5 * MIB, 1), data(5 * MIB, 2), data(1000, 3)];
+        let (id, done) = upload_parts(&s3, "big/file", &parts).await;
+
+        let page =
+            s3.list_parts().bucket("bkt").key("big/file").upload_id(&id).max_parts(2).send().await.expect("parts");
+        assert_eq!(page.parts().iter().filter_map(|p| p.part_number()).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(page.is_truncated(), Some(true));
+        assert_eq!(page.next_part_number_marker(), Some("2"));
+        assert_eq!(page.parts()[0].size(), Some(5 * MIB as i64));
+        assert_eq!(page.initiator().and_then(|i| i.id()), Some(ALICE.id));
+        let rest = s3
+            .list_parts()
+            .bucket("bkt")
+            .key("big/file")
+            .upload_id(&id)
+            .part_number_marker("2")
+            .send()
+            .await
+            .expect("parts");
+        assert_eq!(rest.parts().iter().filter_map(|p| p.part_number()).collect::<Vec<_>>(), [3]);
+        assert_eq!(rest.is_truncated(), Some(false));
+
+        let completed = s3
+            .complete_multipart_upload()
+            .bucket("bkt")
+            .key("big/file")
+            .upload_id(&id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(done.clone())).build())
+            .send()
+            .await
+            .expect("complete");
+        let etag = multipart_etag(&parts);
+        assert_eq!(completed.e_tag(), Some(etag.as_str()));
+        assert_eq!(completed.key(), Some("big/file"));
+        assert!(completed.location().is_some_and(|l| l.ends_with("big/file")));
+
+        // Readable at once; bytes are exactly the parts; no byte was copied (3 blobs).
+        let whole = s3.get_object().bucket("bkt").key("big/file").send().await.expect("get");
+        assert_eq!(whole.e_tag(), Some(etag.as_str()));
+        let bytes = whole.body.collect().await.expect("body").into_bytes();
+        assert_eq!(bytes.len(), 10 * MIB + 1000);
+        assert!(
+            bytes[..5 * MIB] == parts[0][..]
+                && bytes[5 * MIB..10 * MIB] == parts[1][..]
+                && bytes[10 * MIB..] == parts[2][..]
+        );
+        assert_eq!(blob_count(&server), 3);
+
+        let across = s3
+            .get_object()
+            .bucket("bkt")
+            .key("big/file")
+            .range(format!("bytes={}-{}", 5 * MIB - 10, 5 * MIB + 9))
+            .send()
+            .await
+            .expect("range");
+        let across = across.body.collect().await.expect("body").into_bytes();
+        assert_eq!(&across[..10], &parts[0][5 * MIB - 10..]);
+        assert_eq!(&across[10..], &parts[1][..10]);
+
+        let p2 = s3.get_object().bucket("bkt").key("big/file").part_number(3).send().await.expect("part 3");
+        assert_eq!(p2.parts_count(), Some(3));
+        assert_eq!(
+            p2.content_range(),
+            Some(format!("bytes {}-{}/{}", 10 * MIB, 10 * MIB + 999, 10 * MIB + 1000).as_str())
+        );
+        assert_eq!(p2.body.collect().await.expect("body").into_bytes().as_ref(), &parts[2][..]);
+        let head = s3.head_object().bucket("bkt").key("big/file").part_number(1).send().await.expect("head part");
+        assert_eq!(head.content_length(), Some(5 * MIB as i64));
+        let err = s3.get_object().bucket("bkt").key("big/file").part_number(4).send().await.expect_err("no part 4");
+        assert_eq!(sdk_code(&err).as_deref(), Some("InvalidPartNumber"));
+
+        // The upload is gone; a retried Complete answers the same.
+        let listed = s3.list_multipart_uploads().bucket("bkt").send().await.expect("list");
+        assert!(listed.uploads().is_empty());
+        let again = s3
+            .complete_multipart_upload()
+            .bucket("bkt")
+            .key("big/file")
+            .upload_id(&id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(done)).build())
+            .send()
+            .await
+            .expect("retry after success");
+        assert_eq!(again.e_tag(), Some(etag.as_str()));
+
+        // A multipart object copies like any other.
+        s3.copy_object().bucket("bkt").key("copy").copy_source("bkt/big/file").send().await.expect("copy");
+        let copy = s3.get_object().bucket("bkt").key("copy").send().await.expect("get copy");
+        assert_eq!(copy.body.collect().await.expect("body").into_bytes(), bytes);
+        server.stop().await;
+    }
+    both_styles!(complete_and_read);
+
+    #[tokio::test]
+    async fn failed_completes_change_nothing() {
+        let server = TestServer::start().await;
+        let s3 = server.client(ALICE, Style::Path);
+        s3.create_bucket().bucket("bkt").send().await.expect("bucket");
+        let parts = vec![data(1000, 1), data(5 * MIB, 2), data(10, 3)];
+        let (id, done) = upload_parts(&s3, "k", &parts).await;
+        let host = server.host("bkt", Style::Path);
+        let complete =
+            |xml: String| Raw::new("POST", &host, &format!("/bkt/k?uploadId={id}")).body(xml.as_bytes()).sign(ALICE);
+        let part = |n: i32, etag: &str| format!("<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>");
+        let e = |i: usize| done[i].e_tag().expect("etag").to_owned();
+        let doc = |inner: String| {
+            format!(
+                "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">{inner}</CompleteMultipartUpload>"
+            )
+        };
+        let cases = [
+            (doc(String::new()), 400, "MalformedXML"),
+            (doc(part(2, &e(1)) + &part(1, &e(0))), 400, "InvalidPartOrder"),
+            (doc(part(1, &e(0)) + &part(1, &e(0))), 400, "InvalidPartOrder"),
+            (doc(part(4, &e(0))), 400, "InvalidPart"),
+            (doc(part(2, "\"0123456789abcdef0123456789abcdef\"")), 400, "InvalidPart"),
+            (doc(part(1, &e(0)) + &part(2, &e(1))), 400, "EntityTooSmall"),
+            (doc(part(0, &e(0))), 400, "InvalidArgument"),
+            ("<not-xml".to_string(), 400, "MalformedXML"),
+        ];
+        for (xml, status, code) in cases {
+            complete(xml).send(server.addr).await.assert_error(status, code);
+        }
+        let resp = Raw::new("POST", &host, &format!("/bkt/k?uploadId={id}"))
+            .header("x-amz-mp-object-size", "12")
+            .body(doc(part(2, &e(1)) + &part(3, &e(2))).as_bytes())
+            .sign(ALICE)
+            .send(server.addr)
+            .await;
+        resp.assert_error(400, "InvalidRequest");
+        let err = s3
+            .complete_multipart_upload()
+            .bucket("bkt")
+            .key("k")
+            .upload_id("nope")
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(done.clone())).build())
+            .send()
+            .await
+            .expect_err("no upload");
+        assert_eq!(sdk_code(&err).as_deref(), Some("NoSuchUpload"));
+
+        // All parts are still there, and completing with a gap works (part 1 unused).
+        let listed = s3.list_parts().bucket("bkt").key("k").upload_id(&id).send().await.expect("parts");
+        assert_eq!(listed.parts().len(), 3);
+        assert_eq!(blob_count(&server), 3);
+        let resp = Raw::new("POST", &host, &format!("/bkt/k?uploadId={id}"))
+            .header("x-amz-mp-object-size", &(5 * MIB + 10).to_string())
+            .body(doc(part(2, &e(1).replace('"', "&quot;")) + &part(3, e(2).trim_matches('"'))).as_bytes())
+            .sign(ALICE)
+            .send(server.addr)
+            .await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        assert!(resp.text().contains("<CompleteMultipartUploadResult xmlns="));
+        assert_eq!(blob_count(&server), 2, "the unused part was reclaimed");
+        let head = s3.head_object().bucket("bkt").key("k").send().await.expect("head");
+        assert_eq!(head.content_length(), Some(5 * MIB as i64 + 10));
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn parts_replace_abort_reclaims_and_conditions() {
+        let server = TestServer::start().await;
+        let s3 = server.client(ALICE, Style::Path);
+        s3.create_bucket().bucket("bkt").send().await.expect("bucket");
+        let id = s3
+            .create_multipart_upload()
+            .bucket("bkt")
+            .key("k")
+            .send()
+            .await
+            .expect("create")
+            .upload_id()
+            .expect("id")
+            .to_owned();
+        for bad in [0, 10_001] {
+            let err = s3
+                .upload_part()
+                .bucket("bkt")
+                .key("k")
+                .upload_id(&id)
+                .part_number(bad)
+                .body(ByteStream::from_static(b"x"))
+                .send()
+                .await
+                .expect_err("bad number");
+            assert_eq!(sdk_code(&err).as_deref(), Some("InvalidArgument"), "{bad}");
+        }
+        let err = s3
+            .upload_part()
+            .bucket("bkt")
+            .key("k")
+            .upload_id("nope")
+            .part_number(1)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .expect_err("no upload");
+        assert_eq!(sdk_code(&err).as_deref(), Some("NoSuchUpload"));
+        s3.upload_part()
+            .bucket("bkt")
+            .key("k")
+            .upload_id(&id)
+            .part_number(1)
+            .body(ByteStream::from_static(b"first"))
+            .send()
+            .await
+            .expect("part");
+        let second = s3
+            .upload_part()
+            .bucket("bkt")
+            .key("k")
+            .upload_id(&id)
+            .part_number(1)
+            .body(ByteStream::from_static(b"second"))
+            .send()
+            .await
+            .expect("replace");
+        let parts = s3.list_parts().bucket("bkt").key("k").upload_id(&id).send().await.expect("list");
+        assert_eq!(parts.parts().len(), 1);
+        assert_eq!(parts.parts()[0].e_tag(), second.e_tag());
+        assert_eq!(blob_count(&server), 1, "the replaced part was reclaimed");
+
+        // UploadPartCopy with a range.
+        s3.put_object().bucket("bkt").key("src").body(ByteStream::from(data(100, 9))).send().await.expect("src");
+        let copied = s3
+            .upload_part_copy()
+            .bucket("bkt")
+            .key("k")
+            .upload_id(&id)
+            .part_number(2)
+            .copy_source("bkt/src")
+            .copy_source_range("bytes=10-19")
+            .send()
+            .await
+            .expect("part copy");
+        let etag = copied.copy_part_result().and_then(|r| r.e_tag()).expect("etag").to_owned();
+        assert_eq!(etag, format!("\"{}\"", hex::encode(Md5::digest(&data(100, 9)[10..20]))));
+        let err = s3
+            .upload_part_copy()
+            .bucket("bkt")
+            .key("k")
+            .upload_id(&id)
+            .part_number(3)
+            .copy_source("bkt/src")
+            .copy_source_range("bytes=50-100")
+            .send()
+            .await
+            .expect_err("range past end");
+        assert_eq!(sdk_code(&err).as_deref(), Some("InvalidArgument"));
+
+        s3.abort_multipart_upload().bucket("bkt").key("k").upload_id(&id).send().await.expect("abort");
+        assert_eq!(blob_count(&server), 1, "only the source object's blob remains");
+        let err = s3
+            .upload_part()
+            .bucket("bkt")
+            .key("k")
+            .upload_id(&id)
+            .part_number(1)
+            .body(ByteStream::from_static(b"late"))
+            .send()
+            .await
+            .expect_err("aborted");
+        assert_eq!(sdk_code(&err).as_deref(), Some("NoSuchUpload"));
+        assert_eq!(blob_count(&server), 1);
+
+        // Conditional Complete.
+        let cu = |id: &str, etag: &str| {
+            CompletedMultipartUpload::builder()
+                .parts(CompletedPart::builder().part_number(1).e_tag(etag).build())
+                .build()
+        };
+        let id = s3
+            .create_multipart_upload()
+            .bucket("bkt")
+            .key("src")
+            .send()
+            .await
+            .expect("create")
+            .upload_id()
+            .expect("id")
+            .to_owned();
+        let p = s3
+            .upload_part()
+            .bucket("bkt")
+            .key("src")
+            .upload_id(&id)
+            .part_number(1)
+            .body(ByteStream::from_static(b"p"))
+            .send()
+            .await
+            .expect("part");
+        let err = s3
+            .complete_multipart_upload()
+            .bucket("bkt")
+            .key("src")
+            .upload_id(&id)
+            .if_none_match("*")
+            .multipart_upload(cu(&id, p.e_tag().expect("etag")))
+            .send()
+            .await
+            .expect_err("exists");
+        assert_eq!(sdk_status(&err), Some(412));
+        let id2 = s3
+            .create_multipart_upload()
+            .bucket("bkt")
+            .key("new")
+            .send()
+            .await
+            .expect("create")
+            .upload_id()
+            .expect("id")
+            .to_owned();
+        let p2 = s3
+            .upload_part()
+            .bucket("bkt")
+            .key("new")
+            .upload_id(&id2)
+            .part_number(1)
+            .body(ByteStream::from_static(b"p"))
+            .send()
+            .await
+            .expect("part");
+        let err = s3
+            .complete_multipart_upload()
+            .bucket("bkt")
+            .key("new")
+            .upload_id(&id2)
+            .if_match("\"abc\"")
+            .multipart_upload(cu(&id2, p2.e_tag().expect("etag")))
+            .send()
+            .await
+            .expect_err("no object");
+        assert_eq!(sdk_code(&err).as_deref(), Some("NoSuchKey"));
+        s3.complete_multipart_upload()
+            .bucket("bkt")
+            .key("new")
+            .upload_id(&id2)
+            .if_none_match("*")
+            .multipart_upload(cu(&id2, p2.e_tag().expect("etag")))
+            .send()
+            .await
+            .expect("absent: completes");
+        server.stop().await;
+    }
 }

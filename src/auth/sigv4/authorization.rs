@@ -34,10 +34,7 @@ impl CredentialScope {
 
     /// `<date>/<region>/<service>/aws4_request`, the scope line of the string to sign.
     pub fn scope_string(&self) -> String {
-        format!(
-            "{}/{}/{}/{}",
-            self.date, self.region, self.service, self.terminal
-        )
+        format!("{}/{}/{}/{}", self.date, self.region, self.service, self.terminal)
     }
 }
 
@@ -76,9 +73,7 @@ pub fn parse_authorization_header(value: &str) -> Result<SignedRequest, AuthErro
             ));
         }
         _ => {
-            return Err(malformed(
-                "the authorization mechanism is not supported; expecting AWS4-HMAC-SHA256.",
-            ));
+            return Err(malformed("the authorization mechanism is not supported; expecting AWS4-HMAC-SHA256."));
         }
     };
     let (mut credential, mut signed_headers, mut signature) = (None, None, None);
@@ -88,9 +83,7 @@ pub fn parse_authorization_header(value: &str) -> Result<SignedRequest, AuthErro
             continue;
         }
         let Some((name, v)) = part.split_once('=') else {
-            return Err(malformed(&format!(
-                "the component '{part}' is not of the form name=value."
-            )));
+            return Err(malformed(&format!("the component '{part}' is not of the form name=value.")));
         };
         let slot = match name.trim() {
             "Credential" => &mut credential,
@@ -101,10 +94,7 @@ pub fn parse_authorization_header(value: &str) -> Result<SignedRequest, AuthErro
             }
         };
         if slot.replace(v.trim()).is_some() {
-            return Err(malformed(&format!(
-                "the component '{}' appears twice.",
-                name.trim()
-            )));
+            return Err(malformed(&format!("the component '{}' appears twice.", name.trim())));
         }
     }
     let credential = credential.ok_or_else(|| malformed("missing Credential."))?;
@@ -120,21 +110,14 @@ fn build(
     err: fn(&str) -> AuthError,
 ) -> Result<SignedRequest, AuthError> {
     let scope = CredentialScope::parse(credential).ok_or_else(|| err(CREDENTIAL_SHAPE))?;
-    let signed_headers: Vec<String> = signed_headers
-        .split(';')
-        .map(|h| h.trim().to_ascii_lowercase())
-        .collect();
+    let signed_headers: Vec<String> = signed_headers.split(';').map(|h| h.trim().to_ascii_lowercase()).collect();
     if signed_headers.iter().any(String::is_empty) {
         return Err(err("the SignedHeaders list is empty or has an empty name."));
     }
     if !signed_headers.iter().any(|h| h == "host") {
         return Err(err("the SignedHeaders must include host."));
     }
-    Ok(SignedRequest {
-        scope,
-        signed_headers,
-        signature: signature.to_owned(),
-    })
+    Ok(SignedRequest { scope, signed_headers, signature: signature.to_owned() })
 }
 
 /// The `X-Amz-*` parameters of a presigned URL.
@@ -154,20 +137,13 @@ fn query_error(detail: &str) -> AuthError {
 
 /// Parses the presigned-URL parameters from already percent-decoded query pairs.
 pub fn parse_presigned_query(pairs: &[(String, String)]) -> Result<PresignedParams, AuthError> {
-    let get = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let missing = "Query-string authentication version 4 requires the X-Amz-Algorithm, \
                    X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and \
                    X-Amz-Expires parameters.";
     let algorithm = get("X-Amz-Algorithm").ok_or_else(|| query_error(missing))?;
     if algorithm != ALGORITHM {
-        return Err(query_error(
-            "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"",
-        ));
+        return Err(query_error("X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\""));
     }
     let (Some(credential), Some(signed_headers), Some(signature), Some(date), Some(expires)) = (
         get("X-Amz-Credential"),
@@ -178,24 +154,14 @@ pub fn parse_presigned_query(pairs: &[(String, String)]) -> Result<PresignedPara
     ) else {
         return Err(query_error(missing));
     };
-    let expires_secs: u64 = expires
-        .parse()
-        .map_err(|_| query_error("X-Amz-Expires should be a number"))?;
+    let expires_secs: u64 = expires.parse().map_err(|_| query_error("X-Amz-Expires should be a number"))?;
     if expires_secs > MAX_PRESIGNED_EXPIRES {
-        return Err(query_error(
-            "X-Amz-Expires must be less than a week (in seconds) that is; 604800",
-        ));
+        return Err(query_error("X-Amz-Expires must be less than a week (in seconds) that is; 604800"));
     }
     let signed = build(credential, signed_headers, signature, |d| {
-        query_error(&format!(
-            "Error parsing the X-Amz-Credential parameter; {d}"
-        ))
+        query_error(&format!("Error parsing the X-Amz-Credential parameter; {d}"))
     })?;
-    Ok(PresignedParams {
-        signed,
-        date: date.to_owned(),
-        expires_secs,
-    })
+    Ok(PresignedParams { signed, date: date.to_owned(), expires_secs })
 }
 
 #[cfg(test)]
@@ -213,10 +179,7 @@ mod tests {
         let r = parse_authorization_header(&h).expect("parses");
         assert_eq!(r.scope.access_key, "AKIAIOSFODNN7EXAMPLE");
         assert_eq!(r.scope.scope_string(), "20130524/us-east-1/s3/aws4_request");
-        assert_eq!(
-            r.signed_headers,
-            ["host", "range", "x-amz-content-sha256", "x-amz-date"]
-        );
+        assert_eq!(r.signed_headers, ["host", "range", "x-amz-content-sha256", "x-amz-date"]);
         assert_eq!(r.signature, SIG);
     }
 
@@ -242,17 +205,11 @@ mod tests {
             "Bearer abc",
         ] {
             assert!(
-                matches!(
-                    parse_authorization_header(h),
-                    Err(AuthError::AuthorizationHeaderMalformed { .. })
-                ),
+                matches!(parse_authorization_header(h), Err(AuthError::AuthorizationHeaderMalformed { .. })),
                 "{h}"
             );
         }
-        assert!(matches!(
-            parse_authorization_header("AWS AKID:signature"),
-            Err(AuthError::InvalidRequest(_))
-        ));
+        assert!(matches!(parse_authorization_header("AWS AKID:signature"), Err(AuthError::InvalidRequest(_))));
     }
 
     #[test]
@@ -268,15 +225,9 @@ mod tests {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        assert_eq!(
-            parse_presigned_query(&pairs).expect("valid").expires_secs,
-            604_800
-        );
+        assert_eq!(parse_presigned_query(&pairs).expect("valid").expires_secs, 604_800);
         pairs[3].1 = "604801".into();
-        assert!(matches!(
-            parse_presigned_query(&pairs),
-            Err(AuthError::AuthorizationQueryParametersError(_))
-        ));
+        assert!(matches!(parse_presigned_query(&pairs), Err(AuthError::AuthorizationQueryParametersError(_))));
         pairs.remove(3);
         assert!(parse_presigned_query(&pairs).is_err());
     }

@@ -6,11 +6,7 @@ use http::HeaderMap;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, percent_encode};
 
 /// Everything but the unreserved characters `A-Z a-z 0-9 - _ . ~` is encoded.
-const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 /// As [`UNRESERVED`], but keeping `/` for paths.
 const PATH: &AsciiSet = &UNRESERVED.remove(b'/');
 
@@ -33,10 +29,7 @@ pub fn canonical_uri(raw_path: &str) -> String {
 pub fn query_pairs(raw_query: &str) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_ {
     raw_query.split('&').filter(|p| !p.is_empty()).map(|p| {
         let (k, v) = p.split_once('=').unwrap_or((p, ""));
-        (
-            percent_decode_str(k).collect(),
-            percent_decode_str(v).collect(),
-        )
+        (percent_decode_str(k).collect(), percent_decode_str(v).collect())
     })
 }
 
@@ -130,22 +123,13 @@ mod tests {
     fn query_is_sorted_with_empty_values() {
         assert_eq!(canonical_query("uploads", None), "uploads=");
         assert_eq!(canonical_query("uploads=", None), "uploads=");
-        assert_eq!(
-            canonical_query("prefix=&max-keys=1000&delimiter=", None),
-            "delimiter=&max-keys=1000&prefix="
-        );
+        assert_eq!(canonical_query("prefix=&max-keys=1000&delimiter=", None), "delimiter=&max-keys=1000&prefix=");
         assert_eq!(
             canonical_query("x-id=UploadPart&uploadId=a%2Fb&partNumber=2", None),
             "partNumber=2&uploadId=a%2Fb&x-id=UploadPart"
         );
-        assert_eq!(
-            canonical_query("X-Amz-Signature=abc&X-Amz-Date=1", Some("X-Amz-Signature")),
-            "X-Amz-Date=1"
-        );
-        assert_eq!(
-            canonical_query("prefix=a b&k=%7e", None),
-            "k=~&prefix=a%20b"
-        );
+        assert_eq!(canonical_query("X-Amz-Signature=abc&X-Amz-Date=1", Some("X-Amz-Signature")), "X-Amz-Date=1");
+        assert_eq!(canonical_query("prefix=a b&k=%7e", None), "k=~&prefix=a%20b");
         assert_eq!(canonical_query("", None), "");
     }
 
@@ -156,16 +140,12 @@ mod tests {
         h.insert("x-amz-meta-a", HeaderValue::from_static("  a   b  "));
         h.append("x-amz-meta-b", HeaderValue::from_static("one"));
         h.append("x-amz-meta-b", HeaderValue::from_static(" two "));
-        let signed: Vec<String> = ["host", "x-amz-meta-a", "x-amz-meta-b"]
-            .map(String::from)
-            .to_vec();
+        let signed: Vec<String> = ["host", "x-amz-meta-a", "x-amz-meta-b"].map(String::from).to_vec();
         assert_eq!(
             canonical_headers(&h, &signed, "unused"),
             "host:example.com\nx-amz-meta-a:a b\nx-amz-meta-b:one,two\n"
         );
         h.remove("host");
-        assert!(
-            canonical_headers(&h, &signed, "fallback:9000").starts_with("host:fallback:9000\n")
-        );
+        assert!(canonical_headers(&h, &signed, "fallback:9000").starts_with("host:fallback:9000\n"));
     }
 }

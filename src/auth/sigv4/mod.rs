@@ -57,15 +57,9 @@ impl PayloadHash {
     pub fn parse(value: &str) -> Option<PayloadHash> {
         Some(match value {
             "UNSIGNED-PAYLOAD" => PayloadHash::Unsigned,
-            "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" => {
-                PayloadHash::Streaming(StreamingMode::SignedPayload)
-            }
-            "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" => {
-                PayloadHash::Streaming(StreamingMode::SignedPayloadTrailer)
-            }
-            "STREAMING-UNSIGNED-PAYLOAD-TRAILER" => {
-                PayloadHash::Streaming(StreamingMode::UnsignedPayloadTrailer)
-            }
+            "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" => PayloadHash::Streaming(StreamingMode::SignedPayload),
+            "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" => PayloadHash::Streaming(StreamingMode::SignedPayloadTrailer),
+            "STREAMING-UNSIGNED-PAYLOAD-TRAILER" => PayloadHash::Streaming(StreamingMode::UnsignedPayloadTrailer),
             hex_digest if hex_digest.len() == 64 => {
                 let mut out = [0u8; 32];
                 hex::decode_to_slice(hex_digest, &mut out).ok()?;
@@ -128,12 +122,10 @@ pub fn authenticate(
             value: String::new(),
         }),
         (Some(value), false) => {
-            let value = value
-                .to_str()
-                .map_err(|_| AuthError::AuthorizationHeaderMalformed {
-                    message: "The authorization header is malformed; it is not valid ASCII.".into(),
-                    region: None,
-                })?;
+            let value = value.to_str().map_err(|_| AuthError::AuthorizationHeaderMalformed {
+                message: "The authorization header is malformed; it is not valid ASCII.".into(),
+                region: None,
+            })?;
             header_auth(req, value, credentials, region, now)
         }
         (None, true) => query_auth(req, credentials, region, now),
@@ -149,30 +141,15 @@ fn check_scope(
 ) -> Result<(), AuthError> {
     if scope.region != region {
         return Err(err(
-            format!(
-                "the region '{}' is wrong; expecting '{region}'",
-                scope.region
-            ),
+            format!("the region '{}' is wrong; expecting '{region}'", scope.region),
             Some(region.to_owned()),
         ));
     }
     if scope.service != "s3" {
-        return Err(err(
-            format!(
-                "incorrect service '{}'. This endpoint belongs to 's3'.",
-                scope.service
-            ),
-            None,
-        ));
+        return Err(err(format!("incorrect service '{}'. This endpoint belongs to 's3'.", scope.service), None));
     }
     if scope.terminal != "aws4_request" {
-        return Err(err(
-            format!(
-                "incorrect terminal '{}'. This endpoint uses 'aws4_request'.",
-                scope.terminal
-            ),
-            None,
-        ));
+        return Err(err(format!("incorrect terminal '{}'. This endpoint uses 'aws4_request'.", scope.terminal), None));
     }
     Ok(())
 }
@@ -189,71 +166,43 @@ fn header_auth(
     now: Timestamp,
 ) -> Result<Authenticated, AuthError> {
     let signed = authorization::parse_authorization_header(authorization)?;
-    let malformed =
-        |detail: String, region: Option<String>| AuthError::AuthorizationHeaderMalformed {
-            message: format!("The authorization header is malformed; {detail}"),
-            region,
-        };
+    let malformed = |detail: String, region: Option<String>| AuthError::AuthorizationHeaderMalformed {
+        message: format!("The authorization header is malformed; {detail}"),
+        region,
+    };
     check_scope(&signed.scope, region, malformed)?;
 
     // The request time: x-amz-date, or Date when x-amz-date is absent.
-    let no_date = || {
-        AuthError::AccessDenied(
-            "AWS authentication requires a valid Date or x-amz-date header".into(),
-        )
-    };
+    let no_date = || AuthError::AccessDenied("AWS authentication requires a valid Date or x-amz-date header".into());
     let time = match header_str(req.headers, "x-amz-date") {
         Some(v) => Timestamp::parse_amz_date(v.trim()).ok_or_else(no_date)?,
-        None => header_str(req.headers, "date")
-            .and_then(Timestamp::parse_http_date)
-            .ok_or_else(no_date)?,
+        None => header_str(req.headers, "date").and_then(Timestamp::parse_http_date).ok_or_else(no_date)?,
     };
     let timestamp = time.to_amz_date();
     if signed.scope.date != timestamp[..8] {
-        return Err(malformed(
-            "Invalid credential date. Date is not the same as X-Amz-Date.".into(),
-            None,
-        ));
+        return Err(malformed("Invalid credential date. Date is not the same as X-Amz-Date.".into(), None));
     }
     if time.abs_diff(now) > MAX_SKEW {
-        return Err(AuthError::RequestTimeTooSkewed {
-            request_time: time,
-            server_time: now,
-        });
+        return Err(AuthError::RequestTimeTooSkewed { request_time: time, server_time: now });
     }
 
     let Some(content_sha256) = header_str(req.headers, "x-amz-content-sha256") else {
-        return Err(AuthError::InvalidRequest(
-            "Missing required header for this request: x-amz-content-sha256".into(),
-        ));
+        return Err(AuthError::InvalidRequest("Missing required header for this request: x-amz-content-sha256".into()));
     };
     let content_sha256 = content_sha256.trim();
     let payload = PayloadHash::parse(content_sha256).ok_or_else(|| AuthError::InvalidArgument {
-        message:
-            "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, \
+        message: "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, \
                   STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER \
                   or a valid sha256 value."
-                .into(),
+            .into(),
         name: "x-amz-content-sha256".into(),
         value: content_sha256.to_owned(),
     })?;
 
     let canonical_query = canonical::canonical_query(req.query, None);
-    verify_signature(
-        req,
-        &signed,
-        credentials,
-        timestamp,
-        &canonical_query,
-        content_sha256,
+    verify_signature(req, &signed, credentials, timestamp, &canonical_query, content_sha256).map(
+        |(identity, access_key, signing)| Authenticated { identity, access_key, payload, signing, presigned: false },
     )
-    .map(|(identity, access_key, signing)| Authenticated {
-        identity,
-        access_key,
-        payload,
-        signing,
-        presigned: false,
-    })
 }
 
 fn query_auth(
@@ -263,18 +212,11 @@ fn query_auth(
     now: Timestamp,
 ) -> Result<Authenticated, AuthError> {
     let pairs: Vec<(String, String)> = canonical::query_pairs(req.query)
-        .map(|(k, v)| {
-            (
-                String::from_utf8_lossy(&k).into_owned(),
-                String::from_utf8_lossy(&v).into_owned(),
-            )
-        })
+        .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), String::from_utf8_lossy(&v).into_owned()))
         .collect();
     let params = authorization::parse_presigned_query(&pairs)?;
     let query_error = |detail: String, _region: Option<String>| {
-        AuthError::AuthorizationQueryParametersError(format!(
-            "Error parsing the X-Amz-Credential parameter; {detail}"
-        ))
+        AuthError::AuthorizationQueryParametersError(format!("Error parsing the X-Amz-Credential parameter; {detail}"))
     };
     check_scope(&params.signed.scope, region, query_error)?;
     let time = Timestamp::parse_amz_date(&params.date).ok_or_else(|| {
@@ -290,16 +232,12 @@ fn query_auth(
     if time.0 - now.0 > MAX_SKEW.as_nanos() as i64 {
         return Err(AuthError::AccessDenied("Request is not valid yet".into()));
     }
-    let expires_at = time
-        .0
-        .saturating_add(params.expires_secs as i64 * 1_000_000_000);
+    let expires_at = time.0.saturating_add(params.expires_secs as i64 * 1_000_000_000);
     if now.0 > expires_at {
         return Err(AuthError::AccessDenied("Request has expired".into()));
     }
     // Presigned URLs sign no body unless the client also sent x-amz-content-sha256.
-    let content_sha256 = header_str(req.headers, "x-amz-content-sha256")
-        .map(str::trim)
-        .unwrap_or("UNSIGNED-PAYLOAD");
+    let content_sha256 = header_str(req.headers, "x-amz-content-sha256").map(str::trim).unwrap_or("UNSIGNED-PAYLOAD");
     let payload = match PayloadHash::parse(content_sha256) {
         Some(p @ (PayloadHash::Unsigned | PayloadHash::Sha256(_))) => p,
         _ => {
@@ -313,21 +251,9 @@ fn query_auth(
         }
     };
     let canonical_query = canonical::canonical_query(req.query, Some("X-Amz-Signature"));
-    verify_signature(
-        req,
-        &params.signed,
-        credentials,
-        params.date.clone(),
-        &canonical_query,
-        content_sha256,
+    verify_signature(req, &params.signed, credentials, params.date.clone(), &canonical_query, content_sha256).map(
+        |(identity, access_key, signing)| Authenticated { identity, access_key, payload, signing, presigned: true },
     )
-    .map(|(identity, access_key, signing)| Authenticated {
-        identity,
-        access_key,
-        payload,
-        signing,
-        presigned: true,
-    })
 }
 
 /// Looks up the access key and checks the signature over the canonical request.
@@ -340,12 +266,9 @@ fn verify_signature(
     payload_hash: &str,
 ) -> Result<(Identity, String, SigningContext), AuthError> {
     let scope = &signed.scope;
-    let user =
-        credentials
-            .lookup(&scope.access_key)
-            .ok_or_else(|| AuthError::InvalidAccessKeyId {
-                access_key: scope.access_key.clone(),
-            })?;
+    let user = credentials
+        .lookup(&scope.access_key)
+        .ok_or_else(|| AuthError::InvalidAccessKeyId { access_key: scope.access_key.clone() })?;
     let canonical_request = canonical::canonical_request(
         req.method,
         &canonical::canonical_uri(req.path),
@@ -356,12 +279,7 @@ fn verify_signature(
     );
     let scope_string = scope.scope_string();
     let string_to_sign = signing::string_to_sign(&timestamp, &scope_string, &canonical_request);
-    let key = signing::signing_key(
-        user.secret_key.expose(),
-        &scope.date,
-        &scope.region,
-        &scope.service,
-    );
+    let key = signing::signing_key(user.secret_key.expose(), &scope.date, &scope.region, &scope.service);
     if !signing::verify(&key, &string_to_sign, &signed.signature) {
         return Err(AuthError::SignatureDoesNotMatch {
             access_key: scope.access_key.clone(),
@@ -373,12 +291,7 @@ fn verify_signature(
     Ok((
         user.identity.clone(),
         user.access_key.clone(),
-        SigningContext {
-            key,
-            timestamp,
-            scope: scope_string,
-            seed_signature: signed.signature.to_ascii_lowercase(),
-        },
+        SigningContext { key, timestamp, scope: scope_string, seed_signature: signed.signature.to_ascii_lowercase() },
     ))
 }
 

@@ -26,10 +26,7 @@ pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8
 
 /// `AWS4-HMAC-SHA256\n<timestamp>\n<scope>\n<hex sha256 of the canonical request>`.
 pub fn string_to_sign(timestamp: &str, scope: &str, canonical_request: &str) -> String {
-    format!(
-        "AWS4-HMAC-SHA256\n{timestamp}\n{scope}\n{}",
-        sha256_hex(canonical_request.as_bytes())
-    )
+    format!("AWS4-HMAC-SHA256\n{timestamp}\n{scope}\n{}", sha256_hex(canonical_request.as_bytes()))
 }
 
 /// Hex signature of `string_to_sign` under `key`.
@@ -55,16 +52,8 @@ mod tests {
     /// The signing key of the AWS SigV4 documentation's example.
     #[test]
     fn derives_documented_signing_key() {
-        let k = signing_key(
-            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-            "20120215",
-            "us-east-1",
-            "iam",
-        );
-        assert_eq!(
-            hex::encode(k),
-            "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d"
-        );
+        let k = signing_key("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "20120215", "us-east-1", "iam");
+        assert_eq!(hex::encode(k), "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d");
     }
 
     #[test]

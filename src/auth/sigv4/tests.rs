@@ -15,10 +15,7 @@ fn creds() -> StaticCredentials {
     StaticCredentials::new([UserCredential {
         access_key: ACCESS_KEY.into(),
         secret_key: SecretKey::new(SECRET_KEY),
-        identity: Identity {
-            id: "example-user".into(),
-            display_name: "example".into(),
-        },
+        identity: Identity { id: "example-user".into(), display_name: "example".into() },
     }])
 }
 
@@ -29,23 +26,14 @@ fn now() -> Timestamp {
 fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
     let mut h = HeaderMap::new();
     for (k, v) in pairs {
-        h.append(
-            HeaderName::from_bytes(k.as_bytes()).expect("name"),
-            HeaderValue::from_str(v).expect("value"),
-        );
+        h.append(HeaderName::from_bytes(k.as_bytes()).expect("name"), HeaderValue::from_str(v).expect("value"));
     }
     h
 }
 
 fn auth(method: &str, path: &str, query: &str, h: &HeaderMap) -> Result<Authenticated, AuthError> {
     authenticate(
-        &RequestParts {
-            method,
-            path,
-            query,
-            headers: h,
-            authority: "examplebucket.s3.amazonaws.com",
-        },
+        &RequestParts { method, path, query, headers: h, authority: "examplebucket.s3.amazonaws.com" },
         &creds(),
         "us-east-1",
         now(),
@@ -53,9 +41,7 @@ fn auth(method: &str, path: &str, query: &str, h: &HeaderMap) -> Result<Authenti
 }
 
 fn authorization(signed_headers: &str, signature: &str) -> String {
-    format!(
-        "AWS4-HMAC-SHA256 Credential={SCOPE},SignedHeaders={signed_headers},Signature={signature}"
-    )
+    format!("AWS4-HMAC-SHA256 Credential={SCOPE},SignedHeaders={signed_headers},Signature={signature}")
 }
 
 /// "Example: GET Object" of the S3 SigV4 header-auth documentation.
@@ -82,9 +68,8 @@ fn aws_example_get_object() {
     assert_eq!(
         a.payload,
         PayloadHash::Sha256([
-            0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f,
-            0xb9, 0x24, 0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b,
-            0x78, 0x52, 0xb8, 0x55
+            0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24, 0x27, 0xae,
+            0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55
         ])
     );
     assert!(!a.presigned);
@@ -97,10 +82,7 @@ fn aws_example_put_object_with_date_and_dollar_in_key() {
         ("date", "Fri, 24 May 2013 00:00:00 GMT"),
         ("x-amz-date", "20130524T000000Z"),
         ("x-amz-storage-class", "REDUCED_REDUNDANCY"),
-        (
-            "x-amz-content-sha256",
-            "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072",
-        ),
+        ("x-amz-content-sha256", "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072"),
         (
             "authorization",
             &authorization(
@@ -162,13 +144,7 @@ fn aws_example_presigned_get() {
     // A day and a second later it has expired.
     let later = Timestamp(now().0 + 86_401 * 1_000_000_000);
     let err = authenticate(
-        &RequestParts {
-            method: "GET",
-            path: "/test.txt",
-            query,
-            headers: &h,
-            authority: "",
-        },
+        &RequestParts { method: "GET", path: "/test.txt", query, headers: &h, authority: "" },
         &creds(),
         "us-east-1",
         later,
@@ -182,20 +158,12 @@ fn wrong_signature_reports_canonical_request_and_string_to_sign() {
     let mut h = get_object_headers();
     h.insert("range", HeaderValue::from_static("bytes=0-10"));
     match auth("GET", "/test.txt", "", &h) {
-        Err(AuthError::SignatureDoesNotMatch {
-            canonical_request,
-            string_to_sign,
-            access_key,
-            ..
-        }) => {
+        Err(AuthError::SignatureDoesNotMatch { canonical_request, string_to_sign, access_key, .. }) => {
             assert_eq!(access_key, ACCESS_KEY);
+            assert!(canonical_request.contains("\nrange:bytes=0-10\n"), "{canonical_request}");
             assert!(
-                canonical_request.contains("\nrange:bytes=0-10\n"),
-                "{canonical_request}"
+                string_to_sign.starts_with("AWS4-HMAC-SHA256\n20130524T000000Z\n20130524/us-east-1/s3/aws4_request\n")
             );
-            assert!(string_to_sign.starts_with(
-                "AWS4-HMAC-SHA256\n20130524T000000Z\n20130524/us-east-1/s3/aws4_request\n"
-            ));
         }
         other => panic!("expected SignatureDoesNotMatch, got {other:?}"),
     }
@@ -205,22 +173,13 @@ fn wrong_signature_reports_canonical_request_and_string_to_sign() {
 fn error_cases_have_distinct_codes() {
     // Unknown access key.
     let mut h = get_object_headers();
-    let a = h["authorization"]
-        .to_str()
-        .expect("ascii")
-        .replace(ACCESS_KEY, "AKIDUNKNOWN");
+    let a = h["authorization"].to_str().expect("ascii").replace(ACCESS_KEY, "AKIDUNKNOWN");
     h.insert("authorization", HeaderValue::from_str(&a).expect("value"));
-    assert!(matches!(
-        auth("GET", "/test.txt", "", &h),
-        Err(AuthError::InvalidAccessKeyId { .. })
-    ));
+    assert!(matches!(auth("GET", "/test.txt", "", &h), Err(AuthError::InvalidAccessKeyId { .. })));
 
     // Wrong region: malformed, with the expected region.
     let mut h = get_object_headers();
-    let a = h["authorization"]
-        .to_str()
-        .expect("ascii")
-        .replace("us-east-1", "eu-west-1");
+    let a = h["authorization"].to_str().expect("ascii").replace("us-east-1", "eu-west-1");
     h.insert("authorization", HeaderValue::from_str(&a).expect("value"));
     assert_eq!(
         auth("GET", "/test.txt", "", &h).expect_err("wrong region"),
@@ -235,10 +194,7 @@ fn error_cases_have_distinct_codes() {
     // Skewed clock.
     let mut h = get_object_headers();
     h.insert("x-amz-date", HeaderValue::from_static("20130524T001600Z"));
-    assert!(matches!(
-        auth("GET", "/test.txt", "", &h),
-        Err(AuthError::RequestTimeTooSkewed { .. })
-    ));
+    assert!(matches!(auth("GET", "/test.txt", "", &h), Err(AuthError::RequestTimeTooSkewed { .. })));
 
     // Scope date that is not the request date.
     let mut h = get_object_headers();
@@ -251,23 +207,14 @@ fn error_cases_have_distinct_codes() {
     // No x-amz-content-sha256, or a bad one.
     let mut h = get_object_headers();
     h.remove("x-amz-content-sha256");
-    assert!(matches!(
-        auth("GET", "/test.txt", "", &h),
-        Err(AuthError::InvalidRequest(_))
-    ));
+    assert!(matches!(auth("GET", "/test.txt", "", &h), Err(AuthError::InvalidRequest(_))));
     h.insert("x-amz-content-sha256", HeaderValue::from_static("abc"));
-    assert!(matches!(
-        auth("GET", "/test.txt", "", &h),
-        Err(AuthError::InvalidArgument { .. })
-    ));
+    assert!(matches!(auth("GET", "/test.txt", "", &h), Err(AuthError::InvalidArgument { .. })));
 
     // No date at all.
     let mut h = get_object_headers();
     h.remove("x-amz-date");
-    assert!(matches!(
-        auth("GET", "/test.txt", "", &h),
-        Err(AuthError::AccessDenied(_))
-    ));
+    assert!(matches!(auth("GET", "/test.txt", "", &h), Err(AuthError::AccessDenied(_))));
 
     // Anonymous.
     let h = headers(&[("host", "examplebucket.s3.amazonaws.com")]);
@@ -279,15 +226,10 @@ fn error_cases_have_distinct_codes() {
 
 #[test]
 fn payload_hash_forms() {
-    assert_eq!(
-        PayloadHash::parse("UNSIGNED-PAYLOAD"),
-        Some(PayloadHash::Unsigned)
-    );
+    assert_eq!(PayloadHash::parse("UNSIGNED-PAYLOAD"), Some(PayloadHash::Unsigned));
     assert_eq!(
         PayloadHash::parse("STREAMING-UNSIGNED-PAYLOAD-TRAILER"),
-        Some(PayloadHash::Streaming(
-            StreamingMode::UnsignedPayloadTrailer
-        ))
+        Some(PayloadHash::Streaming(StreamingMode::UnsignedPayloadTrailer))
     );
     assert_eq!(
         PayloadHash::parse("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"),

@@ -2,7 +2,9 @@
 //! response. [`call`] is the registry that maps an [`OpName`] to its module.
 
 mod bucket;
+pub mod data;
 mod multipart;
+mod object;
 
 use super::{Ctx, OpName, S3Error, S3ErrorCode, S3Request, S3Response};
 
@@ -24,18 +26,28 @@ pub fn access(op: OpName) -> Access {
         HeadBucket
         | DeleteBucket
         | GetBucketLocation
+        | ListObjects
+        | ListObjectsV2
+        | ListObjectVersions
+        | PutObject
+        | GetObject
+        | HeadObject
+        | DeleteObject
+        | DeleteObjects
+        | CopyObject
         | CreateMultipartUpload
         | ListMultipartUploads
-        | AbortMultipartUpload => Access::BucketOwner,
+        | AbortMultipartUpload
+        | UploadPart
+        | UploadPartCopy
+        | ListParts
+        | CompleteMultipartUpload => Access::BucketOwner,
         _ => Access::NotImplemented,
     }
 }
 
 pub fn not_implemented(op: OpName) -> S3Error {
-    S3Error::with_message(
-        S3ErrorCode::NotImplemented,
-        format!("{op} is not implemented by this server"),
-    )
+    S3Error::with_message(S3ErrorCode::NotImplemented, format!("{op} is not implemented by this server"))
 }
 
 pub async fn call(op: OpName, cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
@@ -49,6 +61,19 @@ pub async fn call(op: OpName, cx: &Ctx<'_>, req: S3Request) -> Result<S3Response
         CreateMultipartUpload => multipart::create::call(cx, req).await,
         ListMultipartUploads => multipart::list_uploads::call(cx, req).await,
         AbortMultipartUpload => multipart::abort::call(cx, req).await,
+        UploadPart => multipart::upload_part::call(cx, req).await,
+        UploadPartCopy => multipart::upload_part::call_copy(cx, req).await,
+        ListParts => multipart::list_parts::call(cx, req).await,
+        CompleteMultipartUpload => multipart::complete::call(cx, req).await,
+        PutObject => object::put::call(cx, req).await,
+        GetObject => object::get::call(cx, req, false).await,
+        HeadObject => object::get::call(cx, req, true).await,
+        DeleteObject => object::delete::call(cx, req).await,
+        DeleteObjects => object::delete_many::call(cx, req).await,
+        CopyObject => object::copy::call(cx, req).await,
+        ListObjects => object::list::call(cx, req, object::list::Flavor::V1).await,
+        ListObjectsV2 => object::list::call(cx, req, object::list::Flavor::V2).await,
+        ListObjectVersions => object::list::call(cx, req, object::list::Flavor::Versions).await,
         _ => Err(not_implemented(op)),
     }
 }
@@ -78,19 +103,11 @@ pub fn url_encoding(cx: &Ctx<'_>) -> Result<bool, S3Error> {
     match cx.query.get("encoding-type") {
         None => Ok(false),
         Some(v) if v.eq_ignore_ascii_case("url") => Ok(true),
-        Some(v) => Err(S3Error::invalid_argument(
-            "Invalid Encoding Method specified in Request",
-            "encoding-type",
-            v,
-        )),
+        Some(v) => Err(S3Error::invalid_argument("Invalid Encoding Method specified in Request", "encoding-type", v)),
     }
 }
 
 /// Encodes a key for `encoding-type=url` responses.
 pub fn encode_key(key: &str, url: bool) -> String {
-    if url {
-        crate::auth::sigv4::canonical::uri_encode(key.as_bytes(), true)
-    } else {
-        key.to_owned()
-    }
+    if url { crate::auth::sigv4::canonical::uri_encode(key.as_bytes(), true) } else { key.to_owned() }
 }

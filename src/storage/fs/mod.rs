@@ -62,21 +62,13 @@ impl FsBlobStore {
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(io("clear tmp", e)),
         }
-        tokio::fs::create_dir_all(&tmp)
-            .await
-            .map_err(|e| io("create blob dir", e))?;
-        Ok(FsBlobStore {
-            root: root.to_path_buf(),
-            fsync,
-        })
+        tokio::fs::create_dir_all(&tmp).await.map_err(|e| io("create blob dir", e))?;
+        Ok(FsBlobStore { root: root.to_path_buf(), fsync })
     }
 
     fn path(&self, id: &BlobId) -> Result<PathBuf, StorageError> {
         if !id.is_well_formed() {
-            return Err(StorageError::Corrupt(format!(
-                "malformed blob id {:?}",
-                id.0
-            )));
+            return Err(StorageError::Corrupt(format!("malformed blob id {:?}", id.0)));
         }
         Ok(self.root.join(&id.0[0..2]).join(&id.0[2..4]).join(&id.0))
     }
@@ -88,17 +80,13 @@ impl BlobStore for FsBlobStore {
         let id = BlobId::generate()?;
         let tmp_path = self.root.join("tmp").join(&id.0);
         let mut guard = DeleteOnDrop(Some(tmp_path.clone()));
-        let file = tokio::fs::File::create(&tmp_path)
-            .await
-            .map_err(|e| io("create blob", e))?;
+        let file = tokio::fs::File::create(&tmp_path).await.map_err(|e| io("create blob", e))?;
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
         let mut len = 0u64;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(StorageError::Input)?;
             len += chunk.len() as u64;
-            out.write_all(&chunk)
-                .await
-                .map_err(|e| io("write blob", e))?;
+            out.write_all(&chunk).await.map_err(|e| io("write blob", e))?;
         }
         out.flush().await.map_err(|e| io("flush blob", e))?;
         let file = out.into_inner();
@@ -108,16 +96,9 @@ impl BlobStore for FsBlobStore {
         }
         drop(file);
         let final_path = self.path(&id)?;
-        let dir = final_path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| self.root.clone());
-        tokio::fs::create_dir_all(&dir)
-            .await
-            .map_err(|e| io("create fan-out dir", e))?;
-        tokio::fs::rename(&tmp_path, &final_path)
-            .await
-            .map_err(|e| io("rename blob", e))?;
+        let dir = final_path.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
+        tokio::fs::create_dir_all(&dir).await.map_err(|e| io("create fan-out dir", e))?;
+        tokio::fs::rename(&tmp_path, &final_path).await.map_err(|e| io("rename blob", e))?;
         guard.0 = None;
         if self.fsync {
             // The new name must be durable too, or a crash could lose the file after the
@@ -127,11 +108,7 @@ impl BlobStore for FsBlobStore {
         Ok(BlobRef { id, len })
     }
 
-    async fn get(
-        &self,
-        id: &BlobId,
-        range: Option<Range<u64>>,
-    ) -> Result<ByteStream, StorageError> {
+    async fn get(&self, id: &BlobId, range: Option<Range<u64>>) -> Result<ByteStream, StorageError> {
         let path = self.path(id)?;
         let mut file = match tokio::fs::File::open(&path).await {
             Ok(f) => f,
@@ -142,13 +119,8 @@ impl BlobStore for FsBlobStore {
         };
         let stream: ByteStream = match range {
             Some(r) => {
-                file.seek(std::io::SeekFrom::Start(r.start))
-                    .await
-                    .map_err(|e| io("seek blob", e))?;
-                Box::pin(ReaderStream::with_capacity(
-                    file.take(r.end.saturating_sub(r.start)),
-                    READ_CHUNK,
-                ))
+                file.seek(std::io::SeekFrom::Start(r.start)).await.map_err(|e| io("seek blob", e))?;
+                Box::pin(ReaderStream::with_capacity(file.take(r.end.saturating_sub(r.start)), READ_CHUNK))
             }
             None => Box::pin(ReaderStream::with_capacity(file, READ_CHUNK)),
         };

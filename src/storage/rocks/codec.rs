@@ -16,9 +16,7 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StorageError> {
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StorageError> {
     match bytes.split_first() {
-        Some((&V1, rest)) => {
-            postcard::from_bytes(rest).map_err(|e| StorageError::Corrupt(format!("decode: {e}")))
-        }
+        Some((&V1, rest)) => postcard::from_bytes(rest).map_err(|e| StorageError::Corrupt(format!("decode: {e}"))),
         Some((v, _)) => Err(StorageError::Corrupt(format!("unknown record version {v}"))),
         None => Err(StorageError::Corrupt("empty record".into())),
     }
@@ -34,10 +32,7 @@ mod tests {
     fn round_trips_and_rejects_unknown_versions() {
         let b = BucketRecord {
             name: "b".into(),
-            owner: Owner {
-                id: "u".into(),
-                display_name: "U".into(),
-            },
+            owner: Owner { id: "u".into(), display_name: "U".into() },
             region: "us-east-1".into(),
             created: Timestamp(42),
         };
@@ -46,10 +41,7 @@ mod tests {
         assert_eq!(decode::<BucketRecord>(&bytes).expect("decodes"), b);
         let mut future = bytes.clone();
         future[0] = 9;
-        assert!(matches!(
-            decode::<BucketRecord>(&future),
-            Err(StorageError::Corrupt(_))
-        ));
+        assert!(matches!(decode::<BucketRecord>(&future), Err(StorageError::Corrupt(_))));
         assert!(decode::<BucketRecord>(&[]).is_err());
     }
 }

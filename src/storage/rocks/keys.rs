@@ -134,23 +134,12 @@ mod tests {
 
     #[test]
     fn object_keys_sort_like_keys() {
-        let mut keys = vec![
-            object("b", "ab"),
-            object("b", "a\0"),
-            object("b", "a"),
-            object("b", "a/"),
-            object("b", ""),
-        ];
+        let mut keys =
+            vec![object("b", "ab"), object("b", "a\0"), object("b", "a"), object("b", "a/"), object("b", "")];
         keys.sort();
         assert_eq!(
             keys,
-            vec![
-                object("b", ""),
-                object("b", "a"),
-                object("b", "a\0"),
-                object("b", "a/"),
-                object("b", "ab")
-            ]
+            vec![object("b", ""), object("b", "a"), object("b", "a\0"), object("b", "a/"), object("b", "ab")]
         );
         assert!(successor(object("b", "a")) < object("b", "a\0"));
         assert!(object_prefix("b", "a") <= object("b", "a"));

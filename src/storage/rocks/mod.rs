@@ -16,10 +16,9 @@ use async_trait::async_trait;
 use rocksdb::{ColumnFamily, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 
 use super::{
-    BlobId, BucketPage, BucketRecord, CompleteOutcome, CompletedUpload, ListBucketsQuery,
-    ListObjectsQuery, ListUploadsQuery, MetadataStore, ObjectPage, ObjectRecord, PartPage,
-    PartRecord, Resource, StorageError, UploadPage, UploadRecord, WriteCondition, group,
-    marker_common_prefix,
+    BlobId, BucketPage, BucketRecord, CompleteOutcome, CompletedUpload, ListBucketsQuery, ListObjectsQuery,
+    ListUploadsQuery, MetadataStore, ObjectPage, ObjectRecord, PartPage, PartRecord, Resource, StorageError,
+    UploadPage, UploadRecord, WriteCondition, group, marker_common_prefix,
 };
 use crate::clock::Timestamp;
 
@@ -43,15 +42,7 @@ enum Cf {
 }
 
 impl Cf {
-    const ALL: [Cf; 7] = [
-        Cf::Buckets,
-        Cf::Uploads,
-        Cf::UploadIds,
-        Cf::Objects,
-        Cf::Parts,
-        Cf::Completed,
-        Cf::Blobs,
-    ];
+    const ALL: [Cf; 7] = [Cf::Buckets, Cf::Uploads, Cf::UploadIds, Cf::Objects, Cf::Parts, Cf::Completed, Cf::Blobs];
 
     fn name(self) -> &'static str {
         match self {
@@ -87,11 +78,7 @@ impl Inner {
         self.write_lock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn get<T: serde::de::DeserializeOwned>(
-        &self,
-        cf: Cf,
-        key: &[u8],
-    ) -> Result<Option<T>, StorageError> {
+    fn get<T: serde::de::DeserializeOwned>(&self, cf: Cf, key: &[u8]) -> Result<Option<T>, StorageError> {
         match self.db.get_pinned_cf(self.cf(cf)?, key).map_err(io)? {
             Some(v) => codec::decode(&v).map(Some),
             None => Ok(None),
@@ -108,9 +95,7 @@ impl Inner {
 
     /// Whether any key of `cf` starts with `prefix`.
     fn any_with_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<bool, StorageError> {
-        let mut it = self
-            .db
-            .iterator_cf(self.cf(cf)?, IteratorMode::From(prefix, Direction::Forward));
+        let mut it = self.db.iterator_cf(self.cf(cf)?, IteratorMode::From(prefix, Direction::Forward));
         match it.next() {
             Some(Ok((k, _))) => Ok(k.starts_with(prefix)),
             Some(Err(e)) => Err(io(e)),
@@ -125,11 +110,7 @@ impl Inner {
         object: &ObjectRecord,
         old: Option<&ObjectRecord>,
     ) -> Result<(), StorageError> {
-        batch.put_cf(
-            self.cf(Cf::Objects)?,
-            keys::object(&object.bucket, &object.key),
-            codec::encode(object)?,
-        );
+        batch.put_cf(self.cf(Cf::Objects)?, keys::object(&object.bucket, &object.key), codec::encode(object)?);
         for b in object.blobs() {
             batch.put_cf(self.cf(Cf::Blobs)?, b.0.as_bytes(), b"");
         }
@@ -150,17 +131,10 @@ impl Inner {
     ) -> Result<impl Iterator<Item = Result<PartRecord, StorageError>> + '_, StorageError> {
         let prefix = keys::part_prefix(bucket, upload_id);
         let start = keys::part(bucket, upload_id, after.saturating_add(1));
-        let from = if after == u32::MAX {
-            keys::successor(keys::part(bucket, upload_id, after))
-        } else {
-            start
-        };
+        let from = if after == u32::MAX { keys::successor(keys::part(bucket, upload_id, after)) } else { start };
         Ok(self
             .db
-            .iterator_cf(
-                self.cf(Cf::Parts)?,
-                IteratorMode::From(&from, Direction::Forward),
-            )
+            .iterator_cf(self.cf(Cf::Parts)?, IteratorMode::From(&from, Direction::Forward))
             .map(|item| item.map_err(io))
             .take_while(move |item| item.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
             .map(|item| item.and_then(|(_, v)| codec::decode::<PartRecord>(&v))))
@@ -174,14 +148,9 @@ impl Inner {
         bucket: &str,
         upload_id: &str,
     ) -> Result<Vec<PartRecord>, StorageError> {
-        let parts: Vec<PartRecord> = self
-            .parts(bucket, upload_id, 0)?
-            .collect::<Result<_, _>>()?;
+        let parts: Vec<PartRecord> = self.parts(bucket, upload_id, 0)?.collect::<Result<_, _>>()?;
         for p in &parts {
-            batch.delete_cf(
-                self.cf(Cf::Parts)?,
-                keys::part(bucket, upload_id, p.part_number),
-            );
+            batch.delete_cf(self.cf(Cf::Parts)?, keys::part(bucket, upload_id, p.part_number));
         }
         batch.delete_cf(self.cf(Cf::Uploads)?, pk);
         batch.delete_cf(self.cf(Cf::UploadIds)?, keys::upload_id(bucket, upload_id));
@@ -189,12 +158,7 @@ impl Inner {
     }
 
     /// The upload key of `upload_id` and its record, provided it belongs to `key`.
-    fn find_upload(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-    ) -> Result<(Vec<u8>, UploadRecord), StorageError> {
+    fn find_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(Vec<u8>, UploadRecord), StorageError> {
         let not_found = StorageError::NotFound(Resource::Upload);
         let pk = self
             .db
@@ -225,13 +189,7 @@ impl RocksMetadataStore {
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         opts.set_keep_log_file_num(4);
         let db = DB::open_cf(&opts, path, Cf::ALL.map(Cf::name)).map_err(io)?;
-        Ok(RocksMetadataStore {
-            inner: Arc::new(Inner {
-                db,
-                sync,
-                write_lock: Mutex::new(()),
-            }),
-        })
+        Ok(RocksMetadataStore { inner: Arc::new(Inner { db, sync, write_lock: Mutex::new(()) }) })
     }
 
     async fn blocking<T, F>(&self, f: F) -> Result<T, StorageError>
@@ -249,24 +207,17 @@ impl RocksMetadataStore {
 #[async_trait]
 impl MetadataStore for RocksMetadataStore {
     async fn health(&self) -> Result<(), StorageError> {
-        self.blocking(|db| db.get::<BucketRecord>(Cf::Buckets, b"\0health").map(drop))
-            .await
+        self.blocking(|db| db.get::<BucketRecord>(Cf::Buckets, b"\0health").map(drop)).await
     }
 
     async fn create_bucket(&self, bucket: BucketRecord) -> Result<(), StorageError> {
         self.blocking(move |db| {
             let _guard = db.lock();
             if let Some(existing) = db.get::<BucketRecord>(Cf::Buckets, bucket.name.as_bytes())? {
-                return Err(StorageError::BucketExists {
-                    owner_id: existing.owner.id,
-                });
+                return Err(StorageError::BucketExists { owner_id: existing.owner.id });
             }
             let mut batch = WriteBatch::default();
-            batch.put_cf(
-                db.cf(Cf::Buckets)?,
-                bucket.name.as_bytes(),
-                codec::encode(&bucket)?,
-            );
+            batch.put_cf(db.cf(Cf::Buckets)?, bucket.name.as_bytes(), codec::encode(&bucket)?);
             db.write(batch)
         })
         .await
@@ -274,24 +225,18 @@ impl MetadataStore for RocksMetadataStore {
 
     async fn get_bucket(&self, name: &str) -> Result<Option<BucketRecord>, StorageError> {
         let name = name.to_owned();
-        self.blocking(move |db| db.get(Cf::Buckets, name.as_bytes()))
-            .await
+        self.blocking(move |db| db.get(Cf::Buckets, name.as_bytes())).await
     }
 
     async fn delete_bucket(&self, name: &str) -> Result<(), StorageError> {
         let name = name.to_owned();
         self.blocking(move |db| {
             let _guard = db.lock();
-            if db
-                .get::<BucketRecord>(Cf::Buckets, name.as_bytes())?
-                .is_none()
-            {
+            if db.get::<BucketRecord>(Cf::Buckets, name.as_bytes())?.is_none() {
                 return Err(StorageError::NotFound(Resource::Bucket));
             }
             let prefix = keys::bucket_prefix(&name);
-            if db.any_with_prefix(Cf::Uploads, &prefix)?
-                || db.any_with_prefix(Cf::Objects, &prefix)?
-            {
+            if db.any_with_prefix(Cf::Uploads, &prefix)? || db.any_with_prefix(Cf::Objects, &prefix)? {
                 return Err(StorageError::BucketNotEmpty);
             }
             let mut batch = WriteBatch::default();
@@ -309,10 +254,7 @@ impl MetadataStore for RocksMetadataStore {
                 None => q.prefix.as_bytes().to_vec(),
             };
             let mut page = BucketPage::default();
-            let it = db.db.iterator_cf(
-                db.cf(Cf::Buckets)?,
-                IteratorMode::From(&start, Direction::Forward),
-            );
+            let it = db.db.iterator_cf(db.cf(Cf::Buckets)?, IteratorMode::From(&start, Direction::Forward));
             for item in it {
                 let (k, v) = item.map_err(io)?;
                 if !k.starts_with(q.prefix.as_bytes()) {
@@ -339,27 +281,14 @@ impl MetadataStore for RocksMetadataStore {
     async fn create_upload(&self, upload: UploadRecord) -> Result<(), StorageError> {
         self.blocking(move |db| {
             let _guard = db.lock();
-            if db
-                .get::<BucketRecord>(Cf::Buckets, upload.bucket.as_bytes())?
-                .is_none()
-            {
+            if db.get::<BucketRecord>(Cf::Buckets, upload.bucket.as_bytes())?.is_none() {
                 return Err(StorageError::NotFound(Resource::Bucket));
             }
             let id_key = keys::upload_id(&upload.bucket, &upload.upload_id);
-            if db
-                .db
-                .get_pinned_cf(db.cf(Cf::UploadIds)?, &id_key)
-                .map_err(io)?
-                .is_some()
-            {
+            if db.db.get_pinned_cf(db.cf(Cf::UploadIds)?, &id_key).map_err(io)?.is_some() {
                 return Err(StorageError::Conflict);
             }
-            let pk = keys::upload(
-                &upload.bucket,
-                &upload.key,
-                upload.initiated,
-                &upload.upload_id,
-            );
+            let pk = keys::upload(&upload.bucket, &upload.key, upload.initiated, &upload.upload_id);
             let mut batch = WriteBatch::default();
             batch.put_cf(db.cf(Cf::Uploads)?, &pk, codec::encode(&upload)?);
             batch.put_cf(db.cf(Cf::UploadIds)?, &id_key, &pk);
@@ -368,15 +297,9 @@ impl MetadataStore for RocksMetadataStore {
         .await
     }
 
-    async fn get_upload(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-    ) -> Result<UploadRecord, StorageError> {
+    async fn get_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<UploadRecord, StorageError> {
         let (bucket, key, upload_id) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
-        self.blocking(move |db| db.find_upload(&bucket, &key, &upload_id).map(|(_, u)| u))
-            .await
+        self.blocking(move |db| db.find_upload(&bucket, &key, &upload_id).map(|(_, u)| u)).await
     }
 
     async fn delete_upload(
@@ -400,11 +323,7 @@ impl MetadataStore for RocksMetadataStore {
         .await
     }
 
-    async fn list_uploads(
-        &self,
-        bucket: &str,
-        q: &ListUploadsQuery,
-    ) -> Result<UploadPage, StorageError> {
+    async fn list_uploads(&self, bucket: &str, q: &ListUploadsQuery) -> Result<UploadPage, StorageError> {
         let (bucket, q) = (bucket.to_owned(), q.clone());
         self.blocking(move |db| {
             let at_prefix = keys::upload_prefix(&bucket, &q.prefix);
@@ -417,28 +336,12 @@ impl MetadataStore for RocksMetadataStore {
             let bucket_prefix = keys::bucket_prefix(&bucket);
             let items = db
                 .db
-                .iterator_cf(
-                    db.cf(Cf::Uploads)?,
-                    IteratorMode::From(&start, Direction::Forward),
-                )
+                .iterator_cf(db.cf(Cf::Uploads)?, IteratorMode::From(&start, Direction::Forward))
                 .map(|item| item.map_err(io))
-                .take_while(|item| {
-                    item.as_ref()
-                        .map_or(true, |(k, _)| k.starts_with(&bucket_prefix))
-                })
+                .take_while(|item| item.as_ref().map_or(true, |(k, _)| k.starts_with(&bucket_prefix)))
                 .map(|item| item.and_then(|(_, v)| codec::decode::<UploadRecord>(&v)));
-            let skip = q
-                .key_marker
-                .as_deref()
-                .and_then(|m| marker_common_prefix(m, &q.prefix, q.delimiter.as_deref()));
-            let grouped = group(
-                items,
-                |u| u.key.as_str(),
-                &q.prefix,
-                q.delimiter.as_deref(),
-                skip,
-                q.max_uploads,
-            )?;
+            let skip = q.key_marker.as_deref().and_then(|m| marker_common_prefix(m, &q.prefix, q.delimiter.as_deref()));
+            let grouped = group(items, |u| u.key.as_str(), &q.prefix, q.delimiter.as_deref(), skip, q.max_uploads)?;
             Ok(UploadPage::from_grouped(grouped))
         })
         .await
@@ -452,14 +355,10 @@ impl MetadataStore for RocksMetadataStore {
         let condition = condition.clone();
         self.blocking(move |db| {
             let _guard = db.lock();
-            if db
-                .get::<BucketRecord>(Cf::Buckets, object.bucket.as_bytes())?
-                .is_none()
-            {
+            if db.get::<BucketRecord>(Cf::Buckets, object.bucket.as_bytes())?.is_none() {
                 return Err(StorageError::NotFound(Resource::Bucket));
             }
-            let old: Option<ObjectRecord> =
-                db.get(Cf::Objects, &keys::object(&object.bucket, &object.key))?;
+            let old: Option<ObjectRecord> = db.get(Cf::Objects, &keys::object(&object.bucket, &object.key))?;
             condition.check(old.as_ref())?;
             let mut batch = WriteBatch::default();
             db.stage_object(&mut batch, &object, old.as_ref())?;
@@ -469,20 +368,12 @@ impl MetadataStore for RocksMetadataStore {
         .await
     }
 
-    async fn get_object(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Option<ObjectRecord>, StorageError> {
+    async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StorageError> {
         let k = keys::object(bucket, key);
         self.blocking(move |db| db.get(Cf::Objects, &k)).await
     }
 
-    async fn delete_object(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Option<ObjectRecord>, StorageError> {
+    async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StorageError> {
         let k = keys::object(bucket, key);
         self.blocking(move |db| {
             let _guard = db.lock();
@@ -500,11 +391,7 @@ impl MetadataStore for RocksMetadataStore {
         .await
     }
 
-    async fn list_objects(
-        &self,
-        bucket: &str,
-        q: &ListObjectsQuery,
-    ) -> Result<ObjectPage, StorageError> {
+    async fn list_objects(&self, bucket: &str, q: &ListObjectsQuery) -> Result<ObjectPage, StorageError> {
         let (bucket, q) = (bucket.to_owned(), q.clone());
         self.blocking(move |db| {
             let start = match &q.start_after {
@@ -514,28 +401,13 @@ impl MetadataStore for RocksMetadataStore {
             let bucket_prefix = keys::bucket_prefix(&bucket);
             let items = db
                 .db
-                .iterator_cf(
-                    db.cf(Cf::Objects)?,
-                    IteratorMode::From(&start, Direction::Forward),
-                )
+                .iterator_cf(db.cf(Cf::Objects)?, IteratorMode::From(&start, Direction::Forward))
                 .map(|item| item.map_err(io))
-                .take_while(|item| {
-                    item.as_ref()
-                        .map_or(true, |(k, _)| k.starts_with(&bucket_prefix))
-                })
+                .take_while(|item| item.as_ref().map_or(true, |(k, _)| k.starts_with(&bucket_prefix)))
                 .map(|item| item.and_then(|(_, v)| codec::decode::<ObjectRecord>(&v)));
-            let skip = q
-                .start_after
-                .as_deref()
-                .and_then(|m| marker_common_prefix(m, &q.prefix, q.delimiter.as_deref()));
-            let grouped = group(
-                items,
-                |o| o.key.as_str(),
-                &q.prefix,
-                q.delimiter.as_deref(),
-                skip,
-                q.max,
-            )?;
+            let skip =
+                q.start_after.as_deref().and_then(|m| marker_common_prefix(m, &q.prefix, q.delimiter.as_deref()));
+            let grouped = group(items, |o| o.key.as_str(), &q.prefix, q.delimiter.as_deref(), skip, q.max)?;
             Ok(ObjectPage::from_grouped(grouped))
         })
         .await
@@ -577,16 +449,11 @@ impl MetadataStore for RocksMetadataStore {
         let (bucket, key, upload_id) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
         self.blocking(move |db| {
             db.find_upload(&bucket, &key, &upload_id)?;
-            let mut parts: Vec<PartRecord> = db
-                .parts(&bucket, &upload_id, after)?
-                .take(max.saturating_add(1))
-                .collect::<Result<_, _>>()?;
+            let mut parts: Vec<PartRecord> =
+                db.parts(&bucket, &upload_id, after)?.take(max.saturating_add(1)).collect::<Result<_, _>>()?;
             let is_truncated = parts.len() > max;
             parts.truncate(max);
-            Ok(PartPage {
-                parts,
-                is_truncated,
-            })
+            Ok(PartPage { parts, is_truncated })
         })
         .await
     }
@@ -601,15 +468,12 @@ impl MetadataStore for RocksMetadataStore {
         self.blocking(move |db| {
             let _guard = db.lock();
             let (pk, _) = db.find_upload(&object.bucket, &object.key, &upload_id)?;
-            let old: Option<ObjectRecord> =
-                db.get(Cf::Objects, &keys::object(&object.bucket, &object.key))?;
+            let old: Option<ObjectRecord> = db.get(Cf::Objects, &keys::object(&object.bucket, &object.key))?;
             condition.check(old.as_ref())?;
             let mut batch = WriteBatch::default();
             let parts = db.stage_upload_removal(&mut batch, &pk, &object.bucket, &upload_id)?;
-            let discarded: Vec<PartRecord> = parts
-                .into_iter()
-                .filter(|p| !object.blobs().any(|b| *b == p.blob))
-                .collect();
+            let discarded: Vec<PartRecord> =
+                parts.into_iter().filter(|p| !object.blobs().any(|b| *b == p.blob)).collect();
             for p in &discarded {
                 batch.delete_cf(db.cf(Cf::Blobs)?, p.blob.0.as_bytes());
             }
@@ -623,25 +487,14 @@ impl MetadataStore for RocksMetadataStore {
                 checksum: object.checksum.clone(),
                 completed: object.last_modified,
             };
-            batch.put_cf(
-                db.cf(Cf::Completed)?,
-                keys::completed(&object.bucket, &upload_id),
-                codec::encode(&done)?,
-            );
+            batch.put_cf(db.cf(Cf::Completed)?, keys::completed(&object.bucket, &upload_id), codec::encode(&done)?);
             db.write(batch)?;
-            Ok(CompleteOutcome {
-                replaced: old,
-                discarded,
-            })
+            Ok(CompleteOutcome { replaced: old, discarded })
         })
         .await
     }
 
-    async fn get_completed(
-        &self,
-        bucket: &str,
-        upload_id: &str,
-    ) -> Result<Option<CompletedUpload>, StorageError> {
+    async fn get_completed(&self, bucket: &str, upload_id: &str) -> Result<Option<CompletedUpload>, StorageError> {
         let k = keys::completed(bucket, upload_id);
         self.blocking(move |db| db.get(Cf::Completed, &k)).await
     }
@@ -651,10 +504,7 @@ impl MetadataStore for RocksMetadataStore {
             let _guard = db.lock();
             let mut batch = WriteBatch::default();
             let mut n = 0;
-            for item in db
-                .db
-                .iterator_cf(db.cf(Cf::Completed)?, IteratorMode::Start)
-            {
+            for item in db.db.iterator_cf(db.cf(Cf::Completed)?, IteratorMode::Start) {
                 let (k, v) = item.map_err(io)?;
                 if codec::decode::<CompletedUpload>(&v)?.completed < before {
                     batch.delete_cf(db.cf(Cf::Completed)?, k);
@@ -669,14 +519,7 @@ impl MetadataStore for RocksMetadataStore {
 
     async fn blob_in_use(&self, blob: &BlobId) -> Result<bool, StorageError> {
         let id = blob.0.clone();
-        self.blocking(move |db| {
-            Ok(db
-                .db
-                .get_pinned_cf(db.cf(Cf::Blobs)?, id.as_bytes())
-                .map_err(io)?
-                .is_some())
-        })
-        .await
+        self.blocking(move |db| Ok(db.db.get_pinned_cf(db.cf(Cf::Blobs)?, id.as_bytes()).map_err(io)?.is_some())).await
     }
 
     async fn flush(&self) -> Result<(), StorageError> {

@@ -36,12 +36,8 @@ pub const ALICE: User = User {
     access_key: "AKALICE0000000000001",
     secret_key: "alice-secret-key/with+chars",
 };
-pub const BOB: User = User {
-    id: "bob-id",
-    name: "bob",
-    access_key: "AKBOB000000000000002",
-    secret_key: "bob-secret-key",
-};
+pub const BOB: User =
+    User { id: "bob-id", name: "bob", access_key: "AKBOB000000000000002", secret_key: "bob-secret-key" };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Style {
@@ -63,10 +59,7 @@ pub fn test_config(data_dir: PathBuf) -> Config {
             .map(|u| UserCredential {
                 access_key: u.access_key.into(),
                 secret_key: SecretKey::new(u.secret_key),
-                identity: Identity {
-                    id: u.id.into(),
-                    display_name: u.name.into(),
-                },
+                identity: Identity { id: u.id.into(), display_name: u.name.into() },
             })
             .collect(),
     }
@@ -84,14 +77,8 @@ impl TestServer {
     }
 
     pub async fn start_in(dir: TempDir) -> TestServer {
-        let running = s3d::app::start(test_config(dir.path().to_path_buf()))
-            .await
-            .expect("server starts");
-        TestServer {
-            addr: running.addr,
-            running: Some(running),
-            dir,
-        }
+        let running = s3d::app::start(test_config(dir.path().to_path_buf())).await.expect("server starts");
+        TestServer { addr: running.addr, running: Some(running), dir }
     }
 
     /// Stops gracefully and starts again on the same data (on a new port).
@@ -155,13 +142,7 @@ pub fn sdk_client(port: u16, user: User, style: Style) -> Client {
     let conf = aws_sdk_s3::Config::builder()
         .behavior_version_latest()
         .region(Region::new(REGION))
-        .credentials_provider(Credentials::new(
-            user.access_key,
-            user.secret_key,
-            None,
-            None,
-            "test",
-        ))
+        .credentials_provider(Credentials::new(user.access_key, user.secret_key, None, None, "test"))
         .endpoint_url(endpoint)
         .force_path_style(style == Style::Path)
         .http_client(http)
@@ -179,10 +160,7 @@ pub struct RawResponse {
 
 impl RawResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self) -> String {
@@ -195,12 +173,7 @@ impl RawResponse {
     }
 
     pub fn assert_error(&self, status: u16, code: &str) {
-        assert_eq!(
-            (self.status, self.code().as_str()),
-            (status, code),
-            "body: {}",
-            self.text()
-        );
+        assert_eq!((self.status, self.code().as_str()), (status, code), "body: {}", self.text());
         assert!(self.text().contains("<RequestId>"), "{}", self.text());
         assert_eq!(self.header("x-amz-request-id").map(str::len), Some(16));
     }
@@ -226,13 +199,7 @@ pub struct Raw {
 
 impl Raw {
     pub fn new(method: &str, host: &str, target: &str) -> Raw {
-        Raw {
-            method: method.into(),
-            target: target.into(),
-            host: host.into(),
-            headers: Vec::new(),
-            body: Vec::new(),
-        }
+        Raw { method: method.into(), target: target.into(), host: host.into(), headers: Vec::new(), body: Vec::new() }
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Raw {
@@ -249,11 +216,10 @@ impl Raw {
     /// `x-amz-content-sha256`, `x-amz-date` and Authorization headers.
     pub fn sign_at(mut self, user: User, region: &str, time: SystemTime) -> Raw {
         use aws_sigv4::http_request::{
-            PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest,
-            SigningSettings, UriPathNormalizationMode, sign,
+            PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+            UriPathNormalizationMode, sign,
         };
-        let identity =
-            Credentials::new(user.access_key, user.secret_key, None, None, "test").into();
+        let identity = Credentials::new(user.access_key, user.secret_key, None, None, "test").into();
         let mut settings = SigningSettings::default();
         settings.percent_encoding_mode = PercentEncodingMode::Single;
         settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
@@ -267,10 +233,7 @@ impl Raw {
             .build()
             .expect("signing params")
             .into();
-        let unsigned = self
-            .headers
-            .iter()
-            .any(|(k, v)| k == "x-amz-content-sha256" && v == "UNSIGNED-PAYLOAD");
+        let unsigned = self.headers.iter().any(|(k, v)| k == "x-amz-content-sha256" && v == "UNSIGNED-PAYLOAD");
         // The signer adds x-amz-content-sha256 itself.
         self.headers.retain(|(k, _)| k != "x-amz-content-sha256");
         let mut headers = self.headers.clone();
@@ -280,11 +243,7 @@ impl Raw {
             &self.method,
             url,
             headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            if unsigned {
-                SignableBody::UnsignedPayload
-            } else {
-                SignableBody::Bytes(&self.body)
-            },
+            if unsigned { SignableBody::UnsignedPayload } else { SignableBody::Bytes(&self.body) },
         )
         .expect("signable");
         let (instructions, _) = sign(signable, &params).expect("signs").into_parts();
@@ -300,8 +259,7 @@ impl Raw {
             PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
             UriPathNormalizationMode, sign,
         };
-        let identity =
-            Credentials::new(user.access_key, user.secret_key, None, None, "test").into();
+        let identity = Credentials::new(user.access_key, user.secret_key, None, None, "test").into();
         let mut settings = SigningSettings::default();
         settings.percent_encoding_mode = PercentEncodingMode::Single;
         settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
@@ -345,18 +303,11 @@ impl Raw {
 
     /// Sends over a fresh connection and reads the whole response.
     pub async fn send(&self, addr: SocketAddr) -> RawResponse {
-        let mut head = format!(
-            "{} {} HTTP/1.1\r\nhost: {}\r\n",
-            self.method, self.target, self.host
-        );
+        let mut head = format!("{} {} HTTP/1.1\r\nhost: {}\r\n", self.method, self.target, self.host);
         for (k, v) in &self.headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
-        if !self
-            .headers
-            .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        {
+        if !self.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length")) {
             head.push_str(&format!("content-length: {}\r\n", self.body.len()));
         }
         head.push_str("connection: close\r\n\r\n");
@@ -373,9 +324,7 @@ pub async fn send_bytes(addr: SocketAddr, bytes: &[u8], head: bool) -> RawRespon
         s.write_all(bytes).await.expect("write");
         read_response(&mut s, head).await
     };
-    tokio::time::timeout(Duration::from_secs(20), fut)
-        .await
-        .expect("response within 20 s")
+    tokio::time::timeout(Duration::from_secs(20), fut).await.expect("response within 20 s")
 }
 
 pub async fn read_response(s: &mut TcpStream, head: bool) -> RawResponse {
@@ -386,35 +335,19 @@ pub async fn read_response(s: &mut TcpStream, head: bool) -> RawResponse {
             break i + 4;
         }
         let n = s.read(&mut chunk).await.expect("read");
-        assert!(
-            n > 0,
-            "connection closed before the response head: {:?}",
-            String::from_utf8_lossy(&buf)
-        );
+        assert!(n > 0, "connection closed before the response head: {:?}", String::from_utf8_lossy(&buf));
         buf.extend_from_slice(&chunk[..n]);
     };
     let head_text = String::from_utf8_lossy(&buf[..header_end]).into_owned();
     let mut lines = head_text.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .expect("status line");
+    let status: u16 = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok()).expect("status line");
     let headers: Vec<(String, String)> = lines
         .filter(|l| !l.is_empty())
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let want = if head || status == 204 || status == 304 || status == 100 {
-        0
-    } else {
-        len
-    };
+    let len: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let want = if head || status == 204 || status == 304 || status == 100 { 0 } else { len };
     let mut body = buf[header_end..].to_vec();
     while body.len() < want {
         let n = s.read(&mut chunk).await.expect("read body");
@@ -424,11 +357,7 @@ pub async fn read_response(s: &mut TcpStream, head: bool) -> RawResponse {
         body.extend_from_slice(&chunk[..n]);
     }
     body.truncate(want);
-    RawResponse {
-        status,
-        headers,
-        body,
-    }
+    RawResponse { status, headers, body }
 }
 
 /// Runs a test body once per addressing style.
@@ -453,9 +382,7 @@ pub fn sdk_code<E, R>(err: &aws_sdk_s3::error::SdkError<E, R>) -> Option<String>
 where
     E: aws_sdk_s3::error::ProvideErrorMetadata,
 {
-    err.as_service_error()
-        .and_then(|e| e.code())
-        .map(str::to_owned)
+    err.as_service_error().and_then(|e| e.code()).map(str::to_owned)
 }
 
 pub fn sdk_status<E, R: std::fmt::Debug>(

@@ -21,13 +21,9 @@ fn check_headers(h: &http::HeaderMap) -> Result<(), S3Error> {
     let acl = headers::text(h, "x-amz-acl")?;
     let grants = h.keys().any(|k| k.as_str().starts_with("x-amz-grant-"));
     if grants || acl.as_deref().is_some_and(|a| a != "private") {
-        return Err(S3Error::new(
-            S3ErrorCode::InvalidBucketAclWithObjectOwnership,
-        ));
+        return Err(S3Error::new(S3ErrorCode::InvalidBucketAclWithObjectOwnership));
     }
-    if headers::text(h, "x-amz-bucket-object-lock-enabled")?
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-    {
+    if headers::text(h, "x-amz-bucket-object-lock-enabled")?.is_some_and(|v| v.eq_ignore_ascii_case("true")) {
         return Err(S3Error::with_message(
             S3ErrorCode::NotImplemented,
             "Object Lock is not implemented by this server",
@@ -48,13 +44,9 @@ fn check_location(constraint: Option<&str>, region: &str) -> Result<(), S3Error>
     let Some(c) = constraint.filter(|c| !c.is_empty()) else {
         return Ok(());
     };
-    let well_formed = c
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let well_formed = c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if !well_formed || (c == LEGACY_REGION && region == LEGACY_REGION) {
-        return Err(
-            S3Error::new(S3ErrorCode::InvalidLocationConstraint).field("LocationConstraint", c)
-        );
+        return Err(S3Error::new(S3ErrorCode::InvalidLocationConstraint).field("LocationConstraint", c));
     }
     if c != region {
         return Err(S3Error::with_message(
@@ -80,19 +72,13 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let region = &cx.s3.config.region;
     check_location(config.location_constraint.as_deref(), region)?;
 
-    let record = BucketRecord {
-        name: name.to_owned(),
-        owner: cx.owner(),
-        region: region.clone(),
-        created: Timestamp::now(),
-    };
+    let record =
+        BucketRecord { name: name.to_owned(), owner: cx.owner(), region: region.clone(), created: Timestamp::now() };
     match cx.s3.meta.create_bucket(record).await {
         Ok(()) => {}
         Err(StorageError::BucketExists { owner_id }) if owner_id == cx.auth.identity.id => {
             if region != LEGACY_REGION {
-                return Err(
-                    S3Error::new(S3ErrorCode::BucketAlreadyOwnedByYou).field("BucketName", name)
-                );
+                return Err(S3Error::new(S3ErrorCode::BucketAlreadyOwnedByYou).field("BucketName", name));
             }
         }
         Err(StorageError::BucketExists { .. }) => {
@@ -113,21 +99,15 @@ mod tests {
         assert!(check_location(Some(""), "eu-west-1").is_ok());
         assert!(check_location(Some("eu-west-1"), "eu-west-1").is_ok());
         assert_eq!(
-            check_location(Some("us-east-1"), "us-east-1")
-                .expect_err("legacy")
-                .code,
+            check_location(Some("us-east-1"), "us-east-1").expect_err("legacy").code,
             S3ErrorCode::InvalidLocationConstraint
         );
         assert_eq!(
-            check_location(Some("eu-west-1"), "us-east-1")
-                .expect_err("other")
-                .code,
+            check_location(Some("eu-west-1"), "us-east-1").expect_err("other").code,
             S3ErrorCode::IllegalLocationConstraintException
         );
         assert_eq!(
-            check_location(Some("Mars!"), "us-east-1")
-                .expect_err("bad")
-                .code,
+            check_location(Some("Mars!"), "us-east-1").expect_err("bad").code,
             S3ErrorCode::InvalidLocationConstraint
         );
     }

@@ -12,33 +12,15 @@ const TOKEN: base64::engine::GeneralPurpose = base64::engine::general_purpose::U
 pub async fn call(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> {
     let max = match cx.query.get("max-buckets") {
         None => MAX_BUCKETS,
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_BUCKETS).contains(n))
-            .ok_or_else(|| {
-                S3Error::invalid_argument(
-                    "Argument max-buckets must be an integer between 1 and 10000",
-                    "max-buckets",
-                    v,
-                )
-            })?,
+        Some(v) => v.parse::<usize>().ok().filter(|n| (1..=MAX_BUCKETS).contains(n)).ok_or_else(|| {
+            S3Error::invalid_argument("Argument max-buckets must be an integer between 1 and 10000", "max-buckets", v)
+        })?,
     };
     let start_after = match cx.query.get("continuation-token") {
         None => None,
-        Some(token) => Some(
-            TOKEN
-                .decode(token)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| {
-                    S3Error::invalid_argument(
-                        "The continuation token provided is incorrect",
-                        "continuation-token",
-                        token,
-                    )
-                })?,
-        ),
+        Some(token) => Some(TOKEN.decode(token).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(|| {
+            S3Error::invalid_argument("The continuation token provided is incorrect", "continuation-token", token)
+        })?),
     };
     let prefix = cx.query.get("prefix").unwrap_or("");
     let region_filter = cx.query.get("bucket-region");
@@ -55,11 +37,7 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> 
 
     let mut w = XmlWriter::new("ListAllMyBucketsResult");
     w.start("Buckets");
-    for b in page
-        .buckets
-        .iter()
-        .filter(|b| region_filter.is_none_or(|r| r == b.region))
-    {
+    for b in page.buckets.iter().filter(|b| region_filter.is_none_or(|r| r == b.region)) {
         w.start("Bucket")
             .elem("Name", &b.name)
             .elem("CreationDate", &b.created.to_xml())
@@ -67,10 +45,7 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> 
             .end();
     }
     w.end();
-    w.start("Owner")
-        .elem("ID", &cx.auth.identity.id)
-        .elem("DisplayName", &cx.auth.identity.display_name)
-        .end();
+    w.start("Owner").elem("ID", &cx.auth.identity.id).elem("DisplayName", &cx.auth.identity.display_name).end();
     if let Some(next) = &page.next_start_after {
         w.elem("ContinuationToken", &TOKEN.encode(next));
     }

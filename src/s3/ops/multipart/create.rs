@@ -46,14 +46,10 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     cx.s3.meta.create_upload(upload.clone()).await?;
 
     let mut w = XmlWriter::new("InitiateMultipartUploadResult");
-    w.elem("Bucket", &upload.bucket)
-        .elem("Key", &upload.key)
-        .elem("UploadId", &upload.upload_id);
+    w.elem("Bucket", &upload.bucket).elem("Key", &upload.key).elem("UploadId", &upload.upload_id);
     let mut resp = S3Response::xml(w.finish());
     if let Some((algorithm, kind)) = checksum {
-        resp = resp
-            .header("x-amz-checksum-algorithm", algorithm.as_str())
-            .header("x-amz-checksum-type", kind.as_str());
+        resp = resp.header("x-amz-checksum-algorithm", algorithm.as_str()).header("x-amz-checksum-type", kind.as_str());
     }
     Ok(resp)
 }

@@ -13,8 +13,7 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> 
     let delimiter = cx.query.get("delimiter").filter(|d| !d.is_empty());
     let key_marker = cx.query.get("key-marker").filter(|m| !m.is_empty());
     // upload-id-marker means nothing without key-marker.
-    let upload_id_marker =
-        key_marker.and(cx.query.get("upload-id-marker").filter(|m| !m.is_empty()));
+    let upload_id_marker = key_marker.and(cx.query.get("upload-id-marker").filter(|m| !m.is_empty()));
 
     let query = ListUploadsQuery {
         prefix: prefix.to_owned(),
@@ -23,19 +22,14 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> 
         upload_id_marker: upload_id_marker.map(str::to_owned),
         max_uploads,
     };
-    let page = cx
-        .s3
-        .meta
-        .list_uploads(&bucket.name, &query)
-        .await
-        .map_err(|e| match e {
-            StorageError::NotFound(Resource::Upload) => S3Error::invalid_argument(
-                "Invalid uploadId marker",
-                "upload-id-marker",
-                upload_id_marker.unwrap_or_default(),
-            ),
-            e => e.into(),
-        })?;
+    let page = cx.s3.meta.list_uploads(&bucket.name, &query).await.map_err(|e| match e {
+        StorageError::NotFound(Resource::Upload) => S3Error::invalid_argument(
+            "Invalid uploadId marker",
+            "upload-id-marker",
+            upload_id_marker.unwrap_or_default(),
+        ),
+        e => e.into(),
+    })?;
 
     let enc = |s: &str| encode_key(s, url);
     let mut w = XmlWriter::new("ListMultipartUploadsResult");
@@ -43,35 +37,19 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> 
         .elem("KeyMarker", &enc(key_marker.unwrap_or("")))
         .elem("UploadIdMarker", upload_id_marker.unwrap_or(""));
     if page.is_truncated {
-        w.elem(
-            "NextKeyMarker",
-            &enc(page.next_key_marker.as_deref().unwrap_or("")),
-        )
-        .elem(
-            "NextUploadIdMarker",
-            page.next_upload_id_marker.as_deref().unwrap_or(""),
-        );
+        w.elem("NextKeyMarker", &enc(page.next_key_marker.as_deref().unwrap_or("")))
+            .elem("NextUploadIdMarker", page.next_upload_id_marker.as_deref().unwrap_or(""));
     }
     w.elem("Prefix", &enc(prefix));
     if let Some(d) = delimiter {
         w.elem("Delimiter", &enc(d));
     }
-    w.elem("MaxUploads", &max_uploads.to_string()).elem(
-        "IsTruncated",
-        if page.is_truncated { "true" } else { "false" },
-    );
+    w.elem("MaxUploads", &max_uploads.to_string())
+        .elem("IsTruncated", if page.is_truncated { "true" } else { "false" });
     for u in &page.uploads {
-        w.start("Upload")
-            .elem("Key", &enc(&u.key))
-            .elem("UploadId", &u.upload_id);
-        w.start("Initiator")
-            .elem("ID", &u.initiator.id)
-            .elem("DisplayName", &u.initiator.display_name)
-            .end();
-        w.start("Owner")
-            .elem("ID", &u.owner.id)
-            .elem("DisplayName", &u.owner.display_name)
-            .end();
+        w.start("Upload").elem("Key", &enc(&u.key)).elem("UploadId", &u.upload_id);
+        w.start("Initiator").elem("ID", &u.initiator.id).elem("DisplayName", &u.initiator.display_name).end();
+        w.start("Owner").elem("ID", &u.owner.id).elem("DisplayName", &u.owner.display_name).end();
         w.elem("StorageClass", &u.storage_class)
             .elem("Initiated", &u.initiated.to_xml())
             .opt("ChecksumAlgorithm", u.checksum_algorithm.as_deref())

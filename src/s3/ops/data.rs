@@ -1,0 +1,232 @@
+//! Moving object bytes: request bodies into blobs (verified as they stream), object
+//! manifests out as one byte stream over any range, and the conditions and headers that go
+//! with them.
+
+use std::ops::Range;
+
+use futures_util::{StreamExt, TryStreamExt};
+use http::HeaderMap;
+
+use crate::auth::PayloadHash;
+use crate::s3::body::{BodyDigest, BodyStream, VerifiedBody};
+use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Response, headers};
+use crate::storage::{BlobRef, ObjectRecord, PartRecord, StorageError, WriteCondition};
+
+/// Largest object a single PUT may carry, and largest part.
+pub const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+
+/// The declared body length, checked before any body byte is read (so that with
+/// `Expect: 100-continue` a doomed upload is refused without being sent).
+pub fn declared_length(h: &HeaderMap, limit: u64) -> Result<Option<u64>, S3Error> {
+    let chunked = h.get(http::header::TRANSFER_ENCODING).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"));
+    let length = match h.get(http::header::CONTENT_LENGTH) {
+        Some(v) => Some(std::str::from_utf8(v.as_bytes()).ok().and_then(|s| s.trim().parse::<u64>().ok()).ok_or_else(
+            || {
+                S3Error::invalid_argument(
+                    "Invalid Content-Length",
+                    "Content-Length",
+                    &String::from_utf8_lossy(v.as_bytes()),
+                )
+            },
+        )?),
+        None if chunked => None,
+        None => return Err(S3Error::new(S3ErrorCode::MissingContentLength)),
+    };
+    if let Some(n) = length
+        && n > limit
+    {
+        return Err(S3Error::new(S3ErrorCode::EntityTooLarge)
+            .field("ProposedSize", n.to_string())
+            .field("MaxSizeAllowed", limit.to_string()));
+    }
+    Ok(length)
+}
+
+/// Streams a request body into a new blob, verifying `x-amz-content-sha256` and
+/// `Content-MD5` on the way. Nothing is kept if verification fails.
+pub async fn store_body(
+    cx: &Ctx<'_>,
+    body: BodyStream,
+    h: &HeaderMap,
+    limit: u64,
+) -> Result<(BlobRef, BodyDigest), S3Error> {
+    if let PayloadHash::Streaming(_) = cx.auth.payload {
+        return Err(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            "aws-chunked (STREAMING-*) request bodies are not implemented by this server yet",
+        ));
+    }
+    let content_md5 = headers::content_md5(h)?;
+    let verified = VerifiedBody::with_limit(body, cx.auth.payload, content_md5, limit);
+    let digest = verified.digest();
+    let stream = verified.map_err(std::io::Error::other);
+    let blob = cx.s3.blobs.put(Box::pin(stream)).await?;
+    match digest.get() {
+        Some(d) => Ok((blob, *d)),
+        None => {
+            reclaim(cx, vec![blob.id]).await;
+            Err(S3Error::internal("body ended without a digest"))
+        }
+    }
+}
+
+/// Deletes blobs that no metadata refers to any more. Failures only leave orphans, which the
+/// sweep removes, so they are logged rather than returned.
+pub async fn reclaim(cx: &Ctx<'_>, blobs: Vec<crate::storage::BlobId>) {
+    for id in &blobs {
+        if let Err(e) = cx.s3.blobs.delete(id).await {
+            tracing::warn!(blob = %id.0, error = %e, "could not delete an unreferenced blob");
+        }
+    }
+}
+
+pub async fn reclaim_object(cx: &Ctx<'_>, object: Option<ObjectRecord>) {
+    if let Some(o) = object {
+        reclaim(cx, o.parts.into_iter().map(|p| p.blob).collect()).await;
+    }
+}
+
+pub async fn reclaim_parts(cx: &Ctx<'_>, parts: &[PartRecord]) {
+    reclaim(cx, parts.iter().map(|p| p.blob.clone()).collect()).await;
+}
+
+/// The bytes `range` of an object, read part by part, opening each blob only when reached.
+pub async fn object_stream(cx: &Ctx<'_>, object: &ObjectRecord, range: Range<u64>) -> Result<BodyStream, S3Error> {
+    let mut segments = Vec::new();
+    let mut offset = 0u64;
+    for p in &object.parts {
+        let (start, end) = (offset, offset + p.size);
+        offset = end;
+        if end <= range.start || start >= range.end {
+            continue;
+        }
+        let from = range.start.max(start) - start;
+        let to = range.end.min(end) - start;
+        segments.push((p.blob.clone(), from..to, p.size));
+    }
+    // Open the first blob now, so that a missing blob is an error status rather than a
+    // truncated body.
+    let blobs = cx.s3.blobs.clone();
+    let mut iter = segments.into_iter();
+    let first = match iter.next() {
+        Some((id, r, size)) => Some(blobs.get(&id, (r != (0..size)).then_some(r)).await?),
+        None => None,
+    };
+    let rest = futures_util::stream::iter(iter)
+        .then(move |(id, r, size)| {
+            let blobs = blobs.clone();
+            async move { blobs.get(&id, (r != (0..size)).then_some(r)).await }
+        })
+        .map_err(|e: StorageError| std::io::Error::other(e.to_string()))
+        .try_flatten();
+    let stream = futures_util::stream::iter(first).flatten().chain(rest);
+    Ok(Box::pin(stream.map_err(|e| S3Error::internal(e))))
+}
+
+/// `If-None-Match: *` and `If-Match: <etag>` of a conditional write.
+pub fn write_condition(h: &HeaderMap) -> Result<WriteCondition, S3Error> {
+    let if_none = headers::text(h, "if-none-match")?;
+    let if_match = headers::text(h, "if-match")?;
+    match (if_none, if_match) {
+        (None, None) => Ok(WriteCondition::None),
+        (Some(v), None) if v.trim() == "*" => Ok(WriteCondition::IfAbsent),
+        (None, Some(v)) => Ok(WriteCondition::IfMatch(unquote(&v).to_owned())),
+        (Some(_), None) => {
+            Err(S3Error::with_message(S3ErrorCode::NotImplemented, "If-None-Match only supports the value *")
+                .header("x-amz-not-implemented", "If-None-Match"))
+        }
+        (Some(_), Some(_)) => Err(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            "If-None-Match and If-Match cannot be combined on a write",
+        )),
+    }
+}
+
+/// Maps a failed conditional write.
+pub fn condition_error(e: StorageError) -> S3Error {
+    match e {
+        StorageError::PreconditionFailed => {
+            S3Error::new(S3ErrorCode::PreconditionFailed).field("Condition", "If-Match/If-None-Match")
+        }
+        e => e.into(),
+    }
+}
+
+/// An ETag without its quotes (clients send `"…"`, `&quot;…&quot;` decoded, or bare).
+pub fn unquote(etag: &str) -> &str {
+    let t = etag.trim();
+    t.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(t)
+}
+
+/// Whether an `If-Match`/`If-None-Match` list matches `etag` (`*` matches anything).
+pub fn etag_list_matches(list: &str, etag: &str) -> bool {
+    list.split(',').any(|candidate| {
+        let c = unquote(candidate);
+        c == "*" || c.strip_prefix("W/").map(unquote).unwrap_or(c) == etag
+    })
+}
+
+pub fn quoted(etag: &str) -> String {
+    format!("\"{etag}\"")
+}
+
+/// The headers every GET/HEAD of an object carries.
+pub fn object_headers(mut resp: S3Response, o: &ObjectRecord) -> S3Response {
+    let h = &o.headers;
+    resp = resp
+        .header("etag", quoted(&o.etag))
+        .header("last-modified", o.last_modified.to_http_date())
+        .header("accept-ranges", "bytes")
+        .header("content-type", h.content_type.as_deref().unwrap_or("binary/octet-stream"));
+    for (name, value) in [
+        ("cache-control", &h.cache_control),
+        ("content-disposition", &h.content_disposition),
+        ("content-encoding", &h.content_encoding),
+        ("content-language", &h.content_language),
+        ("expires", &h.expires),
+        ("x-amz-website-redirect-location", &h.website_redirect_location),
+    ] {
+        if let Some(v) = value {
+            resp = resp.header(name, v);
+        }
+    }
+    for (k, v) in &o.user_metadata {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(format!("x-amz-meta-{k}").as_bytes()),
+            http::HeaderValue::from_bytes(v.as_bytes()),
+        ) {
+            resp.headers.append(name, value);
+        }
+    }
+    if o.storage_class != "STANDARD" {
+        resp = resp.header("x-amz-storage-class", &o.storage_class);
+    }
+    if !o.tags.is_empty() {
+        resp = resp.header("x-amz-tagging-count", o.tags.len().to_string());
+    }
+    resp
+}
+
+/// `versionId` on an unversioned bucket: only `null` names the object.
+pub fn check_version_id(cx: &Ctx<'_>) -> Result<(), S3Error> {
+    match cx.query.get("versionId") {
+        None | Some("null") => Ok(()),
+        Some(v) => Err(S3Error::invalid_argument("Invalid version id specified", "versionId", v)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etag_matching() {
+        assert!(etag_list_matches("\"abc\"", "abc"));
+        assert!(etag_list_matches("abc", "abc"));
+        assert!(etag_list_matches("\"x\", \"abc\"", "abc"));
+        assert!(etag_list_matches("*", "abc"));
+        assert!(etag_list_matches("W/\"abc\"", "abc"));
+        assert!(!etag_list_matches("\"abd\"", "abc"));
+        assert_eq!(unquote(" \"a-2\" "), "a-2");
+    }
+}

@@ -1,0 +1,353 @@
+//! CompleteMultipartUpload: <https://docs.aws.amazon.com/AmazonS3/latest/API/API_CompleteMultipartUpload.html>
+//!
+//! Everything is validated before anything changes; a failed Complete leaves the upload and
+//! its parts intact. The parts become the object by one metadata commit (no byte is copied),
+//! so the object is readable the moment the 200 is sent. A retried Complete after success
+//! gets the same answer. When completing takes long, the 200 starts early and whitespace
+//! keeps the connection alive; an error then arrives inside the 200 body, as on AWS.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use md5::{Digest, Md5};
+use serde::Deserialize;
+
+use super::upload_id;
+use crate::auth::sigv4::canonical::uri_encode;
+use crate::clock::Timestamp;
+use crate::s3::ops::data;
+use crate::s3::xml::{XmlWriter, from_xml, strip_declaration};
+use crate::s3::{
+    Ctx, RequestIds, ResponseBody, S3Error, S3ErrorCode, S3Request, S3Response, body, error_document, headers,
+};
+use crate::storage::{
+    BlobStore, CompletedUpload, MetadataStore, ObjectRecord, Resource, StorageError, UploadRecord, WriteCondition,
+};
+
+/// Smallest size of every part but the last.
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+/// 10,000 parts with long ETags and checksums fit comfortably.
+const MAX_BODY: usize = 4 * 1024 * 1024;
+/// How long Complete may take before the 200 starts and whitespace keeps it alive.
+const EARLY_RESPONSE_AFTER: Duration = Duration::from_secs(2);
+const KEEPALIVE_EVERY: Duration = Duration::from_secs(5);
+
+#[derive(Deserialize)]
+struct CompleteXml {
+    #[serde(rename = "Part", default)]
+    parts: Vec<PartXml>,
+}
+
+#[derive(Deserialize)]
+struct PartXml {
+    #[serde(rename = "PartNumber")]
+    part_number: Option<String>,
+    #[serde(rename = "ETag")]
+    etag: Option<String>,
+}
+
+/// The requested parts, checked for shape and order: (part number, unquoted ETag).
+fn requested_parts(doc: &[u8]) -> Result<Vec<(u32, String)>, S3Error> {
+    let xml: CompleteXml = from_xml(doc)?;
+    if xml.parts.is_empty() {
+        return Err(S3Error::with_message(
+            S3ErrorCode::MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema",
+        ));
+    }
+    let mut out: Vec<(u32, String)> = Vec::with_capacity(xml.parts.len());
+    for p in xml.parts {
+        let (Some(n), Some(etag)) = (p.part_number, p.etag) else {
+            return Err(S3Error::new(S3ErrorCode::MalformedXML));
+        };
+        let n: i64 = n.trim().parse().map_err(|_| S3Error::new(S3ErrorCode::MalformedXML))?;
+        if n < 1 {
+            return Err(S3Error::invalid_argument("PartNumber must be >= 1", "PartNumber", &n.to_string()));
+        }
+        let n = u32::try_from(n).ok().filter(|n| *n <= 10_000).ok_or_else(|| {
+            S3Error::invalid_argument(
+                "Part number must be an integer between 1 and 10000, inclusive",
+                "PartNumber",
+                &n.to_string(),
+            )
+        })?;
+        if out.last().is_some_and(|(prev, _)| *prev >= n) {
+            return Err(S3Error::new(S3ErrorCode::InvalidPartOrder));
+        }
+        out.push((n, data::unquote(&etag).to_ascii_lowercase()));
+    }
+    Ok(out)
+}
+
+fn result_document(location: &str, bucket: &str, key: &str, etag: &str) -> Bytes {
+    let mut w = XmlWriter::new("CompleteMultipartUploadResult");
+    w.elem("Location", location).elem("Bucket", bucket).elem("Key", key).elem("ETag", &data::quoted(etag));
+    w.finish()
+}
+
+/// Everything the completion needs, owned, so it can outlive the request handler.
+struct Job {
+    meta: Arc<dyn MetadataStore>,
+    blobs: Arc<dyn BlobStore>,
+    upload: UploadRecord,
+    requested: Vec<(u32, String)>,
+    expected_size: Option<u64>,
+    condition: WriteCondition,
+    location: String,
+}
+
+impl Job {
+    async fn reclaim(&self, ids: Vec<crate::storage::BlobId>) {
+        for id in &ids {
+            if let Err(e) = self.blobs.delete(id).await {
+                tracing::warn!(blob = %id.0, error = %e, "could not delete an unreferenced blob");
+            }
+        }
+    }
+
+    async fn run(self) -> Result<Bytes, S3Error> {
+        let u = &self.upload;
+        let id = u.upload_id.as_str();
+        let stored = self.meta.list_parts(&u.bucket, &u.key, id, 0, 10_000).await?;
+        let mut manifest = Vec::with_capacity(self.requested.len());
+        let mut md5s = Md5::new();
+        for (i, (n, etag)) in self.requested.iter().enumerate() {
+            let invalid = || {
+                S3Error::new(S3ErrorCode::InvalidPart)
+                    .field("UploadId", id)
+                    .field("PartNumber", n.to_string())
+                    .field("ETag", etag.clone())
+            };
+            let part = stored.parts.iter().find(|p| p.part_number == *n).ok_or_else(invalid)?;
+            if hex::encode(part.md5) != *etag {
+                return Err(invalid());
+            }
+            if i + 1 < self.requested.len() && part.size < MIN_PART_SIZE {
+                return Err(S3Error::new(S3ErrorCode::EntityTooSmall)
+                    .field("ProposedSize", part.size.to_string())
+                    .field("MinSizeAllowed", MIN_PART_SIZE.to_string())
+                    .field("PartNumber", n.to_string())
+                    .field("ETag", etag.clone()));
+            }
+            md5s.update(part.md5);
+            manifest.push(part.clone());
+        }
+        let size: u64 = manifest.iter().map(|p| p.size).sum();
+        if let Some(expected) = self.expected_size
+            && expected != size
+        {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                format!(
+                    "The provided 'x-amz-mp-object-size' header value {expected} does not match what was computed: {size}"
+                ),
+            ));
+        }
+        // A condition that fails already is a 412 (or 404); one that fails only at commit
+        // means a concurrent writer won: 409.
+        let current = self.meta.get_object(&u.bucket, &u.key).await?;
+        self.condition.check(current.as_ref()).map_err(|e| match e {
+            StorageError::NotFound(Resource::Object) => {
+                S3Error::new(S3ErrorCode::NoSuchKey).field("Key", u.key.clone())
+            }
+            e => data::condition_error(e),
+        })?;
+        let etag = format!("{}-{}", hex::encode(md5s.finalize()), manifest.len());
+        let object = ObjectRecord {
+            bucket: u.bucket.clone(),
+            key: u.key.clone(),
+            size,
+            etag: etag.clone(),
+            last_modified: Timestamp::now(),
+            owner: u.owner.clone(),
+            storage_class: u.storage_class.clone(),
+            headers: u.headers.clone(),
+            user_metadata: u.user_metadata.clone(),
+            tags: u.tags.clone(),
+            parts: manifest,
+            multipart: true,
+            checksum: None,
+        };
+        match self.meta.complete_upload(id, object, &self.condition).await {
+            Ok(outcome) => {
+                let mut unreferenced: Vec<_> = outcome.discarded.into_iter().map(|p| p.blob).collect();
+                if let Some(old) = outcome.replaced {
+                    unreferenced.extend(old.parts.into_iter().map(|p| p.blob));
+                }
+                self.reclaim(unreferenced).await;
+            }
+            Err(StorageError::NotFound(Resource::Upload)) => {
+                // Completed (or aborted) concurrently: a completion of this key answers alike.
+                return match self.meta.get_completed(&u.bucket, id).await? {
+                    Some(done) if done.key == u.key => {
+                        Ok(result_document(&self.location, &u.bucket, &u.key, &done.etag))
+                    }
+                    _ => Err(S3Error::new(S3ErrorCode::NoSuchUpload).field("UploadId", id)),
+                };
+            }
+            Err(StorageError::PreconditionFailed | StorageError::NotFound(Resource::Object)) => {
+                return Err(S3Error::new(S3ErrorCode::ConditionalRequestConflict));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(result_document(&self.location, &u.bucket, &u.key, &etag))
+    }
+}
+
+fn location(cx: &Ctx<'_>, req: &S3Request, bucket: &str, key: &str) -> String {
+    let host = req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let key = uri_encode(key.as_bytes(), true);
+    if cx.s3.virtual_host_bucket(host).is_some() {
+        format!("http://{host}/{key}")
+    } else {
+        format!("http://{host}/{bucket}/{key}")
+    }
+}
+
+fn completed_answer(cx: &Ctx<'_>, req: &S3Request, done: &CompletedUpload) -> S3Response {
+    S3Response::xml(result_document(&location(cx, req, &done.bucket, &done.key), &done.bucket, &done.key, &done.etag))
+}
+
+pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
+    let bucket = cx.bucket()?;
+    let key = cx.key()?;
+    let id = upload_id(cx);
+    if id.is_empty() {
+        return Err(S3Error::new(S3ErrorCode::NoSuchUpload).field("UploadId", id));
+    }
+    let condition = match (headers::text(&req.headers, "if-none-match")?, headers::text(&req.headers, "if-match")?) {
+        (Some(_), Some(_)) => {
+            return Err(S3Error::with_message(
+                S3ErrorCode::NotImplemented,
+                "If-None-Match and If-Match cannot be combined",
+            ));
+        }
+        _ => data::write_condition(&req.headers)?,
+    };
+    let expected_size = match headers::text(&req.headers, "x-amz-mp-object-size")? {
+        None => None,
+        Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
+            S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                format!("Value for x-amz-mp-object-size header is invalid: {v}"),
+            )
+        })?),
+    };
+    let upload = match cx.s3.meta.get_upload(&bucket.name, key, id).await {
+        Ok(u) => u,
+        Err(StorageError::NotFound(Resource::Upload)) => {
+            return match cx.s3.meta.get_completed(&bucket.name, id).await? {
+                Some(done) if done.key == key => Ok(completed_answer(cx, &req, &done)),
+                _ => Err(S3Error::new(S3ErrorCode::NoSuchUpload).field("UploadId", id)),
+            };
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let md5 = headers::content_md5(&req.headers)?;
+    let loc = location(cx, &req, &bucket.name, key);
+    let ids = req.ids.clone();
+    let doc = body::read_small(req.body, cx.auth.payload, md5, MAX_BODY).await?;
+    let requested = requested_parts(&doc)?;
+
+    let job = Job {
+        meta: Arc::clone(&cx.s3.meta),
+        blobs: Arc::clone(&cx.s3.blobs),
+        upload,
+        requested,
+        expected_size,
+        condition,
+        location: loc,
+    };
+    // Run detached: once started, a completion finishes even if the client goes away.
+    let mut task = tokio::spawn(job.run());
+    tokio::select! {
+        joined = &mut task => joined.map_err(S3Error::internal)?.map(S3Response::xml),
+        () = tokio::time::sleep(EARLY_RESPONSE_AFTER) => Ok(early_response(task, ids, format!("/{}/{}", bucket.name, key))),
+    }
+}
+
+/// A 200 whose body is the XML declaration, whitespace while the completion runs, then the
+/// result or an `<Error>` document.
+fn early_response(
+    task: tokio::task::JoinHandle<Result<Bytes, S3Error>>,
+    ids: RequestIds,
+    resource: String,
+) -> S3Response {
+    let declaration = Bytes::from_static(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let rest = futures_util::stream::unfold(Some(task), move |state| {
+        let (ids, resource) = (ids.clone(), resource.clone());
+        async move {
+            let mut task = state?;
+            tokio::select! {
+                joined = &mut task => {
+                    let doc = match joined.map_err(S3Error::internal).and_then(|r| r) {
+                        Ok(doc) => strip_declaration(&doc),
+                        Err(e) => {
+                            tracing::info!(code = %e.code, error = %e, "complete failed after the response started");
+                            strip_declaration(&error_document(&e, &resource, &ids))
+                        }
+                    };
+                    Some((Ok(doc), None))
+                }
+                () = tokio::time::sleep(KEEPALIVE_EVERY) => Some((Ok(Bytes::from_static(b" ")), Some(task))),
+            }
+        }
+    });
+    let stream = futures_util::stream::once(async move { Ok(declaration) }).chain(rest);
+    let mut resp = S3Response::new(http::StatusCode::OK).header("content-type", "application/xml");
+    resp.body = ResponseBody::Stream(Box::pin(stream));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_what_real_clients_send() {
+        // botocore: quoted ETags, namespace, checksums per part.
+        let boto = br#"<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Part><ETag>"AB"</ETag><PartNumber>1</PartNumber><ChecksumCRC32>AAAAAA==</ChecksumCRC32></Part><Part><ETag>"cd"</ETag><PartNumber>3</PartNumber></Part></CompleteMultipartUpload>"#;
+        assert_eq!(requested_parts(boto).expect("ok"), vec![(1, "ab".to_string()), (3, "cd".to_string())]);
+        // s3cmd: no namespace, unquoted ETags, PartNumber first.
+        let s3cmd = b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>ab</ETag></Part></CompleteMultipartUpload>";
+        assert_eq!(requested_parts(s3cmd).expect("ok"), vec![(1, "ab".to_string())]);
+        // Rust SDK and rclone: entity-escaped quotes.
+        for q in ["&quot;", "&#34;"] {
+            let doc = format!(
+                "<CompleteMultipartUpload><Part><ETag>{q}ab{q}</ETag><PartNumber>2</PartNumber></Part></CompleteMultipartUpload>"
+            );
+            assert_eq!(requested_parts(doc.as_bytes()).expect("ok"), vec![(2, "ab".to_string())]);
+        }
+    }
+
+    #[test]
+    fn rejects_bad_lists() {
+        let code = |doc: &str| requested_parts(doc.as_bytes()).expect_err(doc).code;
+        assert_eq!(code("<CompleteMultipartUpload></CompleteMultipartUpload>"), S3ErrorCode::MalformedXML);
+        assert_eq!(
+            code("<CompleteMultipartUpload><Part><PartNumber>1</PartNumber></Part></CompleteMultipartUpload>"),
+            S3ErrorCode::MalformedXML
+        );
+        assert_eq!(code("not xml"), S3ErrorCode::MalformedXML);
+        assert_eq!(
+            code(
+                "<CompleteMultipartUpload><Part><PartNumber>0</PartNumber><ETag>a</ETag></Part></CompleteMultipartUpload>"
+            ),
+            S3ErrorCode::InvalidArgument
+        );
+        assert_eq!(
+            code(
+                "<CompleteMultipartUpload><Part><PartNumber>2</PartNumber><ETag>a</ETag></Part><Part><PartNumber>1</PartNumber><ETag>b</ETag></Part></CompleteMultipartUpload>"
+            ),
+            S3ErrorCode::InvalidPartOrder
+        );
+        assert_eq!(
+            code(
+                "<CompleteMultipartUpload><Part><PartNumber>2</PartNumber><ETag>a</ETag></Part><Part><PartNumber>2</PartNumber><ETag>b</ETag></Part></CompleteMultipartUpload>"
+            ),
+            S3ErrorCode::InvalidPartOrder
+        );
+    }
+}

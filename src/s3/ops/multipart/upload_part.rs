@@ -1,0 +1,80 @@
+//! UploadPart and UploadPartCopy:
+//! <https://docs.aws.amazon.com/AmazonS3/latest/API/API_UploadPart.html>,
+//! <https://docs.aws.amazon.com/AmazonS3/latest/API/API_UploadPartCopy.html>
+
+use http::StatusCode;
+
+use super::live_upload;
+use crate::clock::Timestamp;
+use crate::s3::ops::data::{self, MAX_PUT_SIZE};
+use crate::s3::ops::object::copy;
+use crate::s3::xml::XmlWriter;
+use crate::s3::{Ctx, S3Error, S3Request, S3Response};
+use crate::storage::{PartRecord, Resource, StorageError};
+
+fn part_number(cx: &Ctx<'_>) -> Result<u32, S3Error> {
+    let v = cx.query.get("partNumber").unwrap_or_default();
+    v.parse::<u32>().ok().filter(|n| (1..=10_000).contains(n)).ok_or_else(|| {
+        S3Error::invalid_argument("Part number must be an integer between 1 and 10000, inclusive", "partNumber", v)
+    })
+}
+
+/// Commits a stored part; if the upload vanished meanwhile (aborted or completed), the blob
+/// is deleted and the request fails with NoSuchUpload.
+async fn commit(cx: &Ctx<'_>, part: PartRecord) -> Result<(), S3Error> {
+    let (bucket, key, id) = (&cx.bucket()?.name, cx.key()?, super::upload_id(cx));
+    let blob = part.blob.clone();
+    match cx.s3.meta.put_part(bucket, key, id, part).await {
+        Ok(replaced) => {
+            if let Some(old) = replaced {
+                data::reclaim(cx, vec![old.blob]).await;
+            }
+            Ok(())
+        }
+        Err(e) => {
+            data::reclaim(cx, vec![blob]).await;
+            Err(match e {
+                StorageError::NotFound(Resource::Upload) => S3Error::from(e).field("UploadId", id),
+                e => e.into(),
+            })
+        }
+    }
+}
+
+pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
+    let number = part_number(cx)?;
+    data::declared_length(&req.headers, MAX_PUT_SIZE)?;
+    // The upload must exist before the client is asked for the body.
+    live_upload(cx).await?;
+    let (blob, digest) = data::store_body(cx, req.body, &req.headers, MAX_PUT_SIZE).await?;
+    commit(
+        cx,
+        PartRecord {
+            part_number: number,
+            blob: blob.id,
+            size: digest.len,
+            md5: digest.md5,
+            last_modified: Timestamp::now(),
+            checksums: Vec::new(),
+        },
+    )
+    .await?;
+    Ok(S3Response::new(StatusCode::OK).header("etag", data::quoted(&hex::encode(digest.md5))))
+}
+
+pub async fn call_copy(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
+    let number = part_number(cx)?;
+    live_upload(cx).await?;
+    let source = copy::source_object(cx, &req.headers).await?;
+    let range = copy::source_range(&req.headers, source.size)?.unwrap_or(0..source.size);
+    if range.end - range.start > MAX_PUT_SIZE {
+        return Err(crate::s3::S3Error::new(crate::s3::S3ErrorCode::EntityTooLarge));
+    }
+    let mut part = copy::copy_bytes(cx, &source, range).await?;
+    part.part_number = number;
+    let (etag, modified) = (hex::encode(part.md5), part.last_modified);
+    commit(cx, part).await?;
+    let mut w = XmlWriter::new("CopyPartResult");
+    w.elem("LastModified", &modified.to_xml()).elem("ETag", &data::quoted(&etag));
+    Ok(S3Response::xml(w.finish()))
+}

@@ -1,0 +1,193 @@
+//! CopyObject: <https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html>
+//! (and the source handling UploadPartCopy shares).
+
+use http::HeaderMap;
+use percent_encoding::percent_decode_str;
+
+use crate::clock::Timestamp;
+use crate::s3::ops::data::{self, MAX_PUT_SIZE};
+use crate::s3::ops::object::get::ByteRange;
+use crate::s3::types::{validate_bucket_name, validate_key};
+use crate::s3::xml::XmlWriter;
+use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response, headers};
+use crate::storage::{ObjectRecord, PartRecord, StorageError};
+
+/// The object named by `x-amz-copy-source`, which the caller must own.
+pub async fn source_object(cx: &Ctx<'_>, h: &HeaderMap) -> Result<ObjectRecord, S3Error> {
+    let raw = headers::text(h, "x-amz-copy-source")?.unwrap_or_default();
+    let invalid = || S3Error::invalid_argument("Invalid copy source encoding", "x-amz-copy-source", &raw);
+    let (path, version) = match raw.split_once("?versionId=") {
+        Some((p, v)) => (p, Some(v)),
+        None => (raw.as_str(), None),
+    };
+    let decoded = percent_decode_str(path).decode_utf8().map_err(|_| invalid())?;
+    let decoded = decoded.strip_prefix('/').unwrap_or(&decoded);
+    let (bucket, key) = decoded.split_once('/').ok_or_else(invalid)?;
+    if key.is_empty() || key == "." || key == ".." {
+        return Err(invalid());
+    }
+    validate_bucket_name(bucket)?;
+    validate_key(key)?;
+    if version.is_some_and(|v| v != "null") {
+        return Err(S3Error::invalid_argument("Invalid version id specified", "x-amz-copy-source", &raw));
+    }
+    let record = cx
+        .s3
+        .meta
+        .get_bucket(bucket)
+        .await?
+        .ok_or_else(|| S3Error::new(S3ErrorCode::NoSuchBucket).field("BucketName", bucket))?;
+    if record.owner.id != cx.auth.identity.id {
+        return Err(S3Error::new(S3ErrorCode::AccessDenied));
+    }
+    let object = cx
+        .s3
+        .meta
+        .get_object(bucket, key)
+        .await?
+        .ok_or_else(|| S3Error::new(S3ErrorCode::NoSuchKey).field("Key", key))?;
+    check_source_conditions(h, &object)?;
+    Ok(object)
+}
+
+/// `x-amz-copy-source-if-*`, with S3's precedence: a matching ETag wins over a failing
+/// unmodified-since, and a non-matching ETag over a passing modified-since.
+fn check_source_conditions(h: &HeaderMap, o: &ObjectRecord) -> Result<(), S3Error> {
+    let failed = || S3Error::new(S3ErrorCode::PreconditionFailed).field("Condition", "x-amz-copy-source-If-*");
+    let modified = o.last_modified.unix_seconds();
+    let date = |name| -> Result<Option<i64>, S3Error> {
+        Ok(headers::text(h, name)?.and_then(|v| Timestamp::parse_http_date(&v)).map(|t| t.unix_seconds()))
+    };
+    let if_match = headers::text(h, "x-amz-copy-source-if-match")?;
+    if let Some(m) = &if_match {
+        if !data::etag_list_matches(m, &o.etag) {
+            return Err(failed());
+        }
+    } else if date("x-amz-copy-source-if-unmodified-since")?.is_some_and(|t| modified > t) {
+        return Err(failed());
+    }
+    let if_none = headers::text(h, "x-amz-copy-source-if-none-match")?;
+    if let Some(m) = &if_none {
+        if data::etag_list_matches(m, &o.etag) {
+            return Err(failed());
+        }
+    } else if date("x-amz-copy-source-if-modified-since")?.is_some_and(|t| modified <= t) {
+        return Err(failed());
+    }
+    Ok(())
+}
+
+/// Parses `x-amz-copy-source-range: bytes=a-b` against the source size.
+pub fn source_range(h: &HeaderMap, size: u64) -> Result<Option<std::ops::Range<u64>>, S3Error> {
+    let Some(v) = headers::text(h, "x-amz-copy-source-range")? else {
+        return Ok(None);
+    };
+    let invalid = |m: &'static str| S3Error::invalid_argument(m, "x-amz-copy-source-range", &v);
+    match ByteRange::parse(&v) {
+        Some(ByteRange::From(start, Some(end))) if end < size => Ok(Some(start..end + 1)),
+        Some(ByteRange::From(..)) => Err(invalid("Range specified is not valid for source object of size")),
+        _ => Err(invalid(
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy",
+        )),
+    }
+}
+
+/// Streams `range` of `source` into a new blob, returning it as a one-part manifest entry.
+pub async fn copy_bytes(
+    cx: &Ctx<'_>,
+    source: &ObjectRecord,
+    range: std::ops::Range<u64>,
+) -> Result<PartRecord, S3Error> {
+    let stream = data::object_stream(cx, source, range).await?;
+    // The source bytes are trusted: no client digest to verify.
+    let unsigned = crate::auth::PayloadHash::Unsigned;
+    let verified = crate::s3::body::VerifiedBody::new(stream, unsigned, None);
+    let digest = verified.digest();
+    let blob = cx.s3.blobs.put(Box::pin(futures_util::TryStreamExt::map_err(verified, std::io::Error::other))).await?;
+    let d = digest.get().copied().ok_or_else(|| S3Error::internal("copy ended without a digest"))?;
+    Ok(PartRecord {
+        part_number: 1,
+        blob: blob.id,
+        size: d.len,
+        md5: d.md5,
+        last_modified: Timestamp::now(),
+        checksums: Vec::new(),
+    })
+}
+
+pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
+    let bucket = cx.bucket()?;
+    let key = cx.key()?;
+    let h = &req.headers;
+    headers::check_object_acl(h)?;
+    headers::check_unsupported_object_features(h)?;
+    let replace_metadata = match headers::text(h, "x-amz-metadata-directive")?.as_deref() {
+        None | Some("COPY") => false,
+        Some("REPLACE") => true,
+        Some(v) => return Err(S3Error::invalid_argument("Unknown metadata directive.", "x-amz-metadata-directive", v)),
+    };
+    let replace_tags = match headers::text(h, "x-amz-tagging-directive")?.as_deref() {
+        None | Some("COPY") => false,
+        Some("REPLACE") => true,
+        Some(v) => return Err(S3Error::invalid_argument("Unknown tagging directive.", "x-amz-tagging-directive", v)),
+    };
+    let storage_class = headers::text(h, "x-amz-storage-class")?;
+    let storage_class = storage_class.as_deref().map(crate::s3::types::StorageClass::parse).transpose()?;
+    let redirect = headers::text(h, "x-amz-website-redirect-location")?;
+    let source = source_object(cx, h).await?;
+    if source.size > MAX_PUT_SIZE {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120",
+        ));
+    }
+    let same = source.bucket == bucket.name && source.key == key;
+    if same && !replace_metadata && storage_class.is_none() && redirect.is_none() {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+        ));
+    }
+    let (content, user_metadata) = if replace_metadata {
+        (headers::content_headers(h)?, headers::user_metadata(h)?)
+    } else {
+        let mut c = source.headers.clone();
+        if redirect.is_some() {
+            c.website_redirect_location = redirect;
+        }
+        (c, source.user_metadata.clone())
+    };
+    let tags = if replace_tags { headers::tagging(h)? } else { source.tags.clone() };
+    let condition = data::write_condition(h)?;
+
+    let part = copy_bytes(cx, &source, 0..source.size).await?;
+    let object = ObjectRecord {
+        bucket: bucket.name.clone(),
+        key: key.to_owned(),
+        size: part.size,
+        etag: hex::encode(part.md5),
+        last_modified: part.last_modified,
+        owner: cx.owner(),
+        storage_class: storage_class.map_or(source.storage_class.clone(), |c| c.as_str().to_owned()),
+        headers: content,
+        user_metadata,
+        tags,
+        parts: vec![part],
+        multipart: false,
+        checksum: None,
+    };
+    let (etag, modified, blob) = (object.etag.clone(), object.last_modified, object.parts[0].blob.clone());
+    match cx.s3.meta.put_object(object, &condition).await {
+        Ok(replaced) => data::reclaim_object(cx, replaced).await,
+        Err(e) => {
+            data::reclaim(cx, vec![blob]).await;
+            return Err(match e {
+                StorageError::NotFound(crate::storage::Resource::Object) => S3Error::new(S3ErrorCode::NoSuchKey),
+                e => data::condition_error(e),
+            });
+        }
+    }
+    let mut w = XmlWriter::new("CopyObjectResult");
+    w.elem("LastModified", &modified.to_xml()).elem("ETag", &data::quoted(&etag));
+    Ok(S3Response::xml(w.finish()))
+}

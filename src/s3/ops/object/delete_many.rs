@@ -1,0 +1,79 @@
+//! DeleteObjects: <https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html>
+//!
+//! Accepted with Content-MD5, with an `x-amz-checksum-*` header (current SDKs), or neither.
+
+use serde::Deserialize;
+
+use crate::s3::ops::data;
+use crate::s3::types::validate_key;
+use crate::s3::xml::{XmlWriter, from_xml};
+use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response, body, headers};
+
+const MAX_KEYS: usize = 1000;
+/// 1000 keys of 1024 bytes plus markup.
+const MAX_BODY: usize = 2 * 1024 * 1024;
+
+#[derive(Deserialize)]
+struct Delete {
+    #[serde(rename = "Quiet", default)]
+    quiet: Option<String>,
+    #[serde(rename = "Object", default)]
+    objects: Vec<ObjectId>,
+}
+
+#[derive(Deserialize)]
+struct ObjectId {
+    #[serde(rename = "Key")]
+    key: Option<String>,
+    #[serde(rename = "VersionId", default)]
+    version_id: Option<String>,
+}
+
+pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
+    let bucket = cx.bucket()?;
+    let md5 = headers::content_md5(&req.headers)?;
+    let doc = body::read_small(req.body, cx.auth.payload, md5, MAX_BODY).await?;
+    let delete: Delete = from_xml(&doc)?;
+    if delete.objects.is_empty() || delete.objects.len() > MAX_KEYS {
+        return Err(S3Error::new(S3ErrorCode::MalformedXML));
+    }
+    let quiet = delete.quiet.as_deref().is_some_and(|q| q.trim().eq_ignore_ascii_case("true"));
+
+    let mut w = XmlWriter::new("DeleteResult");
+    for o in &delete.objects {
+        let Some(key) = o.key.as_deref() else {
+            return Err(S3Error::new(S3ErrorCode::MalformedXML));
+        };
+        let failure = if let Err(e) = validate_key(key) {
+            Some(e)
+        } else if o.version_id.as_deref().is_some_and(|v| v != "null") {
+            Some(S3Error::with_message(S3ErrorCode::NoSuchVersion, "The specified version does not exist."))
+        } else {
+            match cx.s3.meta.delete_object(&bucket.name, key).await {
+                Ok(removed) => {
+                    data::reclaim_object(cx, removed).await;
+                    None
+                }
+                Err(e) => Some(S3Error::from(e)),
+            }
+        };
+        match failure {
+            None if quiet => {}
+            None => {
+                w.start("Deleted").elem("Key", key).opt("VersionId", o.version_id.as_deref()).end();
+            }
+            Some(e) => {
+                if e.status().is_server_error() {
+                    tracing::error!(key, error = %e, "delete failed");
+                }
+                w.start("Error")
+                    .elem("Key", key)
+                    .opt("VersionId", o.version_id.as_deref())
+                    .elem("Code", e.code.as_str())
+                    .elem("Message", &e.message)
+                    .end();
+            }
+        }
+    }
+    Ok(S3Response::xml(w.finish()))
+}

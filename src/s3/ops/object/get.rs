@@ -1,0 +1,197 @@
+//! GetObject and HeadObject:
+//! <https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html>,
+//! <https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html>
+
+use std::ops::Range;
+
+use http::StatusCode;
+
+use crate::clock::Timestamp;
+use crate::s3::ops::data;
+use crate::s3::{Ctx, ResponseBody, S3Error, S3ErrorCode, S3Request, S3Response, headers};
+use crate::storage::ObjectRecord;
+
+/// A parsed `Range: bytes=…` header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `a-b` or `a-`
+    From(u64, Option<u64>),
+    /// `-n`: the last n bytes
+    Suffix(u64),
+}
+
+impl ByteRange {
+    /// `None` for anything that is not a single byte range: such headers are ignored, as
+    /// RFC 7233 allows and S3 does.
+    pub fn parse(value: &str) -> Option<ByteRange> {
+        let spec = value.trim().strip_prefix("bytes=")?.trim();
+        if spec.contains(',') {
+            return None;
+        }
+        let (a, b) = spec.split_once('-')?;
+        let (a, b) = (a.trim(), b.trim());
+        if a.is_empty() {
+            return b.parse().ok().map(ByteRange::Suffix);
+        }
+        let start = a.parse().ok()?;
+        let end = if b.is_empty() { None } else { Some(b.parse().ok()?) };
+        if end.is_some_and(|e| e < start) {
+            return None;
+        }
+        Some(ByteRange::From(start, end))
+    }
+
+    /// The byte positions within an object of `size`; `None` when unsatisfiable.
+    pub fn resolve(self, size: u64) -> Option<Range<u64>> {
+        match self {
+            ByteRange::From(start, _) if start >= size => None,
+            ByteRange::From(start, end) => Some(start..end.map_or(size, |e| (e + 1).min(size))),
+            ByteRange::Suffix(0) => None,
+            ByteRange::Suffix(n) => Some(size.saturating_sub(n)..size),
+        }
+    }
+}
+
+/// RFC 7232 precedence: If-Match, else If-Unmodified-Since (412); then If-None-Match, else
+/// If-Modified-Since (304).
+fn check_conditions(h: &http::HeaderMap, o: &ObjectRecord) -> Result<Option<StatusCode>, S3Error> {
+    let modified = o.last_modified.unix_seconds();
+    if let Some(m) = headers::text(h, "if-match")? {
+        if !data::etag_list_matches(&m, &o.etag) {
+            return Ok(Some(StatusCode::PRECONDITION_FAILED));
+        }
+    } else if let Some(t) = headers::text(h, "if-unmodified-since")?.and_then(|v| Timestamp::parse_http_date(&v))
+        && modified > t.unix_seconds()
+    {
+        return Ok(Some(StatusCode::PRECONDITION_FAILED));
+    }
+    if let Some(m) = headers::text(h, "if-none-match")? {
+        if data::etag_list_matches(&m, &o.etag) {
+            return Ok(Some(StatusCode::NOT_MODIFIED));
+        }
+    } else if let Some(t) = headers::text(h, "if-modified-since")?.and_then(|v| Timestamp::parse_http_date(&v))
+        && modified <= t.unix_seconds()
+    {
+        return Ok(Some(StatusCode::NOT_MODIFIED));
+    }
+    Ok(None)
+}
+
+/// The byte range of part `n` (1-based) of an object.
+fn part_range(o: &ObjectRecord, n: usize) -> Option<Range<u64>> {
+    let start: u64 = o.parts.iter().take(n - 1).map(|p| p.size).sum();
+    o.parts.get(n - 1).map(|p| start..start + p.size)
+}
+
+pub async fn call(cx: &Ctx<'_>, req: S3Request, head: bool) -> Result<S3Response, S3Error> {
+    let bucket = cx.bucket()?;
+    let key = cx.key()?;
+    data::check_version_id(cx)?;
+    let part_number = match cx.query.get("partNumber") {
+        None => None,
+        Some(v) => Some(v.parse::<usize>().ok().filter(|n| (1..=10_000).contains(n)).ok_or_else(|| {
+            S3Error::invalid_argument("Part number must be an integer between 1 and 10000, inclusive", "partNumber", v)
+        })?),
+    };
+    let range_header = headers::text(&req.headers, "range")?;
+    if part_number.is_some() && range_header.is_some() {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "Cannot specify both Range header and partNumber query parameter",
+        ));
+    }
+    let object = cx
+        .s3
+        .meta
+        .get_object(&bucket.name, key)
+        .await?
+        .ok_or_else(|| S3Error::new(S3ErrorCode::NoSuchKey).field("Key", key))?;
+
+    if let Some(status) = check_conditions(&req.headers, &object)? {
+        if status == StatusCode::PRECONDITION_FAILED {
+            return Err(S3Error::new(S3ErrorCode::PreconditionFailed).field("Condition", "If-Match"));
+        }
+        return Ok(S3Response::new(status)
+            .header("etag", data::quoted(&object.etag))
+            .header("last-modified", object.last_modified.to_http_date()));
+    }
+
+    let size = object.size;
+    let (status, range) = match (part_number, range_header.as_deref().and_then(ByteRange::parse)) {
+        (Some(n), _) if object.multipart => {
+            let r = part_range(&object, n).ok_or_else(|| {
+                S3Error::with_message(S3ErrorCode::InvalidPartNumber, "The requested partnumber is not satisfiable")
+                    .field("PartNumberRequested", n.to_string())
+                    .field("ActualPartCount", object.parts.len().to_string())
+            })?;
+            (StatusCode::PARTIAL_CONTENT, r)
+        }
+        (Some(1), _) => (StatusCode::OK, 0..size),
+        (Some(n), _) => {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidPartNumber,
+                "The requested partnumber is not satisfiable",
+            )
+            .field("PartNumberRequested", n.to_string())
+            .field("ActualPartCount", "1"));
+        }
+        (None, Some(r)) => match r.resolve(size) {
+            Some(r) => (StatusCode::PARTIAL_CONTENT, r),
+            None => {
+                return Err(S3Error::new(S3ErrorCode::InvalidRange)
+                    .field("RangeRequested", range_header.unwrap_or_default())
+                    .field("ActualObjectSize", size.to_string())
+                    .header("content-range", format!("bytes */{size}")));
+            }
+        },
+        (None, None) => (StatusCode::OK, 0..size),
+    };
+
+    let mut resp = data::object_headers(S3Response::new(status), &object)
+        .header("content-length", (range.end - range.start).to_string());
+    if status == StatusCode::PARTIAL_CONTENT && size > 0 {
+        resp = resp.header("content-range", format!("bytes {}-{}/{size}", range.start, range.end - 1));
+    }
+    if part_number.is_some() && object.multipart {
+        resp = resp.header("x-amz-mp-parts-count", object.parts.len().to_string());
+    }
+    for (param, header) in [
+        ("response-content-type", "content-type"),
+        ("response-content-language", "content-language"),
+        ("response-expires", "expires"),
+        ("response-cache-control", "cache-control"),
+        ("response-content-disposition", "content-disposition"),
+        ("response-content-encoding", "content-encoding"),
+    ] {
+        if let Some(v) = cx.query.get(param)
+            && let Ok(value) = http::HeaderValue::from_str(v)
+        {
+            resp.headers.insert(header, value);
+        }
+    }
+    if !head && range.end > range.start {
+        resp.body = ResponseBody::Stream(data::object_stream(cx, &object, range).await?);
+    }
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        let r = |s: &str, size| ByteRange::parse(s).and_then(|r| r.resolve(size));
+        assert_eq!(r("bytes=0-9", 100), Some(0..10));
+        assert_eq!(r("bytes=90-200", 100), Some(90..100));
+        assert_eq!(r("bytes=95-", 100), Some(95..100));
+        assert_eq!(r("bytes=-10", 100), Some(90..100));
+        assert_eq!(r("bytes=-500", 100), Some(0..100));
+        assert_eq!(r("bytes=100-", 100), None);
+        assert_eq!(r("bytes=-0", 100), None);
+        assert_eq!(r("bytes=0-0", 0), None);
+        assert_eq!(ByteRange::parse("bytes=5-1"), None);
+        assert_eq!(ByteRange::parse("bytes=0-1,3-4"), None);
+        assert_eq!(ByteRange::parse("items=0-1"), None);
+    }
+}

@@ -1,0 +1,8 @@
+//! Object operations.
+
+pub mod copy;
+pub mod delete;
+pub mod delete_many;
+pub mod get;
+pub mod list;
+pub mod put;

@@ -1,0 +1,67 @@
+//! PutObject: <https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html>
+
+use http::StatusCode;
+
+use crate::clock::Timestamp;
+use crate::s3::ops::data::{self, MAX_PUT_SIZE};
+use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response, headers};
+use crate::storage::{ObjectRecord, PartRecord, WriteCondition};
+
+pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
+    let bucket = cx.bucket()?;
+    let key = cx.key()?;
+    let h = &req.headers;
+    // Everything is checked from the headers before the body is read.
+    headers::check_object_acl(h)?;
+    headers::check_unsupported_object_features(h)?;
+    let storage_class = headers::storage_class(h)?;
+    let content = headers::content_headers(h)?;
+    let user_metadata = headers::user_metadata(h)?;
+    let tags = headers::tagging(h)?;
+    let condition = data::write_condition(h)?;
+    data::declared_length(h, MAX_PUT_SIZE)?;
+    // Fail fast on a condition that already fails; it is checked again at commit.
+    if condition != WriteCondition::None {
+        let current = cx.s3.meta.get_object(&bucket.name, key).await?;
+        condition.check(current.as_ref()).map_err(data::condition_error)?;
+    }
+
+    let (blob, digest) = data::store_body(cx, req.body, h, MAX_PUT_SIZE).await?;
+    let now = Timestamp::now();
+    let object = ObjectRecord {
+        bucket: bucket.name.clone(),
+        key: key.to_owned(),
+        size: digest.len,
+        etag: hex::encode(digest.md5),
+        last_modified: now,
+        owner: cx.owner(),
+        storage_class: storage_class.as_str().to_owned(),
+        headers: content,
+        user_metadata,
+        tags,
+        parts: vec![PartRecord {
+            part_number: 1,
+            blob: blob.id.clone(),
+            size: digest.len,
+            md5: digest.md5,
+            last_modified: now,
+            checksums: Vec::new(),
+        }],
+        multipart: false,
+        checksum: None,
+    };
+    let etag = object.etag.clone();
+    match cx.s3.meta.put_object(object, &condition).await {
+        Ok(replaced) => data::reclaim_object(cx, replaced).await,
+        Err(e) => {
+            data::reclaim(cx, vec![blob.id]).await;
+            return Err(match e {
+                crate::storage::StorageError::NotFound(crate::storage::Resource::Object) => {
+                    S3Error::new(S3ErrorCode::NoSuchKey)
+                }
+                e => data::condition_error(e),
+            });
+        }
+    }
+    Ok(S3Response::new(StatusCode::OK).header("etag", data::quoted(&etag)))
+}
