@@ -57,6 +57,12 @@ async fn handle(State(s3): State<Arc<S3Service>>, req: Request) -> Response {
         user = tracing::field::Empty,
     );
     let head = req.method() == Method::HEAD;
+    // An empty body announced with `Expect: 100-continue` is never read, so no 100 is sent.
+    // botocore then takes the final answer as an early response, and the next request it
+    // sends on that connection misparses its response and hangs: end the connection instead.
+    let close_after =
+        req.headers().get(http::header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+            && req.headers().get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0");
     let resp = async {
         let resp = if is_health_check(&s3, &req) {
             health(&s3).await
@@ -68,7 +74,11 @@ async fn handle(State(s3): State<Arc<S3Service>>, req: Request) -> Response {
     }
     .instrument(span)
     .await;
-    into_http(resp, &ids, head)
+    let mut out = into_http(resp, &ids, head);
+    if close_after {
+        out.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    out
 }
 
 fn is_health_check(s3: &S3Service, req: &Request) -> bool {

@@ -96,3 +96,31 @@ async fn garbage_is_answered_not_hung() {
     }
     server.stop().await;
 }
+
+/// botocore sends empty uploads with `Expect: 100-continue`; the server never reads the
+/// (empty) body, so it ends the connection after answering rather than leaving botocore to
+/// misparse its next response on that connection (the next request then hung for 60 s).
+#[tokio::test]
+async fn empty_body_with_expect_continue_ends_the_connection() {
+    use tokio::io::AsyncReadExt;
+    let server = server_with_bucket().await;
+    let raw =
+        Raw::new("PUT", &server.host("bkt", Style::Path), "/bkt/empty").header("expect", "100-continue").sign(ALICE);
+    let mut head = format!("PUT {} HTTP/1.1\r\nhost: {}\r\ncontent-length: 0\r\n", raw.target, raw.host);
+    for (k, v) in &raw.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut s = tokio::net::TcpStream::connect(server.addr).await.expect("connect");
+    s.write_all(head.as_bytes()).await.expect("write");
+    let resp = read_response(&mut s, false).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.header("connection"), Some("close"));
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut rest))
+        .await
+        .expect("closed")
+        .expect("read");
+    assert_eq!(n, 0, "no 100 Continue or other bytes: {:?}", String::from_utf8_lossy(&rest));
+    server.stop().await;
+}
