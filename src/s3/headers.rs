@@ -206,6 +206,27 @@ pub fn checksum_settings(headers: &HeaderMap) -> Result<Option<(ChecksumAlgorith
     Ok(Some((a, t)))
 }
 
+/// What a new object (or an upload that becomes one) carries from its request headers.
+pub struct ObjectAttributes {
+    pub storage_class: StorageClass,
+    pub content: ContentHeaders,
+    pub user_metadata: Vec<(String, String)>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// Validates everything PutObject and CreateMultipartUpload share: ACL headers, unsupported
+/// features, storage class, content headers, user metadata and tagging.
+pub fn object_attributes(h: &HeaderMap) -> Result<ObjectAttributes, S3Error> {
+    check_object_acl(h)?;
+    check_unsupported_object_features(h)?;
+    Ok(ObjectAttributes {
+        storage_class: storage_class(h)?,
+        content: content_headers(h)?,
+        user_metadata: user_metadata(h)?,
+        tags: tagging(h)?,
+    })
+}
+
 /// Canned ACLs an ACL-disabled bucket (the AWS default) still accepts: they grant nothing
 /// beyond the owner's own access.
 const OWNER_ONLY_ACLS: [&str; 2] = ["private", "bucket-owner-full-control"];

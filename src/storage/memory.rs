@@ -276,18 +276,7 @@ impl MetadataStore for MemoryMetadataStore {
         condition.check(s.objects.get(&(bucket.clone(), key.clone())))?;
         let (_, parts) = s.remove_upload(&bucket, upload_id, &k);
         let discarded = parts.into_iter().filter(|p| !object.parts.iter().any(|used| used.blob == p.blob)).collect();
-        s.completed.insert(
-            (bucket.clone(), upload_id.to_owned()),
-            CompletedUpload {
-                bucket: bucket.clone(),
-                key: key.clone(),
-                upload_id: upload_id.to_owned(),
-                etag: object.etag.clone(),
-                size: object.size,
-                checksum: object.checksum.clone(),
-                completed: object.last_modified,
-            },
-        );
+        s.completed.insert((bucket.clone(), upload_id.to_owned()), CompletedUpload::of(&object, upload_id));
         let replaced = s.objects.insert((bucket, key), object);
         Ok(CompleteOutcome { replaced, discarded })
     }

@@ -243,3 +243,18 @@ pub struct CompletedUpload {
     pub checksum: Option<(String, String, String)>,
     pub completed: Timestamp,
 }
+
+impl CompletedUpload {
+    /// The completion of `upload_id` that produced `object`.
+    pub fn of(object: &ObjectRecord, upload_id: &str) -> Self {
+        CompletedUpload {
+            bucket: object.bucket.clone(),
+            key: object.key.clone(),
+            upload_id: upload_id.to_owned(),
+            etag: object.etag.clone(),
+            size: object.size,
+            checksum: object.checksum.clone(),
+            completed: object.last_modified,
+        }
+    }
+}

@@ -688,7 +688,7 @@ mod lifecycle {
         assert_eq!(blob_count(&server), 1);
 
         // Conditional Complete.
-        let cu = |id: &str, etag: &str| {
+        let cu = |etag: &str| {
             CompletedMultipartUpload::builder()
                 .parts(CompletedPart::builder().part_number(1).e_tag(etag).build())
                 .build()
@@ -719,7 +719,7 @@ mod lifecycle {
             .key("src")
             .upload_id(&id)
             .if_none_match("*")
-            .multipart_upload(cu(&id, p.e_tag().expect("etag")))
+            .multipart_upload(cu(p.e_tag().expect("etag")))
             .send()
             .await
             .expect_err("exists");
@@ -750,7 +750,7 @@ mod lifecycle {
             .key("new")
             .upload_id(&id2)
             .if_match("\"abc\"")
-            .multipart_upload(cu(&id2, p2.e_tag().expect("etag")))
+            .multipart_upload(cu(p2.e_tag().expect("etag")))
             .send()
             .await
             .expect_err("no object");
@@ -760,7 +760,7 @@ mod lifecycle {
             .key("new")
             .upload_id(&id2)
             .if_none_match("*")
-            .multipart_upload(cu(&id2, p2.e_tag().expect("etag")))
+            .multipart_upload(cu(p2.e_tag().expect("etag")))
             .send()
             .await
             .expect("absent: completes");

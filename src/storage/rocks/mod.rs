@@ -478,15 +478,7 @@ impl MetadataStore for RocksMetadataStore {
                 batch.delete_cf(db.cf(Cf::Blobs)?, p.blob.0.as_bytes());
             }
             db.stage_object(&mut batch, &object, old.as_ref())?;
-            let done = CompletedUpload {
-                bucket: object.bucket.clone(),
-                key: object.key.clone(),
-                upload_id: upload_id.clone(),
-                etag: object.etag.clone(),
-                size: object.size,
-                checksum: object.checksum.clone(),
-                completed: object.last_modified,
-            };
+            let done = CompletedUpload::of(&object, &upload_id);
             batch.put_cf(db.cf(Cf::Completed)?, keys::completed(&object.bucket, &upload_id), codec::encode(&done)?);
             db.write(batch)?;
             Ok(CompleteOutcome { replaced: old, discarded })

@@ -19,12 +19,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
 
     // Parse and validate every header before the body is touched, so that with
     // `Expect: 100-continue` a bad request is answered without the client sending anything.
-    headers::check_object_acl(h)?;
-    headers::check_unsupported_object_features(h)?;
-    let storage_class = headers::storage_class(h)?;
-    let content = headers::content_headers(h)?;
-    let user_metadata = headers::user_metadata(h)?;
-    let tags = headers::tagging(h)?;
+    let headers::ObjectAttributes { storage_class, content, user_metadata, tags } = headers::object_attributes(h)?;
     let checksum = headers::checksum_settings(h)?;
     let md5 = headers::content_md5(h)?;
     body::read_small(req.body, cx.auth.payload, md5, MAX_BODY).await?;

@@ -56,6 +56,21 @@ fn owner(w: &mut XmlWriter, o: &ObjectRecord) {
     w.start("Owner").elem("ID", &o.owner.id).elem("DisplayName", &o.owner.display_name).end();
 }
 
+/// One `<Contents>` (or `<Version>`) element.
+fn entry(w: &mut XmlWriter, o: &ObjectRecord, key: &str, with_owner: bool, version: bool) {
+    w.start(if version { "Version" } else { "Contents" }).elem("Key", key);
+    if version {
+        w.elem("VersionId", "null").elem("IsLatest", "true");
+    }
+    w.elem("LastModified", &o.last_modified.to_xml())
+        .elem("ETag", &data::quoted(&o.etag))
+        .elem("Size", &o.size.to_string());
+    if with_owner {
+        owner(w, o);
+    }
+    w.elem("StorageClass", &o.storage_class).end();
+}
+
 fn common_prefixes(w: &mut XmlWriter, page: &ObjectPage, url: bool) {
     for cp in &page.common_prefixes {
         w.start("CommonPrefixes").elem("Prefix", &encode_key(cp, url)).end();
@@ -82,13 +97,7 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request, flavor: Flavor) -> Result<S3Res
             w.opt("Delimiter", p.delimiter.map(enc).as_deref());
             w.elem("IsTruncated", truth(page.is_truncated));
             for o in &page.objects {
-                w.start("Contents")
-                    .elem("Key", &enc(&o.key))
-                    .elem("LastModified", &o.last_modified.to_xml())
-                    .elem("ETag", &data::quoted(&o.etag))
-                    .elem("Size", &o.size.to_string());
-                owner(&mut w, o);
-                w.elem("StorageClass", &o.storage_class).end();
+                entry(&mut w, o, &enc(&o.key), true, false);
             }
             common_prefixes(&mut w, &page, p.url);
             w
@@ -116,15 +125,7 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request, flavor: Flavor) -> Result<S3Res
             }
             w.opt("StartAfter", start_after.map(enc).as_deref());
             for o in &page.objects {
-                w.start("Contents")
-                    .elem("Key", &enc(&o.key))
-                    .elem("LastModified", &o.last_modified.to_xml())
-                    .elem("ETag", &data::quoted(&o.etag))
-                    .elem("Size", &o.size.to_string());
-                if fetch_owner {
-                    owner(&mut w, o);
-                }
-                w.elem("StorageClass", &o.storage_class).end();
+                entry(&mut w, o, &enc(&o.key), fetch_owner, false);
             }
             common_prefixes(&mut w, &page, p.url);
             w
@@ -145,15 +146,7 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request, flavor: Flavor) -> Result<S3Res
             w.opt("Delimiter", p.delimiter.map(enc).as_deref());
             w.elem("IsTruncated", truth(page.is_truncated));
             for o in &page.objects {
-                w.start("Version")
-                    .elem("Key", &enc(&o.key))
-                    .elem("VersionId", "null")
-                    .elem("IsLatest", "true")
-                    .elem("LastModified", &o.last_modified.to_xml())
-                    .elem("ETag", &data::quoted(&o.etag))
-                    .elem("Size", &o.size.to_string());
-                owner(&mut w, o);
-                w.elem("StorageClass", &o.storage_class).end();
+                entry(&mut w, o, &enc(&o.key), true, true);
             }
             common_prefixes(&mut w, &page, p.url);
             w

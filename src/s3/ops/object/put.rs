@@ -12,12 +12,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let key = cx.key()?;
     let h = &req.headers;
     // Everything is checked from the headers before the body is read.
-    headers::check_object_acl(h)?;
-    headers::check_unsupported_object_features(h)?;
-    let storage_class = headers::storage_class(h)?;
-    let content = headers::content_headers(h)?;
-    let user_metadata = headers::user_metadata(h)?;
-    let tags = headers::tagging(h)?;
+    let headers::ObjectAttributes { storage_class, content, user_metadata, tags } = headers::object_attributes(h)?;
     let condition = data::write_condition(h)?;
     data::declared_length(h, MAX_PUT_SIZE)?;
     // Fail fast on a condition that already fails; it is checked again at commit.
