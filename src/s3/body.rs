@@ -10,8 +10,11 @@ use futures_util::{Stream, StreamExt};
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
+use super::checksum::{Checksummer, Expected, RequestChecksum};
 use super::error::{S3Error, S3ErrorCode};
+use super::types::ChecksumAlgorithm;
 use crate::auth::PayloadHash;
+use crate::auth::sigv4::chunked::Trailers;
 
 /// A request or response body as a stream of chunks.
 pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, S3Error>> + Send + 'static>>;
@@ -27,6 +30,10 @@ pub struct BodyDigest {
     pub len: u64,
 }
 
+/// The flexible checksums of a verified body, (algorithm, base64 value): the one the request
+/// asked for first, then CRC64NVME if that was another (multipart objects combine it).
+pub type BodyChecksum = Arc<OnceLock<Vec<(ChecksumAlgorithm, String)>>>;
+
 /// Checks a body against the digests the client declared, failing at the end of the stream
 /// with the code S3 uses (`XAmzContentSHA256Mismatch`, `BadDigest`), and measures its MD5
 /// (the ETag) and length on the way. Bodies longer than `limit` fail with `EntityTooLarge`
@@ -39,6 +46,9 @@ pub struct VerifiedBody {
     len: u64,
     limit: u64,
     digest: Arc<OnceLock<BodyDigest>>,
+    checksum: Option<(Checksummer, ChecksumAlgorithm, Expected, Option<Trailers>)>,
+    crc64: Option<Checksummer>,
+    checksum_result: BodyChecksum,
     done: bool,
 }
 
@@ -59,8 +69,27 @@ impl VerifiedBody {
             len: 0,
             limit,
             digest: Arc::new(OnceLock::new()),
+            checksum: None,
+            crc64: None,
+            checksum_result: Arc::new(OnceLock::new()),
             done: false,
         }
+    }
+
+    /// Also computes (and, when the client sent one in a header or trailer, verifies) a
+    /// flexible checksum.
+    pub fn with_checksum(mut self, request: &RequestChecksum, trailers: Option<Trailers>) -> Self {
+        let a = request.algorithm;
+        self.checksum = Some((Checksummer::new(a), a, request.expected.clone(), trailers));
+        if a != ChecksumAlgorithm::Crc64Nvme {
+            self.crc64 = Some(Checksummer::new(ChecksumAlgorithm::Crc64Nvme));
+        }
+        self
+    }
+
+    /// Filled in with the flexible checksum once the body has been read and verified.
+    pub fn checksum(&self) -> BodyChecksum {
+        Arc::clone(&self.checksum_result)
     }
 
     /// Filled in when the body has been read to the end and verified.
@@ -87,6 +116,31 @@ impl VerifiedBody {
                     .field("CalculatedDigest", b64.encode(actual)));
             }
         }
+        if let Some((hasher, a, expected, trailers)) = self.checksum.take() {
+            let actual = hasher.finalize();
+            let sent = match expected {
+                Expected::Header(v) => Some(v),
+                // A trailer-announcing body may still end without the trailer (the checksum is
+                // then only computed), as on AWS.
+                Expected::Trailer => trailers.and_then(|t| {
+                    t.get().and_then(|t| t.iter().find(|(k, _)| k == a.header_name()).map(|(_, v)| v.clone()))
+                }),
+                Expected::None => None,
+            };
+            if let Some(sent) = sent
+                && sent != actual
+            {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::BadDigest,
+                    format!("The {} you specified did not match the calculated checksum.", a.as_str()),
+                ));
+            }
+            let mut all = vec![(a, actual)];
+            if let Some(c) = self.crc64.take() {
+                all.push((ChecksumAlgorithm::Crc64Nvme, c.finalize()));
+            }
+            let _ = self.checksum_result.set(all);
+        }
         let _ = self.digest.set(BodyDigest { md5: actual, len: self.len });
         Ok(())
     }
@@ -110,6 +164,12 @@ impl Stream for VerifiedBody {
                 }
                 if let Some((h, _)) = &mut self.sha256 {
                     h.update(&chunk);
+                }
+                if let Some((c, ..)) = &mut self.checksum {
+                    c.update(&chunk);
+                }
+                if let Some(c) = &mut self.crc64 {
+                    c.update(&chunk);
                 }
                 self.md5.update(&chunk);
                 Poll::Ready(Some(Ok(chunk)))

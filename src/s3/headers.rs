@@ -74,12 +74,20 @@ pub fn content_headers(headers: &HeaderMap) -> Result<ContentHeaders, S3Error> {
     Ok(ContentHeaders {
         cache_control: text(headers, "cache-control")?,
         content_disposition: text(headers, "content-disposition")?,
-        content_encoding: text(headers, "content-encoding")?,
+        content_encoding: text(headers, "content-encoding")?.and_then(|v| strip_aws_chunked(&v)),
         content_language: text(headers, "content-language")?,
         content_type: Some(text(headers, "content-type")?.unwrap_or_else(|| "binary/octet-stream".to_owned())),
         expires: text(headers, "expires")?,
         website_redirect_location: redirect,
     })
+}
+
+/// Content-Encoding without the `aws-chunked` transfer framing, which is not part of the
+/// object: `gzip, aws-chunked` and `gzip,aws-chunked` become `gzip`; `aws-chunked` alone, none.
+pub fn strip_aws_chunked(value: &str) -> Option<String> {
+    let kept: Vec<&str> =
+        value.split(',').map(str::trim).filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("aws-chunked")).collect();
+    (!kept.is_empty()).then(|| kept.join(", "))
 }
 
 /// `x-amz-meta-*` pairs (names lower-case, without the prefix), at most 2 KB in all.
@@ -364,6 +372,15 @@ mod tests {
             check_object_acl(&h(&[("x-amz-acl", "bogus")])).expect_err("bogus").code,
             S3ErrorCode::InvalidArgument
         );
+    }
+
+    #[test]
+    fn aws_chunked_is_not_a_stored_encoding() {
+        assert_eq!(strip_aws_chunked("aws-chunked"), None);
+        assert_eq!(strip_aws_chunked("gzip, aws-chunked").as_deref(), Some("gzip"));
+        assert_eq!(strip_aws_chunked("gzip,aws-chunked").as_deref(), Some("gzip"));
+        assert_eq!(strip_aws_chunked("aws-chunked,gzip").as_deref(), Some("gzip"));
+        assert_eq!(strip_aws_chunked("br").as_deref(), Some("br"));
     }
 
     #[test]

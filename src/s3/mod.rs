@@ -3,6 +3,7 @@
 
 pub mod address;
 pub mod body;
+pub mod checksum;
 pub mod error;
 pub mod headers;
 pub mod ops;

@@ -7,6 +7,8 @@ mod common;
 mod auth;
 /// Service and bucket operations.
 mod bucket;
+/// Flexible checksums and aws-chunked bodies.
+mod checksum;
 /// The built binary: config, health, restart persistence, signals.
 mod daemon;
 /// Malformed input: bad headers, names, digests; no panics, no hangs.

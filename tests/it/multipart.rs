@@ -197,13 +197,19 @@ async fn missing_bucket_and_expect_continue(style: Style) {
     .header("content-length", "10")
     .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
     .sign(ALICE);
-    let mut head = format!("POST {} HTTP/1.1\r\nhost: {}\r\n", raw.target, raw.host);
-    for (k, v) in &raw.headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    let resp = send_bytes(server.addr, head.as_bytes(), false).await;
-    resp.assert_error(404, "NoSuchBucket");
+    send_head_only(server.addr, &raw).await.assert_error(404, "NoSuchBucket");
+    // UploadPart to an unknown upload, and a part over 5 GiB, are refused before the body.
+    let part = |target: String, len: &str| {
+        Raw::new("PUT", &server.host("bkt", style), &target)
+            .header("expect", "100-continue")
+            .header("content-length", len)
+            .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
+            .sign(ALICE)
+    };
+    let target = format!("{}?partNumber=1&uploadId=unknown", server.target("bkt", "k", style));
+    send_head_only(server.addr, &part(target, "10")).await.assert_error(404, "NoSuchUpload");
+    let put = server.target("bkt", "k", style);
+    send_head_only(server.addr, &part(put, "5368709121")).await.assert_error(400, "EntityTooLarge");
     server.stop().await;
 }
 both_styles!(missing_bucket_and_expect_continue);

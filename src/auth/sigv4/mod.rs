@@ -6,6 +6,7 @@
 
 pub mod authorization;
 pub mod canonical;
+pub mod chunked;
 pub mod signing;
 
 use std::time::Duration;

@@ -8,29 +8,45 @@ use futures_util::{StreamExt, TryStreamExt};
 use http::HeaderMap;
 
 use crate::auth::PayloadHash;
+use crate::auth::sigv4::chunked::{ChunkedDecoder, ChunkedError};
 use crate::s3::body::{BodyDigest, BodyStream, VerifiedBody};
+use crate::s3::checksum::RequestChecksum;
+use crate::s3::types::ChecksumAlgorithm;
 use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Response, headers};
 use crate::storage::{BlobRef, ObjectRecord, PartRecord, StorageError, WriteCondition};
 
 /// Largest object a single PUT may carry, and largest part.
 pub const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 
-/// The declared body length, checked before any body byte is read (so that with
-/// `Expect: 100-continue` a doomed upload is refused without being sent).
-pub fn declared_length(h: &HeaderMap, limit: u64) -> Result<Option<u64>, S3Error> {
-    let chunked = h.get(http::header::TRANSFER_ENCODING).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"));
-    let length = match h.get(http::header::CONTENT_LENGTH) {
-        Some(v) => Some(std::str::from_utf8(v.as_bytes()).ok().and_then(|s| s.trim().parse::<u64>().ok()).ok_or_else(
-            || {
-                S3Error::invalid_argument(
-                    "Invalid Content-Length",
-                    "Content-Length",
-                    &String::from_utf8_lossy(v.as_bytes()),
-                )
-            },
-        )?),
-        None if chunked => None,
-        None => return Err(S3Error::new(S3ErrorCode::MissingContentLength)),
+/// The body length the object will have, checked before any body byte is read (so that with
+/// `Expect: 100-continue` a doomed upload is refused without being sent). For `aws-chunked`
+/// bodies that is `x-amz-decoded-content-length`.
+pub fn declared_length(cx: &Ctx<'_>, h: &HeaderMap, limit: u64) -> Result<Option<u64>, S3Error> {
+    let number = |name: &str| -> Result<Option<u64>, S3Error> {
+        match headers::text(h, name)? {
+            None => Ok(None),
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .map(Some)
+                .map_err(|_| S3Error::invalid_argument(format!("Invalid {name}"), name, &v)),
+        }
+    };
+    let chunked_te =
+        h.get(http::header::TRANSFER_ENCODING).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"));
+    let length = if let PayloadHash::Streaming(_) = cx.auth.payload {
+        Some(number("x-amz-decoded-content-length")?.ok_or_else(|| {
+            S3Error::with_message(
+                S3ErrorCode::MissingContentLength,
+                "You must provide the x-amz-decoded-content-length header.",
+            )
+        })?)
+    } else {
+        match number("content-length")? {
+            Some(n) => Some(n),
+            None if chunked_te => None,
+            None => return Err(S3Error::new(S3ErrorCode::MissingContentLength)),
+        }
     };
     if let Some(n) = length
         && n > limit
@@ -42,28 +58,74 @@ pub fn declared_length(h: &HeaderMap, limit: u64) -> Result<Option<u64>, S3Error
     Ok(length)
 }
 
-/// Streams a request body into a new blob, verifying `x-amz-content-sha256` and
-/// `Content-MD5` on the way. Nothing is kept if verification fails.
+/// Maps a failure of the `aws-chunked` decoder to the S3 error AWS answers.
+fn chunked_error(e: ChunkedError) -> S3Error {
+    match e {
+        ChunkedError::SignatureMismatch => S3Error::with_message(
+            S3ErrorCode::SignatureDoesNotMatch,
+            "The chunk signature we calculated does not match the signature you provided.",
+        ),
+        ChunkedError::MalformedTrailer(m) => S3Error::new(S3ErrorCode::MalformedTrailerError).source(m),
+        ChunkedError::Incomplete => S3Error::new(S3ErrorCode::IncompleteBody),
+        ChunkedError::Malformed(m) => {
+            S3Error::with_message(S3ErrorCode::IncompleteBody, "The request body is not valid aws-chunked framing.")
+                .source(m)
+        }
+        ChunkedError::Inner(inner) => match inner.downcast::<S3Error>() {
+            Ok(e) => *e,
+            Err(other) => S3Error::new(S3ErrorCode::IncompleteBody).source(other),
+        },
+    }
+}
+
+/// A stored body: its blob, MD5 and length, and its flexible checksums (the requested one
+/// first).
+pub struct Stored {
+    pub blob: BlobRef,
+    pub digest: BodyDigest,
+    pub checksums: Vec<(ChecksumAlgorithm, String)>,
+}
+
+impl Stored {
+    /// The checksum the request asked for.
+    pub fn checksum(&self) -> (ChecksumAlgorithm, String) {
+        self.checksums.first().cloned().unwrap_or((ChecksumAlgorithm::Crc64Nvme, String::new()))
+    }
+
+    /// The checksums as stored with a part.
+    pub fn records(&self) -> Vec<(String, String)> {
+        self.checksums.iter().map(|(a, v)| (a.as_str().to_owned(), v.clone())).collect()
+    }
+}
+
+/// Streams a request body into a new blob: `aws-chunked` framing decoded and its signatures
+/// verified, `x-amz-content-sha256`, `Content-MD5` and the flexible checksum checked on the
+/// way. Nothing is kept if verification fails.
 pub async fn store_body(
     cx: &Ctx<'_>,
     body: BodyStream,
     h: &HeaderMap,
     limit: u64,
-) -> Result<(BlobRef, BodyDigest), S3Error> {
-    if let PayloadHash::Streaming(_) = cx.auth.payload {
-        return Err(S3Error::with_message(
-            S3ErrorCode::NotImplemented,
-            "aws-chunked (STREAMING-*) request bodies are not implemented by this server yet",
-        ));
-    }
+    checksum: &RequestChecksum,
+) -> Result<Stored, S3Error> {
+    let declared = declared_length(cx, h, limit)?;
+    let (body, trailers): (BodyStream, _) = match cx.auth.payload {
+        PayloadHash::Streaming(mode) => {
+            let decoder = ChunkedDecoder::new(body, mode, Some(cx.auth.signing.clone()), declared.unwrap_or(0));
+            let trailers = decoder.trailers();
+            (Box::pin(decoder.map_err(chunked_error)), Some(trailers))
+        }
+        _ => (body, None),
+    };
     let content_md5 = headers::content_md5(h)?;
-    let verified = VerifiedBody::with_limit(body, cx.auth.payload, content_md5, limit);
-    let digest = verified.digest();
+    let verified =
+        VerifiedBody::with_limit(body, cx.auth.payload, content_md5, limit).with_checksum(checksum, trailers);
+    let (digest, sum) = (verified.digest(), verified.checksum());
     let stream = verified.map_err(std::io::Error::other);
     let blob = cx.s3.blobs.put(Box::pin(stream)).await?;
-    match digest.get() {
-        Some(d) => Ok((blob, *d)),
-        None => {
+    match (digest.get(), sum.get()) {
+        (Some(d), Some(c)) if !c.is_empty() => Ok(Stored { blob, digest: *d, checksums: c.clone() }),
+        _ => {
             reclaim(cx, vec![blob.id]).await;
             Err(S3Error::internal("body ended without a digest"))
         }

@@ -317,6 +317,17 @@ impl Raw {
     }
 }
 
+/// Sends only the request head (no body bytes, whatever Content-Length says) and reads the
+/// answer: how a client waiting on `Expect: 100-continue` sees an early error.
+pub async fn send_head_only(addr: SocketAddr, raw: &Raw) -> RawResponse {
+    let mut head = format!("{} {} HTTP/1.1\r\nhost: {}\r\n", raw.method, raw.target, raw.host);
+    for (k, v) in &raw.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    send_bytes(addr, head.as_bytes(), false).await
+}
+
 /// Writes raw bytes, reads one response (bounded by a timeout so a hang fails the test).
 pub async fn send_bytes(addr: SocketAddr, bytes: &[u8], head: bool) -> RawResponse {
     let fut = async {

@@ -17,13 +17,16 @@ use serde::Deserialize;
 use super::upload_id;
 use crate::auth::sigv4::canonical::uri_encode;
 use crate::clock::Timestamp;
+use crate::s3::checksum;
 use crate::s3::ops::data;
+use crate::s3::types::ChecksumAlgorithm;
 use crate::s3::xml::{XmlWriter, from_xml, strip_declaration};
 use crate::s3::{
     Ctx, RequestIds, ResponseBody, S3Error, S3ErrorCode, S3Request, S3Response, body, error_document, headers,
 };
 use crate::storage::{
-    BlobStore, CompletedUpload, MetadataStore, ObjectRecord, Resource, StorageError, UploadRecord, WriteCondition,
+    BlobStore, CompletedUpload, MetadataStore, ObjectRecord, PartRecord, Resource, StorageError, UploadRecord,
+    WriteCondition,
 };
 
 /// Smallest size of every part but the last.
@@ -46,10 +49,28 @@ struct PartXml {
     part_number: Option<String>,
     #[serde(rename = "ETag")]
     etag: Option<String>,
+    #[serde(rename = "ChecksumCRC32")]
+    crc32: Option<String>,
+    #[serde(rename = "ChecksumCRC32C")]
+    crc32c: Option<String>,
+    #[serde(rename = "ChecksumCRC64NVME")]
+    crc64nvme: Option<String>,
+    #[serde(rename = "ChecksumSHA1")]
+    sha1: Option<String>,
+    #[serde(rename = "ChecksumSHA256")]
+    sha256: Option<String>,
 }
 
-/// The requested parts, checked for shape and order: (part number, unquoted ETag).
-fn requested_parts(doc: &[u8]) -> Result<Vec<(u32, String)>, S3Error> {
+/// One part named in the request: number, unquoted ETag, and the checksums it echoes.
+#[derive(Debug, PartialEq, Eq)]
+struct Requested {
+    number: u32,
+    etag: String,
+    checksums: Vec<(ChecksumAlgorithm, String)>,
+}
+
+/// The requested parts, checked for shape and order.
+fn requested_parts(doc: &[u8]) -> Result<Vec<Requested>, S3Error> {
     let xml: CompleteXml = from_xml(doc)?;
     if xml.parts.is_empty() {
         return Err(S3Error::with_message(
@@ -57,8 +78,19 @@ fn requested_parts(doc: &[u8]) -> Result<Vec<(u32, String)>, S3Error> {
             "The XML you provided was not well-formed or did not validate against our published schema",
         ));
     }
-    let mut out: Vec<(u32, String)> = Vec::with_capacity(xml.parts.len());
+    let mut out: Vec<Requested> = Vec::with_capacity(xml.parts.len());
     for p in xml.parts {
+        use ChecksumAlgorithm as A;
+        let checksums: Vec<(ChecksumAlgorithm, String)> = [
+            (A::Crc32, p.crc32),
+            (A::Crc32c, p.crc32c),
+            (A::Crc64Nvme, p.crc64nvme),
+            (A::Sha1, p.sha1),
+            (A::Sha256, p.sha256),
+        ]
+        .into_iter()
+        .filter_map(|(a, v)| v.map(|v| (a, v.trim().to_owned())))
+        .collect();
         let (Some(n), Some(etag)) = (p.part_number, p.etag) else {
             return Err(S3Error::new(S3ErrorCode::MalformedXML));
         };
@@ -73,18 +105,57 @@ fn requested_parts(doc: &[u8]) -> Result<Vec<(u32, String)>, S3Error> {
                 &n.to_string(),
             )
         })?;
-        if out.last().is_some_and(|(prev, _)| *prev >= n) {
+        if out.last().is_some_and(|prev| prev.number >= n) {
             return Err(S3Error::new(S3ErrorCode::InvalidPartOrder));
         }
-        out.push((n, data::unquote(&etag).to_ascii_lowercase()));
+        out.push(Requested { number: n, etag: data::unquote(&etag).to_ascii_lowercase(), checksums });
     }
     Ok(out)
 }
 
-fn result_document(location: &str, bucket: &str, key: &str, etag: &str) -> Bytes {
+fn result_document(
+    location: &str,
+    bucket: &str,
+    key: &str,
+    etag: &str,
+    checksum: Option<&(String, String, String)>,
+) -> Bytes {
     let mut w = XmlWriter::new("CompleteMultipartUploadResult");
     w.elem("Location", location).elem("Bucket", bucket).elem("Key", key).elem("ETag", &data::quoted(etag));
+    if let Some((algorithm, kind, value)) = checksum
+        && let Some(a) = ChecksumAlgorithm::parse(algorithm)
+    {
+        w.elem(a.xml_name(), value).elem("ChecksumType", kind);
+    }
     w.finish()
+}
+
+/// The object checksum of a multipart upload: COMPOSITE or FULL_OBJECT as the upload was
+/// created, or (with no algorithm chosen) the CRC64NVME combined from the computed part CRCs.
+fn object_checksum(upload: &UploadRecord, parts: &[PartRecord]) -> Result<Option<(String, String, String)>, S3Error> {
+    let (algorithm, kind) = match upload.checksum_algorithm.as_deref().and_then(ChecksumAlgorithm::parse) {
+        Some(a) => (a, upload.checksum_type.clone().unwrap_or_else(|| a.default_type().as_str().to_owned())),
+        None => (ChecksumAlgorithm::Crc64Nvme, "FULL_OBJECT".to_owned()),
+    };
+    let sums: Option<Vec<(&str, u64)>> = parts
+        .iter()
+        .map(|p| p.checksums.iter().find(|(a, _)| a == algorithm.as_str()).map(|(_, v)| (v.as_str(), p.size)))
+        .collect();
+    let Some(sums) = sums else {
+        return match upload.checksum_algorithm {
+            // Every part of an upload with an algorithm carries it (UploadPart enforces that).
+            Some(_) => {
+                Err(S3Error::with_message(S3ErrorCode::InvalidRequest, "A part is missing the upload's checksum"))
+            }
+            None => Ok(None),
+        };
+    };
+    let value = if kind == "COMPOSITE" {
+        checksum::composite(algorithm, &sums.iter().map(|(v, _)| *v).collect::<Vec<_>>())
+    } else {
+        checksum::combine_crc(algorithm, &sums)
+    };
+    Ok(value.map(|v| (algorithm.as_str().to_owned(), kind, v)))
 }
 
 /// Everything the completion needs, owned, so it can outlive the request handler.
@@ -92,7 +163,7 @@ struct Job {
     meta: Arc<dyn MetadataStore>,
     blobs: Arc<dyn BlobStore>,
     upload: UploadRecord,
-    requested: Vec<(u32, String)>,
+    requested: Vec<Requested>,
     expected_size: Option<u64>,
     condition: WriteCondition,
     location: String,
@@ -113,7 +184,8 @@ impl Job {
         let stored = self.meta.list_parts(&u.bucket, &u.key, id, 0, 10_000).await?;
         let mut manifest = Vec::with_capacity(self.requested.len());
         let mut md5s = Md5::new();
-        for (i, (n, etag)) in self.requested.iter().enumerate() {
+        for (i, r) in self.requested.iter().enumerate() {
+            let (n, etag) = (&r.number, &r.etag);
             let invalid = || {
                 S3Error::new(S3ErrorCode::InvalidPart)
                     .field("UploadId", id)
@@ -123,6 +195,12 @@ impl Job {
             let part = stored.parts.iter().find(|p| p.part_number == *n).ok_or_else(invalid)?;
             if hex::encode(part.md5) != *etag {
                 return Err(invalid());
+            }
+            // Checksums echoed from UploadPart must be the part's.
+            for (a, v) in &r.checksums {
+                if part.checksums.iter().any(|(sa, sv)| sa == a.as_str() && sv != v) {
+                    return Err(invalid());
+                }
             }
             if i + 1 < self.requested.len() && part.size < MIN_PART_SIZE {
                 return Err(S3Error::new(S3ErrorCode::EntityTooSmall)
@@ -155,6 +233,7 @@ impl Job {
             e => data::condition_error(e),
         })?;
         let etag = format!("{}-{}", hex::encode(md5s.finalize()), manifest.len());
+        let object_checksum = object_checksum(u, &manifest)?;
         let object = ObjectRecord {
             bucket: u.bucket.clone(),
             key: u.key.clone(),
@@ -168,7 +247,7 @@ impl Job {
             tags: u.tags.clone(),
             parts: manifest,
             multipart: true,
-            checksum: None,
+            checksum: object_checksum.clone(),
         };
         match self.meta.complete_upload(id, object, &self.condition).await {
             Ok(outcome) => {
@@ -182,7 +261,7 @@ impl Job {
                 // Completed (or aborted) concurrently: a completion of this key answers alike.
                 return match self.meta.get_completed(&u.bucket, id).await? {
                     Some(done) if done.key == u.key => {
-                        Ok(result_document(&self.location, &u.bucket, &u.key, &done.etag))
+                        Ok(result_document(&self.location, &u.bucket, &u.key, &done.etag, done.checksum.as_ref()))
                     }
                     _ => Err(S3Error::new(S3ErrorCode::NoSuchUpload).field("UploadId", id)),
                 };
@@ -192,7 +271,7 @@ impl Job {
             }
             Err(e) => return Err(e.into()),
         }
-        Ok(result_document(&self.location, &u.bucket, &u.key, &etag))
+        Ok(result_document(&self.location, &u.bucket, &u.key, &etag, object_checksum.as_ref()))
     }
 }
 
@@ -207,7 +286,8 @@ fn location(cx: &Ctx<'_>, req: &S3Request, bucket: &str, key: &str) -> String {
 }
 
 fn completed_answer(cx: &Ctx<'_>, req: &S3Request, done: &CompletedUpload) -> S3Response {
-    S3Response::xml(result_document(&location(cx, req, &done.bucket, &done.key), &done.bucket, &done.key, &done.etag))
+    let location = location(cx, req, &done.bucket, &done.key);
+    S3Response::xml(result_document(&location, &done.bucket, &done.key, &done.etag, done.checksum.as_ref()))
 }
 
 pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
@@ -309,17 +389,60 @@ mod tests {
     fn parses_what_real_clients_send() {
         // botocore: quoted ETags, namespace, checksums per part.
         let boto = br#"<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Part><ETag>"AB"</ETag><PartNumber>1</PartNumber><ChecksumCRC32>AAAAAA==</ChecksumCRC32></Part><Part><ETag>"cd"</ETag><PartNumber>3</PartNumber></Part></CompleteMultipartUpload>"#;
-        assert_eq!(requested_parts(boto).expect("ok"), vec![(1, "ab".to_string()), (3, "cd".to_string())]);
+        let parts = requested_parts(boto).expect("ok");
+        assert_eq!(parts.iter().map(|r| (r.number, r.etag.as_str())).collect::<Vec<_>>(), [(1, "ab"), (3, "cd")]);
+        assert_eq!(parts[0].checksums, vec![(ChecksumAlgorithm::Crc32, "AAAAAA==".to_string())]);
         // s3cmd: no namespace, unquoted ETags, PartNumber first.
         let s3cmd = b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>ab</ETag></Part></CompleteMultipartUpload>";
-        assert_eq!(requested_parts(s3cmd).expect("ok"), vec![(1, "ab".to_string())]);
+        assert_eq!(requested_parts(s3cmd).expect("ok")[0].etag, "ab");
         // Rust SDK and rclone: entity-escaped quotes.
         for q in ["&quot;", "&#34;"] {
             let doc = format!(
                 "<CompleteMultipartUpload><Part><ETag>{q}ab{q}</ETag><PartNumber>2</PartNumber></Part></CompleteMultipartUpload>"
             );
-            assert_eq!(requested_parts(doc.as_bytes()).expect("ok"), vec![(2, "ab".to_string())]);
+            let parts = requested_parts(doc.as_bytes()).expect("ok");
+            assert_eq!((parts[0].number, parts[0].etag.as_str()), (2, "ab"));
         }
+    }
+
+    fn ids() -> RequestIds {
+        RequestIds { request_id: "0123456789ABCDEF".into(), host_id: "host".into() }
+    }
+
+    async fn body_of(resp: S3Response) -> String {
+        assert_eq!(resp.status, http::StatusCode::OK);
+        let ResponseBody::Stream(stream) = resp.body else { panic!("an early response streams") };
+        let chunks: Vec<Bytes> = stream.map(|c| c.expect("chunk")).collect().await;
+        String::from_utf8(chunks.concat()).expect("utf-8")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn early_response_keeps_alive_then_sends_the_result() {
+        let task = tokio::spawn(async {
+            tokio::time::sleep(Duration::from_secs(12)).await;
+            Ok(result_document("http://h/b/k", "b", "k", "abc-2", None))
+        });
+        let body = body_of(early_response(task, ids(), "/b/k".into())).await;
+        assert_eq!(
+            body,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n  <CompleteMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+             <Location>http://h/b/k</Location><Bucket>b</Bucket><Key>k</Key><ETag>&quot;abc-2&quot;</ETag></CompleteMultipartUploadResult>"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn early_response_carries_a_late_error_inside_the_200() {
+        let task = tokio::spawn(async {
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            Err(S3Error::new(S3ErrorCode::InvalidPart))
+        });
+        let body = body_of(early_response(task, ids(), "/b/k".into())).await;
+        assert!(
+            body.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n <Error><Code>InvalidPart</Code>"),
+            "{body}"
+        );
+        assert_eq!(body.matches("<?xml").count(), 1);
+        assert!(body.ends_with("<RequestId>0123456789ABCDEF</RequestId><HostId>host</HostId></Error>"), "{body}");
     }
 
     #[test]

@@ -39,8 +39,14 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> 
             .elem("PartNumber", &p.part_number.to_string())
             .elem("LastModified", &p.last_modified.to_xml())
             .elem("ETag", &data::quoted(&hex::encode(p.md5)))
-            .elem("Size", &p.size.to_string())
-            .end();
+            .elem("Size", &p.size.to_string());
+        // Part checksums of the algorithm the upload was created with, as AWS lists them.
+        for (algorithm, value) in p.checksums.iter().filter(|(a, _)| upload.checksum_algorithm.as_ref() == Some(a)) {
+            if let Some(a) = crate::s3::types::ChecksumAlgorithm::parse(algorithm) {
+                w.elem(a.xml_name(), value);
+            }
+        }
+        w.end();
     }
     w.start("Initiator").elem("ID", &upload.initiator.id).elem("DisplayName", &upload.initiator.display_name).end();
     w.start("Owner").elem("ID", &upload.owner.id).elem("DisplayName", &upload.owner.display_name).end();

@@ -8,8 +8,9 @@ use super::live_upload;
 use crate::clock::Timestamp;
 use crate::s3::ops::data::{self, MAX_PUT_SIZE};
 use crate::s3::ops::object::copy;
+use crate::s3::types::ChecksumAlgorithm;
 use crate::s3::xml::XmlWriter;
-use crate::s3::{Ctx, S3Error, S3Request, S3Response};
+use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response, checksum};
 use crate::storage::{PartRecord, Resource, StorageError};
 
 fn part_number(cx: &Ctx<'_>) -> Result<u32, S3Error> {
@@ -43,10 +44,35 @@ async fn commit(cx: &Ctx<'_>, part: PartRecord) -> Result<(), S3Error> {
 
 pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let number = part_number(cx)?;
-    data::declared_length(&req.headers, MAX_PUT_SIZE)?;
+    data::declared_length(cx, &req.headers, MAX_PUT_SIZE)?;
     // The upload must exist before the client is asked for the body.
-    live_upload(cx).await?;
-    let (blob, digest) = data::store_body(cx, req.body, &req.headers, MAX_PUT_SIZE).await?;
+    let upload = live_upload(cx).await?;
+    let mut checksum = checksum::request_checksum(&req.headers)?;
+    let required = upload.checksum_algorithm.as_deref().and_then(ChecksumAlgorithm::parse);
+    if let Some(a) = required {
+        let mismatch = |actual: &str| {
+            S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                format!(
+                    "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {actual}",
+                    a.as_str().to_ascii_lowercase()
+                ),
+            )
+        };
+        if checksum.explicit && checksum.algorithm != a {
+            return Err(mismatch(&checksum.algorithm.as_str().to_ascii_lowercase()));
+        }
+        if !checksum.explicit {
+            // A FULL_OBJECT checksum can be computed here; a COMPOSITE one must come from the client.
+            if upload.checksum_type.as_deref() == Some("COMPOSITE") {
+                return Err(mismatch("null"));
+            }
+            checksum.algorithm = a;
+        }
+    }
+    let stored = data::store_body(cx, req.body, &req.headers, MAX_PUT_SIZE, &checksum).await?;
+    let (algorithm, sum) = stored.checksum();
+    let (blob, digest) = (stored.blob.clone(), stored.digest);
     commit(
         cx,
         PartRecord {
@@ -55,11 +81,12 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
             size: digest.len,
             md5: digest.md5,
             last_modified: Timestamp::now(),
-            checksums: Vec::new(),
+            checksums: stored.records(),
         },
     )
     .await?;
-    Ok(S3Response::new(StatusCode::OK).header("etag", data::quoted(&hex::encode(digest.md5))))
+    let resp = S3Response::new(StatusCode::OK).header("etag", data::quoted(&hex::encode(digest.md5)));
+    Ok(if checksum.explicit || required.is_some() { resp.header(algorithm.header_name(), sum) } else { resp })
 }
 
 pub async fn call_copy(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {

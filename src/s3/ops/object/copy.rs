@@ -101,17 +101,24 @@ pub async fn copy_bytes(
     let stream = data::object_stream(cx, source, range).await?;
     // The source bytes are trusted: no client digest to verify.
     let unsigned = crate::auth::PayloadHash::Unsigned;
-    let verified = crate::s3::body::VerifiedBody::new(stream, unsigned, None);
-    let digest = verified.digest();
+    let default = crate::s3::checksum::RequestChecksum {
+        algorithm: crate::s3::types::ChecksumAlgorithm::Crc64Nvme,
+        expected: crate::s3::checksum::Expected::None,
+        explicit: false,
+    };
+    let verified = crate::s3::body::VerifiedBody::new(stream, unsigned, None).with_checksum(&default, None);
+    let (digest, sum) = (verified.digest(), verified.checksum());
     let blob = cx.s3.blobs.put(Box::pin(futures_util::TryStreamExt::map_err(verified, std::io::Error::other))).await?;
     let d = digest.get().copied().ok_or_else(|| S3Error::internal("copy ended without a digest"))?;
+    let checksums =
+        sum.get().map(|all| all.iter().map(|(a, v)| (a.as_str().to_owned(), v.clone())).collect()).unwrap_or_default();
     Ok(PartRecord {
         part_number: 1,
         blob: blob.id,
         size: d.len,
         md5: d.md5,
         last_modified: Timestamp::now(),
-        checksums: Vec::new(),
+        checksums,
     })
 }
 
@@ -172,9 +179,9 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
         headers: content,
         user_metadata,
         tags,
+        checksum: part.checksums.first().map(|(a, v)| (a.clone(), "FULL_OBJECT".to_owned(), v.clone())),
         parts: vec![part],
         multipart: false,
-        checksum: None,
     };
     let (etag, modified, blob) = (object.etag.clone(), object.last_modified, object.parts[0].blob.clone());
     match cx.s3.meta.put_object(object, &condition).await {

@@ -152,6 +152,14 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request, head: bool) -> Result<S3Response
     if status == StatusCode::PARTIAL_CONTENT && size > 0 {
         resp = resp.header("content-range", format!("bytes {}-{}/{size}", range.start, range.end - 1));
     }
+    // Checksums describe the whole object: sent on request, never for part of it.
+    if status == StatusCode::OK
+        && headers::text(&req.headers, "x-amz-checksum-mode")?.is_some_and(|m| m.eq_ignore_ascii_case("ENABLED"))
+        && let Some((algorithm, kind, value)) = &object.checksum
+        && let Some(a) = crate::s3::types::ChecksumAlgorithm::parse(algorithm)
+    {
+        resp = resp.header(a.header_name(), value).header("x-amz-checksum-type", kind);
+    }
     if part_number.is_some() && object.multipart {
         resp = resp.header("x-amz-mp-parts-count", object.parts.len().to_string());
     }

@@ -4,7 +4,7 @@ use http::StatusCode;
 
 use crate::clock::Timestamp;
 use crate::s3::ops::data::{self, MAX_PUT_SIZE};
-use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response, headers};
+use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response, checksum, headers};
 use crate::storage::{ObjectRecord, PartRecord, WriteCondition};
 
 pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
@@ -14,14 +14,17 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     // Everything is checked from the headers before the body is read.
     let headers::ObjectAttributes { storage_class, content, user_metadata, tags } = headers::object_attributes(h)?;
     let condition = data::write_condition(h)?;
-    data::declared_length(h, MAX_PUT_SIZE)?;
+    let checksum = checksum::request_checksum(h)?;
+    data::declared_length(cx, h, MAX_PUT_SIZE)?;
     // Fail fast on a condition that already fails; it is checked again at commit.
     if condition != WriteCondition::None {
         let current = cx.s3.meta.get_object(&bucket.name, key).await?;
         condition.check(current.as_ref()).map_err(data::condition_error)?;
     }
 
-    let (blob, digest) = data::store_body(cx, req.body, h, MAX_PUT_SIZE).await?;
+    let stored = data::store_body(cx, req.body, h, MAX_PUT_SIZE, &checksum).await?;
+    let (algorithm, sum) = stored.checksum();
+    let (blob, digest) = (stored.blob.clone(), stored.digest);
     let now = Timestamp::now();
     let object = ObjectRecord {
         bucket: bucket.name.clone(),
@@ -40,10 +43,10 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
             size: digest.len,
             md5: digest.md5,
             last_modified: now,
-            checksums: Vec::new(),
+            checksums: stored.records(),
         }],
         multipart: false,
-        checksum: None,
+        checksum: Some((algorithm.as_str().to_owned(), "FULL_OBJECT".to_owned(), sum.clone())),
     };
     let etag = object.etag.clone();
     match cx.s3.meta.put_object(object, &condition).await {
@@ -58,5 +61,8 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
             });
         }
     }
-    Ok(S3Response::new(StatusCode::OK).header("etag", data::quoted(&etag)))
+    Ok(S3Response::new(StatusCode::OK)
+        .header("etag", data::quoted(&etag))
+        .header(algorithm.header_name(), sum)
+        .header("x-amz-checksum-type", "FULL_OBJECT"))
 }
