@@ -143,6 +143,7 @@ fn main() {
             fsync: true,
             log_format: LogFormat::Text,
             shutdown_timeout: std::time::Duration::from_secs(5),
+            tls: None,
             users: vec![UserCredential {
                 access_key: AK.into(),
                 secret_key: SecretKey::new(SK),

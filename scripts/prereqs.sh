@@ -35,11 +35,13 @@ ensure_build_deps() {
     fi
 }
 
-# Real clients for the scripted tests: curl, s3cmd and rclone from Debian; aws-cli, boto3
+# Real clients for the scripted tests: curl, s3cmd and rclone from Debian (and openssl, which
+# makes the test certificates); aws-cli, boto3
 # and pytest from PyPI in a virtualenv under the target directory.
 ensure_client_deps() {
     local missing=()
     command -v curl >/dev/null || missing+=(curl)
+    command -v openssl >/dev/null || missing+=(openssl)
     command -v s3cmd >/dev/null || missing+=(s3cmd)
     command -v rclone >/dev/null || missing+=(rclone)
     command -v python3 >/dev/null || missing+=(python3)

@@ -12,6 +12,8 @@ use tokio::task::JoinHandle;
 
 use crate::auth::StaticCredentials;
 use crate::config::Config;
+use crate::http::Listener;
+use crate::http::tls::ReloadableAcceptor;
 use crate::s3::{S3Config, S3Service};
 use crate::storage::fs::FsBlobStore;
 use crate::storage::rocks::RocksMetadataStore;
@@ -32,11 +34,22 @@ impl std::error::Error for AppError {}
 pub struct Running {
     /// The address actually bound (useful with port 0).
     pub addr: SocketAddr,
+    /// The HTTPS address, when `[tls]` is configured.
+    pub tls_addr: Option<SocketAddr>,
+    acceptor: Option<Arc<ReloadableAcceptor>>,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
 
 impl Running {
+    /// Re-reads the TLS certificate and key (what SIGHUP does).
+    pub fn reload_tls(&self) -> Result<(), AppError> {
+        match &self.acceptor {
+            Some(a) => a.reload().map_err(AppError),
+            None => Ok(()),
+        }
+    }
+
     /// Stops accepting, lets in-flight requests finish, flushes and closes the stores.
     pub async fn stop(self) {
         let _ = self.shutdown.send(());
@@ -68,6 +81,18 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         .await
         .map_err(|e| AppError(format!("cannot listen on {}: {e}", config.listen)))?;
     let addr = listener.local_addr().map_err(|e| AppError(format!("cannot read the bound address: {e}")))?;
+    let mut listeners = vec![Listener { tcp: listener, tls: None }];
+    let mut tls_addr = None;
+    let mut acceptor = None;
+    if let Some(tls) = &config.tls {
+        let reloadable = Arc::new(ReloadableAcceptor::load(&tls.cert, &tls.key).map_err(AppError)?);
+        let tcp = TcpListener::bind(tls.listen)
+            .await
+            .map_err(|e| AppError(format!("cannot listen on {} (tls.listen): {e}", tls.listen)))?;
+        tls_addr = Some(tcp.local_addr().map_err(|e| AppError(format!("cannot read the bound address: {e}")))?);
+        listeners.push(Listener { tcp, tls: Some(Arc::clone(&reloadable)) });
+        acceptor = Some(reloadable);
+    }
 
     let s3 = Arc::new(S3Service {
         config: S3Config { region: config.region.clone(), domains: config.domains.clone() },
@@ -80,7 +105,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     let grace = config.shutdown_timeout;
     let task = tokio::spawn(async move {
         crate::http::serve(
-            listener,
+            listeners,
             router,
             async {
                 let _ = rx.await;
@@ -99,31 +124,39 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         fsync = config.fsync,
         "listening on {addr}"
     );
-    Ok(Running { addr, shutdown: tx, task })
+    if let Some(a) = tls_addr {
+        tracing::info!("serving TLS at {a}");
+    }
+    Ok(Running { addr, tls_addr, acceptor, shutdown: tx, task })
 }
 
 /// Runs until SIGTERM or SIGINT, then shuts down gracefully.
 pub async fn run(config: Config) -> Result<(), AppError> {
     let running = start(config).await?;
-    wait_for_signal().await;
+    wait_for_signal(&running).await;
     running.stop().await;
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGTERM or SIGINT; SIGHUP meanwhile reloads the TLS certificate.
+async fn wait_for_signal(running: &Running) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-            (Ok(mut term), Ok(mut int)) => {
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup())) {
+            (Ok(mut term), Ok(mut int), Ok(mut hup)) => loop {
                 tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM received"),
-                    _ = int.recv() => tracing::info!("SIGINT received"),
+                    _ = term.recv() => return tracing::info!("SIGTERM received"),
+                    _ = int.recv() => return tracing::info!("SIGINT received"),
+                    _ = hup.recv() => match running.reload_tls() {
+                        Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                        Err(e) => tracing::error!("SIGHUP: {e}; keeping the previous certificate"),
+                    },
                 }
-                return;
-            }
+            },
             _ => tracing::warn!("cannot install signal handlers; falling back to Ctrl-C"),
         }
     }
+    let _ = running;
     let _ = tokio::signal::ctrl_c().await;
 }

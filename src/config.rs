@@ -26,7 +26,17 @@ pub struct RawConfig {
     pub fsync: bool,
     pub log_format: String,
     pub shutdown_timeout_secs: u64,
+    pub tls: Option<RawTls>,
     pub users: Vec<RawUser>,
+}
+
+/// `[tls]`: an HTTPS listener beside the plain one.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub listen: String,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -51,6 +61,7 @@ impl Default for RawConfig {
             fsync: true,
             log_format: "text".into(),
             shutdown_timeout_secs: 30,
+            tls: None,
             users: vec![RawUser {
                 id: "s3d-dev".into(),
                 name: "dev".into(),
@@ -79,7 +90,16 @@ pub struct Config {
     pub fsync: bool,
     pub log_format: LogFormat,
     pub shutdown_timeout: Duration,
+    pub tls: Option<TlsConfig>,
     pub users: Vec<UserCredential>,
+}
+
+/// A validated `[tls]` table. The files are read (and re-read on SIGHUP) by the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub listen: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// Values given on the command line or in `S3D_*` variables; they win over the file.
@@ -91,6 +111,9 @@ pub struct Overrides {
     pub domains: Option<Vec<String>>,
     pub fsync: Option<bool>,
     pub log_format: Option<String>,
+    pub tls_listen: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -137,6 +160,20 @@ impl RawConfig {
         }
         if let Some(v) = &o.log_format {
             self.log_format = v.clone();
+        }
+        if o.tls_listen.is_some() || o.tls_cert.is_some() || o.tls_key.is_some() {
+            let mut tls =
+                self.tls.clone().unwrap_or(RawTls { listen: String::new(), cert: PathBuf::new(), key: PathBuf::new() });
+            if let Some(v) = &o.tls_listen {
+                tls.listen = v.clone();
+            }
+            if let Some(v) = &o.tls_cert {
+                tls.cert = v.clone();
+            }
+            if let Some(v) = &o.tls_key {
+                tls.key = v.clone();
+            }
+            self.tls = Some(tls);
         }
     }
 
@@ -192,6 +229,22 @@ impl RawConfig {
                 return Err(invalid("log_format", format!("{other:?}; expected \"text\" or \"json\"")));
             }
         };
+        let tls = match self.tls {
+            None => None,
+            Some(t) => {
+                let listen = t
+                    .listen
+                    .parse()
+                    .map_err(|_| invalid("tls.listen", format!("{:?} is not an IP:PORT address", t.listen)))?;
+                if t.cert.as_os_str().is_empty() {
+                    return Err(invalid("tls.cert", "a PEM certificate file is required"));
+                }
+                if t.key.as_os_str().is_empty() {
+                    return Err(invalid("tls.key", "a PEM private key file is required"));
+                }
+                Some(TlsConfig { listen, cert: t.cert, key: t.key })
+            }
+        };
         if self.users.is_empty() {
             return Err(invalid("users", "at least one user is required"));
         }
@@ -236,6 +289,7 @@ impl RawConfig {
             fsync: self.fsync,
             log_format,
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
+            tls,
             users,
         })
     }
@@ -284,6 +338,7 @@ mod tests {
             ("domains = [\".bad\"]", "`domains`"),
             ("log_format = \"xml\"", "`log_format`"),
             ("users = []", "`users`"),
+            ("[tls]\nlisten = \"x\"\ncert = \"c\"\nkey = \"k\"\n", "`tls.listen`"),
             ("[[users]]\nid='a'\nname='b'\naccess_key='c'\n", "`users[0].secret_key`"),
             ("[[users]]\nid='a'\nname='b'\naccess_key='c/d'\nsecret_key='x'\n", "`users[0].access_key`"),
         ];

@@ -31,6 +31,15 @@ struct Cli {
     /// Log format: text or json.
     #[arg(long, env = "S3D_LOG_FORMAT")]
     log_format: Option<String>,
+    /// HTTPS listen address (needs a certificate and key).
+    #[arg(long, env = "S3D_TLS_LISTEN")]
+    tls_listen: Option<String>,
+    /// PEM certificate (chain) for HTTPS.
+    #[arg(long, env = "S3D_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS.
+    #[arg(long, env = "S3D_TLS_KEY")]
+    tls_key: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -42,6 +51,9 @@ fn main() -> ExitCode {
         domains: cli.domains,
         fsync: cli.fsync,
         log_format: cli.log_format,
+        tls_listen: cli.tls_listen,
+        tls_cert: cli.tls_cert,
+        tls_key: cli.tls_key,
     };
     let config = match config::load(cli.config.as_deref(), &overrides, |k| std::env::var(k).ok()) {
         Ok(c) => c,

@@ -3,6 +3,7 @@
 //! `/-/health`, and runs the accept loop with graceful shutdown.
 
 mod server;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,7 +18,7 @@ use http::{HeaderValue, Method, StatusCode};
 use tracing::Instrument;
 
 use crate::s3::{BodyStream, RequestIds, ResponseBody, S3Error, S3ErrorCode, S3Request, S3Response, S3Service};
-pub use server::serve;
+pub use server::{Listener, serve};
 
 /// Load-balancer health check; `-` cannot start a bucket name, so path style never collides.
 pub const HEALTH_PATH: &str = "/-/health";

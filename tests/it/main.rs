@@ -17,3 +17,5 @@ mod errors;
 mod multipart;
 /// Objects: put, get, head, ranges, conditionals, delete, copy, listings.
 mod object;
+/// HTTPS: uploads over TLS, certificate reload, bad certificates.
+mod tls;

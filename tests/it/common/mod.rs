@@ -54,6 +54,7 @@ pub fn test_config(data_dir: PathBuf) -> Config {
         fsync: true,
         log_format: LogFormat::Text,
         shutdown_timeout: Duration::from_secs(5),
+        tls: None,
         users: [ALICE, BOB]
             .iter()
             .map(|u| UserCredential {
@@ -77,7 +78,11 @@ impl TestServer {
     }
 
     pub async fn start_in(dir: TempDir) -> TestServer {
-        let running = s3d::app::start(test_config(dir.path().to_path_buf())).await.expect("server starts");
+        Self::start_with(test_config(dir.path().to_path_buf()), dir).await
+    }
+
+    pub async fn start_with(config: Config, dir: TempDir) -> TestServer {
+        let running = s3d::app::start(config).await.expect("server starts");
         TestServer { addr: running.addr, running: Some(running), dir }
     }
 
@@ -93,6 +98,10 @@ impl TestServer {
         if let Some(r) = self.running.take() {
             r.stop().await;
         }
+    }
+
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().expect("running")
     }
 
     pub fn port(&self) -> u16 {
@@ -132,13 +141,26 @@ impl ResolveDns for Loopback {
 }
 
 pub fn sdk_client(port: u16, user: User, style: Style) -> Client {
+    sdk_client_with(port, user, style, None)
+}
+
+/// An SDK client; with `ca_pem` it speaks HTTPS and trusts only that CA.
+pub fn sdk_client_with(port: u16, user: User, style: Style, ca_pem: Option<&[u8]>) -> Client {
+    let scheme = if ca_pem.is_some() { "https" } else { "http" };
     let endpoint = match style {
-        Style::Path => format!("http://127.0.0.1:{port}"),
-        Style::VirtualHost => format!("http://{DOMAIN}:{port}"),
+        Style::Path => format!("{scheme}://localhost:{port}"),
+        Style::VirtualHost => format!("{scheme}://{DOMAIN}:{port}"),
     };
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
-        .build_with_resolver(Loopback);
+    let mut builder = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::AwsLc));
+    if let Some(pem) = ca_pem {
+        use aws_smithy_http_client::tls::{TlsContext, TrustStore};
+        let context = TlsContext::builder()
+            .with_trust_store(TrustStore::empty().with_pem_certificate(pem.to_vec()))
+            .build()
+            .expect("tls context");
+        builder = builder.tls_context(context);
+    }
+    let http = builder.build_with_resolver(Loopback);
     let conf = aws_sdk_s3::Config::builder()
         .behavior_version_latest()
         .region(Region::new(REGION))
