@@ -51,11 +51,24 @@ ensure_client_deps() {
         apt_install "${missing[@]}"
     fi
     CLIENT_VENV="${TARGET_DIR}/client-venv"
-    if ! "${CLIENT_VENV}/bin/python" -c "import boto3, pytest, awscli" >/dev/null 2>&1; then
-        echo "installing aws-cli, boto3 and pytest into ${CLIENT_VENV}" >&2
-        rm -rf "${CLIENT_VENV}"
-        python3 -m venv "${CLIENT_VENV}" || { apt_install python3-venv && python3 -m venv "${CLIENT_VENV}"; }
-        "${CLIENT_VENV}/bin/pip" install -q --disable-pip-version-check awscli boto3 pytest
+    make_venv "${CLIENT_VENV}" "import boto3, pytest, awscli" awscli boto3 pytest
+    # The compatibility matrix also runs boto3 with awscrt (CRC32C, CRC64NVME) and boto3
+    # from before the January 2025 checksum defaults, each in its own virtualenv.
+    CLIENT_VENV_CRT="${TARGET_DIR}/client-venv-crt"
+    make_venv "${CLIENT_VENV_CRT}" "import boto3, awscrt" boto3 awscrt
+    CLIENT_VENV_OLD="${TARGET_DIR}/client-venv-old"
+    make_venv "${CLIENT_VENV_OLD}" "import boto3; assert boto3.__version__.startswith('1.35.')" "boto3==1.35.99"
+    export CLIENT_VENV CLIENT_VENV_CRT CLIENT_VENV_OLD
+}
+
+# make_venv DIR CHECK PACKAGES...: (re)creates DIR with PACKAGES unless CHECK already passes there.
+make_venv() {
+    local dir="$1" check="$2"
+    shift 2
+    if ! "${dir}/bin/python" -c "${check}" >/dev/null 2>&1; then
+        echo "installing $* into ${dir}" >&2
+        rm -rf "${dir}"
+        python3 -m venv "${dir}"
+        "${dir}/bin/pip" install -q --disable-pip-version-check "$@"
     fi
-    export CLIENT_VENV
 }

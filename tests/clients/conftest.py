@@ -25,17 +25,46 @@ S3D_BIN = os.environ.get("S3D_BIN") or str(pathlib.Path(__file__).resolve().pare
 BIN_DIR = pathlib.Path(sys.executable).parent
 
 
+def make_certs(d: pathlib.Path) -> dict:
+    """A throwaway CA and a localhost leaf (rustls refuses a self-signed CA as end entity)."""
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "leaf.ext").write_text(
+        "subjectAltName=DNS:localhost,DNS:s3.localhost,DNS:*.s3.localhost,IP:127.0.0.1\n"
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+    )
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for args in (
+        ["req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=s3d client-test CA",
+         "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+        ["req", *ec, "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=localhost"],
+        ["x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "leaf.pem",
+         "-days", "2", "-extfile", "leaf.ext"],
+    ):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+    return {"ca": d / "ca.pem", "cert": d / "leaf.pem", "key": d / "leaf.key"}
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
 class Server:
-    def __init__(self, root: pathlib.Path):
+    def __init__(self, root: pathlib.Path, certs: dict):
         self.root = root
         self.data_dir = root / "data"
         self.config = root / "s3d.toml"
+        self.ca = certs["ca"]
         self.config.write_text(
             f"""
 listen = "127.0.0.1:0"
 data_dir = "{self.data_dir}"
 region = "{REGION}"
 domains = ["{DOMAIN}", "{SEED_DOMAIN}"]
+[tls]
+listen = "127.0.0.1:0"
+cert = "{certs['cert']}"
+key = "{certs['key']}"
 [[users]]
 id = "client-test-user"
 name = "client-test"
@@ -45,6 +74,7 @@ secret_key = "{SECRET_KEY}"
         )
         self.proc = None
         self.port = None
+        self.tls_port = None
         self.log = []
 
     def start(self):
@@ -60,10 +90,13 @@ secret_key = "{SECRET_KEY}"
         def drain():
             for line in self.proc.stderr:
                 self.log.append(line)
-                m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-                if m and not ready.is_set():
-                    self.port = int(m.group(1))
+                m = re.search(r"serving TLS at 127\.0\.0\.1:(\d+)", line)
+                if m:
+                    self.tls_port = int(m.group(1))
                     ready.set()
+                m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+                if m:
+                    self.port = int(m.group(1))
 
         threading.Thread(target=drain, daemon=True).start()
         if not ready.wait(60):
@@ -94,10 +127,14 @@ secret_key = "{SECRET_KEY}"
     def vhost_endpoint(self):
         return f"http://{DOMAIN}:{self.port}"
 
+    @property
+    def tls_endpoint(self):
+        return f"https://localhost:{self.tls_port}"
+
 
 @pytest.fixture
-def server(tmp_path):
-    s = Server(tmp_path)
+def server(tmp_path, certs):
+    s = Server(tmp_path, certs)
     s.start()
     yield s
     s.stop(signal.SIGKILL)
@@ -106,9 +143,10 @@ def server(tmp_path):
 class Aws:
     """Runs the aws-cli (`aws`) against a server, in path or virtual-host style."""
 
-    def __init__(self, server: Server, tmp: pathlib.Path, style: str):
+    def __init__(self, server: Server, tmp: pathlib.Path, style: str, tls: bool = False):
         self.server = server
         self.style = style
+        self.tls = tls
         self.config = tmp / f"aws-config-{style}"
         self.config.write_text(f"[default]\nregion = {REGION}\ns3 =\n  addressing_style = {style}\n")
 
@@ -124,13 +162,17 @@ class Aws:
             "NO_PROXY": "",
             "no_proxy": "",
         }
-        for k in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
+        for k in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "AWS_CA_BUNDLE"):
             env.pop(k, None)
+        if self.tls:
+            env["AWS_CA_BUNDLE"] = str(self.server.ca)
         if self.style == "virtual":
             env["HTTP_PROXY"] = self.server.endpoint
         return env
 
     def endpoint(self):
+        if self.tls:
+            return self.server.tls_endpoint
         return self.server.vhost_endpoint if self.style == "virtual" else self.server.endpoint
 
     def run(self, *args, check=True):
