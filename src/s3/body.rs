@@ -196,6 +196,17 @@ pub async fn read_small(
     content_md5: Option<[u8; 16]>,
     limit: usize,
 ) -> Result<Bytes, S3Error> {
+    read_small_with(body, payload, content_md5, limit, None).await
+}
+
+/// As [`read_small`], also verifying a flexible checksum of the body (DeleteObjects).
+pub async fn read_small_with(
+    body: BodyStream,
+    payload: PayloadHash,
+    content_md5: Option<[u8; 16]>,
+    limit: usize,
+    checksum: Option<&RequestChecksum>,
+) -> Result<Bytes, S3Error> {
     if let PayloadHash::Streaming(_) = payload {
         return Err(S3Error::with_message(
             S3ErrorCode::NotImplemented,
@@ -203,6 +214,9 @@ pub async fn read_small(
         ));
     }
     let mut body = VerifiedBody::new(body, payload, content_md5);
+    if let Some(c) = checksum {
+        body = body.with_checksum(c, None);
+    }
     let mut buf = BytesMut::new();
     while let Some(chunk) = body.next().await {
         let chunk = chunk?;

@@ -6,8 +6,9 @@
 use base64::Engine;
 use crc_fast::CrcAlgorithm;
 use http::HeaderMap;
+use md5::Md5;
 use sha1::Sha1;
-use sha2::{Digest, Sha256};
+use sha2::{Digest, Sha256, Sha512};
 
 use super::error::{S3Error, S3ErrorCode};
 use super::headers;
@@ -24,6 +25,8 @@ impl ChecksumAlgorithm {
             ChecksumAlgorithm::Crc64Nvme => "x-amz-checksum-crc64nvme",
             ChecksumAlgorithm::Sha1 => "x-amz-checksum-sha1",
             ChecksumAlgorithm::Sha256 => "x-amz-checksum-sha256",
+            ChecksumAlgorithm::Sha512 => "x-amz-checksum-sha512",
+            ChecksumAlgorithm::Md5 => "x-amz-checksum-md5",
         }
     }
 
@@ -35,6 +38,8 @@ impl ChecksumAlgorithm {
             ChecksumAlgorithm::Crc64Nvme => "ChecksumCRC64NVME",
             ChecksumAlgorithm::Sha1 => "ChecksumSHA1",
             ChecksumAlgorithm::Sha256 => "ChecksumSHA256",
+            ChecksumAlgorithm::Sha512 => "ChecksumSHA512",
+            ChecksumAlgorithm::Md5 => "ChecksumMD5",
         }
     }
 
@@ -47,8 +52,10 @@ impl ChecksumAlgorithm {
         match self {
             ChecksumAlgorithm::Crc32 | ChecksumAlgorithm::Crc32c => 4,
             ChecksumAlgorithm::Crc64Nvme => 8,
+            ChecksumAlgorithm::Md5 => 16,
             ChecksumAlgorithm::Sha1 => 20,
             ChecksumAlgorithm::Sha256 => 32,
+            ChecksumAlgorithm::Sha512 => 64,
         }
     }
 
@@ -57,7 +64,7 @@ impl ChecksumAlgorithm {
             ChecksumAlgorithm::Crc32 => Some(CrcAlgorithm::Crc32IsoHdlc),
             ChecksumAlgorithm::Crc32c => Some(CrcAlgorithm::Crc32Iscsi),
             ChecksumAlgorithm::Crc64Nvme => Some(CrcAlgorithm::Crc64Nvme),
-            ChecksumAlgorithm::Sha1 | ChecksumAlgorithm::Sha256 => None,
+            _ => None,
         }
     }
 }
@@ -67,6 +74,8 @@ pub enum Checksummer {
     Crc(ChecksumAlgorithm, crc_fast::Digest),
     Sha1(Sha1),
     Sha256(Sha256),
+    Sha512(Sha512),
+    Md5(Md5),
 }
 
 impl Checksummer {
@@ -74,6 +83,8 @@ impl Checksummer {
         match (a, a.crc()) {
             (_, Some(crc)) => Checksummer::Crc(a, crc_fast::Digest::new(crc)),
             (ChecksumAlgorithm::Sha1, None) => Checksummer::Sha1(Sha1::new()),
+            (ChecksumAlgorithm::Sha512, None) => Checksummer::Sha512(Sha512::new()),
+            (ChecksumAlgorithm::Md5, None) => Checksummer::Md5(Md5::new()),
             _ => Checksummer::Sha256(Sha256::new()),
         }
     }
@@ -83,6 +94,8 @@ impl Checksummer {
             Checksummer::Crc(_, d) => d.update(data),
             Checksummer::Sha1(h) => h.update(data),
             Checksummer::Sha256(h) => h.update(data),
+            Checksummer::Sha512(h) => h.update(data),
+            Checksummer::Md5(h) => h.update(data),
         }
     }
 
@@ -92,6 +105,8 @@ impl Checksummer {
             Checksummer::Crc(a, d) => B64.encode(crc_bytes(a, d.finalize())),
             Checksummer::Sha1(h) => B64.encode(h.finalize()),
             Checksummer::Sha256(h) => B64.encode(h.finalize()),
+            Checksummer::Sha512(h) => B64.encode(h.finalize()),
+            Checksummer::Md5(h) => B64.encode(h.finalize()),
         }
     }
 }
@@ -137,9 +152,19 @@ pub fn check_value(a: ChecksumAlgorithm, value: &str) -> Result<(), S3Error> {
 
 /// What the request's checksum headers ask for. CRC64NVME when they ask for nothing.
 pub fn request_checksum(h: &HeaderMap) -> Result<RequestChecksum, S3Error> {
+    request_checksum_with(h, None)
+}
+
+/// As [`request_checksum`], also reading `x-amz-checksum-*` values that SDKs hoist into the
+/// signed query of a presigned URL.
+pub fn request_checksum_with(h: &HeaderMap, query: Option<&super::query::Query>) -> Result<RequestChecksum, S3Error> {
     let mut found: Vec<(ChecksumAlgorithm, String)> = Vec::new();
     for a in ChecksumAlgorithm::ALL {
-        if let Some(v) = headers::text(h, a.header_name())? {
+        let value = match headers::text(h, a.header_name())? {
+            Some(v) => Some(v),
+            None => query.and_then(|q| q.get(a.header_name())).map(str::to_owned),
+        };
+        if let Some(v) = value {
             found.push((a, v));
         }
     }
@@ -213,6 +238,12 @@ mod tests {
         assert_eq!(b(&sum(ChecksumAlgorithm::Crc64Nvme, b"123456789")), "ae8b14860a799888");
         assert_eq!(sum(ChecksumAlgorithm::Sha256, b""), "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
         assert_eq!(sum(ChecksumAlgorithm::Sha1, b""), "2jmj7l5rSw0yVb/vlWAYkK/YBwk=");
+        assert_eq!(sum(ChecksumAlgorithm::Md5, b""), "1B2M2Y8AsgTpgAmY7PhCfg==");
+        assert!(
+            sum(ChecksumAlgorithm::Sha512, b"").starts_with(
+                "z4PhNX7vuL3xVChQ1m2AB9Yg5AULVxXcg/SpIdNs6c5H0NE8XYXysP+DGNKHfuwvY7kxvUdBeoGlODJ6+SfaPg=="
+            )
+        );
         // What boto3 sent for 1 KiB in the measured traffic is the CRC32 of those bytes.
         assert_eq!(sum(ChecksumAlgorithm::Crc32, b""), "AAAAAA==");
     }

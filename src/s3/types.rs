@@ -78,6 +78,8 @@ pub enum ChecksumAlgorithm {
     Crc64Nvme,
     Sha1,
     Sha256,
+    Sha512,
+    Md5,
 }
 
 /// How a multipart object's checksum is formed.
@@ -88,12 +90,14 @@ pub enum ChecksumType {
 }
 
 impl ChecksumAlgorithm {
-    pub const ALL: [ChecksumAlgorithm; 5] = [
+    pub const ALL: [ChecksumAlgorithm; 7] = [
         ChecksumAlgorithm::Crc32,
         ChecksumAlgorithm::Crc32c,
         ChecksumAlgorithm::Crc64Nvme,
         ChecksumAlgorithm::Sha1,
         ChecksumAlgorithm::Sha256,
+        ChecksumAlgorithm::Sha512,
+        ChecksumAlgorithm::Md5,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -103,6 +107,8 @@ impl ChecksumAlgorithm {
             ChecksumAlgorithm::Crc64Nvme => "CRC64NVME",
             ChecksumAlgorithm::Sha1 => "SHA1",
             ChecksumAlgorithm::Sha256 => "SHA256",
+            ChecksumAlgorithm::Sha512 => "SHA512",
+            ChecksumAlgorithm::Md5 => "MD5",
         }
     }
 
@@ -114,7 +120,11 @@ impl ChecksumAlgorithm {
     pub fn allows(self, t: ChecksumType) -> bool {
         match self {
             ChecksumAlgorithm::Crc64Nvme => t == ChecksumType::FullObject,
-            ChecksumAlgorithm::Sha1 | ChecksumAlgorithm::Sha256 => t == ChecksumType::Composite,
+            // Digests cannot be combined: whole-object values of multipart objects are composite.
+            ChecksumAlgorithm::Sha1
+            | ChecksumAlgorithm::Sha256
+            | ChecksumAlgorithm::Sha512
+            | ChecksumAlgorithm::Md5 => t == ChecksumType::Composite,
             ChecksumAlgorithm::Crc32 | ChecksumAlgorithm::Crc32c => true,
         }
     }

@@ -332,3 +332,52 @@ fn streaming_unsigned(raw: Raw) -> Raw {
     ));
     r
 }
+
+#[tokio::test]
+async fn sha512_and_md5_checksums_and_presigned_hoisting() {
+    use sha2::Digest;
+    let (server, _s3) = setup().await;
+    let host = server.host("bkt", Style::Path);
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let sha512 = b64(&sha2::Sha512::digest(b"hello"));
+    let md5 = b64(&md5::Md5::digest(b"hello"));
+    for (header, value, key) in [("x-amz-checksum-sha512", &sha512, "s512"), ("x-amz-checksum-md5", &md5, "smd5")] {
+        let put = Raw::new("PUT", &host, &format!("/bkt/{key}"))
+            .header(header, value)
+            .body(b"hello")
+            .sign(ALICE)
+            .send(server.addr)
+            .await;
+        assert_eq!(put.status, 200, "{}", put.text());
+        assert_eq!(put.header(header), Some(value.as_str()));
+        let get = Raw::new("GET", &host, &format!("/bkt/{key}"))
+            .header("x-amz-checksum-mode", "ENABLED")
+            .sign(ALICE)
+            .send(server.addr)
+            .await;
+        assert_eq!(get.header(header), Some(value.as_str()));
+        let bad = Raw::new("PUT", &host, &format!("/bkt/{key}"))
+            .header(header, value)
+            .body(b"jello")
+            .sign(ALICE)
+            .send(server.addr)
+            .await;
+        bad.assert_error(400, "BadDigest");
+    }
+    // SDKs hoist x-amz-checksum-* into the signed query of presigned PUT URLs.
+    let crc = crc32_b64(b"hello");
+    let target = format!(
+        "/bkt/hoisted?x-amz-checksum-crc32={}&x-amz-sdk-checksum-algorithm=CRC32",
+        percent_encoding::utf8_percent_encode(&crc, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let url = Raw::new("PUT", &host, &target).presign(
+        ALICE,
+        std::time::SystemTime::now(),
+        std::time::Duration::from_secs(60),
+    );
+    let ok = url.clone().body(b"hello").send(server.addr).await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(ok.header("x-amz-checksum-crc32"), Some(crc.as_str()));
+    url.body(b"jello").send(server.addr).await.assert_error(400, "BadDigest");
+    server.stop().await;
+}

@@ -390,3 +390,34 @@ async fn delete_objects_and_copy() {
     assert_eq!(sdk_code(&err).as_deref(), Some("NoSuchBucket"));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn delete_objects_verifies_whichever_digest_is_sent() {
+    let (server, s3) = setup(Style::Path).await;
+    s3.put_object().bucket("bkt").key("a").body(ByteStream::from_static(b"x")).send().await.expect("put");
+    let host = server.host("bkt", Style::Path);
+    let doc = b"<Delete><Object><Key>a</Key></Object></Delete>";
+    let mut d = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32IsoHdlc);
+    d.update(b"something else");
+    let wrong = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, (d.finalize() as u32).to_be_bytes());
+    Raw::new("POST", &host, "/bkt?delete")
+        .header("x-amz-checksum-crc32", &wrong)
+        .body(doc)
+        .sign(ALICE)
+        .send(server.addr)
+        .await
+        .assert_error(400, "BadDigest");
+    Raw::new("POST", &host, "/bkt?delete")
+        .header("content-md5", "AAAAAAAAAAAAAAAAAAAAAA==")
+        .body(doc)
+        .sign(ALICE)
+        .send(server.addr)
+        .await
+        .assert_error(400, "BadDigest");
+    assert_eq!(s3.list_objects_v2().bucket("bkt").send().await.expect("list").key_count(), Some(1), "nothing deleted");
+    // Neither header: accepted (x-amz-content-sha256 still covers the body).
+    let ok = Raw::new("POST", &host, "/bkt?delete").body(doc).sign(ALICE).send(server.addr).await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(s3.list_objects_v2().bucket("bkt").send().await.expect("list").key_count(), Some(0));
+    server.stop().await;
+}

@@ -47,7 +47,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     data::declared_length(cx, &req.headers, MAX_PUT_SIZE)?;
     // The upload must exist before the client is asked for the body.
     let upload = live_upload(cx).await?;
-    let mut checksum = checksum::request_checksum(&req.headers)?;
+    let mut checksum = checksum::request_checksum_with(&req.headers, Some(cx.query))?;
     let required = upload.checksum_algorithm.as_deref().and_then(ChecksumAlgorithm::parse);
     if let Some(a) = required {
         let mismatch = |actual: &str| {

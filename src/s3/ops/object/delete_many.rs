@@ -7,7 +7,7 @@ use serde::Deserialize;
 use crate::s3::ops::data;
 use crate::s3::types::validate_key;
 use crate::s3::xml::{XmlWriter, from_xml};
-use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response, body, headers};
+use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response, body, checksum, headers};
 
 const MAX_KEYS: usize = 1000;
 /// 1000 keys of 1024 bytes plus markup.
@@ -32,7 +32,9 @@ struct ObjectId {
 pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let bucket = cx.bucket()?;
     let md5 = headers::content_md5(&req.headers)?;
-    let doc = body::read_small(req.body, cx.auth.payload, md5, MAX_BODY).await?;
+    // Current SDKs send an x-amz-checksum-* header instead of Content-MD5; either is verified.
+    let checksum = checksum::request_checksum(&req.headers)?;
+    let doc = body::read_small_with(req.body, cx.auth.payload, md5, MAX_BODY, Some(&checksum)).await?;
     let delete: Delete = from_xml(&doc)?;
     if delete.objects.is_empty() || delete.objects.len() > MAX_KEYS {
         return Err(S3Error::new(S3ErrorCode::MalformedXML));

@@ -14,7 +14,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     // Everything is checked from the headers before the body is read.
     let headers::ObjectAttributes { storage_class, content, user_metadata, tags } = headers::object_attributes(h)?;
     let condition = data::write_condition(h)?;
-    let checksum = checksum::request_checksum(h)?;
+    let checksum = checksum::request_checksum_with(h, Some(cx.query))?;
     data::declared_length(cx, h, MAX_PUT_SIZE)?;
     // Fail fast on a condition that already fails; it is checked again at commit.
     if condition != WriteCondition::None {
