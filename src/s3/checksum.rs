@@ -1,7 +1,8 @@
 //! Flexible checksums: which one a request asks for (an `x-amz-checksum-*` header, a trailer
 //! named by `x-amz-trailer`, `x-amz-sdk-checksum-algorithm`, or none, which means CRC64NVME as
 //! on AWS), computing them as bytes stream, and combining part checksums for multipart
-//! objects. The CRCs come from `crc-fast` (hardware-accelerated, with CRC combination).
+//! objects. The CRCs come from `crc-fast` (hardware-accelerated, with CRC combination), the
+//! xxHashes from `xxhash-rust`, the digests from RustCrypto.
 
 use base64::Engine;
 use crc_fast::CrcAlgorithm;
@@ -27,6 +28,9 @@ impl ChecksumAlgorithm {
             ChecksumAlgorithm::Sha256 => "x-amz-checksum-sha256",
             ChecksumAlgorithm::Sha512 => "x-amz-checksum-sha512",
             ChecksumAlgorithm::Md5 => "x-amz-checksum-md5",
+            ChecksumAlgorithm::Xxhash64 => "x-amz-checksum-xxhash64",
+            ChecksumAlgorithm::Xxhash3 => "x-amz-checksum-xxhash3",
+            ChecksumAlgorithm::Xxhash128 => "x-amz-checksum-xxhash128",
         }
     }
 
@@ -40,6 +44,9 @@ impl ChecksumAlgorithm {
             ChecksumAlgorithm::Sha256 => "ChecksumSHA256",
             ChecksumAlgorithm::Sha512 => "ChecksumSHA512",
             ChecksumAlgorithm::Md5 => "ChecksumMD5",
+            ChecksumAlgorithm::Xxhash64 => "ChecksumXXHASH64",
+            ChecksumAlgorithm::Xxhash3 => "ChecksumXXHASH3",
+            ChecksumAlgorithm::Xxhash128 => "ChecksumXXHASH128",
         }
     }
 
@@ -51,7 +58,8 @@ impl ChecksumAlgorithm {
     pub fn digest_len(self) -> usize {
         match self {
             ChecksumAlgorithm::Crc32 | ChecksumAlgorithm::Crc32c => 4,
-            ChecksumAlgorithm::Crc64Nvme => 8,
+            ChecksumAlgorithm::Crc64Nvme | ChecksumAlgorithm::Xxhash64 | ChecksumAlgorithm::Xxhash3 => 8,
+            ChecksumAlgorithm::Xxhash128 => 16,
             ChecksumAlgorithm::Md5 => 16,
             ChecksumAlgorithm::Sha1 => 20,
             ChecksumAlgorithm::Sha256 => 32,
@@ -76,6 +84,9 @@ pub enum Checksummer {
     Sha256(Sha256),
     Sha512(Sha512),
     Md5(Md5),
+    Xxh64(Box<xxhash_rust::xxh64::Xxh64>),
+    /// XXH3, keeping its 64- or 128-bit result.
+    Xxh3(Box<xxhash_rust::xxh3::Xxh3>, bool),
 }
 
 impl Checksummer {
@@ -85,6 +96,9 @@ impl Checksummer {
             (ChecksumAlgorithm::Sha1, None) => Checksummer::Sha1(Sha1::new()),
             (ChecksumAlgorithm::Sha512, None) => Checksummer::Sha512(Sha512::new()),
             (ChecksumAlgorithm::Md5, None) => Checksummer::Md5(Md5::new()),
+            (ChecksumAlgorithm::Xxhash64, None) => Checksummer::Xxh64(Box::new(xxhash_rust::xxh64::Xxh64::new(0))),
+            (ChecksumAlgorithm::Xxhash3, None) => Checksummer::Xxh3(Box::new(xxhash_rust::xxh3::Xxh3::new()), false),
+            (ChecksumAlgorithm::Xxhash128, None) => Checksummer::Xxh3(Box::new(xxhash_rust::xxh3::Xxh3::new()), true),
             _ => Checksummer::Sha256(Sha256::new()),
         }
     }
@@ -96,6 +110,8 @@ impl Checksummer {
             Checksummer::Sha256(h) => h.update(data),
             Checksummer::Sha512(h) => h.update(data),
             Checksummer::Md5(h) => h.update(data),
+            Checksummer::Xxh64(h) => h.update(data),
+            Checksummer::Xxh3(h, _) => h.update(data),
         }
     }
 
@@ -107,6 +123,10 @@ impl Checksummer {
             Checksummer::Sha256(h) => B64.encode(h.finalize()),
             Checksummer::Sha512(h) => B64.encode(h.finalize()),
             Checksummer::Md5(h) => B64.encode(h.finalize()),
+            // Hash values are written big-endian, as the CRCs are.
+            Checksummer::Xxh64(h) => B64.encode(h.digest().to_be_bytes()),
+            Checksummer::Xxh3(h, false) => B64.encode(h.digest().to_be_bytes()),
+            Checksummer::Xxh3(h, true) => B64.encode(h.digest128().to_be_bytes()),
         }
     }
 }
@@ -239,6 +259,10 @@ mod tests {
         assert_eq!(sum(ChecksumAlgorithm::Sha256, b""), "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
         assert_eq!(sum(ChecksumAlgorithm::Sha1, b""), "2jmj7l5rSw0yVb/vlWAYkK/YBwk=");
         assert_eq!(sum(ChecksumAlgorithm::Md5, b""), "1B2M2Y8AsgTpgAmY7PhCfg==");
+        // xxHash reference values for the empty input.
+        assert_eq!(b(&sum(ChecksumAlgorithm::Xxhash64, b"")), "ef46db3751d8e999");
+        assert_eq!(b(&sum(ChecksumAlgorithm::Xxhash3, b"")), "2d06800538d394c2");
+        assert_eq!(b(&sum(ChecksumAlgorithm::Xxhash128, b"")), "99aa06d3014798d86001c324468d497f");
         assert!(
             sum(ChecksumAlgorithm::Sha512, b"").starts_with(
                 "z4PhNX7vuL3xVChQ1m2AB9Yg5AULVxXcg/SpIdNs6c5H0NE8XYXysP+DGNKHfuwvY7kxvUdBeoGlODJ6+SfaPg=="

@@ -194,7 +194,7 @@ pub fn checksum_settings(headers: &HeaderMap) -> Result<Option<(ChecksumAlgorith
     let a = ChecksumAlgorithm::parse(&algorithm).ok_or_else(|| {
         invalid(
             "Checksum algorithm provided is unsupported. Please try again with any of the valid \
-             types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256, SHA512, MD5]"
+             types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256, SHA512, MD5, XXHASH64, XXHASH3, XXHASH128]"
                 .into(),
         )
     })?;

@@ -80,6 +80,9 @@ pub enum ChecksumAlgorithm {
     Sha256,
     Sha512,
     Md5,
+    Xxhash64,
+    Xxhash3,
+    Xxhash128,
 }
 
 /// How a multipart object's checksum is formed.
@@ -90,7 +93,7 @@ pub enum ChecksumType {
 }
 
 impl ChecksumAlgorithm {
-    pub const ALL: [ChecksumAlgorithm; 7] = [
+    pub const ALL: [ChecksumAlgorithm; 10] = [
         ChecksumAlgorithm::Crc32,
         ChecksumAlgorithm::Crc32c,
         ChecksumAlgorithm::Crc64Nvme,
@@ -98,6 +101,9 @@ impl ChecksumAlgorithm {
         ChecksumAlgorithm::Sha256,
         ChecksumAlgorithm::Sha512,
         ChecksumAlgorithm::Md5,
+        ChecksumAlgorithm::Xxhash64,
+        ChecksumAlgorithm::Xxhash3,
+        ChecksumAlgorithm::Xxhash128,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -109,6 +115,9 @@ impl ChecksumAlgorithm {
             ChecksumAlgorithm::Sha256 => "SHA256",
             ChecksumAlgorithm::Sha512 => "SHA512",
             ChecksumAlgorithm::Md5 => "MD5",
+            ChecksumAlgorithm::Xxhash64 => "XXHASH64",
+            ChecksumAlgorithm::Xxhash3 => "XXHASH3",
+            ChecksumAlgorithm::Xxhash128 => "XXHASH128",
         }
     }
 
@@ -124,7 +133,10 @@ impl ChecksumAlgorithm {
             ChecksumAlgorithm::Sha1
             | ChecksumAlgorithm::Sha256
             | ChecksumAlgorithm::Sha512
-            | ChecksumAlgorithm::Md5 => t == ChecksumType::Composite,
+            | ChecksumAlgorithm::Md5
+            | ChecksumAlgorithm::Xxhash64
+            | ChecksumAlgorithm::Xxhash3
+            | ChecksumAlgorithm::Xxhash128 => t == ChecksumType::Composite,
             ChecksumAlgorithm::Crc32 | ChecksumAlgorithm::Crc32c => true,
         }
     }

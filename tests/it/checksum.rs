@@ -334,14 +334,23 @@ fn streaming_unsigned(raw: Raw) -> Raw {
 }
 
 #[tokio::test]
-async fn sha512_and_md5_checksums_and_presigned_hoisting() {
+async fn sha512_md5_xxhash_checksums_and_presigned_hoisting() {
     use sha2::Digest;
     let (server, _s3) = setup().await;
     let host = server.host("bkt", Style::Path);
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let sha512 = b64(&sha2::Sha512::digest(b"hello"));
     let md5 = b64(&md5::Md5::digest(b"hello"));
-    for (header, value, key) in [("x-amz-checksum-sha512", &sha512, "s512"), ("x-amz-checksum-md5", &md5, "smd5")] {
+    let xxh64 = b64(&xxhash_rust::xxh64::xxh64(b"hello", 0).to_be_bytes());
+    let xxh3 = b64(&xxhash_rust::xxh3::xxh3_64(b"hello").to_be_bytes());
+    let xxh128 = b64(&xxhash_rust::xxh3::xxh3_128(b"hello").to_be_bytes());
+    for (header, value, key) in [
+        ("x-amz-checksum-sha512", &sha512, "s512"),
+        ("x-amz-checksum-md5", &md5, "smd5"),
+        ("x-amz-checksum-xxhash64", &xxh64, "x64"),
+        ("x-amz-checksum-xxhash3", &xxh3, "x3"),
+        ("x-amz-checksum-xxhash128", &xxh128, "x128"),
+    ] {
         let put = Raw::new("PUT", &host, &format!("/bkt/{key}"))
             .header(header, value)
             .body(b"hello")
