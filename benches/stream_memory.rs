@@ -130,7 +130,11 @@ async fn bare_hyper(size: u64) -> SocketAddr {
 }
 
 fn main() {
-    let mib: u64 = std::env::var("S3D_BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
+    // `cargo bench` passes --bench; under `cargo test --all-targets` this runs as a quick smoke
+    // test on a small object.
+    let full = std::env::args().any(|a| a == "--bench");
+    let mib: u64 =
+        std::env::var("S3D_BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(if full { 1024 } else { 16 });
     let size = mib * 1024 * 1024;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async {

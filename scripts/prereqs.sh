@@ -27,6 +27,9 @@ have_libclang() {
 ensure_build_deps() {
     local missing=()
     command -v cargo >/dev/null || { echo "cargo is required: install Rust from https://rustup.rs" >&2; exit 1; }
+    # The lints run too; rustup's default profile has both components, minimal ones may not.
+    cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+    cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
     command -v c++ >/dev/null || missing+=(g++)
     have_libclang || missing+=(clang libclang-dev)
     if [ "${#missing[@]}" -gt 0 ]; then

@@ -107,14 +107,14 @@ impl VerifiedBody {
             }
         }
         let actual: [u8; 16] = std::mem::take(&mut self.md5).finalize().into();
-        if let Some(expected) = self.expected_md5 {
-            if actual != expected {
-                use base64::Engine;
-                let b64 = base64::engine::general_purpose::STANDARD;
-                return Err(S3Error::new(S3ErrorCode::BadDigest)
-                    .field("ExpectedDigest", b64.encode(expected))
-                    .field("CalculatedDigest", b64.encode(actual)));
-            }
+        if let Some(expected) = self.expected_md5
+            && actual != expected
+        {
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD;
+            return Err(S3Error::new(S3ErrorCode::BadDigest)
+                .field("ExpectedDigest", b64.encode(expected))
+                .field("CalculatedDigest", b64.encode(actual)));
         }
         if let Some((hasher, a, expected, trailers)) = self.checksum.take() {
             let actual = hasher.finalize();

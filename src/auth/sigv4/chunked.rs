@@ -188,16 +188,16 @@ impl<S> ChunkedDecoder<S> {
 
     /// Validates the trailer section once it is complete.
     fn finish_trailer(&mut self) -> Result<(), ChunkedError> {
-        if let Some(chain) = &self.chain {
-            if self.trailer_expected {
-                let provided = self
-                    .trailer_signature
-                    .as_deref()
-                    .ok_or(ChunkedError::MalformedTrailer("missing x-amz-trailer-signature"))?;
-                let canonical: String = self.trailer_lines.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
-                if !chain.verify_trailer(&canonical, provided) {
-                    return Err(ChunkedError::SignatureMismatch);
-                }
+        if let Some(chain) = &self.chain
+            && self.trailer_expected
+        {
+            let provided = self
+                .trailer_signature
+                .as_deref()
+                .ok_or(ChunkedError::MalformedTrailer("missing x-amz-trailer-signature"))?;
+            let canonical: String = self.trailer_lines.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
+            if !chain.verify_trailer(&canonical, provided) {
+                return Err(ChunkedError::SignatureMismatch);
             }
         }
         if self.decoded != self.decoded_length {
@@ -532,6 +532,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[allow(clippy::type_complexity)]
     async fn malformed_framing() {
         let cases: &[(&[u8], fn(&ChunkedError) -> bool)] = &[
             (b"zz\r\nabc\r\n0\r\n\r\n", |e| matches!(e, ChunkedError::Malformed(_))),

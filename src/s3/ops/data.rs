@@ -182,7 +182,7 @@ pub async fn object_stream(cx: &Ctx<'_>, object: &ObjectRecord, range: Range<u64
         .map_err(|e: StorageError| std::io::Error::other(e.to_string()))
         .try_flatten();
     let stream = futures_util::stream::iter(first).flatten().chain(rest);
-    Ok(Box::pin(stream.map_err(|e| S3Error::internal(e))))
+    Ok(Box::pin(stream.map_err(S3Error::internal)))
 }
 
 /// `If-None-Match: *` and `If-Match: <etag>` of a conditional write.

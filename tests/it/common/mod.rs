@@ -209,6 +209,15 @@ pub fn xml_value(xml: &str, tag: &str) -> Option<String> {
     Some(xml[start..end].to_owned())
 }
 
+/// The AWS signer's settings for S3: single URI encoding, no path normalisation.
+fn s3_signing_settings() -> aws_sigv4::http_request::SigningSettings {
+    use aws_sigv4::http_request::{PercentEncodingMode, SigningSettings, UriPathNormalizationMode};
+    let mut settings = SigningSettings::default();
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    settings
+}
+
 /// A request to sign and send byte for byte.
 #[derive(Debug, Clone)]
 pub struct Raw {
@@ -237,15 +246,10 @@ impl Raw {
     /// Signs with SigV4 (the AWS signer, S3 settings) at `time`, adding the
     /// `x-amz-content-sha256`, `x-amz-date` and Authorization headers.
     pub fn sign_at(mut self, user: User, region: &str, time: SystemTime) -> Raw {
-        use aws_sigv4::http_request::{
-            PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
-            UriPathNormalizationMode, sign,
-        };
+        use aws_sigv4::http_request::{PayloadChecksumKind, SignableBody, SignableRequest, sign};
         let identity = Credentials::new(user.access_key, user.secret_key, None, None, "test").into();
-        let mut settings = SigningSettings::default();
-        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        let mut settings = s3_signing_settings();
         settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
         let params = aws_sigv4::sign::v4::SigningParams::builder()
             .identity(&identity)
             .region(region)
@@ -277,14 +281,9 @@ impl Raw {
 
     /// Presigns (query-string SigV4, UNSIGNED-PAYLOAD) as of `time`, valid for `expires`.
     pub fn presign(mut self, user: User, time: SystemTime, expires: Duration) -> Raw {
-        use aws_sigv4::http_request::{
-            PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
-            UriPathNormalizationMode, sign,
-        };
+        use aws_sigv4::http_request::{SignableBody, SignableRequest, SignatureLocation, sign};
         let identity = Credentials::new(user.access_key, user.secret_key, None, None, "test").into();
-        let mut settings = SigningSettings::default();
-        settings.percent_encoding_mode = PercentEncodingMode::Single;
-        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        let mut settings = s3_signing_settings();
         settings.signature_location = SignatureLocation::QueryParams;
         settings.expires_in = Some(expires);
         let params = aws_sigv4::sign::v4::SigningParams::builder()
