@@ -159,34 +159,16 @@ async fn sdk_file_bodies_use_signed_aws_chunked() {
     let id = up.upload_id().expect("id");
     let big = data(6 * MIB, 9);
     std::fs::write(&path, &big).expect("write");
-    let mut parts = Vec::new();
-    for (n, (offset, len)) in [(0u64, 5 * MIB as u64), (5 * MIB as u64, MIB as u64)].into_iter().enumerate() {
-        let stream = ByteStream::read_from()
-            .path(&path)
-            .offset(offset)
-            .length(aws_sdk_s3::primitives::Length::Exact(len))
-            .build()
-            .await
-            .expect("slice");
-        let out = s3
-            .upload_part()
-            .bucket("bkt")
-            .key("mp")
-            .upload_id(id)
-            .part_number(n as i32 + 1)
-            .checksum_algorithm(ChecksumAlgorithm::Crc32)
-            .body(stream)
-            .send()
-            .await
-            .expect("part");
-        parts.push(
-            CompletedPart::builder()
-                .part_number(n as i32 + 1)
-                .e_tag(out.e_tag().expect("etag"))
-                .set_checksum_crc32(out.checksum_crc32().map(str::to_owned))
-                .build(),
-        );
-    }
+    let parts = upload_file_slices(
+        &s3,
+        "bkt",
+        "mp",
+        id,
+        &path,
+        &[(0, 5 * MIB as u64), (5 * MIB as u64, MIB as u64)],
+        Some(ChecksumAlgorithm::Crc32),
+    )
+    .await;
     let done = s3
         .complete_multipart_upload()
         .bucket("bkt")

@@ -693,70 +693,50 @@ mod lifecycle {
         assert_eq!(sdk_code(&err).as_deref(), Some("NoSuchUpload"));
         assert_eq!(blob_count(&server), 1);
 
-        // Conditional Complete.
+        // Conditional Complete, on one-part uploads of "src" (which exists) and "new" (which does not).
         let cu = |etag: &str| {
             CompletedMultipartUpload::builder()
                 .parts(CompletedPart::builder().part_number(1).e_tag(etag).build())
                 .build()
         };
-        let id = s3
-            .create_multipart_upload()
-            .bucket("bkt")
-            .key("src")
-            .send()
-            .await
-            .expect("create")
-            .upload_id()
-            .expect("id")
-            .to_owned();
-        let p = s3
-            .upload_part()
-            .bucket("bkt")
-            .key("src")
-            .upload_id(&id)
-            .part_number(1)
-            .body(ByteStream::from_static(b"p"))
-            .send()
-            .await
-            .expect("part");
+        let one_part = |key: &'static str| {
+            let s3 = s3.clone();
+            async move {
+                let id = s3.create_multipart_upload().bucket("bkt").key(key).send().await.expect("create");
+                let id = id.upload_id().expect("id").to_owned();
+                let part = s3
+                    .upload_part()
+                    .bucket("bkt")
+                    .key(key)
+                    .upload_id(&id)
+                    .part_number(1)
+                    .body(ByteStream::from_static(b"p"))
+                    .send()
+                    .await
+                    .expect("part");
+                (id, part.e_tag().expect("etag").to_owned())
+            }
+        };
+        let (id, etag) = one_part("src").await;
         let err = s3
             .complete_multipart_upload()
             .bucket("bkt")
             .key("src")
             .upload_id(&id)
             .if_none_match("*")
-            .multipart_upload(cu(p.e_tag().expect("etag")))
+            .multipart_upload(cu(&etag))
             .send()
             .await
             .expect_err("exists");
         assert_eq!(sdk_status(&err), Some(412));
-        let id2 = s3
-            .create_multipart_upload()
-            .bucket("bkt")
-            .key("new")
-            .send()
-            .await
-            .expect("create")
-            .upload_id()
-            .expect("id")
-            .to_owned();
-        let p2 = s3
-            .upload_part()
-            .bucket("bkt")
-            .key("new")
-            .upload_id(&id2)
-            .part_number(1)
-            .body(ByteStream::from_static(b"p"))
-            .send()
-            .await
-            .expect("part");
+        let (id2, etag2) = one_part("new").await;
         let err = s3
             .complete_multipart_upload()
             .bucket("bkt")
             .key("new")
             .upload_id(&id2)
             .if_match("\"abc\"")
-            .multipart_upload(cu(p2.e_tag().expect("etag")))
+            .multipart_upload(cu(&etag2))
             .send()
             .await
             .expect_err("no object");
@@ -766,7 +746,7 @@ mod lifecycle {
             .key("new")
             .upload_id(&id2)
             .if_none_match("*")
-            .multipart_upload(cu(p2.e_tag().expect("etag")))
+            .multipart_upload(cu(&etag2))
             .send()
             .await
             .expect("absent: completes");

@@ -2,7 +2,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumMode, CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{ChecksumMode, CompletedMultipartUpload};
 
 use crate::common::*;
 
@@ -119,35 +119,16 @@ async fn https_uploads_with_unsigned_trailers_in_both_styles() {
             .upload_id()
             .expect("id")
             .to_owned();
-        let mut parts = Vec::new();
-        for (n, (offset, len)) in
-            [(0u64, 5 * 1024 * 1024u64), (5 * 1024 * 1024, 1024 * 1024 + 3)].into_iter().enumerate()
-        {
-            let stream = ByteStream::read_from()
-                .path(&path)
-                .offset(offset)
-                .length(aws_sdk_s3::primitives::Length::Exact(len))
-                .build()
-                .await
-                .expect("slice");
-            let out = s3
-                .upload_part()
-                .bucket(bucket)
-                .key("mp")
-                .upload_id(&id)
-                .part_number(n as i32 + 1)
-                .body(stream)
-                .send()
-                .await
-                .expect("part");
-            parts.push(
-                CompletedPart::builder()
-                    .part_number(n as i32 + 1)
-                    .e_tag(out.e_tag().expect("etag"))
-                    .set_checksum_crc32(out.checksum_crc32().map(str::to_owned))
-                    .build(),
-            );
-        }
+        let parts = upload_file_slices(
+            &s3,
+            bucket,
+            "mp",
+            &id,
+            &path,
+            &[(0, 5 * 1024 * 1024), (5 * 1024 * 1024, 1024 * 1024 + 3)],
+            None,
+        )
+        .await;
         s3.complete_multipart_upload()
             .bucket(bucket)
             .key("mp")

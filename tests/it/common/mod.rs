@@ -422,3 +422,48 @@ pub fn sdk_status<E, R: std::fmt::Debug>(
 ) -> Option<u16> {
     err.raw_response().map(|r| r.status().as_u16())
 }
+
+/// Uploads `ranges` (offset, length) of the file at `path` as parts 1, 2, … of an upload, the
+/// SDK reading each slice from disk (file bodies go out as aws-chunked), and returns the parts
+/// for CompleteMultipartUpload with the ETags and checksums UploadPart answered.
+pub async fn upload_file_slices(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    path: &std::path::Path,
+    ranges: &[(u64, u64)],
+    algorithm: Option<aws_sdk_s3::types::ChecksumAlgorithm>,
+) -> Vec<aws_sdk_s3::types::CompletedPart> {
+    use aws_sdk_s3::primitives::{ByteStream, Length};
+    let mut parts = Vec::new();
+    for (i, (offset, len)) in ranges.iter().enumerate() {
+        let n = i as i32 + 1;
+        let body = ByteStream::read_from()
+            .path(path)
+            .offset(*offset)
+            .length(Length::Exact(*len))
+            .build()
+            .await
+            .expect("slice");
+        let out = s3
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(n)
+            .set_checksum_algorithm(algorithm.clone())
+            .body(body)
+            .send()
+            .await
+            .expect("part");
+        parts.push(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(n)
+                .e_tag(out.e_tag().expect("etag"))
+                .set_checksum_crc32(out.checksum_crc32().map(str::to_owned))
+                .build(),
+        );
+    }
+    parts
+}
