@@ -132,19 +132,47 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
 
 /// Runs until SIGTERM or SIGINT, then shuts down gracefully.
 pub async fn run(config: Config) -> Result<(), AppError> {
+    // Handlers go in before the server announces itself, so that a signal sent as soon as it
+    // is listening is handled rather than killing the process.
+    let signals = Signals::install();
     let running = start(config).await?;
-    wait_for_signal(&running).await;
+    signals.wait(&running).await;
     running.stop().await;
     Ok(())
 }
 
-/// Waits for SIGTERM or SIGINT; SIGHUP meanwhile reloads the TLS certificate.
-async fn wait_for_signal(running: &Running) {
+/// SIGTERM and SIGINT stop the server; SIGHUP reloads the TLS certificate.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup())) {
-            (Ok(mut term), Ok(mut int), Ok(mut hup)) => loop {
+    unix: Option<[tokio::signal::unix::Signal; 3]>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let unix = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::hangup()),
+            ) {
+                (Ok(term), Ok(int), Ok(hup)) => Some([term, int, hup]),
+                _ => {
+                    tracing::warn!("cannot install signal handlers; falling back to Ctrl-C");
+                    None
+                }
+            };
+            Signals { unix }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    async fn wait(self, running: &Running) {
+        #[cfg(unix)]
+        if let Some([mut term, mut int, mut hup]) = self.unix {
+            loop {
                 tokio::select! {
                     _ = term.recv() => return tracing::info!("SIGTERM received"),
                     _ = int.recv() => return tracing::info!("SIGINT received"),
@@ -153,10 +181,9 @@ async fn wait_for_signal(running: &Running) {
                         Err(e) => tracing::error!("SIGHUP: {e}; keeping the previous certificate"),
                     },
                 }
-            },
-            _ => tracing::warn!("cannot install signal handlers; falling back to Ctrl-C"),
+            }
         }
+        let _ = running;
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = running;
-    let _ = tokio::signal::ctrl_c().await;
 }

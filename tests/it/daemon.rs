@@ -17,6 +17,23 @@ const DEV: User = User {
 struct Daemon {
     child: Child,
     addr: SocketAddr,
+    /// Every line the daemon logs after its start.
+    log: mpsc::Receiver<String>,
+}
+
+impl Daemon {
+    /// Waits (up to 20 s) for a log line containing `needle`.
+    fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("s3d did not log {needle:?}");
+    }
 }
 
 impl Drop for Daemon {
@@ -43,14 +60,14 @@ fn spawn(mut cmd: Command) -> Daemon {
     // Keep draining stderr so the daemon never blocks on a full pipe.
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(i) = line.find("listening on ") {
-                let addr = line[i + "listening on ".len()..].split_whitespace().next().unwrap_or("").to_owned();
-                let _ = tx.send(addr);
-            }
+            let _ = tx.send(line);
         }
     });
-    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("s3d reports its address");
-    Daemon { child, addr: addr.parse().expect("socket address") }
+    let mut daemon = Daemon { child, addr: "0.0.0.0:0".parse().expect("placeholder"), log: rx };
+    let line = daemon.wait_for_log("listening on ");
+    let i = line.find("listening on ").expect("found") + "listening on ".len();
+    daemon.addr = line[i..].split_whitespace().next().unwrap_or("").parse().expect("socket address");
+    daemon
 }
 
 fn wait_exit(d: &mut Daemon) -> std::process::ExitStatus {
@@ -146,4 +163,32 @@ fn default_config_file_starts_the_same_server() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml")).expect("read");
     let raw = s3d::config::RawConfig::from_toml(&text).expect("parses");
     assert_eq!(raw, s3d::config::RawConfig::default());
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_tls_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = crate::tls::make_certs(dir.path(), "hup");
+    let config = dir.path().join("s3d.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[tls]\nlisten = \"127.0.0.1:0\"\ncert = \"{}\"\nkey = \"{}\"\n",
+            certs.cert.display(),
+            certs.key.display()
+        ),
+    )
+    .expect("config");
+    let mut cmd = command(&dir.path().join("data"));
+    cmd.arg("--config").arg(&config);
+    let d = spawn(cmd);
+    d.wait_for_log("serving TLS at 127.0.0.1:");
+    signal(&d, "-HUP");
+    d.wait_for_log("SIGHUP: TLS certificate reloaded");
+    std::fs::write(&certs.cert, b"broken").expect("write");
+    signal(&d, "-HUP");
+    d.wait_for_log("keeping the previous certificate");
+    // Still serving.
+    let resp = Raw::new("GET", &d.addr.to_string(), "/-/health").send(d.addr).await;
+    assert_eq!(resp.status, 200);
 }
