@@ -268,7 +268,7 @@ mod tests {
                 "z4PhNX7vuL3xVChQ1m2AB9Yg5AULVxXcg/SpIdNs6c5H0NE8XYXysP+DGNKHfuwvY7kxvUdBeoGlODJ6+SfaPg=="
             )
         );
-        // What boto3 sent for 1 KiB in the measured traffic is the CRC32 of those bytes.
+        // The CRC32 of no bytes, as clients send for an empty body.
         assert_eq!(sum(ChecksumAlgorithm::Crc32, b""), "AAAAAA==");
     }
 
