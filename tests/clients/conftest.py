@@ -20,7 +20,7 @@ ACCESS_KEY = "s3d-client-test"
 SECRET_KEY = "s3d-client-test-secret"
 REGION = "us-east-1"
 DOMAIN = "s3.localhost"
-SEED_DOMAIN = f"s3.{REGION}.jcloudcs.com"
+REGIONAL_DOMAIN = f"s3.{REGION}.jcloudcs.com"
 S3D_BIN = os.environ.get("S3D_BIN") or str(pathlib.Path(__file__).resolve().parents[2] / "target" / "debug" / "s3d")
 BIN_DIR = pathlib.Path(sys.executable).parent
 
@@ -60,7 +60,7 @@ class Server:
 listen = "127.0.0.1:0"
 data_dir = "{self.data_dir}"
 region = "{REGION}"
-domains = ["{DOMAIN}", "{SEED_DOMAIN}"]
+domains = ["{DOMAIN}", "{REGIONAL_DOMAIN}"]
 [tls]
 listen = "127.0.0.1:0"
 cert = "{certs['cert']}"

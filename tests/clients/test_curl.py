@@ -1,4 +1,5 @@
-"""curl --aws-sigv4 against s3d, sending the seed's request virtual-host style.
+"""curl --aws-sigv4 against s3d, sending the CreateMultipartUpload specification's example request
+virtual-host style.
 
 curl 7.88 signs a bare `?uploads` as `uploads` instead of `uploads=` and sends no
 x-amz-content-sha256, so the requests use `?uploads=` and add the header.
@@ -7,7 +8,7 @@ x-amz-content-sha256, so the requests use `?uploads=` and add the header.
 import re
 import subprocess
 
-from conftest import ACCESS_KEY, REGION, SECRET_KEY, SEED_DOMAIN
+from conftest import ACCESS_KEY, REGION, SECRET_KEY, REGIONAL_DOMAIN
 
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
@@ -28,11 +29,11 @@ def curl(*args):
     return status, headers, body.decode()
 
 
-def test_seed_request_virtual_host(server):
+def test_specification_request_virtual_host(server):
     status, _, body = curl("-X", "PUT", "-H", f"x-amz-content-sha256: {EMPTY_SHA256}", f"{server.endpoint}/oss-example")
     assert status == 200, body
 
-    host = f"oss-example.{SEED_DOMAIN}"
+    host = f"oss-example.{REGIONAL_DOMAIN}"
     status, headers, body = curl(
         "-X", "POST",
         "-H", f"x-amz-content-sha256: {EMPTY_SHA256}",

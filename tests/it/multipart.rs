@@ -70,10 +70,10 @@ async fn create_with_every_header(style: Style) {
 }
 both_styles!(create_with_every_header);
 
-/// The seed's example, byte for byte: `POST /example-object?uploads` virtual-host style with
+/// The CreateMultipartUpload specification's example, byte for byte: `POST /example-object?uploads` virtual-host style with
 /// a `Date` header instead of `x-amz-date`.
 #[tokio::test]
-async fn seed_example_with_date_header() {
+async fn specification_example_with_date_header() {
     use s3d::auth::sigv4::{canonical, signing};
     let server = TestServer::start().await;
     let host = "oss-example.s3.cn-north-1.jcloudcs.com";
