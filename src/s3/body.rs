@@ -24,15 +24,15 @@ pub fn empty_body() -> BodyStream {
 }
 
 /// What a verified body turned out to be, available once it has been read to the end.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BodyDigest {
     pub md5: [u8; 16],
     pub len: u64,
+    /// Flexible checksums, (algorithm, base64 value): the one the request asked for first,
+    /// then CRC64NVME if that was another (multipart objects combine it). Empty unless
+    /// [`VerifiedBody::with_checksum`] was used.
+    pub checksums: Vec<(ChecksumAlgorithm, String)>,
 }
-
-/// The flexible checksums of a verified body, (algorithm, base64 value): the one the request
-/// asked for first, then CRC64NVME if that was another (multipart objects combine it).
-pub type BodyChecksum = Arc<OnceLock<Vec<(ChecksumAlgorithm, String)>>>;
 
 /// Checks a body against the digests the client declared, failing at the end of the stream
 /// with the code S3 uses (`XAmzContentSHA256Mismatch`, `BadDigest`), and measures its MD5
@@ -48,7 +48,6 @@ pub struct VerifiedBody {
     digest: Arc<OnceLock<BodyDigest>>,
     checksum: Option<(Checksummer, ChecksumAlgorithm, Expected, Option<Trailers>)>,
     crc64: Option<Checksummer>,
-    checksum_result: BodyChecksum,
     done: bool,
 }
 
@@ -71,7 +70,6 @@ impl VerifiedBody {
             digest: Arc::new(OnceLock::new()),
             checksum: None,
             crc64: None,
-            checksum_result: Arc::new(OnceLock::new()),
             done: false,
         }
     }
@@ -85,11 +83,6 @@ impl VerifiedBody {
             self.crc64 = Some(Checksummer::new(ChecksumAlgorithm::Crc64Nvme));
         }
         self
-    }
-
-    /// Filled in with the flexible checksum once the body has been read and verified.
-    pub fn checksum(&self) -> BodyChecksum {
-        Arc::clone(&self.checksum_result)
     }
 
     /// Filled in when the body has been read to the end and verified.
@@ -116,8 +109,9 @@ impl VerifiedBody {
                 .field("ExpectedDigest", b64.encode(expected))
                 .field("CalculatedDigest", b64.encode(actual)));
         }
+        let mut checksums = Vec::new();
         if let Some((hasher, a, expected, trailers)) = self.checksum.take() {
-            let actual = hasher.finalize();
+            let sum = hasher.finalize();
             let sent = match expected {
                 Expected::Header(v) => Some(v),
                 // A trailer-announcing body may still end without the trailer (the checksum is
@@ -128,20 +122,19 @@ impl VerifiedBody {
                 Expected::None => None,
             };
             if let Some(sent) = sent
-                && sent != actual
+                && sent != sum
             {
                 return Err(S3Error::with_message(
                     S3ErrorCode::BadDigest,
                     format!("The {} you specified did not match the calculated checksum.", a.as_str()),
                 ));
             }
-            let mut all = vec![(a, actual)];
+            checksums.push((a, sum));
             if let Some(c) = self.crc64.take() {
-                all.push((ChecksumAlgorithm::Crc64Nvme, c.finalize()));
+                checksums.push((ChecksumAlgorithm::Crc64Nvme, c.finalize()));
             }
-            let _ = self.checksum_result.set(all);
         }
-        let _ = self.digest.set(BodyDigest { md5: actual, len: self.len });
+        let _ = self.digest.set(BodyDigest { md5: actual, len: self.len, checksums });
         Ok(())
     }
 }

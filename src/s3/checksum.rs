@@ -158,6 +158,13 @@ pub struct RequestChecksum {
     pub explicit: bool,
 }
 
+impl RequestChecksum {
+    /// What the server computes when the client names no checksum: CRC64NVME, as AWS does.
+    pub fn server_default() -> Self {
+        RequestChecksum { algorithm: ChecksumAlgorithm::Crc64Nvme, expected: Expected::None, explicit: false }
+    }
+}
+
 fn invalid(m: impl Into<String>) -> S3Error {
     S3Error::with_message(S3ErrorCode::InvalidRequest, m.into())
 }
@@ -207,7 +214,7 @@ pub fn request_checksum_with(h: &HeaderMap, query: Option<&super::query::Query>)
             .ok_or_else(|| invalid(format!("Checksum algorithm provided is unsupported: {s}")))?;
         return Ok(RequestChecksum { algorithm: a, expected: Expected::None, explicit: true });
     }
-    Ok(RequestChecksum { algorithm: ChecksumAlgorithm::Crc64Nvme, expected: Expected::None, explicit: false })
+    Ok(RequestChecksum::server_default())
 }
 
 /// A COMPOSITE multipart checksum: the checksum of the concatenated raw part checksums, `-N`.

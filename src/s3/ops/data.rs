@@ -13,7 +13,7 @@ use crate::s3::body::{BodyDigest, BodyStream, VerifiedBody};
 use crate::s3::checksum::RequestChecksum;
 use crate::s3::types::ChecksumAlgorithm;
 use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Response, headers};
-use crate::storage::{BlobRef, ObjectRecord, PartRecord, StorageError, WriteCondition};
+use crate::storage::{BlobId, BlobRef, BlobStore, ObjectRecord, PartRecord, StorageError, WriteCondition};
 
 /// Largest object a single PUT may carry, and largest part.
 pub const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
@@ -78,37 +78,49 @@ fn chunked_error(e: ChunkedError) -> S3Error {
     }
 }
 
-/// A stored body: its blob, MD5 and length, and its flexible checksums (the requested one
+/// A stored body: its blob, and its MD5, length and flexible checksums (the requested one
 /// first).
 pub struct Stored {
     pub blob: BlobRef,
     pub digest: BodyDigest,
-    pub checksums: Vec<(ChecksumAlgorithm, String)>,
 }
 
 impl Stored {
     /// The checksum the request asked for.
     pub fn checksum(&self) -> (ChecksumAlgorithm, String) {
-        self.checksums.first().cloned().unwrap_or((ChecksumAlgorithm::Crc64Nvme, String::new()))
+        self.digest.checksums.first().cloned().unwrap_or((ChecksumAlgorithm::Crc64Nvme, String::new()))
     }
 
     /// The checksums as stored with a part.
     pub fn records(&self) -> Vec<(String, String)> {
-        self.checksums.iter().map(|(a, v)| (a.as_str().to_owned(), v.clone())).collect()
+        self.digest.checksums.iter().map(|(a, v)| (a.as_str().to_owned(), v.clone())).collect()
+    }
+}
+
+/// Streams a verified body into a new blob. Nothing is kept if verification fails.
+pub async fn store_verified(blobs: &dyn BlobStore, body: VerifiedBody) -> Result<Stored, S3Error> {
+    let digest = body.digest();
+    let blob = blobs.put(Box::pin(body.map_err(std::io::Error::other))).await?;
+    match digest.get() {
+        Some(d) => Ok(Stored { blob, digest: d.clone() }),
+        None => {
+            reclaim(blobs, vec![blob.id]).await;
+            Err(S3Error::internal("body ended without a digest"))
+        }
     }
 }
 
 /// Streams a request body into a new blob: `aws-chunked` framing decoded and its signatures
 /// verified, `x-amz-content-sha256`, `Content-MD5` and the flexible checksum checked on the
-/// way. Nothing is kept if verification fails.
+/// way. `declared` is what [`declared_length`] returned for the request.
 pub async fn store_body(
     cx: &Ctx<'_>,
     body: BodyStream,
     h: &HeaderMap,
+    declared: Option<u64>,
     limit: u64,
     checksum: &RequestChecksum,
 ) -> Result<Stored, S3Error> {
-    let declared = declared_length(cx, h, limit)?;
     let (body, trailers): (BodyStream, _) = match cx.auth.payload {
         PayloadHash::Streaming(mode) => {
             let decoder = ChunkedDecoder::new(body, mode, Some(cx.auth.signing.clone()), declared.unwrap_or(0));
@@ -120,23 +132,14 @@ pub async fn store_body(
     let content_md5 = headers::content_md5(h)?;
     let verified =
         VerifiedBody::with_limit(body, cx.auth.payload, content_md5, limit).with_checksum(checksum, trailers);
-    let (digest, sum) = (verified.digest(), verified.checksum());
-    let stream = verified.map_err(std::io::Error::other);
-    let blob = cx.s3.blobs.put(Box::pin(stream)).await?;
-    match (digest.get(), sum.get()) {
-        (Some(d), Some(c)) if !c.is_empty() => Ok(Stored { blob, digest: *d, checksums: c.clone() }),
-        _ => {
-            reclaim(cx, vec![blob.id]).await;
-            Err(S3Error::internal("body ended without a digest"))
-        }
-    }
+    store_verified(&*cx.s3.blobs, verified).await
 }
 
 /// Deletes blobs that no metadata refers to any more. Failures only leave orphans, which the
 /// sweep removes, so they are logged rather than returned.
-pub async fn reclaim(cx: &Ctx<'_>, blobs: Vec<crate::storage::BlobId>) {
-    for id in &blobs {
-        if let Err(e) = cx.s3.blobs.delete(id).await {
+pub async fn reclaim(blobs: &dyn BlobStore, ids: Vec<BlobId>) {
+    for id in &ids {
+        if let Err(e) = blobs.delete(id).await {
             tracing::warn!(blob = %id.0, error = %e, "could not delete an unreferenced blob");
         }
     }
@@ -144,12 +147,12 @@ pub async fn reclaim(cx: &Ctx<'_>, blobs: Vec<crate::storage::BlobId>) {
 
 pub async fn reclaim_object(cx: &Ctx<'_>, object: Option<ObjectRecord>) {
     if let Some(o) = object {
-        reclaim(cx, o.parts.into_iter().map(|p| p.blob).collect()).await;
+        reclaim(&*cx.s3.blobs, o.parts.into_iter().map(|p| p.blob).collect()).await;
     }
 }
 
 pub async fn reclaim_parts(cx: &Ctx<'_>, parts: &[PartRecord]) {
-    reclaim(cx, parts.iter().map(|p| p.blob.clone()).collect()).await;
+    reclaim(&*cx.s3.blobs, parts.iter().map(|p| p.blob.clone()).collect()).await;
 }
 
 /// The bytes `range` of an object, read part by part, opening each blob only when reached.

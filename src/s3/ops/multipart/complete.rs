@@ -170,14 +170,6 @@ struct Job {
 }
 
 impl Job {
-    async fn reclaim(&self, ids: Vec<crate::storage::BlobId>) {
-        for id in &ids {
-            if let Err(e) = self.blobs.delete(id).await {
-                tracing::warn!(blob = %id.0, error = %e, "could not delete an unreferenced blob");
-            }
-        }
-    }
-
     async fn run(self) -> Result<Bytes, S3Error> {
         let u = &self.upload;
         let id = u.upload_id.as_str();
@@ -255,7 +247,7 @@ impl Job {
                 if let Some(old) = outcome.replaced {
                     unreferenced.extend(old.parts.into_iter().map(|p| p.blob));
                 }
-                self.reclaim(unreferenced).await;
+                data::reclaim(&*self.blobs, unreferenced).await;
             }
             Err(StorageError::NotFound(Resource::Upload)) => {
                 // Completed (or aborted) concurrently: a completion of this key answers alike.

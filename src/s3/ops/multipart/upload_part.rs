@@ -28,12 +28,12 @@ async fn commit(cx: &Ctx<'_>, part: PartRecord) -> Result<(), S3Error> {
     match cx.s3.meta.put_part(bucket, key, id, part).await {
         Ok(replaced) => {
             if let Some(old) = replaced {
-                data::reclaim(cx, vec![old.blob]).await;
+                data::reclaim(&*cx.s3.blobs, vec![old.blob]).await;
             }
             Ok(())
         }
         Err(e) => {
-            data::reclaim(cx, vec![blob]).await;
+            data::reclaim(&*cx.s3.blobs, vec![blob]).await;
             Err(match e {
                 StorageError::NotFound(Resource::Upload) => S3Error::from(e).field("UploadId", id),
                 e => e.into(),
@@ -44,7 +44,7 @@ async fn commit(cx: &Ctx<'_>, part: PartRecord) -> Result<(), S3Error> {
 
 pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let number = part_number(cx)?;
-    data::declared_length(cx, &req.headers, MAX_PUT_SIZE)?;
+    let declared = data::declared_length(cx, &req.headers, MAX_PUT_SIZE)?;
     // The upload must exist before the client is asked for the body.
     let upload = live_upload(cx).await?;
     let mut checksum = checksum::request_checksum_with(&req.headers, Some(cx.query))?;
@@ -70,9 +70,10 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
             checksum.algorithm = a;
         }
     }
-    let stored = data::store_body(cx, req.body, &req.headers, MAX_PUT_SIZE, &checksum).await?;
+    let stored = data::store_body(cx, req.body, &req.headers, declared, MAX_PUT_SIZE, &checksum).await?;
     let (algorithm, sum) = stored.checksum();
-    let (blob, digest) = (stored.blob.clone(), stored.digest);
+    let checksums = stored.records();
+    let data::Stored { blob, digest } = stored;
     commit(
         cx,
         PartRecord {
@@ -81,7 +82,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
             size: digest.len,
             md5: digest.md5,
             last_modified: Timestamp::now(),
-            checksums: stored.records(),
+            checksums,
         },
     )
     .await?;

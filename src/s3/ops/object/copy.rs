@@ -4,13 +4,16 @@
 use http::HeaderMap;
 use percent_encoding::percent_decode_str;
 
+use crate::auth::PayloadHash;
 use crate::clock::Timestamp;
+use crate::s3::body::VerifiedBody;
+use crate::s3::checksum::RequestChecksum;
 use crate::s3::ops::data::{self, MAX_PUT_SIZE};
 use crate::s3::ops::object::get::ByteRange;
 use crate::s3::types::{validate_bucket_name, validate_key};
 use crate::s3::xml::XmlWriter;
 use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response, headers};
-use crate::storage::{ObjectRecord, PartRecord, StorageError};
+use crate::storage::{ObjectRecord, PartRecord};
 
 /// The object named by `x-amz-copy-source`, which the caller must own.
 pub async fn source_object(cx: &Ctx<'_>, h: &HeaderMap) -> Result<ObjectRecord, S3Error> {
@@ -99,24 +102,16 @@ pub async fn copy_bytes(
     range: std::ops::Range<u64>,
 ) -> Result<PartRecord, S3Error> {
     let stream = data::object_stream(cx, source, range).await?;
-    // The source bytes are trusted: no client digest to verify.
-    let unsigned = crate::auth::PayloadHash::Unsigned;
-    let default = crate::s3::checksum::RequestChecksum {
-        algorithm: crate::s3::types::ChecksumAlgorithm::Crc64Nvme,
-        expected: crate::s3::checksum::Expected::None,
-        explicit: false,
-    };
-    let verified = crate::s3::body::VerifiedBody::new(stream, unsigned, None).with_checksum(&default, None);
-    let (digest, sum) = (verified.digest(), verified.checksum());
-    let blob = cx.s3.blobs.put(Box::pin(futures_util::TryStreamExt::map_err(verified, std::io::Error::other))).await?;
-    let d = digest.get().copied().ok_or_else(|| S3Error::internal("copy ended without a digest"))?;
-    let checksums =
-        sum.get().map(|all| all.iter().map(|(a, v)| (a.as_str().to_owned(), v.clone())).collect()).unwrap_or_default();
+    // The source bytes are trusted: no client digest to verify, the server's checksum computed.
+    let verified =
+        VerifiedBody::new(stream, PayloadHash::Unsigned, None).with_checksum(&RequestChecksum::server_default(), None);
+    let stored = data::store_verified(&*cx.s3.blobs, verified).await?;
+    let checksums = stored.records();
     Ok(PartRecord {
         part_number: 1,
-        blob: blob.id,
-        size: d.len,
-        md5: d.md5,
+        blob: stored.blob.id,
+        size: stored.digest.len,
+        md5: stored.digest.md5,
         last_modified: Timestamp::now(),
         checksums,
     })
@@ -187,11 +182,8 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     match cx.s3.meta.put_object(object, &condition).await {
         Ok(replaced) => data::reclaim_object(cx, replaced).await,
         Err(e) => {
-            data::reclaim(cx, vec![blob]).await;
-            return Err(match e {
-                StorageError::NotFound(crate::storage::Resource::Object) => S3Error::new(S3ErrorCode::NoSuchKey),
-                e => data::condition_error(e),
-            });
+            data::reclaim(&*cx.s3.blobs, vec![blob]).await;
+            return Err(data::condition_error(e));
         }
     }
     let mut w = XmlWriter::new("CopyObjectResult");

@@ -4,7 +4,7 @@ use http::StatusCode;
 
 use crate::clock::Timestamp;
 use crate::s3::ops::data::{self, MAX_PUT_SIZE};
-use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response, checksum, headers};
+use crate::s3::{Ctx, S3Error, S3Request, S3Response, checksum, headers};
 use crate::storage::{ObjectRecord, PartRecord, WriteCondition};
 
 pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
@@ -15,16 +15,17 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let headers::ObjectAttributes { storage_class, content, user_metadata, tags } = headers::object_attributes(h)?;
     let condition = data::write_condition(h)?;
     let checksum = checksum::request_checksum_with(h, Some(cx.query))?;
-    data::declared_length(cx, h, MAX_PUT_SIZE)?;
+    let declared = data::declared_length(cx, h, MAX_PUT_SIZE)?;
     // Fail fast on a condition that already fails; it is checked again at commit.
     if condition != WriteCondition::None {
         let current = cx.s3.meta.get_object(&bucket.name, key).await?;
         condition.check(current.as_ref()).map_err(data::condition_error)?;
     }
 
-    let stored = data::store_body(cx, req.body, h, MAX_PUT_SIZE, &checksum).await?;
+    let stored = data::store_body(cx, req.body, h, declared, MAX_PUT_SIZE, &checksum).await?;
     let (algorithm, sum) = stored.checksum();
-    let (blob, digest) = (stored.blob.clone(), stored.digest);
+    let checksums = stored.records();
+    let data::Stored { blob, digest } = stored;
     let now = Timestamp::now();
     let object = ObjectRecord {
         bucket: bucket.name.clone(),
@@ -43,7 +44,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
             size: digest.len,
             md5: digest.md5,
             last_modified: now,
-            checksums: stored.records(),
+            checksums,
         }],
         multipart: false,
         checksum: Some((algorithm.as_str().to_owned(), "FULL_OBJECT".to_owned(), sum.clone())),
@@ -52,13 +53,8 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     match cx.s3.meta.put_object(object, &condition).await {
         Ok(replaced) => data::reclaim_object(cx, replaced).await,
         Err(e) => {
-            data::reclaim(cx, vec![blob.id]).await;
-            return Err(match e {
-                crate::storage::StorageError::NotFound(crate::storage::Resource::Object) => {
-                    S3Error::new(S3ErrorCode::NoSuchKey)
-                }
-                e => data::condition_error(e),
-            });
+            data::reclaim(&*cx.s3.blobs, vec![blob.id]).await;
+            return Err(data::condition_error(e));
         }
     }
     Ok(S3Response::new(StatusCode::OK)
