@@ -130,8 +130,8 @@ impl Inner {
         after: u32,
     ) -> Result<impl Iterator<Item = Result<PartRecord, StorageError>> + '_, StorageError> {
         let prefix = keys::part_prefix(bucket, upload_id);
-        let start = keys::part(bucket, upload_id, after.saturating_add(1));
-        let from = if after == u32::MAX { keys::successor(keys::part(bucket, upload_id, after)) } else { start };
+        // Just past part `after`: the first part numbered above it.
+        let from = keys::successor(keys::part(bucket, upload_id, after));
         Ok(self
             .db
             .iterator_cf(self.cf(Cf::Parts)?, IteratorMode::From(&from, Direction::Forward))
