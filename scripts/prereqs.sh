@@ -14,13 +14,59 @@ apt_install() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
 }
 
-have_libclang() {
-    [ -n "${LIBCLANG_PATH:-}" ] && return 0
+# libclang_in DIR: prints the first file in DIR that bindgen would load as libclang. bindgen
+# (through clang-sys, loading at run time) accepts libclang.so, libclang-*.so, libclang.so.* and
+# libclang-*.so.*, but never libclang-cpp (a different library that shares the prefix).
+libclang_in() {
     local f
-    for f in /usr/lib/llvm-*/lib/libclang.so* /usr/lib/*-linux-gnu/libclang*.so*; do
-        [ -e "$f" ] && return 0
+    for f in "$1"/libclang.so "$1"/libclang-*.so "$1"/libclang.so.* "$1"/libclang-*.so.*; do
+        case "${f##*/}" in *-cpp.*) continue ;; esac
+        [ -e "$f" ] && { echo "$f"; return 0; }
     done
     return 1
+}
+
+# find_libclang [ROOT]: prints the libclang bindgen would load, searching where it searches:
+# only LIBCLANG_PATH (a directory, or a file) when set; otherwise llvm-config's prefix,
+# LD_LIBRARY_PATH, LIBRARY_PATH and the system directories. ROOT (for tests) prefixes the
+# system directories and disables llvm-config.
+find_libclang() {
+    local root="${1:-}" d pattern
+    if [ -n "${LIBCLANG_PATH:-}" ]; then
+        if [ -f "$LIBCLANG_PATH" ]; then
+            case "${LIBCLANG_PATH##*/}" in
+                *-cpp.*) return 1 ;;
+                libclang.so | libclang-*.so | libclang.so.* | libclang-*.so.*) echo "$LIBCLANG_PATH"; return 0 ;;
+            esac
+        fi
+        libclang_in "$LIBCLANG_PATH"
+        return
+    fi
+    if [ -z "$root" ] && command -v llvm-config >/dev/null 2>&1; then
+        local prefix
+        prefix="$(llvm-config --prefix 2>/dev/null | head -n1)"
+        if [ -n "$prefix" ]; then
+            for d in "$prefix/bin" "$prefix/lib" "$prefix/lib64"; do
+                libclang_in "$d" && return 0
+            done
+        fi
+    fi
+    local IFS=:
+    for d in ${LD_LIBRARY_PATH:-} ${LIBRARY_PATH:-}; do
+        [ -n "$d" ] && libclang_in "$d" && return 0
+    done
+    unset IFS
+    for pattern in "/usr/local/llvm*/lib*" "/usr/local/lib*/*/*" "/usr/local/lib*/*" "/usr/local/lib*" \
+        "/usr/lib*/*/*" "/usr/lib*/*" "/usr/lib*"; do
+        for d in $root$pattern; do
+            [ -d "$d" ] && libclang_in "$d" && return 0
+        done
+    done
+    return 1
+}
+
+have_libclang() {
+    find_libclang >/dev/null
 }
 
 # RocksDB's build needs a C++ compiler and libclang (for bindgen).
@@ -35,6 +81,21 @@ ensure_build_deps() {
     if [ "${#missing[@]}" -gt 0 ]; then
         echo "installing build prerequisites: ${missing[*]}" >&2
         apt_install "${missing[@]}"
+        if ! have_libclang; then
+            echo "libclang is still missing after installing clang and libclang-dev;" \
+                "set LIBCLANG_PATH to the directory holding libclang.so" >&2
+            exit 1
+        fi
+    fi
+}
+
+# announce_first_build PROFILE: RocksDB's C++ sources are compiled once per target directory and
+# profile; say so before that happens, since nothing else is printed for minutes.
+announce_first_build() {
+    local dir="${TARGET_DIR}/$1/build"
+    if ! compgen -G "${dir}/librocksdb-sys-*/out/*.a" >/dev/null; then
+        echo "s3d: the first build compiles RocksDB (C++) and takes several minutes" \
+            "(about 10-15 on two cores); later builds take seconds." >&2
     fi
 }
 
