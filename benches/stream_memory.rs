@@ -148,6 +148,8 @@ fn main() {
             log_format: LogFormat::Text,
             shutdown_timeout: std::time::Duration::from_secs(5),
             tls: None,
+            limits: s3d::http::Limits::default(),
+            gc: s3d::storage::GcConfig::default(),
             users: vec![UserCredential {
                 access_key: AK.into(),
                 secret_key: SecretKey::new(SK),

@@ -4,7 +4,6 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -17,7 +16,7 @@ use crate::http::tls::ReloadableAcceptor;
 use crate::s3::{S3Config, S3Service};
 use crate::storage::fs::FsBlobStore;
 use crate::storage::rocks::RocksMetadataStore;
-use crate::storage::{BlobStore, MetadataStore};
+use crate::storage::{BlobStore, MetadataStore, Storage};
 
 #[derive(Debug)]
 pub struct AppError(String);
@@ -39,6 +38,7 @@ pub struct Running {
     acceptor: Option<Arc<ReloadableAcceptor>>,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<()>,
+    housekeeping: JoinHandle<()>,
 }
 
 impl Running {
@@ -52,6 +52,7 @@ impl Running {
 
     /// Stops accepting, lets in-flight requests finish, flushes and closes the stores.
     pub async fn stop(self) {
+        self.housekeeping.abort();
         let _ = self.shutdown.send(());
         if let Err(e) = self.task.await {
             tracing::error!(error = %e, "server task failed");
@@ -73,10 +74,21 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             .await
             .map_err(|e| AppError(format!("cannot open blob store in {}: {e}", blob_dir.display())))?,
     );
-    // Nothing is being written yet: every unreferenced blob is an orphan of a crash.
-    crate::storage::sweep::sweep(&*meta, &*blobs, Duration::ZERO)
-        .await
-        .map_err(|e| AppError(format!("orphan sweep failed: {e}")))?;
+    start_with_stores(config, meta, blobs).await
+}
+
+/// Serves `config` on the given stores (the in-memory ones in tests).
+pub async fn start_with_stores(
+    config: Config,
+    meta: Arc<dyn MetadataStore>,
+    blobs: Arc<dyn BlobStore>,
+) -> Result<Running, AppError> {
+    // Other processes may share the stores, so even at start-up only what is older than the
+    // grace period is reclaimed; the first sweep runs at once, in the background.
+    let storage = Storage::new(Arc::clone(&meta), blobs, config.gc);
+    let max_connections = connection_budget(config.limits.max_connections);
+    let limits = crate::http::Limits { max_connections, ..config.limits };
+    warn_about_dev_credentials(&config);
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| AppError(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -98,9 +110,12 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
         config: S3Config { region: config.region.clone(), domains: config.domains.clone() },
         credentials: Arc::new(StaticCredentials::new(config.users.clone())),
         meta: Arc::clone(&meta),
-        blobs: Arc::clone(&blobs),
+        storage: Arc::clone(&storage),
     });
-    let router = crate::http::router(s3);
+    // Started only once nothing can fail any more, so a failed start leaves no task holding
+    // the stores open.
+    let housekeeping = storage.spawn_housekeeping();
+    let router = crate::http::router(s3, limits);
     let (tx, rx) = oneshot::channel::<()>();
     let grace = config.shutdown_timeout;
     let task = tokio::spawn(async move {
@@ -111,6 +126,7 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
                 let _ = rx.await;
             },
             grace,
+            limits,
         )
         .await;
         if let Err(e) = meta.flush().await {
@@ -127,7 +143,50 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
     if let Some(a) = tls_addr {
         tracing::info!("serving TLS at {a}");
     }
-    Ok(Running { addr, tls_addr, acceptor, shutdown: tx, task })
+    Ok(Running { addr, tls_addr, acceptor, shutdown: tx, task, housekeeping })
+}
+
+/// File descriptors each connection may need: its socket and a blob file.
+const FDS_PER_CONNECTION: u64 = 2;
+/// Descriptors kept for RocksDB's table files, logs, listeners and the rest.
+const FDS_RESERVED: u64 = crate::storage::rocks::MAX_OPEN_FILES as u64 + 128;
+
+/// Raises the open-files limit to its hard limit and returns how many connections fit in it
+/// (at most `wanted`), so that a flood of idle sockets cannot starve blob and RocksDB opens.
+fn connection_budget(wanted: usize) -> usize {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the open-files limit");
+            return wanted;
+        }
+    };
+    let fit = usize::try_from(limit.saturating_sub(FDS_RESERVED) / FDS_PER_CONNECTION).unwrap_or(usize::MAX).max(16);
+    if fit < wanted {
+        tracing::warn!(
+            open_files = limit,
+            max_connections = fit,
+            configured = wanted,
+            "the open-files limit is too low for limits.max_connections; serving fewer connections at once"
+        );
+        return fit;
+    }
+    wanted
+}
+
+/// The published development keys are for one machine: say so loudly when they are served
+/// beyond loopback.
+fn warn_about_dev_credentials(config: &Config) {
+    let dev = config.users.iter().any(|u| u.access_key == crate::config::DEV_ACCESS_KEY);
+    let exposed =
+        !config.listen.ip().is_loopback() || config.tls.as_ref().is_some_and(|t| !t.listen.ip().is_loopback());
+    if dev && exposed {
+        tracing::warn!(
+            "the published development credentials ({}) are configured and s3d listens beyond loopback: \
+             anyone who can reach it can read and write every bucket; configure your own users",
+            crate::config::DEV_ACCESS_KEY
+        );
+    }
 }
 
 /// Runs until SIGTERM or SIGINT, then shuts down gracefully.

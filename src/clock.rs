@@ -9,6 +9,9 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 
 /// ISO 8601 basic format used by SigV4 (`x-amz-date`): `20130524T000000Z`.
 const AMZ_DATE: &[FormatItem<'static>] = format_description!("[year][month][day]T[hour][minute][second]Z");
+/// RFC 7231 IMF-fixdate: `Wed, 12 Oct 2009 17:50:00 GMT`.
+const HTTP_DATE: &[FormatItem<'static>] =
+    format_description!("[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT");
 /// ISO 8601 with milliseconds, as S3 writes times in XML: `2010-11-10T20:48:33.000Z`.
 const XML_TIME: &[FormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
@@ -51,14 +54,19 @@ impl Timestamp {
         self.to_offset().format(AMZ_DATE).unwrap_or_else(|_| String::from("19700101T000000Z"))
     }
 
-    /// RFC 7231 IMF-fixdate: `Wed, 12 Oct 2009 17:50:00 GMT`.
+    /// RFC 7231 IMF-fixdate: `Wed, 12 Oct 2009 17:50:00 GMT`. Any representable time
+    /// formats (before 1970 too), so a client-supplied date can never make this fail.
     pub fn to_http_date(self) -> String {
-        httpdate::fmt_http_date(self.to_system_time())
+        self.to_offset().format(HTTP_DATE).unwrap_or_else(|_| String::from("Thu, 01 Jan 1970 00:00:00 GMT"))
     }
 
-    /// Parses the SigV4 `x-amz-date` form.
+    /// Parses the SigV4 `x-amz-date` form. Only years 0001–9999 are dates (`None`
+    /// otherwise), and only times a `Timestamp` can hold (1677–2262) are returned.
     pub fn parse_amz_date(s: &str) -> Option<Self> {
         let t = PrimitiveDateTime::parse(s, AMZ_DATE).ok()?.assume_utc();
+        if !(1..=9999).contains(&t.year()) {
+            return None;
+        }
         Some(Timestamp(i64::try_from(t.unix_timestamp_nanos()).ok()?))
     }
 
@@ -75,6 +83,16 @@ impl Timestamp {
     pub fn abs_diff(self, other: Timestamp) -> Duration {
         Duration::from_nanos(self.0.abs_diff(other.0))
     }
+
+    /// `self + d`, saturating at the largest representable time.
+    pub fn plus(self, d: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_add(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)))
+    }
+
+    /// `self - d`, saturating at the smallest representable time.
+    pub fn minus(self, d: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_sub(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)))
+    }
 }
 
 #[cfg(test)]
@@ -89,6 +107,30 @@ mod tests {
         assert_eq!(t.to_http_date(), "Fri, 24 May 2013 00:00:00 GMT");
         assert_eq!(Timestamp::parse_http_date("Fri, 24 May 2013 00:00:00 GMT"), Some(t));
         assert_eq!(Timestamp(1_500_000_000).to_xml(), "1970-01-01T00:00:01.500Z");
+    }
+
+    /// A client-supplied date before 1970 (or near the ends of the range) once panicked the
+    /// HTTP date formatter; every representable time must format.
+    #[test]
+    fn dates_before_the_epoch_and_at_the_extremes_format() {
+        let t = Timestamp::parse_amz_date("19691231T000000Z").expect("valid");
+        assert_eq!(t.to_http_date(), "Wed, 31 Dec 1969 00:00:00 GMT");
+        assert_eq!(t.to_amz_date(), "19691231T000000Z");
+        for extreme in [Timestamp(i64::MIN), Timestamp(i64::MAX), Timestamp(-1)] {
+            assert!(!extreme.to_http_date().is_empty());
+            assert!(!extreme.to_xml().is_empty());
+            assert!(!extreme.to_amz_date().is_empty());
+        }
+        assert_eq!(Timestamp(i64::MAX).plus(Duration::from_secs(1)), Timestamp(i64::MAX));
+        assert_eq!(Timestamp(i64::MIN).minus(Duration::from_secs(1)), Timestamp(i64::MIN));
+    }
+
+    #[test]
+    fn amz_dates_outside_the_representable_range_are_not_dates() {
+        for s in ["00000101T000000Z", "00010101T000000Z", "99991231T235959Z", "16000101T000000Z"] {
+            assert!(Timestamp::parse_amz_date(s).is_none(), "{s}");
+        }
+        assert!(Timestamp::parse_amz_date("17000101T000000Z").is_some());
     }
 
     #[test]

@@ -27,7 +27,49 @@ pub struct RawConfig {
     pub log_format: String,
     pub shutdown_timeout_secs: u64,
     pub tls: Option<RawTls>,
+    pub limits: RawLimits,
+    pub gc: RawGc,
     pub users: Vec<RawUser>,
+}
+
+/// `[limits]`: how long s3d waits on a client and how many it serves at once.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLimits {
+    pub request_head_timeout_secs: u64,
+    pub keep_alive_idle_secs: u64,
+    pub body_idle_timeout_secs: u64,
+    pub response_idle_timeout_secs: u64,
+    pub max_connections: usize,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        // AWS drops a connection that sends nothing for about 20 seconds.
+        RawLimits {
+            request_head_timeout_secs: 20,
+            keep_alive_idle_secs: 20,
+            body_idle_timeout_secs: 20,
+            response_idle_timeout_secs: 20,
+            max_connections: 4096,
+        }
+    }
+}
+
+/// `[gc]`: when unreferenced blobs and remembered completions are reclaimed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawGc {
+    pub grace_secs: u64,
+    pub interval_secs: u64,
+    pub sweep_interval_secs: u64,
+    pub completed_retention_secs: u64,
+}
+
+impl Default for RawGc {
+    fn default() -> Self {
+        RawGc { grace_secs: 900, interval_secs: 60, sweep_interval_secs: 3600, completed_retention_secs: 86_400 }
+    }
 }
 
 /// `[tls]`: an HTTPS listener beside the plain one.
@@ -62,6 +104,8 @@ impl Default for RawConfig {
             log_format: "text".into(),
             shutdown_timeout_secs: 30,
             tls: None,
+            limits: RawLimits::default(),
+            gc: RawGc::default(),
             users: vec![RawUser {
                 id: "s3d-dev".into(),
                 name: "dev".into(),
@@ -91,6 +135,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub shutdown_timeout: Duration,
     pub tls: Option<TlsConfig>,
+    pub limits: crate::http::Limits,
+    pub gc: crate::storage::GcConfig,
     pub users: Vec<UserCredential>,
 }
 
@@ -245,6 +291,27 @@ impl RawConfig {
                 Some(TlsConfig { listen, cert: t.cert, key: t.key })
             }
         };
+        let secs = |key: &str, v: u64| -> Result<Duration, ConfigError> {
+            if v == 0 { Err(invalid(key, "must be at least 1 second")) } else { Ok(Duration::from_secs(v)) }
+        };
+        let l = &self.limits;
+        if l.max_connections == 0 {
+            return Err(invalid("limits.max_connections", "must be at least 1"));
+        }
+        let limits = crate::http::Limits {
+            head_timeout: secs("limits.request_head_timeout_secs", l.request_head_timeout_secs)?,
+            keep_alive_idle: secs("limits.keep_alive_idle_secs", l.keep_alive_idle_secs)?,
+            body_idle: secs("limits.body_idle_timeout_secs", l.body_idle_timeout_secs)?,
+            response_idle: secs("limits.response_idle_timeout_secs", l.response_idle_timeout_secs)?,
+            max_connections: l.max_connections,
+        };
+        let g = &self.gc;
+        let gc = crate::storage::GcConfig {
+            grace: secs("gc.grace_secs", g.grace_secs)?,
+            interval: secs("gc.interval_secs", g.interval_secs)?,
+            sweep_interval: secs("gc.sweep_interval_secs", g.sweep_interval_secs)?,
+            completed_retention: secs("gc.completed_retention_secs", g.completed_retention_secs)?,
+        };
         if self.users.is_empty() {
             return Err(invalid("users", "at least one user is required"));
         }
@@ -290,6 +357,8 @@ impl RawConfig {
             log_format,
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
             tls,
+            limits,
+            gc,
             users,
         })
     }
@@ -318,7 +387,9 @@ mod tests {
     fn default_toml_equals_built_in_defaults() {
         let text = include_str!("../config/default.toml");
         assert_eq!(RawConfig::from_toml(text).expect("parses"), RawConfig::default());
-        RawConfig::default().validate().expect("defaults are valid");
+        let config = RawConfig::default().validate().expect("defaults are valid");
+        assert_eq!(config.limits, crate::http::Limits::default());
+        assert_eq!(config.gc, crate::storage::GcConfig::default());
     }
 
     #[test]
@@ -338,6 +409,9 @@ mod tests {
             ("domains = [\".bad\"]", "`domains`"),
             ("log_format = \"xml\"", "`log_format`"),
             ("users = []", "`users`"),
+            ("[limits]\nmax_connections = 0", "`limits.max_connections`"),
+            ("[limits]\nbody_idle_timeout_secs = 0", "`limits.body_idle_timeout_secs`"),
+            ("[gc]\ngrace_secs = 0", "`gc.grace_secs`"),
             ("[tls]\nlisten = \"x\"\ncert = \"c\"\nkey = \"k\"\n", "`tls.listen`"),
             ("[[users]]\nid='a'\nname='b'\naccess_key='c'\n", "`users[0].secret_key`"),
             ("[[users]]\nid='a'\nname='b'\naccess_key='c/d'\nsecret_key='x'\n", "`users[0].access_key`"),
@@ -346,6 +420,8 @@ mod tests {
             let err = RawConfig::from_toml(text).expect("parses").validate().expect_err(text);
             assert!(err.to_string().contains(key), "{text}: {err}");
         }
+        let err = RawConfig::from_toml("[limits]\nidle = 3").expect_err("unknown");
+        assert!(err.to_string().contains("idle"), "{err}");
         let err = RawConfig::from_toml("fsync = \"yes\"").expect_err("type");
         assert!(err.to_string().contains("fsync"), "{err}");
     }

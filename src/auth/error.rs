@@ -28,6 +28,8 @@ pub enum AuthError {
     /// Request-level problems found while authenticating (unsupported mechanism, missing
     /// `x-amz-content-sha256`, both header and query auth).
     InvalidRequest(String),
+    /// `x-amz-*` headers were sent that the signature does not cover (names, lower-case).
+    HeadersNotSigned(Vec<String>),
     /// A header value that cannot be what it claims (a malformed `x-amz-content-sha256`).
     InvalidArgument { message: String, name: String, value: String },
 }

@@ -2,29 +2,40 @@
 //! requests into [`S3Request`]s, adds the headers every response carries, serves
 //! `/-/health`, and runs the accept loop with graceful shutdown.
 
+mod conn;
 mod server;
 pub mod tls;
 
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use base64::Engine;
-use futures_util::TryStreamExt;
+use futures_util::{Stream, TryStreamExt};
 use http::{HeaderValue, Method, StatusCode};
 use tracing::Instrument;
 
 use crate::s3::{BodyStream, RequestIds, ResponseBody, S3Error, S3ErrorCode, S3Request, S3Response, S3Service};
-pub use server::{Listener, serve};
+pub use server::{Limits, Listener, serve};
 
 /// Load-balancer health check; `-` cannot start a bucket name, so path style never collides.
 pub const HEALTH_PATH: &str = "/-/health";
 
-pub fn router(s3: Arc<S3Service>) -> Router {
-    Router::new().fallback(handle).with_state(s3)
+/// What every request handler shares.
+#[derive(Clone)]
+struct AppState {
+    s3: Arc<S3Service>,
+    /// A request body that sends nothing for this long fails with `RequestTimeout`.
+    body_idle: Duration,
+}
+
+pub fn router(s3: Arc<S3Service>, limits: Limits) -> Router {
+    Router::new().fallback(handle).with_state(AppState { s3, body_idle: limits.body_idle })
 }
 
 fn random_bytes<const N: usize>() -> [u8; N] {
@@ -46,7 +57,8 @@ fn new_ids() -> RequestIds {
     }
 }
 
-async fn handle(State(s3): State<Arc<S3Service>>, req: Request) -> Response {
+async fn handle(State(state): State<AppState>, req: Request) -> Response {
+    let s3 = state.s3;
     let started = Instant::now();
     let ids = new_ids();
     let span = tracing::info_span!(
@@ -68,15 +80,19 @@ async fn handle(State(s3): State<Arc<S3Service>>, req: Request) -> Response {
         let resp = if is_health_check(&s3, &req) {
             health(&s3).await
         } else {
-            s3.handle(to_s3_request(req, ids.clone())).await
+            s3.handle(to_s3_request(req, ids.clone(), state.body_idle)).await
         };
         tracing::info!(status = resp.status.as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "done");
         resp
     }
     .instrument(span)
     .await;
+    // A request whose body stalled or broke off leaves unread bytes behind: the connection
+    // cannot carry another request.
+    let body_failed =
+        resp.error_code.is_some_and(|c| matches!(c, S3ErrorCode::RequestTimeout | S3ErrorCode::IncompleteBody));
     let mut out = into_http(resp, &ids, head);
-    if close_after {
+    if close_after || body_failed {
         out.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
     out
@@ -102,7 +118,7 @@ async fn health(s3: &S3Service) -> S3Response {
     }
 }
 
-fn to_s3_request(req: Request, ids: RequestIds) -> S3Request {
+fn to_s3_request(req: Request, ids: RequestIds, body_idle: Duration) -> S3Request {
     let (parts, body) = req.into_parts();
     // A declared empty body is never polled: hyper answers `Expect: 100-continue` when the
     // body is first read, and a client must not be asked to send zero bytes.
@@ -110,7 +126,8 @@ fn to_s3_request(req: Request, ids: RequestIds) -> S3Request {
     let body: BodyStream = if empty {
         crate::s3::body::empty_body()
     } else {
-        Box::pin(body.into_data_stream().map_err(|e| S3Error::new(S3ErrorCode::IncompleteBody).source(e)))
+        let data = body.into_data_stream().map_err(|e| S3Error::new(S3ErrorCode::IncompleteBody).source(e));
+        Box::pin(IdleBody::new(data, body_idle))
     };
     S3Request { method: parts.method, uri: parts.uri, headers: parts.headers, body, ids }
 }
@@ -133,8 +150,84 @@ fn into_http(resp: S3Response, ids: &RequestIds, head: bool) -> Response {
         h.insert("x-amz-id-2", v);
     }
     h.insert(http::header::SERVER, HeaderValue::from_static("s3d"));
-    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now())) {
+    if let Ok(v) = HeaderValue::from_str(&crate::clock::Timestamp::now().to_http_date()) {
         h.insert(http::header::DATE, v);
     }
     out
+}
+
+/// A request body that fails with `RequestTimeout` when the client sends nothing for `idle`
+/// (counted from the first time the handler asks for data).
+struct IdleBody<S> {
+    inner: S,
+    idle: Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    done: bool,
+}
+
+impl<S> IdleBody<S> {
+    fn new(inner: S, idle: Duration) -> Self {
+        IdleBody { inner, idle, timer: None, done: false }
+    }
+}
+
+impl<S> Stream for IdleBody<S>
+where
+    S: Stream<Item = Result<bytes::Bytes, S3Error>> + Unpin,
+{
+    type Item = Result<bytes::Bytes, S3Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(item) => {
+                this.timer = None;
+                if item.is_none() {
+                    this.done = true;
+                }
+                Poll::Ready(item)
+            }
+            Poll::Pending => {
+                let idle = this.idle;
+                let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        this.done = true;
+                        Poll::Ready(Some(Err(S3Error::new(S3ErrorCode::RequestTimeout))))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_body_fails_with_request_timeout() {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, S3Error>>(4);
+        let inner = tokio_stream_from(rx);
+        let mut body = IdleBody::new(inner, Duration::from_secs(20));
+        tx.send(Ok(bytes::Bytes::from_static(b"a"))).await.expect("send");
+        assert_eq!(body.next().await.and_then(Result::ok), Some(bytes::Bytes::from_static(b"a")));
+        let started = tokio::time::Instant::now();
+        let err = body.next().await.expect("an item").expect_err("times out");
+        assert_eq!(err.code, S3ErrorCode::RequestTimeout);
+        assert_eq!(started.elapsed().as_secs(), 20);
+        assert!(body.next().await.is_none());
+        drop(tx);
+    }
+
+    fn tokio_stream_from<T: Send + 'static>(
+        mut rx: tokio::sync::mpsc::Receiver<T>,
+    ) -> Pin<Box<dyn Stream<Item = T> + Send>> {
+        Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+    }
 }

@@ -82,6 +82,7 @@ s3_error_codes! {
     NotImplemented => 501, "A header you provided implies functionality that is not implemented";
     PreconditionFailed => 412, "At least one of the pre-conditions you specified did not hold";
     RequestHeaderSectionTooLarge => 400, "Your request header section exceeds the maximum allowed size.";
+    RequestTimeout => 400, "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed.";
     RequestTimeTooSkewed => 403, "The difference between the request time and the current time is too large.";
     ServiceUnavailable => 503, "Please reduce your request rate.";
     SignatureDoesNotMatch => 403, "The request signature we calculated does not match the signature you provided. Check your key and signing method.";
@@ -206,6 +207,11 @@ impl From<AuthError> for S3Error {
                 S3Error::with_message(C::AuthorizationQueryParametersError, m)
             }
             AuthError::InvalidRequest(m) => S3Error::with_message(C::InvalidRequest, m),
+            AuthError::HeadersNotSigned(names) => S3Error::with_message(
+                C::AccessDenied,
+                "There were headers present in the request which were not signed",
+            )
+            .field("HeadersNotSigned", names.join(", ")),
             AuthError::InvalidArgument { message, name, value } => S3Error::invalid_argument(message, &name, &value),
         }
     }
@@ -238,7 +244,7 @@ impl From<StorageError> for S3Error {
             },
             StorageError::BucketNotEmpty => S3Error::new(C::BucketNotEmpty),
             StorageError::PreconditionFailed => S3Error::new(C::PreconditionFailed),
-            StorageError::Conflict => S3Error::new(C::ConditionalRequestConflict),
+            StorageError::Conflict | StorageError::PartsChanged => S3Error::new(C::ConditionalRequestConflict),
             // The caller decides whose bucket it is; by itself this is an internal mix-up.
             e @ (StorageError::NotFound(Resource::Blob)
             | StorageError::BucketExists { .. }

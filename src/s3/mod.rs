@@ -19,7 +19,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 
 use crate::auth::{self, Authenticated, CredentialStore};
 use crate::clock::Timestamp;
-use crate::storage::{BlobStore, BucketRecord, MetadataStore};
+use crate::storage::{BucketRecord, MetadataStore, Storage};
 pub use body::BodyStream;
 pub use error::{S3Error, S3ErrorCode};
 use query::Query;
@@ -63,11 +63,13 @@ pub struct S3Response {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: ResponseBody,
+    /// The error this response reports, if it is one.
+    pub error_code: Option<S3ErrorCode>,
 }
 
 impl S3Response {
     pub fn new(status: StatusCode) -> Self {
-        S3Response { status, headers: HeaderMap::new(), body: ResponseBody::Empty }
+        S3Response { status, headers: HeaderMap::new(), body: ResponseBody::Empty, error_code: None }
     }
 
     /// 200 with an XML document.
@@ -91,8 +93,10 @@ impl S3Response {
 pub struct S3Service {
     pub config: S3Config,
     pub credentials: Arc<dyn CredentialStore>,
+    /// Reads, and changes that write no blob.
     pub meta: Arc<dyn MetadataStore>,
-    pub blobs: Arc<dyn BlobStore>,
+    /// Blob writes and reads; it alone deletes blobs.
+    pub storage: Arc<Storage>,
 }
 
 /// What an operation gets besides the request: who is calling, what is addressed, and the
@@ -214,6 +218,7 @@ impl S3Service {
 /// the status and headers only.
 pub fn error_response(err: &S3Error, resource: &str, ids: &RequestIds, head: bool) -> S3Response {
     let mut resp = S3Response::new(err.status());
+    resp.error_code = Some(err.code);
     for (name, value) in &err.headers {
         resp = resp.header(name, value);
     }

@@ -113,16 +113,111 @@ pub fn strip_declaration(doc: &Bytes) -> Bytes {
     if doc.starts_with(DECLARATION.as_bytes()) && doc.len() >= prefix { doc.slice(prefix..) } else { doc.clone() }
 }
 
-/// Parses a request body. Namespaces are ignored (s3cmd sends none), entities and character
-/// references are decoded.
-pub fn from_xml<T: DeserializeOwned>(body: &[u8]) -> Result<T, S3Error> {
+/// How many elements a request document may hold, checked by a streaming pass before it is
+/// deserialised, so that a body of millions of tiny elements never becomes millions of values.
+#[derive(Clone, Copy, Debug)]
+pub struct ElementLimits {
+    /// Elements of any name, the root included.
+    pub total: usize,
+    /// Elements with this local name (`Part`, `Object`), at most `max` of them.
+    pub repeated: Option<(&'static str, usize)>,
+    /// Deepest nesting accepted.
+    pub depth: usize,
+}
+
+impl ElementLimits {
+    /// A small fixed document (a bucket configuration).
+    pub const SMALL: ElementLimits = ElementLimits { total: 64, repeated: None, depth: 8 };
+
+    /// A list of `max` `name` elements, each with at most `children` children.
+    pub const fn list(name: &'static str, max: usize, children: usize) -> Self {
+        ElementLimits { total: 1 + max * (1 + children) + 8, repeated: Some((name, max)), depth: 8 }
+    }
+}
+
+/// Counts elements (and checks nesting) without building anything; `MalformedXML` when a
+/// limit is crossed or the document is not well-formed.
+fn check_elements(text: &str, limits: ElementLimits) -> Result<(), S3Error> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(text);
+    let (mut total, mut repeated, mut depth) = (0usize, 0usize, 0usize);
+    let too_many = |what: String| S3Error::new(S3ErrorCode::MalformedXML).source(what);
+    loop {
+        let event = reader.read_event().map_err(|e| S3Error::new(S3ErrorCode::MalformedXML).source(e))?;
+        let name = match &event {
+            Event::Start(e) => {
+                depth += 1;
+                e.local_name()
+            }
+            Event::Empty(e) => e.local_name(),
+            Event::End(_) => {
+                depth = depth.saturating_sub(1);
+                continue;
+            }
+            Event::Eof => return Ok(()),
+            _ => continue,
+        };
+        total += 1;
+        if total > limits.total {
+            return Err(too_many(format!("more than {} elements", limits.total)));
+        }
+        if depth > limits.depth {
+            return Err(too_many(format!("nested deeper than {}", limits.depth)));
+        }
+        if let Some((repeated_name, max)) = limits.repeated
+            && name.as_ref() == repeated_name.as_bytes()
+        {
+            repeated += 1;
+            if repeated > max {
+                return Err(too_many(format!("more than {max} {repeated_name} elements")));
+            }
+        }
+    }
+}
+
+/// Parses a request body within `limits`. Namespaces are ignored (s3cmd sends none),
+/// entities and character references are decoded.
+pub fn from_xml<T: DeserializeOwned>(body: &[u8], limits: ElementLimits) -> Result<T, S3Error> {
     let text = std::str::from_utf8(body).map_err(|_| S3Error::new(S3ErrorCode::MalformedXML))?;
+    check_elements(text, limits)?;
     quick_xml::de::from_str(text).map_err(|e| S3Error::new(S3ErrorCode::MalformedXML).source(e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    struct List {
+        #[serde(rename = "Part", default)]
+        parts: Vec<Item>,
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    struct Item {
+        #[serde(rename = "N")]
+        n: Option<String>,
+    }
+
+    /// 4 MiB of `<Part></Part>` once became ~300,000 values before any limit applied.
+    #[test]
+    fn element_counts_are_bounded_before_deserialising() {
+        let limits = ElementLimits::list("Part", 3, 1);
+        let doc = |n: usize| format!("<L>{}</L>", "<Part><N>1</N></Part>".repeat(n));
+        let parsed: List = from_xml(doc(3).as_bytes(), limits).expect("within limits");
+        assert_eq!(parsed.parts.len(), 3);
+        assert_eq!(parsed.parts[0].n.as_deref(), Some("1"));
+        let err = from_xml::<List>(doc(4).as_bytes(), limits).expect_err("too many parts");
+        assert_eq!(err.code, S3ErrorCode::MalformedXML);
+        let huge = format!("<L>{}</L>", "<Part></Part>".repeat(300_000));
+        assert_eq!(from_xml::<List>(huge.as_bytes(), limits).expect_err("huge").code, S3ErrorCode::MalformedXML);
+        // Other elements count towards the total; empty elements count too.
+        let noise = format!("<L>{}</L>", "<X/>".repeat(20));
+        assert_eq!(from_xml::<List>(noise.as_bytes(), limits).expect_err("noise").code, S3ErrorCode::MalformedXML);
+        let deep = format!("{}{}", "<A>".repeat(20), "</A>".repeat(20));
+        assert_eq!(from_xml::<List>(deep.as_bytes(), limits).expect_err("deep").code, S3ErrorCode::MalformedXML);
+        assert_eq!(from_xml::<List>(b"<L><Part></L>", limits).expect_err("broken").code, S3ErrorCode::MalformedXML);
+    }
 
     #[test]
     fn writes_declaration_namespace_and_escaped_text() {

@@ -15,6 +15,11 @@ use super::StorageError;
 /// the error is handed back as [`StorageError::Input`].
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static>>;
 
+/// Every stored blob with its age (time since it was last written or renamed into place),
+/// produced as the store is walked rather than collected first.
+pub type BlobListing =
+    Pin<Box<dyn Stream<Item = Result<(BlobId, std::time::Duration), StorageError>> + Send + 'static>>;
+
 /// Identifies one stored blob. File names derive from ids, never from object keys.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct BlobId(pub String);
@@ -49,9 +54,14 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Streams `range` (or everything) of a blob; `NotFound(Blob)` when it is gone.
     async fn get(&self, id: &BlobId, range: Option<Range<u64>>) -> Result<ByteStream, StorageError>;
 
-    /// Removes a blob; removing a missing blob is not an error.
+    /// Removes a blob; removing a missing blob is not an error. Only the collector and the
+    /// orphan sweep call this.
     async fn delete(&self, id: &BlobId) -> Result<(), StorageError>;
 
-    /// Every stored blob with its age in seconds, for the orphan sweep.
-    async fn list(&self) -> Result<Vec<(BlobId, u64)>, StorageError>;
+    /// Every stored blob, for the orphan sweep. Files that are not blobs are skipped.
+    fn list(&self) -> BlobListing;
+
+    /// Removes temporary files of writes abandoned at least `min_age` ago (by a crash of this
+    /// or another process sharing the store); returns how many.
+    async fn remove_stale_temporaries(&self, min_age: std::time::Duration) -> Result<usize, StorageError>;
 }

@@ -156,9 +156,6 @@ async fn uploads(store: &dyn MetadataStore) {
     let before = store.list_uploads("ub", &list_q("c", None, Some("a"), None, 10)).await.expect("list");
     assert_eq!(ids(&before), ["id6"]);
 
-    // A bucket with uploads is not empty.
-    assert!(matches!(store.delete_bucket("ub").await, Err(StorageError::BucketNotEmpty)));
-
     // Deleting needs the right key; afterwards the upload is gone from everything.
     assert!(matches!(store.delete_upload("ub", "c", "id2").await, Err(StorageError::NotFound(Resource::Upload))));
     assert_eq!(store.delete_upload("ub", "a", "id2").await.expect("delete").0.upload_id, "id2");
@@ -201,8 +198,16 @@ fn object(bucket: &str, key: &str, blobs: &[&str]) -> ObjectRecord {
     }
 }
 
+async fn state(store: &dyn MetadataStore, blob: &str) -> BlobState {
+    store.blob_states(&[BlobId(blob.into())]).await.expect("blob_states")[0]
+}
+
 async fn in_use(store: &dyn MetadataStore, blob: &str) -> bool {
-    store.blob_in_use(&BlobId(blob.into())).await.expect("blob_in_use")
+    state(store, blob).await == BlobState::Referenced
+}
+
+async fn is_garbage(store: &dyn MetadataStore, blob: &str) -> bool {
+    matches!(state(store, blob).await, BlobState::Garbage(_))
 }
 
 async fn objects(store: &dyn MetadataStore) {
@@ -235,13 +240,13 @@ async fn objects(store: &dyn MetadataStore) {
         store.put_object(object("ob", "a", &["x"]), &WriteCondition::IfMatch("nope".into())).await,
         Err(StorageError::PreconditionFailed)
     ));
-    assert!(!in_use(store, "x").await, "a refused write leaves no reference");
+    assert_eq!(state(store, "x").await, BlobState::Unknown, "a refused write leaves no record");
     let replaced = store
         .put_object(object("ob", "a", &["blob-a2"]), &WriteCondition::IfMatch("etag-a".into()))
         .await
         .expect("if-match");
     assert_eq!(replaced.map(|o| o.parts[0].blob.0.clone()), Some("blob-a".to_string()));
-    assert!(!in_use(store, "blob-a").await && in_use(store, "blob-a2").await);
+    assert!(is_garbage(store, "blob-a").await && in_use(store, "blob-a2").await);
 
     let keys = |p: &ObjectPage| p.objects.iter().map(|o| o.key.clone()).collect::<Vec<_>>();
     let q = |prefix: &str, delim: Option<&str>, after: Option<&str>, max| ListObjectsQuery {
@@ -268,7 +273,7 @@ async fn objects(store: &dyn MetadataStore) {
     let gone = store.delete_object("ob", "c").await.expect("delete");
     assert_eq!(gone.map(|o| o.key), Some("c".to_string()));
     assert_eq!(store.delete_object("ob", "c").await.expect("delete again"), None);
-    assert!(!in_use(store, "blob-c").await);
+    assert!(is_garbage(store, "blob-c").await);
     for k in ["b/1", "a", "b/2", "a\0z", ""] {
         store.delete_object("ob", k).await.expect("delete");
     }
@@ -291,7 +296,10 @@ async fn parts_and_completion(store: &dyn MetadataStore) {
     }
     let replaced = store.put_part("mp", "obj", "up1", part(1, "p1")).await.expect("re-upload");
     assert_eq!(replaced.map(|p| p.blob.0), Some("p1-old".to_string()));
-    assert!(!in_use(store, "p1-old").await && in_use(store, "p1").await);
+    assert!(is_garbage(store, "p1-old").await && in_use(store, "p1").await);
+    // Re-uploading the same blob (a retried commit) keeps it referenced.
+    store.put_part("mp", "obj", "up1", part(1, "p1")).await.expect("same part again");
+    assert!(in_use(store, "p1").await);
 
     let nums = |p: &PartPage| p.parts.iter().map(|p| p.part_number).collect::<Vec<_>>();
     let all = store.list_parts("mp", "obj", "up1", 0, 1000).await.expect("parts");
@@ -310,6 +318,20 @@ async fn parts_and_completion(store: &dyn MetadataStore) {
     let mut obj = object("mp", "obj", &[]);
     obj.parts = vec![part(1, "p1"), part(3, "p3"), part(5, "p5")];
     obj.multipart = true;
+    // A manifest naming a part that has since been re-uploaded (or never was) is refused
+    // inside the commit, and nothing changes.
+    let mut stale = obj.clone();
+    stale.parts[1] = part(3, "p3-superseded");
+    assert!(matches!(
+        store.complete_upload("up1", stale, &WriteCondition::None).await,
+        Err(StorageError::PartsChanged)
+    ));
+    let mut missing = obj.clone();
+    missing.parts.push(part(7, "p7"));
+    assert!(matches!(
+        store.complete_upload("up1", missing, &WriteCondition::None).await,
+        Err(StorageError::PartsChanged)
+    ));
     assert!(matches!(
         store.complete_upload("up1", obj.clone(), &WriteCondition::IfMatch("x".into())).await,
         Err(StorageError::NotFound(Resource::Object))
@@ -319,7 +341,7 @@ async fn parts_and_completion(store: &dyn MetadataStore) {
     assert_eq!(outcome.replaced, None);
     assert_eq!(outcome.discarded.iter().map(|p| p.blob.0.as_str()).collect::<Vec<_>>(), ["p2"]);
     assert_eq!(store.get_object("mp", "obj").await.expect("get"), Some(obj.clone()));
-    assert!(in_use(store, "p1").await && in_use(store, "p5").await && !in_use(store, "p2").await);
+    assert!(in_use(store, "p1").await && in_use(store, "p5").await && is_garbage(store, "p2").await);
     assert!(matches!(store.get_upload("mp", "obj", "up1").await, Err(StorageError::NotFound(Resource::Upload))));
     assert!(matches!(
         store.complete_upload("up1", obj.clone(), &WriteCondition::None).await,
@@ -338,11 +360,101 @@ async fn parts_and_completion(store: &dyn MetadataStore) {
     store.put_part("mp", "obj", "up2", part(2, "q2")).await.expect("part");
     let (_, parts) = store.delete_upload("mp", "obj", "up2").await.expect("abort");
     assert_eq!(parts.len(), 2);
-    assert!(!in_use(store, "q1").await && !in_use(store, "q2").await);
+    assert!(is_garbage(store, "q1").await && is_garbage(store, "q2").await);
     assert!(matches!(
         store.put_part("mp", "obj", "up2", part(3, "q3")).await,
         Err(StorageError::NotFound(Resource::Upload))
     ));
+}
+
+/// DeleteBucket takes in-progress uploads with it (their parts become garbage), as on AWS,
+/// but refuses while an object remains.
+async fn bucket_deletion_takes_uploads(store: &dyn MetadataStore) {
+    store.create_bucket(bucket("dbu", "alice")).await.expect("create");
+    store.create_bucket(bucket("dbu-neighbour", "alice")).await.expect("create");
+    store.create_upload(upload("dbu", "a", "dbu-1", 1)).await.expect("upload");
+    store.create_upload(upload("dbu", "b/c", "dbu-2", 2)).await.expect("upload");
+    store.create_upload(upload("dbu-neighbour", "a", "dbu-3", 3)).await.expect("upload");
+    store.put_part("dbu", "a", "dbu-1", part(1, "dbu-p1")).await.expect("part");
+    store.put_part("dbu", "b/c", "dbu-2", part(2, "dbu-p2")).await.expect("part");
+    store.put_part("dbu-neighbour", "a", "dbu-3", part(1, "dbu-p3")).await.expect("part");
+    store.put_object(object("dbu", "o", &["dbu-o"]), &WriteCondition::None).await.expect("object");
+    assert!(matches!(store.delete_bucket("dbu").await, Err(StorageError::BucketNotEmpty)));
+    assert!(in_use(store, "dbu-p1").await, "a refused delete changes nothing");
+    store.delete_object("dbu", "o").await.expect("delete object");
+    store.delete_bucket("dbu").await.expect("only uploads left");
+    assert_eq!(store.get_bucket("dbu").await.expect("get"), None);
+    assert!(is_garbage(store, "dbu-p1").await && is_garbage(store, "dbu-p2").await);
+    assert!(matches!(store.get_upload("dbu", "a", "dbu-1").await, Err(StorageError::NotFound(Resource::Upload))));
+    assert!(in_use(store, "dbu-p3").await, "the neighbouring bucket keeps its upload");
+    // A bucket made again under the same name starts empty.
+    store.create_bucket(bucket("dbu", "alice")).await.expect("again");
+    let page = store.list_uploads("dbu", &list_q("", None, None, None, 10)).await.expect("list");
+    assert!(page.uploads.is_empty());
+    assert!(matches!(
+        store.put_part("dbu", "a", "dbu-1", part(3, "late")).await,
+        Err(StorageError::NotFound(Resource::Upload))
+    ));
+    store.delete_bucket("dbu").await.expect("empty");
+}
+
+/// Garbage is listed oldest first and in pages; forgetting needs the same record; failed
+/// commits' blobs are discarded unless referenced; leases round-trip.
+async fn garbage_and_leases(store: &dyn MetadataStore) {
+    let unknown = [BlobId("never-committed".into()), BlobId("p1".into())];
+    store.discard_blobs(&unknown).await.expect("discard");
+    assert!(is_garbage(store, "never-committed").await);
+    assert!(in_use(store, "p1").await, "a referenced blob is never discarded");
+
+    let all = store.garbage(Timestamp(i64::MAX), None, usize::MAX).await.expect("garbage");
+    assert!(all.windows(2).all(|w| w[0] <= w[1]), "oldest first");
+    for b in ["blob-a", "blob-c", "p1-old", "p2", "q1", "q2", "never-committed", "dbu-p1"] {
+        assert!(all.iter().any(|r| r.blob.0 == b), "{b} listed");
+    }
+    assert!(!all.iter().any(|r| r.blob.0 == "p1"));
+    let first = store.garbage(Timestamp(i64::MAX), None, 2).await.expect("page");
+    assert_eq!(first, all[..2]);
+    let second = store.garbage(Timestamp(i64::MAX), Some(&first[1]), 2).await.expect("page");
+    assert_eq!(second, all[2..4]);
+    assert!(store.garbage(Timestamp(i64::MIN), None, 10).await.expect("none that old").is_empty());
+
+    let target = all.iter().find(|r| r.blob.0 == "never-committed").expect("listed").clone();
+    let wrong_time = GarbageRecord { since: Timestamp(target.since.0 - 1), blob: target.blob.clone() };
+    store.forget_garbage(&[wrong_time]).await.expect("forget");
+    assert!(is_garbage(store, "never-committed").await, "a different record leaves the blob's state");
+    store.forget_garbage(&[target]).await.expect("forget");
+    assert_eq!(state(store, "never-committed").await, BlobState::Unknown);
+    let after = store.garbage(Timestamp(i64::MAX), None, usize::MAX).await.expect("garbage");
+    assert_eq!(after.len(), all.len() - 1);
+
+    let lease = Lease { id: "lease-1".into(), blobs: vec![BlobId("p1".into())], expires: Timestamp(77) };
+    store.put_lease(&lease).await.expect("lease");
+    let renewed = Lease { expires: Timestamp(99), ..lease.clone() };
+    store.put_lease(&renewed).await.expect("renew");
+    assert_eq!(store.leases().await.expect("leases"), vec![renewed]);
+    store.delete_lease("lease-1").await.expect("delete");
+    store.delete_lease("lease-1").await.expect("deleting again is fine");
+    assert!(store.leases().await.expect("leases").is_empty());
+    store.put_lease(&Lease { id: "lease-2".into(), ..lease }).await.expect("lease");
+}
+
+/// What the suite leaves behind, checked before and after a reopen.
+async fn survivors(store: &dyn MetadataStore) {
+    let q = ListBucketsQuery { owner_id: "alice".into(), prefix: String::new(), start_after: None, max: 100 };
+    let names: Vec<String> = store.list_buckets(&q).await.expect("list").buckets.into_iter().map(|b| b.name).collect();
+    assert_eq!(names, ["b1", "b2", "c1", "dbu-neighbour", "mp", "oc", "ua", "uc"]);
+    let obj = store.get_object("mp", "obj").await.expect("get").expect("completed object");
+    assert_eq!(obj.parts.iter().map(|p| p.blob.0.as_str()).collect::<Vec<_>>(), ["p1", "p3", "p5"]);
+    assert!(in_use(store, "p1").await && in_use(store, "p5").await && in_use(store, "dbu-p3").await);
+    assert!(is_garbage(store, "p2").await && is_garbage(store, "blob-a").await && is_garbage(store, "q1").await);
+    assert_eq!(state(store, "never-committed").await, BlobState::Unknown);
+    let parts = store.list_parts("dbu-neighbour", "a", "dbu-3", 0, 10).await.expect("parts");
+    assert_eq!(parts.parts, vec![part(1, "dbu-p3")]);
+    let uploads = store.list_uploads("ub", &list_q("", None, None, None, 100)).await.expect("list");
+    assert!(uploads.uploads.is_empty());
+    assert_eq!(store.leases().await.expect("leases").len(), 1);
+    let garbage = store.garbage(Timestamp(i64::MAX), None, usize::MAX).await.expect("garbage");
+    assert!(garbage.iter().any(|r| r.blob.0 == "p2"));
 }
 
 async fn run_all(store: &dyn MetadataStore) {
@@ -350,6 +462,9 @@ async fn run_all(store: &dyn MetadataStore) {
     uploads(store).await;
     objects(store).await;
     parts_and_completion(store).await;
+    bucket_deletion_takes_uploads(store).await;
+    garbage_and_leases(store).await;
+    survivors(store).await;
     store.flush().await.expect("flush");
 }
 
@@ -359,9 +474,14 @@ async fn memory_store_conforms() {
 }
 
 #[tokio::test]
-async fn rocks_store_conforms() {
+async fn rocks_store_conforms_and_keeps_everything_across_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
-    run_all(&RocksMetadataStore::open(dir.path(), true).expect("open")).await;
+    {
+        let store = RocksMetadataStore::open(dir.path(), true).expect("open");
+        run_all(&store).await;
+    }
+    let store = RocksMetadataStore::open(dir.path(), true).expect("reopen");
+    survivors(&store).await;
 }
 
 #[tokio::test]
@@ -400,7 +520,9 @@ async fn read_all(mut s: ByteStream) -> Vec<u8> {
 }
 
 async fn blob_ids(store: &dyn BlobStore) -> Vec<BlobId> {
-    let mut v: Vec<BlobId> = store.list().await.expect("list").into_iter().map(|(id, _)| id).collect();
+    use futures_util::TryStreamExt;
+    let listed: Vec<(BlobId, std::time::Duration)> = store.list().try_collect().await.expect("list");
+    let mut v: Vec<BlobId> = listed.into_iter().map(|(id, _)| id).collect();
     v.sort();
     v
 }
@@ -447,22 +569,20 @@ async fn fs_blob_store_conforms_and_keeps_blobs_across_reopen() {
     blobs_conform(&store).await;
     let kept = store.put(chunks(&[b"durable"])).await.expect("put");
     drop(store);
-    // A temporary file left by a crash is cleared at open; finished blobs stay.
-    std::fs::write(dir.path().join("tmp").join("0123456789abcdef0123456789abcdef"), b"half").expect("write");
+    // A temporary file left by a crash survives opening (another process sharing the store
+    // may be writing it) and is removed by age; stray files anywhere are ignored.
+    let tmp_file = dir.path().join("tmp").join("0123456789abcdef0123456789abcdef");
+    std::fs::write(&tmp_file, b"half").expect("write");
+    std::fs::write(dir.path().join("stray.txt"), b"x").expect("write");
+    std::fs::create_dir_all(dir.path().join("zz").join("yy")).expect("dir");
+    std::fs::write(dir.path().join(&kept.id.0[..2]).join("README"), b"x").expect("write");
+    std::fs::write(dir.path().join(&kept.id.0[..2]).join(&kept.id.0[2..4]).join("not-a-blob"), b"x").expect("write");
     let store = FsBlobStore::open(dir.path(), true).await.expect("reopen");
     assert_eq!(read_all(store.get(&kept.id, None).await.expect("get")).await, b"durable");
-    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).expect("tmp").count(), 0);
-}
-
-#[tokio::test]
-async fn sweep_removes_only_unreferenced_blobs() {
-    let meta = MemoryMetadataStore::new();
-    let blobs = crate::storage::memory::MemoryBlobStore::new();
-    meta.create_bucket(bucket("sw", "alice")).await.expect("bucket");
-    let used = blobs.put(chunks(&[b"used"])).await.expect("put");
-    let orphan = blobs.put(chunks(&[b"orphan"])).await.expect("put");
-    meta.put_object(object("sw", "k", &[&used.id.0]), &WriteCondition::None).await.expect("object");
-    assert_eq!(crate::storage::sweep::sweep(&meta, &blobs, std::time::Duration::ZERO).await.expect("sweep"), 1);
-    assert_eq!(blob_ids(&blobs).await, vec![used.id]);
-    let _ = orphan;
+    assert!(tmp_file.exists());
+    assert!(blob_ids(&store).await.contains(&kept.id), "stray files do not stop the listing");
+    assert_eq!(store.remove_stale_temporaries(std::time::Duration::from_secs(3600)).await.expect("young"), 0);
+    assert!(tmp_file.exists());
+    assert_eq!(store.remove_stale_temporaries(std::time::Duration::ZERO).await.expect("sweep"), 1);
+    assert!(!tmp_file.exists());
 }

@@ -8,9 +8,10 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    BlobId, BlobRef, BlobStore, BucketPage, BucketRecord, ByteStream, CompleteOutcome, CompletedUpload,
-    ListBucketsQuery, ListObjectsQuery, ListUploadsQuery, MetadataStore, ObjectPage, ObjectRecord, PartPage,
-    PartRecord, Resource, StorageError, UploadPage, UploadRecord, WriteCondition, group, marker_common_prefix,
+    BlobId, BlobListing, BlobRef, BlobState, BlobStore, BucketPage, BucketRecord, ByteStream, CompleteOutcome,
+    CompletedUpload, GarbageRecord, Lease, ListBucketsQuery, ListObjectsQuery, ListUploadsQuery, MetadataStore,
+    ObjectPage, ObjectRecord, PartPage, PartRecord, Resource, StorageError, UploadPage, UploadRecord, WriteCondition,
+    group, marker_common_prefix,
 };
 use crate::clock::Timestamp;
 
@@ -27,6 +28,11 @@ struct State {
     /// (bucket, upload id, part number) → part.
     parts: BTreeMap<(String, String, u32), PartRecord>,
     completed: HashMap<(String, String), CompletedUpload>,
+    /// Referenced or garbage; absent means unknown.
+    blobs: HashMap<BlobId, BlobState>,
+    /// Garbage in the order it arose.
+    garbage: BTreeMap<(Timestamp, BlobId), ()>,
+    leases: BTreeMap<String, Lease>,
 }
 
 #[derive(Default)]
@@ -51,6 +57,33 @@ fn upload_key(u: &UploadRecord) -> UploadKey {
 }
 
 impl State {
+    fn reference<'a>(&mut self, blobs: impl IntoIterator<Item = &'a BlobId>) {
+        for b in blobs {
+            self.blobs.insert(b.clone(), BlobState::Referenced);
+        }
+    }
+
+    fn mark_garbage<'a>(&mut self, blobs: impl IntoIterator<Item = &'a BlobId>) {
+        let now = Timestamp::now();
+        for b in blobs {
+            self.blobs.insert(b.clone(), BlobState::Garbage(now));
+            self.garbage.insert((now, b.clone()), ());
+        }
+    }
+
+    /// Stores `object`, referencing its blobs and making the replaced object's garbage.
+    fn store_object(&mut self, object: ObjectRecord) -> Option<ObjectRecord> {
+        self.reference(object.blobs());
+        let k = (object.bucket.clone(), object.key.clone());
+        let new_blobs: Vec<BlobId> = object.blobs().cloned().collect();
+        let old = self.objects.insert(k, object);
+        if let Some(old) = &old {
+            let gone: Vec<BlobId> = old.blobs().filter(|b| !new_blobs.contains(b)).cloned().collect();
+            self.mark_garbage(&gone);
+        }
+        old
+    }
+
     fn upload_parts(&self, bucket: &str, upload_id: &str) -> impl Iterator<Item = &PartRecord> {
         let from = (bucket.to_owned(), upload_id.to_owned(), 0);
         let to = (bucket.to_owned(), upload_id.to_owned(), u32::MAX);
@@ -104,12 +137,19 @@ impl MetadataStore for MemoryMetadataStore {
         if !s.buckets.contains_key(name) {
             return Err(StorageError::NotFound(Resource::Bucket));
         }
-        let from = (name.to_owned(), String::new(), Timestamp(i64::MIN), String::new());
-        let has_uploads = s.uploads.range(from..).next().is_some_and(|(k, _)| k.0 == name);
         let has_objects = s.objects.range((name.to_owned(), String::new())..).next().is_some_and(|(k, _)| k.0 == name);
-        if has_uploads || has_objects {
+        if has_objects {
             return Err(StorageError::BucketNotEmpty);
         }
+        // Uploads in progress go with the bucket, as on AWS.
+        let from = (name.to_owned(), String::new(), Timestamp(i64::MIN), String::new());
+        let uploads: Vec<UploadKey> =
+            s.uploads.range(from..).take_while(|(k, _)| k.0 == name).map(|(k, _)| k.clone()).collect();
+        for k in uploads {
+            let (_, parts) = s.remove_upload(name, &k.3, &k);
+            s.mark_garbage(parts.iter().map(|p| &p.blob));
+        }
+        s.completed.retain(|(bucket, _), _| bucket != name);
         s.buckets.remove(name);
         Ok(())
     }
@@ -166,7 +206,10 @@ impl MetadataStore for MemoryMetadataStore {
         let mut s = self.state();
         let k = s.find_upload(bucket, key, upload_id)?.clone();
         match s.remove_upload(bucket, upload_id, &k) {
-            (Some(u), parts) => Ok((u, parts)),
+            (Some(u), parts) => {
+                s.mark_garbage(parts.iter().map(|p| &p.blob));
+                Ok((u, parts))
+            }
             (None, _) => Err(StorageError::NotFound(Resource::Upload)),
         }
     }
@@ -204,7 +247,7 @@ impl MetadataStore for MemoryMetadataStore {
         }
         let k = (object.bucket.clone(), object.key.clone());
         condition.check(s.objects.get(&k))?;
-        Ok(s.objects.insert(k, object))
+        Ok(s.store_object(object))
     }
 
     async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StorageError> {
@@ -212,7 +255,12 @@ impl MetadataStore for MemoryMetadataStore {
     }
 
     async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StorageError> {
-        Ok(self.state().objects.remove(&(bucket.to_owned(), key.to_owned())))
+        let mut s = self.state();
+        let old = s.objects.remove(&(bucket.to_owned(), key.to_owned()));
+        if let Some(o) = &old {
+            s.mark_garbage(o.blobs());
+        }
+        Ok(old)
     }
 
     async fn list_objects(&self, bucket: &str, q: &ListObjectsQuery) -> Result<ObjectPage, StorageError> {
@@ -240,7 +288,13 @@ impl MetadataStore for MemoryMetadataStore {
     ) -> Result<Option<PartRecord>, StorageError> {
         let mut s = self.state();
         s.find_upload(bucket, key, upload_id)?;
-        Ok(s.parts.insert((bucket.to_owned(), upload_id.to_owned(), part.part_number), part))
+        s.reference([&part.blob]);
+        let blob = part.blob.clone();
+        let old = s.parts.insert((bucket.to_owned(), upload_id.to_owned(), part.part_number), part);
+        if let Some(o) = old.as_ref().filter(|o| o.blob != blob) {
+            s.mark_garbage([&o.blob]);
+        }
+        Ok(old)
     }
 
     async fn list_parts(
@@ -274,10 +328,18 @@ impl MetadataStore for MemoryMetadataStore {
         let (bucket, key) = (object.bucket.clone(), object.key.clone());
         let k = s.find_upload(&bucket, &key, upload_id)?.clone();
         condition.check(s.objects.get(&(bucket.clone(), key.clone())))?;
+        let current = |m: &PartRecord| {
+            s.parts.get(&(bucket.clone(), upload_id.to_owned(), m.part_number)).is_some_and(|p| p.blob == m.blob)
+        };
+        if !object.parts.iter().all(current) {
+            return Err(StorageError::PartsChanged);
+        }
         let (_, parts) = s.remove_upload(&bucket, upload_id, &k);
-        let discarded = parts.into_iter().filter(|p| !object.parts.iter().any(|used| used.blob == p.blob)).collect();
-        s.completed.insert((bucket.clone(), upload_id.to_owned()), CompletedUpload::of(&object, upload_id));
-        let replaced = s.objects.insert((bucket, key), object);
+        let discarded: Vec<PartRecord> =
+            parts.into_iter().filter(|p| !object.parts.iter().any(|used| used.blob == p.blob)).collect();
+        s.mark_garbage(discarded.iter().map(|p| &p.blob));
+        s.completed.insert((bucket, upload_id.to_owned()), CompletedUpload::of(&object, upload_id));
+        let replaced = s.store_object(object);
         Ok(CompleteOutcome { replaced, discarded })
     }
 
@@ -292,9 +354,60 @@ impl MetadataStore for MemoryMetadataStore {
         Ok(n - s.completed.len())
     }
 
-    async fn blob_in_use(&self, blob: &BlobId) -> Result<bool, StorageError> {
+    async fn discard_blobs(&self, blobs: &[BlobId]) -> Result<(), StorageError> {
+        let mut s = self.state();
+        let unknown: Vec<BlobId> = blobs.iter().filter(|b| !s.blobs.contains_key(b)).cloned().collect();
+        s.mark_garbage(&unknown);
+        Ok(())
+    }
+
+    async fn blob_states(&self, blobs: &[BlobId]) -> Result<Vec<BlobState>, StorageError> {
         let s = self.state();
-        Ok(s.objects.values().any(|o| o.blobs().any(|b| b == blob)) || s.parts.values().any(|p| p.blob == *blob))
+        Ok(blobs.iter().map(|b| s.blobs.get(b).copied().unwrap_or(BlobState::Unknown)).collect())
+    }
+
+    async fn garbage(
+        &self,
+        before: Timestamp,
+        after: Option<&GarbageRecord>,
+        max: usize,
+    ) -> Result<Vec<GarbageRecord>, StorageError> {
+        let s = self.state();
+        let start = match after {
+            Some(a) => Bound::Excluded((a.since, a.blob.clone())),
+            None => Bound::Unbounded,
+        };
+        Ok(s.garbage
+            .range((start, Bound::Unbounded))
+            .take_while(|((since, _), _)| *since < before)
+            .take(max)
+            .map(|((since, blob), _)| GarbageRecord { since: *since, blob: blob.clone() })
+            .collect())
+    }
+
+    async fn forget_garbage(&self, records: &[GarbageRecord]) -> Result<(), StorageError> {
+        let mut s = self.state();
+        for r in records {
+            if s.blobs.get(&r.blob) == Some(&BlobState::Garbage(r.since)) {
+                s.blobs.remove(&r.blob);
+            }
+            s.garbage.remove(&(r.since, r.blob.clone()));
+        }
+        Ok(())
+    }
+
+    async fn put_lease(&self, lease: &Lease) -> Result<(), StorageError> {
+        self.state().leases.insert(lease.id.clone(), lease.clone());
+        Ok(())
+    }
+
+    async fn delete_lease(&self, id: &str) -> Result<(), StorageError> {
+        self.state().leases.remove(id);
+        Ok(())
+    }
+
+    async fn leases(&self) -> Result<Vec<Lease>, StorageError> {
+        Ok(self.state().leases.values().cloned().collect())
     }
 
     async fn flush(&self) -> Result<(), StorageError> {
@@ -302,10 +415,10 @@ impl MetadataStore for MemoryMetadataStore {
     }
 }
 
-/// Blobs in memory, for tests.
+/// Blobs in memory, for tests: each with the time it was written, so that ages are real.
 #[derive(Default)]
 pub struct MemoryBlobStore {
-    blobs: Mutex<HashMap<BlobId, bytes::Bytes>>,
+    blobs: Mutex<HashMap<BlobId, (bytes::Bytes, std::time::Instant)>>,
 }
 
 impl MemoryBlobStore {
@@ -313,7 +426,7 @@ impl MemoryBlobStore {
         Self::default()
     }
 
-    fn blobs(&self) -> MutexGuard<'_, HashMap<BlobId, bytes::Bytes>> {
+    fn blobs(&self) -> MutexGuard<'_, HashMap<BlobId, (bytes::Bytes, std::time::Instant)>> {
         self.blobs.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -328,16 +441,16 @@ impl BlobStore for MemoryBlobStore {
         }
         let id = BlobId::generate()?;
         let len = buf.len() as u64;
-        self.blobs().insert(id.clone(), buf.freeze());
+        self.blobs().insert(id.clone(), (buf.freeze(), std::time::Instant::now()));
         Ok(BlobRef { id, len })
     }
 
     async fn get(&self, id: &BlobId, range: Option<std::ops::Range<u64>>) -> Result<ByteStream, StorageError> {
-        let data = self.blobs().get(id).cloned().ok_or(StorageError::NotFound(Resource::Blob))?;
+        let data = self.blobs().get(id).map(|(b, _)| b.clone()).ok_or(StorageError::NotFound(Resource::Blob))?;
         let data = match range {
             Some(r) => {
-                let end = (r.end as usize).min(data.len());
-                data.slice((r.start as usize).min(end)..end)
+                let end = usize::try_from(r.end).unwrap_or(usize::MAX).min(data.len());
+                data.slice(usize::try_from(r.start).unwrap_or(usize::MAX).min(end)..end)
             }
             None => data,
         };
@@ -349,7 +462,13 @@ impl BlobStore for MemoryBlobStore {
         Ok(())
     }
 
-    async fn list(&self) -> Result<Vec<(BlobId, u64)>, StorageError> {
-        Ok(self.blobs().keys().map(|k| (k.clone(), u64::MAX)).collect())
+    fn list(&self) -> BlobListing {
+        let all: Vec<Result<(BlobId, std::time::Duration), StorageError>> =
+            self.blobs().iter().map(|(k, (_, t))| Ok((k.clone(), t.elapsed()))).collect();
+        Box::pin(futures_util::stream::iter(all))
+    }
+
+    async fn remove_stale_temporaries(&self, _min_age: std::time::Duration) -> Result<usize, StorageError> {
+        Ok(0)
     }
 }

@@ -1,11 +1,17 @@
-//! The metadata store: buckets, objects, multipart uploads and their parts, in S3 terms.
+//! The metadata store: buckets, objects, multipart uploads and their parts, in S3 terms, and
+//! the state of every blob they refer to.
+//!
+//! Blob lifecycle: a method that stops referencing a blob (an overwrite, a delete, an abort, a
+//! re-uploaded part, a Complete that leaves parts out) records it as garbage in the same
+//! atomic commit. Nothing is deleted here; the collector in [`super::Storage`] reclaims garbage
+//! after a grace period, so that reads already under way finish.
 
 use async_trait::async_trait;
 
 use super::{
-    BlobId, BucketPage, BucketRecord, CompleteOutcome, CompletedUpload, ListBucketsQuery, ListObjectsQuery,
-    ListUploadsQuery, ObjectPage, ObjectRecord, PartPage, PartRecord, StorageError, UploadPage, UploadRecord,
-    WriteCondition,
+    BlobId, BlobState, BucketPage, BucketRecord, CompleteOutcome, CompletedUpload, GarbageRecord, Lease,
+    ListBucketsQuery, ListObjectsQuery, ListUploadsQuery, ObjectPage, ObjectRecord, PartPage, PartRecord, StorageError,
+    UploadPage, UploadRecord, WriteCondition,
 };
 use crate::clock::Timestamp;
 
@@ -20,13 +26,15 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     async fn get_bucket(&self, name: &str) -> Result<Option<BucketRecord>, StorageError>;
 
-    /// Deletes an empty bucket; `BucketNotEmpty` while it holds objects or uploads.
+    /// Deletes a bucket that holds no objects, with every multipart upload still in it (their
+    /// parts become garbage), as AWS does; `BucketNotEmpty` while objects remain.
     async fn delete_bucket(&self, name: &str) -> Result<(), StorageError>;
 
     /// The owner's buckets in name order.
     async fn list_buckets(&self, query: &ListBucketsQuery) -> Result<BucketPage, StorageError>;
 
-    /// Stores an object if `condition` holds, returning the object it replaced.
+    /// Stores an object if `condition` holds, returning the object it replaced (whose blobs
+    /// become garbage).
     /// `PreconditionFailed` when it does not; `NotFound(Object)` for `IfMatch` without an
     /// object; `NotFound(Bucket)` when the bucket is gone.
     async fn put_object(
@@ -37,7 +45,7 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StorageError>;
 
-    /// Removes an object and returns it (`None` when there was none).
+    /// Removes an object and returns it (`None` when there was none); its blobs become garbage.
     async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StorageError>;
 
     /// Objects in key order, grouped by delimiter.
@@ -49,7 +57,8 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// The upload `upload_id` of `key`; `NotFound(Upload)` otherwise.
     async fn get_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<UploadRecord, StorageError>;
 
-    /// Removes an upload with its parts and returns them; `NotFound(Upload)` when there is none.
+    /// Removes an upload with its parts and returns them (their blobs become garbage);
+    /// `NotFound(Upload)` when there is none.
     async fn delete_upload(
         &self,
         bucket: &str,
@@ -61,7 +70,7 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// `NotFound(Upload)` when `upload_id_marker` names no upload of `key_marker`.
     async fn list_uploads(&self, bucket: &str, query: &ListUploadsQuery) -> Result<UploadPage, StorageError>;
 
-    /// Stores a part of a live upload, returning the part it replaced;
+    /// Stores a part of a live upload, returning the part it replaced (its blob becomes garbage);
     /// `NotFound(Upload)` when the upload is gone (aborted or completed meanwhile).
     async fn put_part(
         &self,
@@ -81,9 +90,11 @@ pub trait MetadataStore: Send + Sync + 'static {
         max: usize,
     ) -> Result<PartPage, StorageError>;
 
-    /// Atomically: checks the upload still exists and `condition` holds, stores `object`,
-    /// removes the upload with all its parts, and remembers the completion. Returns what was
-    /// replaced and the parts not used by `object`.
+    /// Atomically: checks the upload still exists, that every part of `object` is still the
+    /// upload's current part of that number (`PartsChanged` when one was re-uploaded or is
+    /// gone) and that `condition` holds; stores `object`, removes the upload with all its
+    /// parts, and remembers the completion. Returns what was replaced and the parts not used
+    /// by `object` (their blobs become garbage).
     async fn complete_upload(
         &self,
         upload_id: &str,
@@ -97,8 +108,32 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Forgets completions older than `before`.
     async fn prune_completed(&self, before: Timestamp) -> Result<usize, StorageError>;
 
-    /// Whether any object or part refers to the blob (the orphan sweep asks).
-    async fn blob_in_use(&self, blob: &BlobId) -> Result<bool, StorageError>;
+    /// Records blobs that were written but never became referenced (their commit failed) as
+    /// garbage. Blobs that are referenced after all are left alone.
+    async fn discard_blobs(&self, blobs: &[BlobId]) -> Result<(), StorageError>;
+
+    /// The state of each blob, in order: one call for a whole batch.
+    async fn blob_states(&self, blobs: &[BlobId]) -> Result<Vec<BlobState>, StorageError>;
+
+    /// Garbage recorded before `before`, oldest first, starting after `after`, at most `max`.
+    async fn garbage(
+        &self,
+        before: Timestamp,
+        after: Option<&GarbageRecord>,
+        max: usize,
+    ) -> Result<Vec<GarbageRecord>, StorageError>;
+
+    /// Forgets garbage records whose blobs have been deleted (records that changed meanwhile
+    /// are kept).
+    async fn forget_garbage(&self, records: &[GarbageRecord]) -> Result<(), StorageError>;
+
+    /// Records or renews a lease.
+    async fn put_lease(&self, lease: &Lease) -> Result<(), StorageError>;
+
+    async fn delete_lease(&self, id: &str) -> Result<(), StorageError>;
+
+    /// Every lease, expired ones included (the collector removes those).
+    async fn leases(&self) -> Result<Vec<Lease>, StorageError>;
 
     /// Makes every acknowledged write durable; called at shutdown.
     async fn flush(&self) -> Result<(), StorageError>;

@@ -9,16 +9,17 @@ pub mod blob;
 #[cfg(test)]
 mod conformance;
 pub mod fs;
+mod lifecycle;
 mod listing;
 pub mod memory;
 mod metadata;
 mod model;
 pub mod rocks;
-pub mod sweep;
 
 use std::fmt;
 
-pub use blob::{BlobId, BlobRef, BlobStore, ByteStream};
+pub use blob::{BlobId, BlobListing, BlobRef, BlobStore, ByteStream};
+pub use lifecycle::{GcConfig, Storage};
 pub use listing::{Entry, Grouped, group, marker_common_prefix};
 pub use metadata::MetadataStore;
 pub use model::*;
@@ -46,6 +47,8 @@ pub enum StorageError {
     PreconditionFailed,
     /// A concurrent writer changed the state between check and commit.
     Conflict,
+    /// A part of a Complete's manifest is no longer the upload's current part.
+    PartsChanged,
     /// Stored bytes that cannot be decoded.
     Corrupt(String),
     /// The engine or the file system failed.
@@ -66,6 +69,7 @@ impl fmt::Display for StorageError {
             StorageError::BucketNotEmpty => f.write_str("bucket not empty"),
             StorageError::PreconditionFailed => f.write_str("precondition failed"),
             StorageError::Conflict => f.write_str("conflicting concurrent write"),
+            StorageError::PartsChanged => f.write_str("the upload's parts changed"),
             StorageError::Corrupt(m) => write!(f, "corrupt record: {m}"),
             StorageError::Io(m) => write!(f, "storage I/O: {m}"),
             StorageError::Closed => f.write_str("store closed"),

@@ -223,13 +223,41 @@ pub struct PartPage {
     pub is_truncated: bool,
 }
 
-/// What a successful CompleteMultipartUpload left to clean up.
+/// What a successful CompleteMultipartUpload superseded (its blobs are garbage now).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CompleteOutcome {
-    /// The object the new one replaced; its blobs are now unreferenced.
+    /// The object the new one replaced.
     pub replaced: Option<ObjectRecord>,
-    /// Parts uploaded but not named in the request; their blobs are now unreferenced.
+    /// Parts uploaded but not named in the request.
     pub discarded: Vec<PartRecord>,
+}
+
+/// What the metadata store knows about a blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlobState {
+    /// An object or a part refers to it: it must not be deleted.
+    Referenced,
+    /// Nothing refers to it any more, since this time; the collector reclaims it after the
+    /// grace period.
+    Garbage(Timestamp),
+    /// The store has no record of it: an orphan of a crash, or a write not yet committed.
+    Unknown,
+}
+
+/// A blob that stopped being referenced at `since`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GarbageRecord {
+    pub since: Timestamp,
+    pub blob: BlobId,
+}
+
+/// Blobs a long-running read (a GET, the source of a copy) is still reading, until `expires`
+/// unless renewed. Every node's collector honours every node's leases.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub id: String,
+    pub blobs: Vec<BlobId>,
+    pub expires: Timestamp,
 }
 
 /// Remembers a completed upload so that a retried Complete gets the same answer.

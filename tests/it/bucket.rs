@@ -110,23 +110,49 @@ async fn invalid_bucket_names_are_rejected() {
     server.stop().await;
 }
 
+/// DeleteBucket once answered BucketNotEmpty while only multipart uploads remained. AWS
+/// deletes the bucket and its uploads with it; objects still block it.
 #[tokio::test]
-async fn bucket_with_uploads_is_not_empty() {
-    let server = TestServer::start().await;
+async fn delete_bucket_takes_its_uploads_but_not_its_objects() {
+    let server = TestServer::start_configured(fast_gc).await;
     let s3 = server.client(ALICE, Style::Path);
     s3.create_bucket().bucket("busy").send().await.expect("create");
     let up = s3.create_multipart_upload().bucket("busy").key("k").send().await.expect("upload");
-    let err = s3.delete_bucket().bucket("busy").send().await.expect_err("not empty");
-    assert_eq!(sdk_code(&err).as_deref(), Some("BucketNotEmpty"));
-    assert_eq!(sdk_status(&err), Some(409));
-    s3.abort_multipart_upload()
+    let id = up.upload_id().expect("id");
+    s3.upload_part()
         .bucket("busy")
         .key("k")
-        .upload_id(up.upload_id().expect("id"))
+        .upload_id(id)
+        .part_number(1)
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"part"))
         .send()
         .await
-        .expect("abort");
-    s3.delete_bucket().bucket("busy").send().await.expect("now empty");
+        .expect("part");
+    s3.put_object()
+        .bucket("busy")
+        .key("o")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"o"))
+        .send()
+        .await
+        .expect("put");
+    let err = s3.delete_bucket().bucket("busy").send().await.expect_err("an object remains");
+    assert_eq!(sdk_code(&err).as_deref(), Some("BucketNotEmpty"));
+    assert_eq!(sdk_status(&err), Some(409));
+    s3.delete_object().bucket("busy").key("o").send().await.expect("delete");
+    s3.delete_bucket().bucket("busy").send().await.expect("only uploads left");
+    let err = s3.head_bucket().bucket("busy").send().await.expect_err("gone");
+    assert_eq!(sdk_status(&err), Some(404));
+    // The upload went with it, and so do the part's and the object's bytes.
+    s3.create_bucket().bucket("busy").send().await.expect("create again");
+    let uploads = s3.list_multipart_uploads().bucket("busy").send().await.expect("list");
+    assert!(uploads.uploads().is_empty());
+    let err = s3.list_parts().bucket("busy").key("k").upload_id(id).send().await.expect_err("no upload");
+    assert_eq!(sdk_code(&err).as_deref(), Some("NoSuchUpload"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while blob_count(&server) > 0 {
+        assert!(std::time::Instant::now() < deadline, "blobs were not reclaimed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     server.stop().await;
 }
 

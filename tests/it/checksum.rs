@@ -275,46 +275,6 @@ async fn unsigned_trailer_bodies() {
     server.stop().await;
 }
 
-/// Signs a request as STREAMING-UNSIGNED-PAYLOAD-TRAILER (the canonical request carries that
-/// literal as the payload hash).
-fn streaming_unsigned(raw: Raw) -> Raw {
-    use s3d::auth::sigv4::{canonical, signing};
-    let mut r = raw;
-    r.headers.retain(|(k, _)| k != "authorization" && k != "x-amz-content-sha256" && k != "x-amz-date");
-    let now = s3d::clock::Timestamp::now().to_amz_date();
-    r.headers.push(("x-amz-content-sha256".into(), "STREAMING-UNSIGNED-PAYLOAD-TRAILER".into()));
-    r.headers.push(("x-amz-date".into(), now.clone()));
-    let mut h = http::HeaderMap::new();
-    h.insert("host", r.host.parse().expect("host"));
-    for (k, v) in &r.headers {
-        h.append(http::HeaderName::from_bytes(k.as_bytes()).expect("name"), v.parse().expect("value"));
-    }
-    let mut signed: Vec<String> = h.keys().map(|k| k.as_str().to_owned()).collect();
-    signed.sort();
-    signed.dedup();
-    let (path, query) = r.target.split_once('?').unwrap_or((&r.target, ""));
-    let creq = canonical::canonical_request(
-        &r.method,
-        &canonical::canonical_uri(path),
-        &canonical::canonical_query(query, None),
-        &canonical::canonical_headers(&h, &signed, &r.host),
-        &signed,
-        "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
-    );
-    let scope = format!("{}/{REGION}/s3/aws4_request", &now[..8]);
-    let key = signing::signing_key(ALICE.secret_key, &now[..8], REGION, "s3");
-    let sig = signing::sign(&key, &signing::string_to_sign(&now, &scope, &creq));
-    r.headers.push((
-        "authorization".into(),
-        format!(
-            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={}, Signature={sig}",
-            ALICE.access_key,
-            signed.join(";")
-        ),
-    ));
-    r
-}
-
 #[tokio::test]
 async fn sha512_md5_xxhash_checksums_and_presigned_hoisting() {
     use sha2::Digest;

@@ -3,6 +3,8 @@
 
 mod common;
 
+/// Hostile input: unsigned headers, dates, ranges and sizes that once panicked or wrapped.
+mod attack;
 /// SigV4: every failure mode and its error code.
 mod auth;
 /// Service and bucket operations.
@@ -13,9 +15,13 @@ mod checksum;
 mod daemon;
 /// Malformed input: bad headers, names, digests; no panics, no hangs.
 mod errors;
+/// Timeouts on every wait a client controls, and the connection cap.
+mod limits;
 /// CreateMultipartUpload, ListMultipartUploads, AbortMultipartUpload.
 mod multipart;
 /// Objects: put, get, head, ranges, conditionals, delete, copy, listings.
 mod object;
+/// Races with readers and Complete; housekeeping in the background.
+mod race;
 /// HTTPS: uploads over TLS, certificate reload, bad certificates.
 mod tls;

@@ -120,22 +120,6 @@ async fn put_rejects_bad_digests_and_keeps_nothing() {
     server.stop().await;
 }
 
-/// Files under `dir`, recursively.
-pub fn walk(dir: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p.display().to_string());
-            }
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn ranges_and_conditionals() {
     let (server, s3) = setup(Style::Path).await;

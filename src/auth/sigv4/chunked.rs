@@ -175,7 +175,8 @@ impl<S> ChunkedDecoder<S> {
                 chain.previous_pending(sig);
             }
         }
-        if self.decoded + size > self.decoded_length {
+        // Checked: a size near 2^64 must not wrap past the declared length.
+        if self.decoded.checked_add(size).is_none_or(|end| end > self.decoded_length) {
             return Err(ChunkedError::Incomplete);
         }
         // After the final chunk come the trailer lines (if any) and a blank line.

@@ -201,9 +201,30 @@ fn header_auth(
     })?;
 
     let canonical_query = canonical::canonical_query(req.query, None);
-    verify_signature(req, &signed, credentials, timestamp, &canonical_query, content_sha256).map(
-        |(identity, access_key, signing)| Authenticated { identity, access_key, payload, signing, presigned: false },
-    )
+    let (identity, access_key, signing) =
+        verify_signature(req, &signed, credentials, timestamp, &canonical_query, content_sha256)?;
+    require_signed_amz_headers(req.headers, &signed.signed_headers)?;
+    Ok(Authenticated { identity, access_key, payload, signing, presigned: false })
+}
+
+/// Every `x-amz-*` header must be covered by the signature, or whoever holds a signed request
+/// (a presigned URL above all) could add `x-amz-copy-source`, metadata, tagging or storage
+/// class the signer never meant. `x-amz-content-sha256` is exempt, as on AWS: its value is
+/// the payload line of the canonical request, so it is signed either way.
+fn require_signed_amz_headers(headers: &HeaderMap, signed: &[String]) -> Result<(), AuthError> {
+    let mut unsigned: Vec<String> = headers
+        .keys()
+        .map(http::HeaderName::as_str)
+        .filter(|name| name.starts_with("x-amz-") && *name != "x-amz-content-sha256")
+        .filter(|name| !signed.iter().any(|s| s == name))
+        .map(str::to_owned)
+        .collect();
+    if unsigned.is_empty() {
+        return Ok(());
+    }
+    unsigned.sort();
+    unsigned.dedup();
+    Err(AuthError::HeadersNotSigned(unsigned))
 }
 
 fn query_auth(
@@ -230,11 +251,10 @@ fn query_auth(
             "Invalid credential date. Date is not the same as X-Amz-Date.".into(),
         ));
     }
-    if time.0 - now.0 > MAX_SKEW.as_nanos() as i64 {
+    if time > now.plus(MAX_SKEW) {
         return Err(AuthError::AccessDenied("Request is not valid yet".into()));
     }
-    let expires_at = time.0.saturating_add(params.expires_secs as i64 * 1_000_000_000);
-    if now.0 > expires_at {
+    if now > time.plus(Duration::from_secs(params.expires_secs)) {
         return Err(AuthError::AccessDenied("Request has expired".into()));
     }
     // Presigned URLs sign no body unless the client also sent x-amz-content-sha256.
@@ -252,9 +272,10 @@ fn query_auth(
         }
     };
     let canonical_query = canonical::canonical_query(req.query, Some("X-Amz-Signature"));
-    verify_signature(req, &params.signed, credentials, params.date.clone(), &canonical_query, content_sha256).map(
-        |(identity, access_key, signing)| Authenticated { identity, access_key, payload, signing, presigned: true },
-    )
+    let (identity, access_key, signing) =
+        verify_signature(req, &params.signed, credentials, params.date.clone(), &canonical_query, content_sha256)?;
+    require_signed_amz_headers(req.headers, &params.signed.signed_headers)?;
+    Ok(Authenticated { identity, access_key, payload, signing, presigned: true })
 }
 
 /// Looks up the access key and checks the signature over the canonical request.

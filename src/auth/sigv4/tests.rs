@@ -239,3 +239,60 @@ fn payload_hash_forms() {
     assert!(PayloadHash::parse(&EMPTY_SHA256.replace('e', "g")).is_none());
     assert!(PayloadHash::parse("").is_none());
 }
+
+/// A signed request (a presigned URL above all) must not carry extra `x-amz-*` headers the
+/// signer never saw: they once turned a presigned PUT into a CopyObject.
+#[test]
+fn unsigned_amz_headers_are_refused_in_both_forms() {
+    let mut h = get_object_headers();
+    h.insert("x-amz-copy-source", HeaderValue::from_static("/other-bucket/secret"));
+    h.insert("x-amz-meta-a", HeaderValue::from_static("1"));
+    assert_eq!(
+        auth("GET", "/test.txt", "", &h).expect_err("unsigned"),
+        AuthError::HeadersNotSigned(vec!["x-amz-copy-source".into(), "x-amz-meta-a".into()])
+    );
+    // Headers outside the x-amz- namespace, and x-amzn-trace-id, need no signature.
+    let mut h = get_object_headers();
+    h.insert("x-amzn-trace-id", HeaderValue::from_static("Root=1"));
+    h.insert("user-agent", HeaderValue::from_static("test"));
+    auth("GET", "/test.txt", "", &h).expect("verifies");
+
+    let query = "X-Amz-Algorithm=AWS4-HMAC-SHA256\
+        &X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request\
+        &X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host\
+        &X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404";
+    let h = headers(&[("host", "examplebucket.s3.amazonaws.com"), ("x-amz-copy-source", "/other-bucket/secret")]);
+    assert_eq!(
+        auth("GET", "/test.txt", query, &h).expect_err("unsigned"),
+        AuthError::HeadersNotSigned(vec!["x-amz-copy-source".into()])
+    );
+    // x-amz-content-sha256 is the payload line of the canonical request: signed either way.
+    let h = headers(&[("host", "examplebucket.s3.amazonaws.com"), ("x-amz-content-sha256", "UNSIGNED-PAYLOAD")]);
+    auth("GET", "/test.txt", query, &h).expect("verifies");
+}
+
+/// Dates a client controls never panic, whatever their year.
+#[test]
+fn extreme_request_dates_are_refused_not_panicked_on() {
+    for date in ["19691231T000000Z", "00010101T000000Z", "99991231T235959Z", "16000101T000000Z"] {
+        let mut h = get_object_headers();
+        h.insert("x-amz-date", HeaderValue::from_str(date).expect("value"));
+        let err = auth("GET", "/test.txt", "", &h).expect_err(date);
+        assert!(
+            matches!(err, AuthError::AccessDenied(_) | AuthError::AuthorizationHeaderMalformed { .. }),
+            "{date}: {err:?}"
+        );
+        let query = format!(
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256\
+             &X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F{}%2Fus-east-1%2Fs3%2Faws4_request\
+             &X-Amz-Date={date}&X-Amz-Expires=604800&X-Amz-SignedHeaders=host&X-Amz-Signature=00",
+            &date[..8]
+        );
+        let h = headers(&[("host", "examplebucket.s3.amazonaws.com")]);
+        let err = auth("GET", "/test.txt", &query, &h).expect_err(date);
+        assert!(
+            matches!(err, AuthError::AccessDenied(_) | AuthError::AuthorizationQueryParametersError(_)),
+            "{date}: {err:?}"
+        );
+    }
+}

@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::TryStreamExt;
 use http::HeaderMap;
 
 use crate::auth::PayloadHash;
@@ -13,7 +13,7 @@ use crate::s3::body::{BodyDigest, BodyStream, VerifiedBody};
 use crate::s3::checksum::RequestChecksum;
 use crate::s3::types::ChecksumAlgorithm;
 use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Response, headers};
-use crate::storage::{BlobId, BlobRef, BlobStore, ObjectRecord, PartRecord, StorageError, WriteCondition};
+use crate::storage::{BlobRef, ObjectRecord, Storage, StorageError, WriteCondition};
 
 /// Largest object a single PUT may carry, and largest part.
 pub const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
@@ -97,14 +97,15 @@ impl Stored {
     }
 }
 
-/// Streams a verified body into a new blob. Nothing is kept if verification fails.
-pub async fn store_verified(blobs: &dyn BlobStore, body: VerifiedBody) -> Result<Stored, S3Error> {
+/// Streams a verified body into a new (not yet referenced) blob. Nothing is kept if
+/// verification fails.
+pub async fn store_verified(storage: &Storage, body: VerifiedBody) -> Result<Stored, S3Error> {
     let digest = body.digest();
-    let blob = blobs.put(Box::pin(body.map_err(std::io::Error::other))).await?;
+    let blob = storage.write_blob(Box::pin(body.map_err(std::io::Error::other))).await?;
     match digest.get() {
         Some(d) => Ok(Stored { blob, digest: d.clone() }),
         None => {
-            reclaim(blobs, vec![blob.id]).await;
+            storage.discard(vec![blob.id]).await;
             Err(S3Error::internal("body ended without a digest"))
         }
     }
@@ -132,59 +133,13 @@ pub async fn store_body(
     let content_md5 = headers::content_md5(h)?;
     let verified =
         VerifiedBody::with_limit(body, cx.auth.payload, content_md5, limit).with_checksum(checksum, trailers);
-    store_verified(&*cx.s3.blobs, verified).await
+    store_verified(&cx.s3.storage, verified).await
 }
 
-/// Deletes blobs that no metadata refers to any more. Failures only leave orphans, which the
-/// sweep removes, so they are logged rather than returned.
-pub async fn reclaim(blobs: &dyn BlobStore, ids: Vec<BlobId>) {
-    for id in &ids {
-        if let Err(e) = blobs.delete(id).await {
-            tracing::warn!(blob = %id.0, error = %e, "could not delete an unreferenced blob");
-        }
-    }
-}
-
-pub async fn reclaim_object(cx: &Ctx<'_>, object: Option<ObjectRecord>) {
-    if let Some(o) = object {
-        reclaim(&*cx.s3.blobs, o.parts.into_iter().map(|p| p.blob).collect()).await;
-    }
-}
-
-pub async fn reclaim_parts(cx: &Ctx<'_>, parts: &[PartRecord]) {
-    reclaim(&*cx.s3.blobs, parts.iter().map(|p| p.blob.clone()).collect()).await;
-}
-
-/// The bytes `range` of an object, read part by part, opening each blob only when reached.
+/// The bytes `range` of an object, readable to the end whatever happens to the object
+/// meanwhile.
 pub async fn object_stream(cx: &Ctx<'_>, object: &ObjectRecord, range: Range<u64>) -> Result<BodyStream, S3Error> {
-    let mut segments = Vec::new();
-    let mut offset = 0u64;
-    for p in &object.parts {
-        let (start, end) = (offset, offset + p.size);
-        offset = end;
-        if end <= range.start || start >= range.end {
-            continue;
-        }
-        let from = range.start.max(start) - start;
-        let to = range.end.min(end) - start;
-        segments.push((p.blob.clone(), from..to, p.size));
-    }
-    // Open the first blob now, so that a missing blob is an error status rather than a
-    // truncated body.
-    let blobs = cx.s3.blobs.clone();
-    let mut iter = segments.into_iter();
-    let first = match iter.next() {
-        Some((id, r, size)) => Some(blobs.get(&id, (r != (0..size)).then_some(r)).await?),
-        None => None,
-    };
-    let rest = futures_util::stream::iter(iter)
-        .then(move |(id, r, size)| {
-            let blobs = blobs.clone();
-            async move { blobs.get(&id, (r != (0..size)).then_some(r)).await }
-        })
-        .map_err(|e: StorageError| std::io::Error::other(e.to_string()))
-        .try_flatten();
-    let stream = futures_util::stream::iter(first).flatten().chain(rest);
+    let stream = cx.s3.storage.read(object, range).await?;
     Ok(Box::pin(stream.map_err(S3Error::internal)))
 }
 

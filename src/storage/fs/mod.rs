@@ -5,6 +5,9 @@
 //! directory fsynced (the name is on disk). Only then does the caller commit metadata that
 //! points at it, so metadata never refers to a missing blob; a crash leaves at worst an
 //! unreferenced blob, which the orphan sweep removes.
+//!
+//! Several processes may share one store: nothing here assumes it is the only writer (the
+//! temporary files of a crashed writer are removed by age, never wholesale at start-up).
 
 use std::io::ErrorKind;
 use std::ops::Range;
@@ -16,7 +19,7 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
 use tokio_util::io::ReaderStream;
 
-use super::blob::{BlobId, BlobRef, BlobStore, ByteStream};
+use super::blob::{BlobId, BlobListing, BlobRef, BlobStore, ByteStream};
 use super::{Resource, StorageError};
 
 /// Write buffer: large sequential writes keep syscalls and blocking-pool hops few.
@@ -54,15 +57,9 @@ async fn sync_dir(dir: &Path) -> Result<(), StorageError> {
 }
 
 impl FsBlobStore {
-    /// Opens (creating) the store under `root`, clearing temporary files of earlier runs.
+    /// Opens (creating) the store under `root`.
     pub async fn open(root: &Path, fsync: bool) -> Result<Self, StorageError> {
-        let tmp = root.join("tmp");
-        match tokio::fs::remove_dir_all(&tmp).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(io("clear tmp", e)),
-        }
-        tokio::fs::create_dir_all(&tmp).await.map_err(|e| io("create blob dir", e))?;
+        tokio::fs::create_dir_all(root.join("tmp")).await.map_err(|e| io("create blob dir", e))?;
         Ok(FsBlobStore { root: root.to_path_buf(), fsync })
     }
 
@@ -71,6 +68,90 @@ impl FsBlobStore {
             return Err(StorageError::Corrupt(format!("malformed blob id {:?}", id.0)));
         }
         Ok(self.root.join(&id.0[0..2]).join(&id.0[2..4]).join(&id.0))
+    }
+
+    /// Creates a fan-out directory (and its parent) if missing. A directory created here is
+    /// made durable by fsyncing its parent, or a crash could lose it with the blobs in it.
+    async fn ensure_dir(&self, dir: &Path) -> Result<(), StorageError> {
+        let mut missing = Vec::new();
+        let mut d = dir.to_path_buf();
+        while d != self.root {
+            match tokio::fs::metadata(&d).await {
+                Ok(_) => break,
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    missing.push(d.clone());
+                    if !d.pop() {
+                        break;
+                    }
+                }
+                Err(e) => return Err(io("stat fan-out dir", e)),
+            }
+        }
+        for d in missing.into_iter().rev() {
+            match tokio::fs::create_dir(&d).await {
+                Ok(()) => {
+                    if self.fsync
+                        && let Some(parent) = d.parent()
+                    {
+                        sync_dir(parent).await?;
+                    }
+                }
+                // Another writer made it first; it syncs its parent.
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io("create fan-out dir", e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How long ago a file was last written or renamed (its status-change time; a rename into
+/// place counts, so a blob whose metadata is about to be committed always looks young).
+fn age(meta: &std::fs::Metadata, now: SystemTime) -> std::time::Duration {
+    use std::os::unix::fs::MetadataExt;
+    let changed = std::time::UNIX_EPOCH
+        + std::time::Duration::new(
+            u64::try_from(meta.ctime()).unwrap_or(0),
+            u32::try_from(meta.ctime_nsec()).unwrap_or(0),
+        );
+    let modified = meta.modified().unwrap_or(changed);
+    now.duration_since(changed.max(modified)).unwrap_or_default()
+}
+
+/// Walks `root/<2 hex>/<2 hex>/<blob>` and sends each blob with its age; anything else (stray
+/// files, other directories) is skipped. Stops when the receiver goes away.
+fn walk(root: &Path, tx: &tokio::sync::mpsc::Sender<Result<(BlobId, std::time::Duration), StorageError>>) {
+    let is_fanout = |name: &std::ffi::OsStr| {
+        name.len() == 2 && name.to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    let subdirs = |dir: &Path| -> Vec<PathBuf> {
+        match std::fs::read_dir(dir) {
+            Ok(entries) => entries
+                .filter_map(Result::ok)
+                .filter(|e| is_fanout(&e.file_name()) && e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path())
+                .collect(),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot list a blob directory");
+                Vec::new()
+            }
+        }
+    };
+    for l1 in subdirs(root) {
+        for l2 in subdirs(&l1) {
+            let Ok(entries) = std::fs::read_dir(&l2) else { continue };
+            let now = SystemTime::now();
+            for f in entries.filter_map(Result::ok) {
+                let id = BlobId(f.file_name().to_string_lossy().into_owned());
+                if !id.is_well_formed() || !f.file_type().is_ok_and(|t| t.is_file()) {
+                    continue;
+                }
+                let Ok(meta) = f.metadata() else { continue };
+                if tx.blocking_send(Ok((id, age(&meta, now)))).is_err() {
+                    return;
+                }
+            }
+        }
     }
 }
 
@@ -97,7 +178,7 @@ impl BlobStore for FsBlobStore {
         drop(file);
         let final_path = self.path(&id)?;
         let dir = final_path.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
-        tokio::fs::create_dir_all(&dir).await.map_err(|e| io("create fan-out dir", e))?;
+        self.ensure_dir(&dir).await?;
         tokio::fs::rename(&tmp_path, &final_path).await.map_err(|e| io("rename blob", e))?;
         guard.0 = None;
         if self.fsync {
@@ -135,38 +216,32 @@ impl BlobStore for FsBlobStore {
         }
     }
 
-    async fn list(&self) -> Result<Vec<(BlobId, u64)>, StorageError> {
+    fn list(&self) -> BlobListing {
         let root = self.root.clone();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+        tokio::task::spawn_blocking(move || walk(&root, &tx));
+        Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+    }
+
+    async fn remove_stale_temporaries(&self, min_age: std::time::Duration) -> Result<usize, StorageError> {
+        let tmp = self.root.join("tmp");
         tokio::task::spawn_blocking(move || {
-            let mut out = Vec::new();
+            let mut removed = 0;
             let now = SystemTime::now();
-            for l1 in std::fs::read_dir(&root).map_err(|e| io("list blobs", e))? {
-                let l1 = l1.map_err(|e| io("list blobs", e))?;
-                let name = l1.file_name();
-                if name.len() != 2 || !l1.path().is_dir() {
-                    continue;
-                }
-                for l2 in std::fs::read_dir(l1.path()).map_err(|e| io("list blobs", e))? {
-                    let l2 = l2.map_err(|e| io("list blobs", e))?;
-                    for f in std::fs::read_dir(l2.path()).map_err(|e| io("list blobs", e))? {
-                        let f = f.map_err(|e| io("list blobs", e))?;
-                        let id = BlobId(f.file_name().to_string_lossy().into_owned());
-                        if !id.is_well_formed() {
-                            continue;
-                        }
-                        let age = f
-                            .metadata()
-                            .and_then(|m| m.modified())
-                            .ok()
-                            .and_then(|m| now.duration_since(m).ok())
-                            .map_or(0, |d| d.as_secs());
-                        out.push((id, age));
-                    }
+            let entries = match std::fs::read_dir(&tmp) {
+                Ok(e) => e,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
+                Err(e) => return Err(io("list tmp", e)),
+            };
+            for f in entries.filter_map(Result::ok) {
+                let Ok(meta) = f.metadata() else { continue };
+                if meta.is_file() && age(&meta, now) >= min_age && std::fs::remove_file(f.path()).is_ok() {
+                    removed += 1;
                 }
             }
-            Ok(out)
+            Ok(removed)
         })
         .await
-        .map_err(|e| StorageError::Io(format!("list task: {e}")))?
+        .map_err(|e| StorageError::Io(format!("tmp sweep task: {e}")))?
     }
 }

@@ -97,6 +97,36 @@ fn upload_id_key(bucket: &str, upload_id: &str) -> Vec<u8> {
     k
 }
 
+/// Garbage index: `since(be) blob_id`, so that a scan meets the oldest garbage first.
+pub fn garbage(since: Timestamp, blob: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + blob.len());
+    push_timestamp(&mut k, since);
+    k.extend_from_slice(blob.as_bytes());
+    k
+}
+
+/// The time and blob id of a garbage-index key.
+pub fn parse_garbage(key: &[u8]) -> Option<(Timestamp, String)> {
+    let (ts, id) = key.split_at_checked(8)?;
+    let raw = u64::from_be_bytes(ts.try_into().ok()?) ^ (1 << 63);
+    Some((Timestamp(raw as i64), String::from_utf8(id.to_vec()).ok()?))
+}
+
+/// A blob's state value: empty while referenced, the time it became garbage otherwise.
+pub fn garbage_since(since: Timestamp) -> [u8; 8] {
+    let mut k = Vec::with_capacity(8);
+    push_timestamp(&mut k, since);
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&k);
+    out
+}
+
+/// Decodes a blob's state value (see [`garbage_since`]); `None` means referenced.
+pub fn parse_garbage_since(value: &[u8]) -> Option<Timestamp> {
+    let raw: [u8; 8] = value.try_into().ok()?;
+    Some(Timestamp((u64::from_be_bytes(raw) ^ (1 << 63)) as i64))
+}
+
 /// The smallest key strictly greater than `key`.
 pub fn successor(mut key: Vec<u8>) -> Vec<u8> {
     key.push(0);
@@ -145,6 +175,16 @@ mod tests {
         assert!(object_prefix("b", "a") <= object("b", "a"));
         assert!(part("b", "u", 2) < part("b", "u", 10));
         assert!(part("b", "u", u32::MAX).starts_with(&part_prefix("b", "u")));
+    }
+
+    #[test]
+    fn garbage_keys_sort_by_time_and_round_trip() {
+        let a = garbage(Timestamp(-5), "ffff");
+        let b = garbage(Timestamp(3), "0000");
+        assert!(a < b);
+        assert_eq!(parse_garbage(&b), Some((Timestamp(3), "0000".to_string())));
+        assert_eq!(parse_garbage_since(&garbage_since(Timestamp(-7))), Some(Timestamp(-7)));
+        assert_eq!(parse_garbage_since(b""), None);
     }
 
     #[test]

@@ -5,6 +5,10 @@
 //! RocksDB calls block, so each method runs on tokio's blocking pool. Read-check-write
 //! sequences (create if absent, delete if empty) hold one write lock, which makes each trait
 //! method atomic with respect to the others.
+//!
+//! Blob states live in the `blobs` family (empty value: referenced; a time: garbage since
+//! then), with a time-ordered index of garbage in `garbage`; both change in the same batch as
+//! the records that reference or stop referencing a blob.
 
 mod codec;
 mod keys;
@@ -16,9 +20,9 @@ use async_trait::async_trait;
 use rocksdb::{ColumnFamily, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 
 use super::{
-    BlobId, BucketPage, BucketRecord, CompleteOutcome, CompletedUpload, ListBucketsQuery, ListObjectsQuery,
-    ListUploadsQuery, MetadataStore, ObjectPage, ObjectRecord, PartPage, PartRecord, Resource, StorageError,
-    UploadPage, UploadRecord, WriteCondition, group, marker_common_prefix,
+    BlobId, BlobState, BucketPage, BucketRecord, CompleteOutcome, CompletedUpload, GarbageRecord, Lease,
+    ListBucketsQuery, ListObjectsQuery, ListUploadsQuery, MetadataStore, ObjectPage, ObjectRecord, PartPage,
+    PartRecord, Resource, StorageError, UploadPage, UploadRecord, WriteCondition, group, marker_common_prefix,
 };
 use crate::clock::Timestamp;
 
@@ -37,12 +41,26 @@ enum Cf {
     Parts,
     /// keys::completed → CompletedUpload
     Completed,
-    /// blob id → empty: every blob an object or part refers to
+    /// blob id → empty (referenced by an object or part) or keys::garbage_since (garbage)
     Blobs,
+    /// keys::garbage → empty: garbage in the order it arose
+    Garbage,
+    /// lease id → Lease
+    Leases,
 }
 
 impl Cf {
-    const ALL: [Cf; 7] = [Cf::Buckets, Cf::Uploads, Cf::UploadIds, Cf::Objects, Cf::Parts, Cf::Completed, Cf::Blobs];
+    const ALL: [Cf; 9] = [
+        Cf::Buckets,
+        Cf::Uploads,
+        Cf::UploadIds,
+        Cf::Objects,
+        Cf::Parts,
+        Cf::Completed,
+        Cf::Blobs,
+        Cf::Garbage,
+        Cf::Leases,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -53,9 +71,14 @@ impl Cf {
             Cf::Parts => "parts",
             Cf::Completed => "completed",
             Cf::Blobs => "blobs",
+            Cf::Garbage => "garbage",
+            Cf::Leases => "leases",
         }
     }
 }
+
+/// Table files RocksDB keeps open; the connection limit leaves room for them.
+pub const MAX_OPEN_FILES: i32 = 512;
 
 struct Inner {
     db: DB,
@@ -103,6 +126,32 @@ impl Inner {
         }
     }
 
+    /// Marks blobs referenced.
+    fn stage_referenced<'a>(
+        &self,
+        batch: &mut WriteBatch,
+        blobs: impl IntoIterator<Item = &'a BlobId>,
+    ) -> Result<(), StorageError> {
+        for b in blobs {
+            batch.put_cf(self.cf(Cf::Blobs)?, b.0.as_bytes(), b"");
+        }
+        Ok(())
+    }
+
+    /// Marks blobs garbage as of `now`, for the collector.
+    fn stage_garbage<'a>(
+        &self,
+        batch: &mut WriteBatch,
+        blobs: impl IntoIterator<Item = &'a BlobId>,
+        now: Timestamp,
+    ) -> Result<(), StorageError> {
+        for b in blobs {
+            batch.put_cf(self.cf(Cf::Blobs)?, b.0.as_bytes(), keys::garbage_since(now));
+            batch.put_cf(self.cf(Cf::Garbage)?, keys::garbage(now, &b.0), b"");
+        }
+        Ok(())
+    }
+
     /// Adds the writes that store `object` (replacing `old`) to `batch`.
     fn stage_object(
         &self,
@@ -111,13 +160,44 @@ impl Inner {
         old: Option<&ObjectRecord>,
     ) -> Result<(), StorageError> {
         batch.put_cf(self.cf(Cf::Objects)?, keys::object(&object.bucket, &object.key), codec::encode(object)?);
-        for b in object.blobs() {
-            batch.put_cf(self.cf(Cf::Blobs)?, b.0.as_bytes(), b"");
-        }
+        self.stage_referenced(batch, object.blobs())?;
         if let Some(old) = old {
-            for b in old.blobs().filter(|b| !object.blobs().any(|n| n == *b)) {
-                batch.delete_cf(self.cf(Cf::Blobs)?, b.0.as_bytes());
-            }
+            self.stage_garbage(batch, old.blobs().filter(|b| !object.blobs().any(|n| n == *b)), Timestamp::now())?;
+        }
+        Ok(())
+    }
+
+    fn blob_state(&self, id: &BlobId) -> Result<BlobState, StorageError> {
+        Ok(match self.db.get_pinned_cf(self.cf(Cf::Blobs)?, id.0.as_bytes()).map_err(io)? {
+            None => BlobState::Unknown,
+            Some(v) => keys::parse_garbage_since(&v).map_or(BlobState::Referenced, BlobState::Garbage),
+        })
+    }
+
+    /// Removes every upload of `bucket` with its parts, and its remembered completions.
+    fn stage_bucket_uploads_removal(&self, batch: &mut WriteBatch, bucket: &str) -> Result<(), StorageError> {
+        let prefix = keys::bucket_prefix(bucket);
+        let uploads: Vec<(Vec<u8>, UploadRecord)> = self
+            .db
+            .iterator_cf(self.cf(Cf::Uploads)?, IteratorMode::From(&prefix, Direction::Forward))
+            .map(|item| item.map_err(io))
+            .take_while(|item| item.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
+            .map(|item| item.and_then(|(k, v)| Ok((k.to_vec(), codec::decode::<UploadRecord>(&v)?))))
+            .collect::<Result<_, _>>()?;
+        let now = Timestamp::now();
+        for (pk, u) in uploads {
+            let parts = self.stage_upload_removal(batch, &pk, bucket, &u.upload_id)?;
+            self.stage_garbage(batch, parts.iter().map(|p| &p.blob), now)?;
+        }
+        let completed: Vec<Vec<u8>> = self
+            .db
+            .iterator_cf(self.cf(Cf::Completed)?, IteratorMode::From(&prefix, Direction::Forward))
+            .map(|item| item.map_err(io))
+            .take_while(|item| item.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
+            .map(|item| item.map(|(k, _)| k.to_vec()))
+            .collect::<Result<_, _>>()?;
+        for k in completed {
+            batch.delete_cf(self.cf(Cf::Completed)?, k);
         }
         Ok(())
     }
@@ -188,6 +268,9 @@ impl RocksMetadataStore {
         opts.create_missing_column_families(true);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         opts.set_keep_log_file_num(4);
+        // Bounded, so that client connections cannot be starved of file descriptors by
+        // table files (and the other way round).
+        opts.set_max_open_files(MAX_OPEN_FILES);
         let db = DB::open_cf(&opts, path, Cf::ALL.map(Cf::name)).map_err(io)?;
         Ok(RocksMetadataStore { inner: Arc::new(Inner { db, sync, write_lock: Mutex::new(()) }) })
     }
@@ -236,10 +319,11 @@ impl MetadataStore for RocksMetadataStore {
                 return Err(StorageError::NotFound(Resource::Bucket));
             }
             let prefix = keys::bucket_prefix(&name);
-            if db.any_with_prefix(Cf::Uploads, &prefix)? || db.any_with_prefix(Cf::Objects, &prefix)? {
+            if db.any_with_prefix(Cf::Objects, &prefix)? {
                 return Err(StorageError::BucketNotEmpty);
             }
             let mut batch = WriteBatch::default();
+            db.stage_bucket_uploads_removal(&mut batch, &name)?;
             batch.delete_cf(db.cf(Cf::Buckets)?, name.as_bytes());
             db.write(batch)
         })
@@ -314,9 +398,7 @@ impl MetadataStore for RocksMetadataStore {
             let (pk, record) = db.find_upload(&bucket, &key, &upload_id)?;
             let mut batch = WriteBatch::default();
             let parts = db.stage_upload_removal(&mut batch, &pk, &bucket, &upload_id)?;
-            for p in &parts {
-                batch.delete_cf(db.cf(Cf::Blobs)?, p.blob.0.as_bytes());
-            }
+            db.stage_garbage(&mut batch, parts.iter().map(|p| &p.blob), Timestamp::now())?;
             db.write(batch)?;
             Ok((record, parts))
         })
@@ -382,9 +464,7 @@ impl MetadataStore for RocksMetadataStore {
             };
             let mut batch = WriteBatch::default();
             batch.delete_cf(db.cf(Cf::Objects)?, &k);
-            for b in old.blobs() {
-                batch.delete_cf(db.cf(Cf::Blobs)?, b.0.as_bytes());
-            }
+            db.stage_garbage(&mut batch, old.blobs(), Timestamp::now())?;
             db.write(batch)?;
             Ok(Some(old))
         })
@@ -428,9 +508,9 @@ impl MetadataStore for RocksMetadataStore {
             let old: Option<PartRecord> = db.get(Cf::Parts, &pk)?;
             let mut batch = WriteBatch::default();
             batch.put_cf(db.cf(Cf::Parts)?, &pk, codec::encode(&part)?);
-            batch.put_cf(db.cf(Cf::Blobs)?, part.blob.0.as_bytes(), b"");
-            if let Some(old) = &old {
-                batch.delete_cf(db.cf(Cf::Blobs)?, old.blob.0.as_bytes());
+            db.stage_referenced(&mut batch, [&part.blob])?;
+            if let Some(old) = old.as_ref().filter(|o| o.blob != part.blob) {
+                db.stage_garbage(&mut batch, [&old.blob], Timestamp::now())?;
             }
             db.write(batch)?;
             Ok(old)
@@ -472,11 +552,15 @@ impl MetadataStore for RocksMetadataStore {
             condition.check(old.as_ref())?;
             let mut batch = WriteBatch::default();
             let parts = db.stage_upload_removal(&mut batch, &pk, &object.bucket, &upload_id)?;
+            // The manifest was built from an earlier read: each of its parts must still be
+            // the upload's current part, or it could name a blob a re-upload superseded.
+            let current = |m: &PartRecord| parts.iter().any(|p| p.part_number == m.part_number && p.blob == m.blob);
+            if !object.parts.iter().all(current) {
+                return Err(StorageError::PartsChanged);
+            }
             let discarded: Vec<PartRecord> =
                 parts.into_iter().filter(|p| !object.blobs().any(|b| *b == p.blob)).collect();
-            for p in &discarded {
-                batch.delete_cf(db.cf(Cf::Blobs)?, p.blob.0.as_bytes());
-            }
+            db.stage_garbage(&mut batch, discarded.iter().map(|p| &p.blob), Timestamp::now())?;
             db.stage_object(&mut batch, &object, old.as_ref())?;
             let done = CompletedUpload::of(&object, &upload_id);
             batch.put_cf(db.cf(Cf::Completed)?, keys::completed(&object.bucket, &upload_id), codec::encode(&done)?);
@@ -509,9 +593,108 @@ impl MetadataStore for RocksMetadataStore {
         .await
     }
 
-    async fn blob_in_use(&self, blob: &BlobId) -> Result<bool, StorageError> {
-        let id = blob.0.clone();
-        self.blocking(move |db| Ok(db.db.get_pinned_cf(db.cf(Cf::Blobs)?, id.as_bytes()).map_err(io)?.is_some())).await
+    async fn discard_blobs(&self, blobs: &[BlobId]) -> Result<(), StorageError> {
+        let blobs = blobs.to_vec();
+        self.blocking(move |db| {
+            let _guard = db.lock();
+            let mut batch = WriteBatch::default();
+            let mut unknown = Vec::new();
+            for b in &blobs {
+                if db.blob_state(b)? == BlobState::Unknown {
+                    unknown.push(b);
+                }
+            }
+            db.stage_garbage(&mut batch, unknown, Timestamp::now())?;
+            db.write(batch)
+        })
+        .await
+    }
+
+    async fn blob_states(&self, blobs: &[BlobId]) -> Result<Vec<BlobState>, StorageError> {
+        let blobs = blobs.to_vec();
+        self.blocking(move |db| {
+            let cf = db.cf(Cf::Blobs)?;
+            db.db
+                .batched_multi_get_cf(cf, blobs.iter().map(|b| b.0.as_bytes()), false)
+                .into_iter()
+                .map(|r| {
+                    Ok(match r.map_err(io)? {
+                        None => BlobState::Unknown,
+                        Some(v) => keys::parse_garbage_since(&v).map_or(BlobState::Referenced, BlobState::Garbage),
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn garbage(
+        &self,
+        before: Timestamp,
+        after: Option<&GarbageRecord>,
+        max: usize,
+    ) -> Result<Vec<GarbageRecord>, StorageError> {
+        let start = after.map(|a| keys::successor(keys::garbage(a.since, &a.blob.0))).unwrap_or_default();
+        self.blocking(move |db| {
+            let mut out = Vec::new();
+            for item in db.db.iterator_cf(db.cf(Cf::Garbage)?, IteratorMode::From(&start, Direction::Forward)) {
+                let (k, _) = item.map_err(io)?;
+                let (since, blob) =
+                    keys::parse_garbage(&k).ok_or_else(|| StorageError::Corrupt("garbage index key".into()))?;
+                if since >= before || out.len() == max {
+                    break;
+                }
+                out.push(GarbageRecord { since, blob: BlobId(blob) });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn forget_garbage(&self, records: &[GarbageRecord]) -> Result<(), StorageError> {
+        let records = records.to_vec();
+        self.blocking(move |db| {
+            let _guard = db.lock();
+            let mut batch = WriteBatch::default();
+            for r in &records {
+                if db.blob_state(&r.blob)? == BlobState::Garbage(r.since) {
+                    batch.delete_cf(db.cf(Cf::Blobs)?, r.blob.0.as_bytes());
+                }
+                batch.delete_cf(db.cf(Cf::Garbage)?, keys::garbage(r.since, &r.blob.0));
+            }
+            db.write(batch)
+        })
+        .await
+    }
+
+    async fn put_lease(&self, lease: &Lease) -> Result<(), StorageError> {
+        let lease = lease.clone();
+        self.blocking(move |db| {
+            let mut batch = WriteBatch::default();
+            batch.put_cf(db.cf(Cf::Leases)?, lease.id.as_bytes(), codec::encode(&lease)?);
+            db.write(batch)
+        })
+        .await
+    }
+
+    async fn delete_lease(&self, id: &str) -> Result<(), StorageError> {
+        let id = id.to_owned();
+        self.blocking(move |db| {
+            let mut batch = WriteBatch::default();
+            batch.delete_cf(db.cf(Cf::Leases)?, id.as_bytes());
+            db.write(batch)
+        })
+        .await
+    }
+
+    async fn leases(&self) -> Result<Vec<Lease>, StorageError> {
+        self.blocking(|db| {
+            db.db
+                .iterator_cf(db.cf(Cf::Leases)?, IteratorMode::Start)
+                .map(|item| item.map_err(io).and_then(|(_, v)| codec::decode::<Lease>(&v)))
+                .collect()
+        })
+        .await
     }
 
     async fn flush(&self) -> Result<(), StorageError> {

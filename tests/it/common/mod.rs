@@ -55,6 +55,8 @@ pub fn test_config(data_dir: PathBuf) -> Config {
         log_format: LogFormat::Text,
         shutdown_timeout: Duration::from_secs(5),
         tls: None,
+        limits: s3d::http::Limits::default(),
+        gc: s3d::storage::GcConfig::default(),
         users: [ALICE, BOB]
             .iter()
             .map(|u| UserCredential {
@@ -79,6 +81,27 @@ impl TestServer {
 
     pub async fn start_in(dir: TempDir) -> TestServer {
         Self::start_with(test_config(dir.path().to_path_buf()), dir).await
+    }
+
+    /// A server whose configuration `f` adjusts (small timeouts, a short grace period).
+    pub async fn start_configured(f: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = test_config(dir.path().to_path_buf());
+        f(&mut config);
+        Self::start_with(config, dir).await
+    }
+
+    /// A server on the in-memory stores (the reference the persistent ones are held to).
+    pub async fn start_memory(
+        f: impl FnOnce(&mut Config),
+    ) -> (TestServer, std::sync::Arc<s3d::storage::memory::MemoryBlobStore>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = test_config(dir.path().to_path_buf());
+        f(&mut config);
+        let blobs = std::sync::Arc::new(s3d::storage::memory::MemoryBlobStore::new());
+        let meta = std::sync::Arc::new(s3d::storage::memory::MemoryMetadataStore::new());
+        let running = s3d::app::start_with_stores(config, meta, blobs.clone()).await.expect("server starts");
+        (TestServer { addr: running.addr, running: Some(running), dir }, blobs)
     }
 
     pub async fn start_with(config: Config, dir: TempDir) -> TestServer {
@@ -128,6 +151,37 @@ impl TestServer {
             Style::VirtualHost => format!("/{encoded_key}"),
         }
     }
+}
+
+/// A short grace period and frequent collection, so tests can watch blobs being reclaimed.
+pub fn fast_gc(c: &mut Config) {
+    c.gc = s3d::storage::GcConfig {
+        grace: Duration::from_millis(300),
+        interval: Duration::from_millis(100),
+        sweep_interval: Duration::from_millis(200),
+        completed_retention: Duration::from_secs(86_400),
+    };
+}
+
+/// Every file under `dir`, recursively.
+pub fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p.display().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Finished blobs on disk (temporary files of writes in progress left out).
+pub fn blob_count(server: &TestServer) -> usize {
+    walk(&server.dir.path().join("blobs")).iter().filter(|p| !p.contains("/blobs/tmp/")).count()
 }
 
 /// Resolves every name to 127.0.0.1, so `<bucket>.s3.localhost` reaches the test server.
@@ -390,6 +444,46 @@ pub async fn read_response(s: &mut TcpStream, head: bool) -> RawResponse {
     }
     body.truncate(want);
     RawResponse { status, headers, body }
+}
+
+/// Signs a request as STREAMING-UNSIGNED-PAYLOAD-TRAILER (the canonical request carries that
+/// literal as the payload hash).
+pub fn streaming_unsigned(raw: Raw) -> Raw {
+    use s3d::auth::sigv4::{canonical, signing};
+    let mut r = raw;
+    r.headers.retain(|(k, _)| k != "authorization" && k != "x-amz-content-sha256" && k != "x-amz-date");
+    let now = s3d::clock::Timestamp::now().to_amz_date();
+    r.headers.push(("x-amz-content-sha256".into(), "STREAMING-UNSIGNED-PAYLOAD-TRAILER".into()));
+    r.headers.push(("x-amz-date".into(), now.clone()));
+    let mut h = http::HeaderMap::new();
+    h.insert("host", r.host.parse().expect("host"));
+    for (k, v) in &r.headers {
+        h.append(http::HeaderName::from_bytes(k.as_bytes()).expect("name"), v.parse().expect("value"));
+    }
+    let mut signed: Vec<String> = h.keys().map(|k| k.as_str().to_owned()).collect();
+    signed.sort();
+    signed.dedup();
+    let (path, query) = r.target.split_once('?').unwrap_or((&r.target, ""));
+    let creq = canonical::canonical_request(
+        &r.method,
+        &canonical::canonical_uri(path),
+        &canonical::canonical_query(query, None),
+        &canonical::canonical_headers(&h, &signed, &r.host),
+        &signed,
+        "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+    );
+    let scope = format!("{}/{REGION}/s3/aws4_request", &now[..8]);
+    let key = signing::signing_key(ALICE.secret_key, &now[..8], REGION, "s3");
+    let sig = signing::sign(&key, &signing::string_to_sign(&now, &scope, &creq));
+    r.headers.push((
+        "authorization".into(),
+        format!(
+            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={}, Signature={sig}",
+            ALICE.access_key,
+            signed.join(";")
+        ),
+    ));
+    r
 }
 
 /// Runs a test body once per addressing style.

@@ -67,7 +67,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let config: CreateBucketConfiguration = if doc.iter().all(u8::is_ascii_whitespace) {
         CreateBucketConfiguration::default()
     } else {
-        xml::from_xml(&doc)?
+        xml::from_xml(&doc, xml::ElementLimits::SMALL)?
     };
     let region = &cx.s3.config.region;
     check_location(config.location_constraint.as_deref(), region)?;

@@ -6,6 +6,7 @@
 //! gets the same answer. When completing takes long, the 200 starts early and whitespace
 //! keeps the connection alive; an error then arrives inside the 200 body, as on AWS.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,17 +21,18 @@ use crate::clock::Timestamp;
 use crate::s3::checksum;
 use crate::s3::ops::data;
 use crate::s3::types::ChecksumAlgorithm;
-use crate::s3::xml::{XmlWriter, from_xml, strip_declaration};
+use crate::s3::xml::{ElementLimits, XmlWriter, from_xml, strip_declaration};
 use crate::s3::{
     Ctx, RequestIds, ResponseBody, S3Error, S3ErrorCode, S3Request, S3Response, body, error_document, headers,
 };
 use crate::storage::{
-    BlobStore, CompletedUpload, MetadataStore, ObjectRecord, PartRecord, Resource, StorageError, UploadRecord,
-    WriteCondition,
+    CompletedUpload, MetadataStore, ObjectRecord, PartRecord, Resource, StorageError, UploadRecord, WriteCondition,
 };
 
 /// Smallest size of every part but the last.
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+/// Most parts an upload may have.
+pub const MAX_PARTS: usize = 10_000;
 /// 10,000 parts with long ETags and checksums fit comfortably.
 const MAX_BODY: usize = 4 * 1024 * 1024;
 /// How long Complete may take before the 200 starts and whitespace keeps it alive.
@@ -39,26 +41,9 @@ const KEEPALIVE_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Deserialize)]
 struct CompleteXml {
+    /// Each part's children by element name: `PartNumber`, `ETag` and any `Checksum*`.
     #[serde(rename = "Part", default)]
-    parts: Vec<PartXml>,
-}
-
-#[derive(Deserialize)]
-struct PartXml {
-    #[serde(rename = "PartNumber")]
-    part_number: Option<String>,
-    #[serde(rename = "ETag")]
-    etag: Option<String>,
-    #[serde(rename = "ChecksumCRC32")]
-    crc32: Option<String>,
-    #[serde(rename = "ChecksumCRC32C")]
-    crc32c: Option<String>,
-    #[serde(rename = "ChecksumCRC64NVME")]
-    crc64nvme: Option<String>,
-    #[serde(rename = "ChecksumSHA1")]
-    sha1: Option<String>,
-    #[serde(rename = "ChecksumSHA256")]
-    sha256: Option<String>,
+    parts: Vec<BTreeMap<String, String>>,
 }
 
 /// One part named in the request: number, unquoted ETag, and the checksums it echoes.
@@ -71,7 +56,8 @@ struct Requested {
 
 /// The requested parts, checked for shape and order.
 fn requested_parts(doc: &[u8]) -> Result<Vec<Requested>, S3Error> {
-    let xml: CompleteXml = from_xml(doc)?;
+    // A part has PartNumber, ETag and up to ten checksums.
+    let xml: CompleteXml = from_xml(doc, ElementLimits::list("Part", MAX_PARTS, 12))?;
     if xml.parts.is_empty() {
         return Err(S3Error::with_message(
             S3ErrorCode::MalformedXML,
@@ -79,19 +65,13 @@ fn requested_parts(doc: &[u8]) -> Result<Vec<Requested>, S3Error> {
         ));
     }
     let mut out: Vec<Requested> = Vec::with_capacity(xml.parts.len());
-    for p in xml.parts {
-        use ChecksumAlgorithm as A;
-        let checksums: Vec<(ChecksumAlgorithm, String)> = [
-            (A::Crc32, p.crc32),
-            (A::Crc32c, p.crc32c),
-            (A::Crc64Nvme, p.crc64nvme),
-            (A::Sha1, p.sha1),
-            (A::Sha256, p.sha256),
-        ]
-        .into_iter()
-        .filter_map(|(a, v)| v.map(|v| (a, v.trim().to_owned())))
-        .collect();
-        let (Some(n), Some(etag)) = (p.part_number, p.etag) else {
+    for mut p in xml.parts {
+        // Every algorithm's element, from the one list of algorithms.
+        let checksums: Vec<(ChecksumAlgorithm, String)> = ChecksumAlgorithm::ALL
+            .into_iter()
+            .filter_map(|a| p.remove(a.xml_name()).map(|v| (a, v.trim().to_owned())))
+            .collect();
+        let (Some(n), Some(etag)) = (p.remove("PartNumber"), p.remove("ETag")) else {
             return Err(S3Error::new(S3ErrorCode::MalformedXML));
         };
         let n: i64 = n.trim().parse().map_err(|_| S3Error::new(S3ErrorCode::MalformedXML))?;
@@ -161,7 +141,6 @@ fn object_checksum(upload: &UploadRecord, parts: &[PartRecord]) -> Result<Option
 /// Everything the completion needs, owned, so it can outlive the request handler.
 struct Job {
     meta: Arc<dyn MetadataStore>,
-    blobs: Arc<dyn BlobStore>,
     upload: UploadRecord,
     requested: Vec<Requested>,
     expected_size: Option<u64>,
@@ -169,8 +148,23 @@ struct Job {
     location: String,
 }
 
+/// How often Complete rebuilds its manifest when parts are re-uploaded while it runs.
+const ATTEMPTS: usize = 5;
+
 impl Job {
     async fn run(self) -> Result<Bytes, S3Error> {
+        for _ in 0..ATTEMPTS {
+            if let Some(doc) = self.attempt().await? {
+                return Ok(doc);
+            }
+        }
+        Err(S3Error::new(S3ErrorCode::ConditionalRequestConflict).source("parts kept changing during completion"))
+    }
+
+    /// Validates the requested parts against the current ones and commits the manifest;
+    /// `None` when a part changed between the two (a re-upload of the same part number), so
+    /// that the manifest is built again from what is current.
+    async fn attempt(&self) -> Result<Option<Bytes>, S3Error> {
         let u = &self.upload;
         let id = u.upload_id.as_str();
         let stored = self.meta.list_parts(&u.bucket, &u.key, id, 0, 10_000).await?;
@@ -242,18 +236,13 @@ impl Job {
             checksum: object_checksum.clone(),
         };
         match self.meta.complete_upload(id, object, &self.condition).await {
-            Ok(outcome) => {
-                let mut unreferenced: Vec<_> = outcome.discarded.into_iter().map(|p| p.blob).collect();
-                if let Some(old) = outcome.replaced {
-                    unreferenced.extend(old.parts.into_iter().map(|p| p.blob));
-                }
-                data::reclaim(&*self.blobs, unreferenced).await;
-            }
+            Ok(_) => {}
+            Err(StorageError::PartsChanged) => return Ok(None),
             Err(StorageError::NotFound(Resource::Upload)) => {
                 // Completed (or aborted) concurrently: a completion of this key answers alike.
                 return match self.meta.get_completed(&u.bucket, id).await? {
                     Some(done) if done.key == u.key => {
-                        Ok(result_document(&self.location, &u.bucket, &u.key, &done.etag, done.checksum.as_ref()))
+                        Ok(Some(result_document(&self.location, &u.bucket, &u.key, &done.etag, done.checksum.as_ref())))
                     }
                     _ => Err(S3Error::new(S3ErrorCode::NoSuchUpload).field("UploadId", id)),
                 };
@@ -263,7 +252,7 @@ impl Job {
             }
             Err(e) => return Err(e.into()),
         }
-        Ok(result_document(&self.location, &u.bucket, &u.key, &etag, object_checksum.as_ref()))
+        Ok(Some(result_document(&self.location, &u.bucket, &u.key, &etag, object_checksum.as_ref())))
     }
 }
 
@@ -323,15 +312,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let doc = body::read_small(req.body, cx.auth.payload, md5, MAX_BODY).await?;
     let requested = requested_parts(&doc)?;
 
-    let job = Job {
-        meta: Arc::clone(&cx.s3.meta),
-        blobs: Arc::clone(&cx.s3.blobs),
-        upload,
-        requested,
-        expected_size,
-        condition,
-        location: loc,
-    };
+    let job = Job { meta: Arc::clone(&cx.s3.meta), upload, requested, expected_size, condition, location: loc };
     // Run detached: once started, a completion finishes even if the client goes away.
     let mut task = tokio::spawn(job.run());
     tokio::select! {
@@ -384,6 +365,14 @@ mod tests {
         let parts = requested_parts(boto).expect("ok");
         assert_eq!(parts.iter().map(|r| (r.number, r.etag.as_str())).collect::<Vec<_>>(), [(1, "ab"), (3, "cd")]);
         assert_eq!(parts[0].checksums, vec![(ChecksumAlgorithm::Crc32, "AAAAAA==".to_string())]);
+        // Every algorithm's element is read, not only the first five.
+        for a in ChecksumAlgorithm::ALL {
+            let doc = format!(
+                "<CompleteMultipartUpload><Part><ETag>ab</ETag><{n}>v</{n}><PartNumber>1</PartNumber></Part></CompleteMultipartUpload>",
+                n = a.xml_name()
+            );
+            assert_eq!(requested_parts(doc.as_bytes()).expect("ok")[0].checksums, vec![(a, "v".to_string())], "{a:?}");
+        }
         // s3cmd: no namespace, unquoted ETags, PartNumber first.
         let s3cmd = b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>ab</ETag></Part></CompleteMultipartUpload>";
         assert_eq!(requested_parts(s3cmd).expect("ok")[0].etag, "ab");

@@ -21,24 +21,13 @@ fn part_number(cx: &Ctx<'_>) -> Result<u32, S3Error> {
 }
 
 /// Commits a stored part; if the upload vanished meanwhile (aborted or completed), the blob
-/// is deleted and the request fails with NoSuchUpload.
+/// is discarded and the request fails with NoSuchUpload.
 async fn commit(cx: &Ctx<'_>, part: PartRecord) -> Result<(), S3Error> {
     let (bucket, key, id) = (&cx.bucket()?.name, cx.key()?, super::upload_id(cx));
-    let blob = part.blob.clone();
-    match cx.s3.meta.put_part(bucket, key, id, part).await {
-        Ok(replaced) => {
-            if let Some(old) = replaced {
-                data::reclaim(&*cx.s3.blobs, vec![old.blob]).await;
-            }
-            Ok(())
-        }
-        Err(e) => {
-            data::reclaim(&*cx.s3.blobs, vec![blob]).await;
-            Err(match e {
-                StorageError::NotFound(Resource::Upload) => S3Error::from(e).field("UploadId", id),
-                e => e.into(),
-            })
-        }
+    match cx.s3.storage.put_part(bucket, key, id, part).await {
+        Ok(_) => Ok(()),
+        Err(e @ StorageError::NotFound(Resource::Upload)) => Err(S3Error::from(e).field("UploadId", id)),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -10,7 +10,6 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> 
     let bucket = cx.bucket()?;
     let key = cx.key()?;
     data::check_version_id(cx)?;
-    let removed = cx.s3.meta.delete_object(&bucket.name, key).await?;
-    data::reclaim_object(cx, removed).await;
+    cx.s3.meta.delete_object(&bucket.name, key).await?;
     Ok(S3Response::new(StatusCode::NO_CONTENT))
 }

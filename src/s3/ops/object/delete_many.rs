@@ -4,9 +4,8 @@
 
 use serde::Deserialize;
 
-use crate::s3::ops::data;
 use crate::s3::types::validate_key;
-use crate::s3::xml::{XmlWriter, from_xml};
+use crate::s3::xml::{ElementLimits, XmlWriter, from_xml};
 use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response, body, checksum, headers};
 
 const MAX_KEYS: usize = 1000;
@@ -35,7 +34,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     // Current SDKs send an x-amz-checksum-* header instead of Content-MD5; either is verified.
     let checksum = checksum::request_checksum(&req.headers)?;
     let doc = body::read_small_with(req.body, cx.auth.payload, md5, MAX_BODY, Some(&checksum)).await?;
-    let delete: Delete = from_xml(&doc)?;
+    let delete: Delete = from_xml(&doc, ElementLimits::list("Object", MAX_KEYS, 4))?;
     if delete.objects.is_empty() || delete.objects.len() > MAX_KEYS {
         return Err(S3Error::new(S3ErrorCode::MalformedXML));
     }
@@ -52,10 +51,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
             Some(S3Error::with_message(S3ErrorCode::NoSuchVersion, "The specified version does not exist."))
         } else {
             match cx.s3.meta.delete_object(&bucket.name, key).await {
-                Ok(removed) => {
-                    data::reclaim_object(cx, removed).await;
-                    None
-                }
+                Ok(_) => None,
                 Err(e) => Some(S3Error::from(e)),
             }
         };

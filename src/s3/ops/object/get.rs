@@ -31,10 +31,10 @@ impl ByteRange {
         let (a, b) = spec.split_once('-')?;
         let (a, b) = (a.trim(), b.trim());
         if a.is_empty() {
-            return b.parse().ok().map(ByteRange::Suffix);
+            return position(b).map(ByteRange::Suffix);
         }
-        let start = a.parse().ok()?;
-        let end = if b.is_empty() { None } else { Some(b.parse().ok()?) };
+        let start = position(a)?;
+        let end = if b.is_empty() { None } else { Some(position(b)?) };
         if end.is_some_and(|e| e < start) {
             return None;
         }
@@ -45,11 +45,21 @@ impl ByteRange {
     pub fn resolve(self, size: u64) -> Option<Range<u64>> {
         match self {
             ByteRange::From(start, _) if start >= size => None,
-            ByteRange::From(start, end) => Some(start..end.map_or(size, |e| (e + 1).min(size))),
+            // A last position past the end means the end, as RFC 7233 and S3 have it.
+            ByteRange::From(start, end) => Some(start..end.map_or(size, |e| e.saturating_add(1).min(size))),
             ByteRange::Suffix(0) => None,
             ByteRange::Suffix(n) => Some(size.saturating_sub(n)..size),
         }
     }
+}
+
+/// A byte position: decimal digits, where a number too large for 64 bits means "past any
+/// end" rather than an unparseable header.
+fn position(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(s.parse().unwrap_or(u64::MAX))
 }
 
 /// RFC 7232 precedence: If-Match, else If-Unmodified-Since (412); then If-None-Match, else
@@ -201,5 +211,11 @@ mod tests {
         assert_eq!(ByteRange::parse("bytes=5-1"), None);
         assert_eq!(ByteRange::parse("bytes=0-1,3-4"), None);
         assert_eq!(ByteRange::parse("items=0-1"), None);
+        assert_eq!(ByteRange::parse("bytes=+1-2"), None);
+        // Ends past the object are clamped, however large (this once wrapped to 0).
+        assert_eq!(r("bytes=5-18446744073709551615", 10), Some(5..10));
+        assert_eq!(r("bytes=5-99999999999999999999999999", 10), Some(5..10));
+        assert_eq!(r("bytes=99999999999999999999999999-", 10), None);
+        assert_eq!(r("bytes=-99999999999999999999999999", 10), Some(0..10));
     }
 }

@@ -50,13 +50,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
         checksum: Some((algorithm.as_str().to_owned(), "FULL_OBJECT".to_owned(), sum.clone())),
     };
     let etag = object.etag.clone();
-    match cx.s3.meta.put_object(object, &condition).await {
-        Ok(replaced) => data::reclaim_object(cx, replaced).await,
-        Err(e) => {
-            data::reclaim(&*cx.s3.blobs, vec![blob.id]).await;
-            return Err(data::condition_error(e));
-        }
-    }
+    cx.s3.storage.put_object(object, &condition).await.map_err(data::condition_error)?;
     Ok(S3Response::new(StatusCode::OK)
         .header("etag", data::quoted(&etag))
         .header(algorithm.header_name(), sum)
