@@ -88,7 +88,6 @@ pub async fn start_with_stores(
     let storage = Storage::new(Arc::clone(&meta), blobs, config.gc);
     let max_connections = connection_budget(config.limits.max_connections);
     let limits = crate::http::Limits { max_connections, ..config.limits };
-    warn_about_dev_credentials(&config);
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| AppError(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -143,6 +142,7 @@ pub async fn start_with_stores(
     if let Some(a) = tls_addr {
         tracing::info!("serving TLS at {a}");
     }
+    warn_about_dev_credentials(&config);
     Ok(Running { addr, tls_addr, acceptor, shutdown: tx, task, housekeeping })
 }
 

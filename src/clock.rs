@@ -63,6 +63,17 @@ impl Timestamp {
     /// Parses the SigV4 `x-amz-date` form. Only years 0001–9999 are dates (`None`
     /// otherwise), and only times a `Timestamp` can hold (1677–2262) are returned.
     pub fn parse_amz_date(s: &str) -> Option<Self> {
+        // Exactly `YYYYMMDDTHHMMSSZ`: the format parser alone would also take a signed year.
+        let b = s.as_bytes();
+        let shape = b.len() == 16
+            && b.iter().enumerate().all(|(i, c)| match i {
+                8 => *c == b'T',
+                15 => *c == b'Z',
+                _ => c.is_ascii_digit(),
+            });
+        if !shape {
+            return None;
+        }
         let t = PrimitiveDateTime::parse(s, AMZ_DATE).ok()?.assume_utc();
         if !(1..=9999).contains(&t.year()) {
             return None;
@@ -138,6 +149,8 @@ mod tests {
         assert!(Timestamp::parse_amz_date("2013-05-24T00:00:00Z").is_none());
         assert!(Timestamp::parse_amz_date("20130524T000000").is_none());
         assert!(Timestamp::parse_amz_date("20131324T000000Z").is_none());
+        assert!(Timestamp::parse_amz_date("+20130524T000000Z").is_none());
+        assert!(Timestamp::parse_amz_date("20130524T00000Z").is_none());
         assert!(Timestamp::parse_http_date("yesterday").is_none());
     }
 }

@@ -173,6 +173,9 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Longest duration a setting may have (a year): timers and ages are computed from it.
+const MAX_DURATION_SECS: u64 = 365 * 24 * 3600;
+
 fn invalid(key: &str, detail: impl fmt::Display) -> ConfigError {
     ConfigError(format!("invalid value for `{key}`: {detail}"))
 }
@@ -292,7 +295,11 @@ impl RawConfig {
             }
         };
         let secs = |key: &str, v: u64| -> Result<Duration, ConfigError> {
-            if v == 0 { Err(invalid(key, "must be at least 1 second")) } else { Ok(Duration::from_secs(v)) }
+            match v {
+                0 => Err(invalid(key, "must be at least 1 second")),
+                v if v > MAX_DURATION_SECS => Err(invalid(key, format!("must be at most {MAX_DURATION_SECS} seconds"))),
+                v => Ok(Duration::from_secs(v)),
+            }
         };
         let l = &self.limits;
         if l.max_connections == 0 {
@@ -412,6 +419,7 @@ mod tests {
             ("[limits]\nmax_connections = 0", "`limits.max_connections`"),
             ("[limits]\nbody_idle_timeout_secs = 0", "`limits.body_idle_timeout_secs`"),
             ("[gc]\ngrace_secs = 0", "`gc.grace_secs`"),
+            ("[limits]\nrequest_head_timeout_secs = 18446744073709551615", "`limits.request_head_timeout_secs`"),
             ("[tls]\nlisten = \"x\"\ncert = \"c\"\nkey = \"k\"\n", "`tls.listen`"),
             ("[[users]]\nid='a'\nname='b'\naccess_key='c'\n", "`users[0].secret_key`"),
             ("[[users]]\nid='a'\nname='b'\naccess_key='c/d'\nsecret_key='x'\n", "`users[0].access_key`"),

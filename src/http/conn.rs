@@ -31,9 +31,21 @@ struct State {
     idle_since: Instant,
     /// When the head of the next request began to arrive.
     head_started: Option<Instant>,
-    /// A read left waiting without a timer because a request was in progress: woken when the
-    /// request ends, so that the idle timer starts.
+    /// The read waiting for data: woken when a request ends (so that the idle timer starts)
+    /// or when the connection is evicted.
     parked_read: Option<Waker>,
+    /// Closed at the next wait between requests, to make room for another client.
+    evicted: bool,
+}
+
+/// What a read waiting for data must do.
+enum Wait {
+    /// A request is in progress: wait as long as it takes.
+    Unbounded,
+    /// No request in progress: give up at this instant.
+    Until(Instant),
+    /// The connection was chosen to make room: give up now.
+    Evicted,
 }
 
 /// Whether a connection has a request in progress, and since when it has been waiting.
@@ -47,7 +59,13 @@ impl Activity {
     pub fn new() -> Arc<Activity> {
         let now = Instant::now();
         Arc::new(Activity {
-            state: Mutex::new(State { active: 0, idle_since: now, head_started: Some(now), parked_read: None }),
+            state: Mutex::new(State {
+                active: 0,
+                idle_since: now,
+                head_started: Some(now),
+                parked_read: None,
+                evicted: false,
+            }),
         })
     }
 
@@ -69,19 +87,43 @@ impl Activity {
         }
     }
 
-    /// When a pending read must give up: `None` while a request is in progress (its body has
-    /// its own idle timeout, and the handler may take as long as it needs), in which case the
-    /// read is woken again when the request ends.
-    fn read_deadline(&self, limits: &Limits, cx: &Context<'_>) -> Option<Instant> {
+    /// How long a pending read may wait: without limit while a request is in progress (its
+    /// body has its own idle timeout, and the handler may take as long as it needs), else
+    /// until the head or keep-alive deadline. The read is woken when that changes.
+    fn wait(&self, limits: &Limits, cx: &Context<'_>) -> Wait {
         let mut s = self.state();
+        s.parked_read = Some(cx.waker().clone());
         if s.active > 0 {
-            s.parked_read = Some(cx.waker().clone());
-            return None;
+            return Wait::Unbounded;
         }
-        Some(match s.head_started {
-            Some(started) => started + limits.head_timeout,
-            None => s.idle_since + limits.keep_alive_idle,
-        })
+        if s.evicted {
+            return Wait::Evicted;
+        }
+        let deadline = match s.head_started {
+            Some(started) => started.checked_add(limits.head_timeout),
+            None => s.idle_since.checked_add(limits.keep_alive_idle),
+        };
+        deadline.map_or(Wait::Unbounded, Wait::Until)
+    }
+
+    /// Since when the connection has been waiting with no request in progress; `None` while
+    /// one is in progress (or it is already being closed).
+    pub fn idle_since(&self) -> Option<Instant> {
+        let s = self.state();
+        (s.active == 0 && !s.evicted).then_some(s.idle_since)
+    }
+
+    /// Closes the connection at once if it has no request in progress; whether it did.
+    pub fn evict_if_idle(&self) -> bool {
+        let mut s = self.state();
+        if s.active > 0 || s.evicted {
+            return false;
+        }
+        s.evicted = true;
+        if let Some(w) = s.parked_read.take() {
+            w.wake();
+        }
+        true
     }
 }
 
@@ -185,7 +227,9 @@ impl<T> IdleIo<T> {
     /// A pending write: fails once the client has left it unread for too long.
     fn write_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
         let since = *self.write_blocked_since.get_or_insert_with(Instant::now);
-        let deadline = since + self.limits.response_idle;
+        let Some(deadline) = since.checked_add(self.limits.response_idle) else {
+            return Poll::Pending;
+        };
         if self.write_timer.deadline() != deadline {
             self.write_timer.as_mut().reset(deadline);
         }
@@ -223,9 +267,18 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleIo<T> {
                 Poll::Ready(r)
             }
             Poll::Pending => {
-                let Some(deadline) = this.activity.read_deadline(&this.limits, cx) else {
-                    this.read_armed = None;
-                    return Poll::Pending;
+                let deadline = match this.activity.wait(&this.limits, cx) {
+                    Wait::Unbounded => {
+                        this.read_armed = None;
+                        return Poll::Pending;
+                    }
+                    Wait::Evicted => {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::ConnectionAborted,
+                            "closed to make room for another client",
+                        )));
+                    }
+                    Wait::Until(deadline) => deadline,
                 };
                 if this.read_armed != Some(deadline) {
                     this.read_timer.as_mut().reset(deadline);

@@ -3,8 +3,10 @@
 //! a client controls, and a graceful shutdown that stops accepting and lets in-flight requests
 //! finish.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -34,7 +36,8 @@ pub struct Limits {
     pub body_idle: Duration,
     /// A client that reads nothing of a response for this long is disconnected.
     pub response_idle: Duration,
-    /// Open connections; at the cap, accepting pauses until one closes.
+    /// Open connections. At the cap the connection idle the longest (no request in progress)
+    /// is closed to make room; when every one is busy, accepting pauses until one closes.
     pub max_connections: usize,
 }
 
@@ -75,6 +78,7 @@ pub async fn serve(
         .header_read_timeout(None);
     let graceful = Arc::new(GracefulShutdown::new());
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let open = Arc::new(OpenConnections::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut loops = tokio::task::JoinSet::new();
     for l in listeners {
@@ -83,6 +87,7 @@ pub async fn serve(
             builder: builder.clone(),
             graceful: Arc::clone(&graceful),
             slots: Arc::clone(&slots),
+            open: Arc::clone(&open),
             limits,
         };
         loops.spawn(accept_loop(l, ctx, stop_rx.clone()));
@@ -105,18 +110,64 @@ struct AcceptContext {
     builder: http1::Builder,
     graceful: Arc<GracefulShutdown>,
     slots: Arc<Semaphore>,
+    open: Arc<OpenConnections>,
     limits: Limits,
+}
+
+/// Every open connection's activity, so that at the cap the one idle the longest can be
+/// closed to make room: sockets that send nothing (or a request now and then) cannot keep
+/// everyone else out.
+#[derive(Default)]
+struct OpenConnections {
+    next: AtomicU64,
+    all: Mutex<HashMap<u64, Arc<Activity>>>,
+}
+
+impl OpenConnections {
+    fn all(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Activity>>> {
+        self.all.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn register(self: &Arc<Self>, activity: Arc<Activity>) -> Registered {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.all().insert(id, activity);
+        Registered { open: Arc::clone(self), id }
+    }
+
+    /// Closes the connection that has waited longest with no request in progress; whether
+    /// there was one.
+    fn evict_longest_idle(&self) -> bool {
+        let all = self.all();
+        let mut idle: Vec<(tokio::time::Instant, &Arc<Activity>)> =
+            all.values().filter_map(|a| a.idle_since().map(|t| (t, a))).collect();
+        idle.sort_by_key(|(t, _)| *t);
+        idle.into_iter().any(|(_, a)| a.evict_if_idle())
+    }
+}
+
+/// Removes a connection from [`OpenConnections`] when it ends.
+struct Registered {
+    open: Arc<OpenConnections>,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.open.all().remove(&self.id);
+    }
 }
 
 async fn accept_loop(listener: Listener, ctx: AcceptContext, mut stop: watch::Receiver<bool>) {
     let mut last_warning: Option<tokio::time::Instant> = None;
     loop {
-        // A free slot first: at the cap, new connections wait in the kernel's backlog
-        // instead of being accepted and starved of file descriptors.
+        // A free slot first: at the cap, the connection idle the longest is closed to make
+        // room; when every connection is busy, new ones wait in the kernel's backlog instead
+        // of being accepted and starved of file descriptors.
         let permit = match Arc::clone(&ctx.slots).try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
-                if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                let evicted = ctx.open.evict_longest_idle();
+                if !evicted && last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
                     tracing::warn!(max = ctx.limits.max_connections, "connection limit reached; accepting paused");
                     last_warning = Some(tokio::time::Instant::now());
                 }
@@ -125,6 +176,8 @@ async fn accept_loop(listener: Listener, ctx: AcceptContext, mut stop: watch::Re
                         Ok(p) => p,
                         Err(_) => break,
                     },
+                    // Requests end and connections fall idle: look again now and then.
+                    () = tokio::time::sleep(Duration::from_millis(100)) => continue,
                     _ = stop.changed() => break,
                 }
             }
@@ -145,13 +198,14 @@ async fn accept_loop(listener: Listener, ctx: AcceptContext, mut stop: watch::Re
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
         let activity = Activity::new();
+        let registered = ctx.open.register(Arc::clone(&activity));
         let io = IdleIo::new(stream, Arc::clone(&activity), ctx.limits);
         let service = Tracked::new(ctx.router.clone(), activity);
         let watcher = ctx.graceful.watcher();
         let builder = ctx.builder.clone();
         let acceptor = listener.tls.as_ref().map(|t| t.get());
         tokio::spawn(async move {
-            let _permit = permit;
+            let _slot = (permit, registered);
             let result = match acceptor {
                 None => watcher.watch(builder.serve_connection(TokioIo::new(io), service)).await,
                 Some(acceptor) => {

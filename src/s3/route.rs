@@ -324,4 +324,51 @@ mod tests {
         let addr = resolve(Some("h"), "/", &[]).expect("address");
         assert!(classify(&Method::PUT, &addr, &Query::parse(""), &HeaderMap::new()).is_err());
     }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::s3::address::resolve;
+        use crate::s3::xml::fuzzing::config;
+
+        proptest! {
+            #![proptest_config(config())]
+
+            /// Any host, path, query and method: one operation or a 4xx, never a panic; and
+            /// what classifies in one addressing style classifies the same in the other.
+            #[test]
+            fn fuzz_routing(
+                method in prop_oneof![Just("GET".to_string()), Just("PUT".to_string()), Just("POST".to_string()), Just("DELETE".to_string()), Just("HEAD".to_string()), "[A-Z]{1,8}"],
+                host in prop_oneof![
+                    Just("127.0.0.1:9000".to_string()),
+                    "[a-z0-9.-]{0,20}\\.s3\\.amazonaws\\.com(:[0-9]{1,6})?",
+                    "\\PC{0,30}",
+                ],
+                path in prop_oneof!["/[a-z0-9.-]{0,12}(/[^?#]{0,20})?", "\\PC{0,40}"],
+                query in "([a-zA-Z-]{0,12}(=[^&]{0,8})?&?){0,4}",
+                copy_source in any::<bool>(),
+            ) {
+                let domains = vec!["s3.amazonaws.com".to_string()];
+                let Ok(method) = Method::from_bytes(method.as_bytes()) else { return Ok(()) };
+                let mut headers = HeaderMap::new();
+                if copy_source {
+                    headers.insert("x-amz-copy-source", http::HeaderValue::from_static("/b/k"));
+                }
+                if let Ok(addr) = resolve(Some(&host), &path, &domains) {
+                    let q = Query::parse(&query);
+                    let op = classify(&method, &addr, &q, &headers);
+                    if let (Ok(op), Some(bucket)) = (&op, &addr.bucket) {
+                        // The same request in virtual-host style.
+                        let key_path = addr.key.as_deref().map_or(String::new(), |k| {
+                            crate::auth::sigv4::canonical::uri_encode(k.as_bytes(), true)
+                        });
+                        if let Ok(vh) = resolve(Some(&format!("{bucket}.s3.amazonaws.com")), &format!("/{key_path}"), &domains) {
+                            prop_assert_eq!(classify(&method, &vh, &q, &headers).ok(), Some(*op));
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

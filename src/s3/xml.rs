@@ -183,6 +183,59 @@ pub fn from_xml<T: DeserializeOwned>(body: &[u8], limits: ElementLimits) -> Resu
     quick_xml::de::from_str(text).map_err(|e| S3Error::new(S3ErrorCode::MalformedXML).source(e))
 }
 
+/// Generators shared by the property tests of every XML body.
+#[cfg(test)]
+pub mod fuzzing {
+    use proptest::prelude::*;
+    use proptest::test_runner::Config;
+
+    /// Cases from `PROPTEST_CASES` (256 by default); failures are reported, not persisted in
+    /// the source tree.
+    pub fn config() -> Config {
+        Config { failure_persistence: None, ..Config::default() }
+    }
+
+    /// Text nodes: plain words, numbers, entities, character references, stray markup.
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-zA-Z0-9 ._/-]{0,12}",
+            Just("&quot;0a&quot;".to_string()),
+            Just("&#34;x&#34;".to_string()),
+            Just("&amp;&lt;&gt;".to_string()),
+            Just("&bogus;".to_string()),
+            Just("&#xFFFFFFFF;".to_string()),
+            Just("<".to_string()),
+            Just("]]>".to_string()),
+            "-?[0-9]{1,25}",
+            "\\PC{0,8}",
+        ]
+    }
+
+    /// Documents built from `names` (and a few others), nested, with random text, broken
+    /// now and then (unclosed or mismatched tags, a namespace, a declaration).
+    pub fn arbitrary_document(names: &'static [&'static str]) -> impl Strategy<Value = String> {
+        let name = prop_oneof![proptest::sample::select(names), Just("Bogus"), Just("x:Part")];
+        let leaf = (name.clone(), text()).prop_map(|(n, t)| format!("<{n}>{t}</{n}>"));
+        let tree = leaf.prop_recursive(4, 64, 8, move |inner| {
+            (name.clone(), proptest::collection::vec(inner, 0..8), any::<u8>()).prop_map(|(n, kids, twist)| {
+                let body = kids.concat();
+                match twist % 16 {
+                    0 => format!("<{n}>{body}"),
+                    1 => format!("<{n}>{body}</Other>"),
+                    2 => format!("<{n} xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">{body}</{n}>"),
+                    3 => format!("<{n}/>{body}"),
+                    _ => format!("<{n}>{body}</{n}>"),
+                }
+            })
+        });
+        prop_oneof![
+            8 => tree.clone(),
+            1 => tree.prop_map(|t| format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{t}")),
+            1 => "\\PC{0,64}",
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -432,8 +432,10 @@ async fn garbage_and_leases(store: &dyn MetadataStore) {
     let renewed = Lease { expires: Timestamp(99), ..lease.clone() };
     store.put_lease(&renewed).await.expect("renew");
     assert_eq!(store.leases().await.expect("leases"), vec![renewed]);
-    store.delete_lease("lease-1").await.expect("delete");
-    store.delete_lease("lease-1").await.expect("deleting again is fine");
+    store.delete_lease("lease-1", Some(Timestamp(77))).await.expect("conditional delete");
+    assert_eq!(store.leases().await.expect("leases").len(), 1, "renewed since: kept");
+    store.delete_lease("lease-1", None).await.expect("delete");
+    store.delete_lease("lease-1", None).await.expect("deleting again is fine");
     assert!(store.leases().await.expect("leases").is_empty());
     store.put_lease(&Lease { id: "lease-2".into(), ..lease }).await.expect("lease");
 }
@@ -583,6 +585,15 @@ async fn fs_blob_store_conforms_and_keeps_blobs_across_reopen() {
     assert!(blob_ids(&store).await.contains(&kept.id), "stray files do not stop the listing");
     assert_eq!(store.remove_stale_temporaries(std::time::Duration::from_secs(3600)).await.expect("young"), 0);
     assert!(tmp_file.exists());
+    // A temporary file whose writer is still at work (it holds the lock) is never removed,
+    // however old; an abandoned one is.
+    let busy = dir.path().join("tmp").join("fedcba9876543210fedcba9876543210");
+    let writer = std::fs::File::create(&busy).expect("create");
+    writer.lock().expect("lock");
     assert_eq!(store.remove_stale_temporaries(std::time::Duration::ZERO).await.expect("sweep"), 1);
     assert!(!tmp_file.exists());
+    assert!(busy.exists(), "a live write keeps its file");
+    drop(writer);
+    assert_eq!(store.remove_stale_temporaries(std::time::Duration::ZERO).await.expect("sweep"), 1);
+    assert!(!busy.exists());
 }

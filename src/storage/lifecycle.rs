@@ -165,17 +165,27 @@ impl Storage {
         let grace = self.gc.grace;
         let meta = Arc::clone(&self.meta);
         let id = BlobId::generate().map(|b| b.0).unwrap_or_else(|_| format!("{:x}", Timestamp::now().0));
-        let lease_id = id.clone();
-        let task = tokio::spawn(async move {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let mut written = false;
             loop {
-                tokio::time::sleep(every).await;
-                let lease = Lease { id: lease_id.clone(), blobs: blobs.clone(), expires: Timestamp::now().plus(grace) };
-                if let Err(e) = meta.put_lease(&lease).await {
-                    tracing::warn!(error = %e, "could not record a read lease");
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    _ = &mut stopped => break,
+                }
+                // Never cut off mid-write: a renewal landing after the removal below would
+                // leave a lease behind.
+                let lease = Lease { id: id.clone(), blobs: blobs.clone(), expires: Timestamp::now().plus(grace) };
+                match meta.put_lease(&lease).await {
+                    Ok(()) => written = true,
+                    Err(e) => tracing::warn!(error = %e, "could not record a read lease"),
                 }
             }
+            if written && let Err(e) = meta.delete_lease(&id, None).await {
+                tracing::debug!(error = %e, "could not remove a read lease; it expires by itself");
+            }
         });
-        LeaseGuard { task, id, meta: Arc::clone(&self.meta), started: tokio::time::Instant::now(), every }
+        LeaseGuard { _stop: stop }
     }
 
     /// Deletes garbage older than the grace period that no lease holds; returns how many.
@@ -184,11 +194,13 @@ impl Storage {
         let before = now.minus(self.gc.grace);
         let mut after: Option<GarbageRecord> = None;
         let mut removed = 0;
+        // Loaded once: a read old enough to matter (it started before garbage that is past
+        // the grace period arose) wrote its lease before this run began.
+        let leased = self.leased().await?;
         loop {
             let page = self.meta.garbage(before, after.as_ref(), BATCH).await?;
             let Some(last) = page.last().cloned() else { break };
             after = Some(last);
-            let leased = self.leased().await?;
             let ids: Vec<BlobId> = page.iter().map(|r| r.blob.clone()).collect();
             let states = self.meta.blob_states(&ids).await?;
             let mut done = Vec::with_capacity(page.len());
@@ -198,7 +210,12 @@ impl Storage {
                         if leased.contains(&record.blob) {
                             continue;
                         }
-                        self.blobs.delete(&record.blob).await?;
+                        // One blob that cannot be deleted must not stop the rest: it keeps
+                        // its record and is tried again next run.
+                        if let Err(e) = self.blobs.delete(&record.blob).await {
+                            tracing::warn!(blob = %record.blob.0, error = %e, "could not delete a garbage blob");
+                            continue;
+                        }
                         removed += 1;
                         done.push(record);
                     }
@@ -215,13 +232,14 @@ impl Storage {
         Ok(removed)
     }
 
-    /// Blobs under a live lease; expired leases (of processes that died) are removed.
+    /// Blobs under a live lease. Expired leases (of readers that died) are removed, unless
+    /// renewed meanwhile.
     async fn leased(&self) -> Result<HashSet<BlobId>, StorageError> {
         let now = Timestamp::now();
         let mut out = HashSet::new();
         for lease in self.meta.leases().await? {
             if lease.expires < now {
-                self.meta.delete_lease(&lease.id).await?;
+                self.meta.delete_lease(&lease.id, Some(lease.expires)).await?;
             } else {
                 out.extend(lease.blobs);
             }
@@ -236,15 +254,17 @@ impl Storage {
         let grace = self.gc.grace;
         let mut listing = self.blobs.list().try_filter(|(_, age)| std::future::ready(*age >= grace)).chunks(BATCH);
         let mut removed = 0;
+        let leased = self.leased().await?;
         while let Some(batch) = listing.next().await {
             let batch: Vec<(BlobId, Duration)> = batch.into_iter().collect::<Result<_, _>>()?;
             let ids: Vec<BlobId> = batch.into_iter().map(|(id, _)| id).collect();
             let states = self.meta.blob_states(&ids).await?;
-            let leased = self.leased().await?;
             for (id, state) in ids.into_iter().zip(states) {
                 if state == BlobState::Unknown && !leased.contains(&id) {
-                    self.blobs.delete(&id).await?;
-                    removed += 1;
+                    match self.blobs.delete(&id).await {
+                        Ok(()) => removed += 1,
+                        Err(e) => tracing::warn!(blob = %id.0, error = %e, "could not delete an orphan blob"),
+                    }
                 }
             }
         }
@@ -292,30 +312,10 @@ impl Storage {
     }
 }
 
-/// Keeps a read's lease alive; on drop stops renewing it and removes it.
+/// Keeps a read's lease alive; dropping it tells the lease task to stop renewing and to
+/// remove the lease once any renewal in progress has landed.
 struct LeaseGuard {
-    task: JoinHandle<()>,
-    id: String,
-    meta: Arc<dyn MetadataStore>,
-    started: tokio::time::Instant,
-    every: Duration,
-}
-
-impl Drop for LeaseGuard {
-    fn drop(&mut self) {
-        self.task.abort();
-        // A lease exists only once the first renewal period has passed.
-        if self.started.elapsed() >= self.every
-            && let Ok(handle) = tokio::runtime::Handle::try_current()
-        {
-            let (meta, id) = (Arc::clone(&self.meta), std::mem::take(&mut self.id));
-            handle.spawn(async move {
-                if let Err(e) = meta.delete_lease(&id).await {
-                    tracing::debug!(error = %e, "could not remove a read lease; it expires by itself");
-                }
-            });
-        }
-    }
+    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 /// A stream that holds a lease for as long as it lives.

@@ -75,10 +75,10 @@ impl State {
     fn store_object(&mut self, object: ObjectRecord) -> Option<ObjectRecord> {
         self.reference(object.blobs());
         let k = (object.bucket.clone(), object.key.clone());
-        let new_blobs: Vec<BlobId> = object.blobs().cloned().collect();
+        let new_blobs: std::collections::HashSet<BlobId> = object.blobs().cloned().collect();
         let old = self.objects.insert(k, object);
         if let Some(old) = &old {
-            let gone: Vec<BlobId> = old.blobs().filter(|b| !new_blobs.contains(b)).cloned().collect();
+            let gone: Vec<BlobId> = old.blobs().filter(|b| !new_blobs.contains(*b)).cloned().collect();
             self.mark_garbage(&gone);
         }
         old
@@ -335,8 +335,8 @@ impl MetadataStore for MemoryMetadataStore {
             return Err(StorageError::PartsChanged);
         }
         let (_, parts) = s.remove_upload(&bucket, upload_id, &k);
-        let discarded: Vec<PartRecord> =
-            parts.into_iter().filter(|p| !object.parts.iter().any(|used| used.blob == p.blob)).collect();
+        let used: std::collections::HashSet<&BlobId> = object.blobs().collect();
+        let discarded: Vec<PartRecord> = parts.into_iter().filter(|p| !used.contains(&p.blob)).collect();
         s.mark_garbage(discarded.iter().map(|p| &p.blob));
         s.completed.insert((bucket, upload_id.to_owned()), CompletedUpload::of(&object, upload_id));
         let replaced = s.store_object(object);
@@ -401,8 +401,11 @@ impl MetadataStore for MemoryMetadataStore {
         Ok(())
     }
 
-    async fn delete_lease(&self, id: &str) -> Result<(), StorageError> {
-        self.state().leases.remove(id);
+    async fn delete_lease(&self, id: &str, if_expires: Option<Timestamp>) -> Result<(), StorageError> {
+        let mut s = self.state();
+        if if_expires.is_none_or(|t| s.leases.get(id).is_some_and(|l| l.expires == t)) {
+            s.leases.remove(id);
+        }
         Ok(())
     }
 
@@ -424,6 +427,15 @@ pub struct MemoryBlobStore {
 impl MemoryBlobStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// How many blobs are stored.
+    pub fn len(&self) -> usize {
+        self.blobs().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.blobs().is_empty()
     }
 
     fn blobs(&self) -> MutexGuard<'_, HashMap<BlobId, (bytes::Bytes, std::time::Instant)>> {

@@ -130,7 +130,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Records or renews a lease.
     async fn put_lease(&self, lease: &Lease) -> Result<(), StorageError>;
 
-    async fn delete_lease(&self, id: &str) -> Result<(), StorageError>;
+    /// Removes a lease; with `if_expires`, only if it still expires then (it was not renewed
+    /// since it was read).
+    async fn delete_lease(&self, id: &str, if_expires: Option<Timestamp>) -> Result<(), StorageError>;
 
     /// Every lease, expired ones included (the collector removes those).
     async fn leases(&self) -> Result<Vec<Lease>, StorageError>;

@@ -192,3 +192,168 @@ async fn sighup_reloads_the_tls_certificate() {
     let resp = Raw::new("GET", &d.addr.to_string(), "/-/health").send(d.addr).await;
     assert_eq!(resp.status, 200);
 }
+
+/// What a key holds: acknowledged content, or (while a write is in flight when the server
+/// dies) either of two.
+#[derive(Clone, Debug, PartialEq)]
+enum Held {
+    Absent,
+    Bytes(Vec<u8>),
+}
+
+fn held_matches(held: &Held, got: &Option<Vec<u8>>) -> bool {
+    match (held, got) {
+        (Held::Absent, None) => true,
+        (Held::Bytes(b), Some(g)) => b == g,
+        _ => false,
+    }
+}
+
+/// Writers on their own keys until the first error (the kill); returns per key the
+/// acknowledged state and the state of a write that was in flight.
+async fn write_until_killed(
+    s3: aws_sdk_s3::Client,
+    writer: usize,
+    model: Vec<Held>,
+    seed: u64,
+) -> (Vec<Held>, Vec<Option<Held>>) {
+    use aws_sdk_s3::primitives::ByteStream;
+    let mut model = model;
+    let mut pending: Vec<Option<Held>> = vec![None; model.len()];
+    let mut x = seed | 1;
+    let mut rand = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    loop {
+        let k = (rand() % model.len() as u64) as usize;
+        let key = format!("w{writer}/k{k}");
+        let next = if rand() % 4 == 0 {
+            Held::Absent
+        } else {
+            let len = [0usize, 10, 4096, 200_000, 1_500_000][(rand() % 5) as usize];
+            let fill = rand() as u8;
+            Held::Bytes((0..len).map(|i| (i as u8).wrapping_add(fill)).collect())
+        };
+        pending[k] = Some(next.clone());
+        let ok = match &next {
+            Held::Absent => s3.delete_object().bucket("soak").key(&key).send().await.is_ok(),
+            Held::Bytes(b) => {
+                s3.put_object().bucket("soak").key(&key).body(ByteStream::from(b.clone())).send().await.is_ok()
+            }
+        };
+        if !ok {
+            return (model, pending);
+        }
+        model[k] = next;
+        pending[k] = None;
+    }
+}
+
+/// Writes under concurrent load are killed with SIGKILL at random moments, again and again:
+/// after each restart every acknowledged write reads back whole (a write in flight may have
+/// landed or not), nothing listed lacks its bytes, and once everything is deleted no blob
+/// outlives the grace period and a sweep. `S3D_KILL_CYCLES` sets the number of cycles
+/// (`scripts/soak` runs many).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_writes_survive_repeated_kill_9_under_load() {
+    use aws_sdk_s3::config::retry::RetryConfig;
+    let cycles: u64 = std::env::var("S3D_KILL_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    const WRITERS: usize = 4;
+    const KEYS: usize = 5;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("s3d.toml");
+    std::fs::write(&config, "[gc]\ngrace_secs = 1\ninterval_secs = 1\nsweep_interval_secs = 1\n").expect("config");
+    let data = dir.path().join("data");
+    let start = || {
+        let mut cmd = command(&data);
+        cmd.arg("--config").arg(&config);
+        spawn(cmd)
+    };
+    let client = |d: &Daemon| {
+        let s3 = sdk_client(d.addr.port(), DEV, Style::Path);
+        aws_sdk_s3::Client::from_conf(s3.config().to_builder().retry_config(RetryConfig::disabled()).build())
+    };
+    let mut models: Vec<Vec<Held>> = vec![vec![Held::Absent; KEYS]; WRITERS];
+    let d = start();
+    client(&d).create_bucket().bucket("soak").send().await.expect("bucket");
+    let mut d = Some(d);
+    for cycle in 0..cycles {
+        let daemon = d.take().expect("running");
+        let tasks: Vec<_> = models
+            .iter()
+            .enumerate()
+            .map(|(w, m)| tokio::spawn(write_until_killed(client(&daemon), w, m.clone(), cycle * 131 + w as u64 + 7)))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(700 + 450 * (cycle % 4))).await;
+        signal(&daemon, "-KILL");
+        drop(daemon);
+        let mut pending = Vec::new();
+        for (w, t) in tasks.into_iter().enumerate() {
+            let (m, p) = t.await.expect("writer");
+            models[w] = m;
+            pending.push(p);
+        }
+        let daemon = start();
+        let s3 = client(&daemon);
+        for (w, m) in models.iter_mut().enumerate() {
+            for (k, held) in m.iter_mut().enumerate() {
+                let key = format!("w{w}/k{k}");
+                let got = match s3.get_object().bucket("soak").key(&key).send().await {
+                    Ok(o) => Some(o.body.collect().await.expect("a whole body").into_bytes().to_vec()),
+                    Err(e) => {
+                        assert_eq!(sdk_code(&e).as_deref(), Some("NoSuchKey"), "cycle {cycle}, {key}: {e:?}");
+                        None
+                    }
+                };
+                if held_matches(held, &got) {
+                    continue;
+                }
+                match &pending[w][k] {
+                    Some(in_flight) if held_matches(in_flight, &got) => *held = in_flight.clone(),
+                    other => panic!("cycle {cycle}, {key}: acknowledged {held:?}, in flight {other:?}, read {got:?}"),
+                }
+            }
+        }
+        let listed = s3.list_objects_v2().bucket("soak").send().await.expect("list");
+        let expected = models.iter().flatten().filter(|h| **h != Held::Absent).count();
+        assert_eq!(listed.contents().len(), expected, "cycle {cycle}: listing agrees with the acknowledged writes");
+        d = Some(daemon);
+    }
+    let daemon = d.take().expect("running");
+    let s3 = client(&daemon);
+    for (w, m) in models.iter().enumerate() {
+        for k in 0..m.len() {
+            s3.delete_object().bucket("soak").key(format!("w{w}/k{k}")).send().await.expect("delete");
+        }
+    }
+    // Garbage after the 1 s grace period and a collector run; orphans of the kills after a sweep.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let left: Vec<String> = walk(&data.join("blobs")).into_iter().filter(|p| !p.contains("/blobs/tmp/")).collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "blobs left behind: {left:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let tmp = walk(&data.join("blobs").join("tmp"));
+    assert!(tmp.is_empty(), "temporary files left behind: {tmp:?}");
+}
+
+/// The published development keys on a non-loopback address are worth a loud warning.
+#[test]
+fn dev_credentials_beyond_loopback_are_warned_about() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3d"));
+    cmd.arg("--listen").arg("0.0.0.0:0").arg("--data-dir").arg(dir.path());
+    for var in ["S3D_CONFIG", "S3D_ACCESS_KEY", "S3D_SECRET_KEY", "S3D_SECRET_KEY_FILE", "S3D_LISTEN", "S3D_DATA_DIR"] {
+        cmd.env_remove(var);
+    }
+    cmd.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::piped());
+    let d = spawn(cmd);
+    let line = d.wait_for_log("published development credentials");
+    assert!(line.contains("WARN"), "{line}");
+}

@@ -110,25 +110,63 @@ async fn a_stalled_body_gets_request_timeout_and_leaves_nothing() {
     server.stop().await;
 }
 
-/// At the connection cap, accepting pauses: the next client is served once a slot frees.
+/// At the cap, the connection idle the longest makes room (sockets that send nothing cannot
+/// lock everyone out); when every connection is busy, accepting pauses until one frees.
 #[tokio::test]
-async fn accepting_pauses_at_the_connection_cap() {
+async fn at_the_cap_idle_connections_make_room_and_busy_ones_pause_accepting() {
     let server = TestServer::start_configured(|c| {
         c.limits.max_connections = 2;
         c.limits.head_timeout = Duration::from_secs(30);
         c.limits.keep_alive_idle = Duration::from_secs(30);
+        c.limits.body_idle = Duration::from_secs(30);
     })
     .await;
-    let hold1 = TcpStream::connect(server.addr).await.expect("connect");
-    let _hold2 = TcpStream::connect(server.addr).await.expect("connect");
-    // Give the server time to accept both.
+    server.client(ALICE, Style::Path).create_bucket().bucket("bkt").send().await.expect("bucket");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut third = TcpStream::connect(server.addr).await.expect("the kernel queues it");
-    third.write_all(b"GET /-/health HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n").await.expect("write");
-    let early = tokio::time::timeout(Duration::from_millis(800), read_response(&mut third, false)).await;
-    assert!(early.is_err(), "served beyond the cap");
-    drop(hold1);
+    let health = b"GET /-/health HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n";
+
+    // Two silent sockets fill the table; a third client is served at once, in place of the
+    // one idle the longest.
+    let mut idle1 = TcpStream::connect(server.addr).await.expect("connect");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let _idle2 = TcpStream::connect(server.addr).await.expect("connect");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = TcpStream::connect(server.addr).await.expect("connect");
+    third.write_all(health).await.expect("write");
     let resp = tokio::time::timeout(Duration::from_secs(5), read_response(&mut third, false)).await.expect("served");
+    assert_eq!(resp.status, 200);
+    let (got, _) = until_closed(&mut idle1, Duration::from_secs(5)).await;
+    assert!(got.is_empty(), "the longest-idle connection was closed to make room");
+    drop(third);
+
+    // Two uploads in progress (bodies half sent) fill the table: nobody is evicted, the next
+    // client waits until an upload ends.
+    let host = server.host("bkt", Style::Path);
+    let mut uploads = Vec::new();
+    for key in ["a", "b"] {
+        let raw = Raw::new("PUT", &host, &format!("/bkt/{key}"))
+            .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
+            .header("content-length", "10")
+            .sign(ALICE);
+        let mut head = format!("PUT {} HTTP/1.1\r\nhost: {}\r\n", raw.target, raw.host);
+        for (k, v) in &raw.headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut s = TcpStream::connect(server.addr).await.expect("connect");
+        s.write_all(head.as_bytes()).await.expect("head");
+        s.write_all(b"12345").await.expect("half the body");
+        uploads.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut waiting = TcpStream::connect(server.addr).await.expect("the kernel queues it");
+    waiting.write_all(health).await.expect("write");
+    let early = tokio::time::timeout(Duration::from_millis(800), read_response(&mut waiting, false)).await;
+    assert!(early.is_err(), "served beyond the cap while every connection was busy");
+    let mut first = uploads.remove(0);
+    first.write_all(b"67890").await.expect("rest of the body");
+    assert_eq!(read_response(&mut first, false).await.status, 200);
+    let resp = tokio::time::timeout(Duration::from_secs(5), read_response(&mut waiting, false)).await.expect("served");
     assert_eq!(resp.status, 200);
     server.stop().await;
 }

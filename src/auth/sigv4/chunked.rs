@@ -20,6 +20,8 @@ use super::{SigningContext, StreamingMode};
 const MAX_LINE: usize = 4096;
 /// Most trailer bytes accepted.
 const MAX_TRAILER: usize = 16 * 1024;
+/// Whitespace tolerated after the end of the body (clients end with one CRLF).
+const MAX_TAIL: usize = 64;
 const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// Why an `aws-chunked` body was refused.
@@ -109,6 +111,11 @@ pub struct ChunkedDecoder<S> {
     decoded_length: u64,
     trailers: Trailers,
     failed: bool,
+    /// How far `buf` has been searched for a line end, so that a line arriving a byte at a
+    /// time is not rescanned from its start each time.
+    scanned: usize,
+    /// Whitespace seen after the end.
+    tail: usize,
 }
 
 impl<S> ChunkedDecoder<S> {
@@ -137,6 +144,8 @@ impl<S> ChunkedDecoder<S> {
             decoded_length,
             trailers: Arc::new(OnceLock::new()),
             failed: false,
+            scanned: 0,
+            tail: 0,
         }
     }
 
@@ -145,14 +154,19 @@ impl<S> ChunkedDecoder<S> {
     }
 
     fn take_line(&mut self) -> Result<Option<String>, ChunkedError> {
-        match self.buf.windows(2).position(|w| w == b"\r\n") {
+        let from = self.scanned.saturating_sub(1);
+        match self.buf[from..].windows(2).position(|w| w == b"\r\n").map(|i| i + from) {
             Some(i) => {
+                self.scanned = 0;
                 let line = self.buf.split_to(i);
                 self.buf.advance(2);
                 String::from_utf8(line.to_vec()).map(Some).map_err(|_| ChunkedError::Malformed("line is not UTF-8"))
             }
             None if self.buf.len() > MAX_LINE => Err(ChunkedError::Malformed("line too long")),
-            None => Ok(None),
+            None => {
+                self.scanned = self.buf.len();
+                Ok(None)
+            }
         }
     }
 
@@ -265,6 +279,11 @@ impl<S> ChunkedDecoder<S> {
                         if k.is_empty() {
                             return Err(ChunkedError::MalformedTrailer("empty trailer name"));
                         }
+                        // Without a trailer in the payload mode, nothing may follow the final
+                        // chunk: unsigned lines there would pass for a checksum.
+                        if !self.trailer_expected {
+                            return Err(ChunkedError::MalformedTrailer("trailer in a payload without trailers"));
+                        }
                         if k == "x-amz-trailer-signature" {
                             self.trailer_signature = Some(v);
                         } else {
@@ -275,6 +294,10 @@ impl<S> ChunkedDecoder<S> {
                 },
                 State::Done => {
                     if self.buf.iter().any(|b| !b.is_ascii_whitespace()) {
+                        return Err(ChunkedError::Malformed("bytes after the final chunk"));
+                    }
+                    self.tail += self.buf.len();
+                    if self.tail > MAX_TAIL {
                         return Err(ChunkedError::Malformed("bytes after the final chunk"));
                     }
                     self.buf.clear();
@@ -412,6 +435,19 @@ mod tests {
             assert_eq!(data.len(), 66560);
             assert!(data.iter().all(|&b| b == b'a'));
         }
+    }
+
+    /// Without a trailer in the mode, lines after the final chunk would be unsigned values
+    /// passing for a checksum.
+    #[tokio::test]
+    async fn trailers_are_refused_where_the_mode_has_none() {
+        let mut body = aws_example();
+        body.truncate(body.len() - 2);
+        body.extend_from_slice(b"x-amz-checksum-crc32:AAAAAA==\r\n\r\n");
+        assert!(matches!(
+            decode(&body, 4096, StreamingMode::SignedPayload, Some(ctx(AWS_SEED)), 66560).await,
+            Err(ChunkedError::MalformedTrailer(_))
+        ));
     }
 
     #[tokio::test]
@@ -552,10 +588,156 @@ mod tests {
             decode(&long, 100, StreamingMode::UnsignedPayloadTrailer, None, 3).await,
             Err(ChunkedError::Malformed(_))
         ));
+        // Unlimited whitespace after the end would keep an upload open forever.
+        let mut padded = b"3\r\nabc\r\n0\r\n\r\n".to_vec();
+        padded.extend(std::iter::repeat_n(b' ', MAX_TAIL + 1));
+        assert!(matches!(
+            decode(&padded, 7, StreamingMode::UnsignedPayloadTrailer, None, 3).await,
+            Err(ChunkedError::Malformed(_))
+        ));
         // Signed framing without signatures.
         assert!(matches!(
             decode(b"3\r\nabc\r\n0\r\n\r\n", 2, StreamingMode::SignedPayload, Some(ctx(AWS_SEED)), 3).await,
             Err(ChunkedError::Malformed(_))
         ));
+    }
+
+    mod fuzz {
+        use futures_util::FutureExt;
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::s3::xml::fuzzing::config;
+
+        /// A body in `mode`: signed chunks (and signed trailer) chained from the example
+        /// seed, or plain chunks with an optional unsigned trailer.
+        fn encode(data: &[u8], chunk: usize, mode: StreamingMode, trailer: bool) -> Vec<u8> {
+            match mode {
+                StreamingMode::SignedPayloadTrailer => {
+                    signed_trailer_body(data, chunk, &[("x-amz-checksum-crc32", "AAAAAA==")], AWS_SEED)
+                }
+                StreamingMode::SignedPayload => {
+                    let c = ctx(AWS_SEED);
+                    let mut prev = AWS_SEED.to_owned();
+                    let mut out = Vec::new();
+                    for piece in data.chunks(chunk).chain(std::iter::once(&[][..])) {
+                        let sts = format!(
+                            "AWS4-HMAC-SHA256-PAYLOAD\n{}\n{}\n{prev}\n{EMPTY_SHA256}\n{}",
+                            c.timestamp,
+                            c.scope,
+                            hex::encode(Sha256::digest(piece))
+                        );
+                        let sig = signing::sign(&c.key, &sts);
+                        out.extend_from_slice(format!("{:x};chunk-signature={sig}\r\n", piece.len()).as_bytes());
+                        if !piece.is_empty() {
+                            out.extend_from_slice(piece);
+                            out.extend_from_slice(b"\r\n");
+                        }
+                        prev = sig;
+                    }
+                    out.extend_from_slice(b"\r\n");
+                    out
+                }
+                StreamingMode::UnsignedPayloadTrailer => {
+                    let mut out = Vec::new();
+                    for piece in data.chunks(chunk) {
+                        out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+                        out.extend_from_slice(piece);
+                        out.extend_from_slice(b"\r\n");
+                    }
+                    out.extend_from_slice(b"0\r\n");
+                    if trailer {
+                        out.extend_from_slice(b"x-amz-checksum-crc32:AAAAAA==\r\n");
+                    }
+                    out.extend_from_slice(b"\r\n");
+                    out
+                }
+            }
+        }
+
+        fn mode() -> impl Strategy<Value = StreamingMode> {
+            prop_oneof![
+                Just(StreamingMode::SignedPayload),
+                Just(StreamingMode::SignedPayloadTrailer),
+                Just(StreamingMode::UnsignedPayloadTrailer),
+            ]
+        }
+
+        /// Feeds `body` cut at `cuts` (fractions of its length) and decodes it at once (the
+        /// input is all there, so the decoder never waits).
+        fn run(body: &[u8], cuts: &[u16], mode: StreamingMode, len: u64) -> Result<Vec<u8>, ChunkedError> {
+            let mut points: Vec<usize> =
+                cuts.iter().map(|c| usize::from(*c) * body.len() / usize::from(u16::MAX)).collect();
+            points.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut at = 0;
+            for p in points.into_iter().chain(std::iter::once(body.len())) {
+                pieces.push(Ok::<_, std::io::Error>(Bytes::copy_from_slice(&body[at..p.max(at)])));
+                at = p.max(at);
+            }
+            let signing = (mode != StreamingMode::UnsignedPayloadTrailer).then(|| ctx(AWS_SEED));
+            let mut dec = ChunkedDecoder::new(futures_util::stream::iter(pieces), mode, signing, len);
+            let collected = async move {
+                let mut out = Vec::new();
+                while let Some(c) = dec.next().await {
+                    out.extend_from_slice(&c?);
+                }
+                Ok(out)
+            };
+            collected.now_or_never().expect("ready input never waits")
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            /// Any payload, any chunking, any split of the byte stream: the payload back.
+            #[test]
+            fn fuzz_aws_chunked_round_trip(
+                data in proptest::collection::vec(any::<u8>(), 0..2048),
+                chunk in 1usize..700,
+                cuts in proptest::collection::vec(any::<u16>(), 0..12),
+                mode in mode(),
+                trailer in any::<bool>(),
+            ) {
+                let body = encode(&data, chunk, mode, trailer);
+                let out = run(&body, &cuts, mode, data.len() as u64);
+                prop_assert!(out.as_ref().is_ok_and(|o| *o == data), "{:?}", out.err());
+            }
+
+            /// Flipped, dropped, inserted and cut bytes, and wrong declared lengths: an error
+            /// or exactly the declared number of bytes, never a panic or more.
+            #[test]
+            fn fuzz_aws_chunked_mutations(
+                data in proptest::collection::vec(any::<u8>(), 0..600),
+                chunk in 1usize..300,
+                mode in mode(),
+                edits in proptest::collection::vec((any::<u16>(), 0u8..4, any::<u8>()), 1..6),
+                cuts in proptest::collection::vec(any::<u16>(), 0..6),
+                declared_delta in -3i64..3,
+            ) {
+                let mut body = encode(&data, chunk, mode, true);
+                for (at, kind, byte) in edits {
+                    if body.is_empty() { break; }
+                    let i = usize::from(at) % body.len();
+                    match kind {
+                        0 => body[i] ^= byte | 1,
+                        1 => { body.remove(i); }
+                        2 => body.insert(i, byte),
+                        _ => body.truncate(i),
+                    }
+                }
+                let declared = (data.len() as i64 + declared_delta).max(0) as u64;
+                if let Ok(out) = run(&body, &cuts, mode, declared) {
+                    prop_assert_eq!(out.len() as u64, declared);
+                }
+            }
+
+            /// Chunk-size lines of any text, including sizes near 2^64.
+            #[test]
+            fn fuzz_aws_chunked_size_lines(line in prop_oneof!["[0-9a-fA-F]{1,20}", "\\PC{0,24}"], declared in any::<u64>()) {
+                let body = format!("{line}\r\nabc\r\n0\r\n\r\n");
+                let _ = run(body.as_bytes(), &[], StreamingMode::UnsignedPayloadTrailer, declared);
+            }
+        }
     }
 }

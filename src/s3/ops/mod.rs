@@ -3,6 +3,7 @@
 
 mod bucket;
 pub mod data;
+mod keepalive;
 mod multipart;
 mod object;
 

@@ -161,7 +161,21 @@ impl BlobStore for FsBlobStore {
         let id = BlobId::generate()?;
         let tmp_path = self.root.join("tmp").join(&id.0);
         let mut guard = DeleteOnDrop(Some(tmp_path.clone()));
-        let file = tokio::fs::File::create(&tmp_path).await.map_err(|e| io("create blob", e))?;
+        // Locked while being written, so that a sweep (of this or another process sharing
+        // the directory) never removes the temporary file of a slow but live upload.
+        let path = tmp_path.clone();
+        let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+            let f = std::fs::File::create(&path)?;
+            f.try_lock().map_err(|e| match e {
+                std::fs::TryLockError::Error(e) => e,
+                std::fs::TryLockError::WouldBlock => std::io::Error::other("a new temporary file is locked"),
+            })?;
+            Ok(f)
+        })
+        .await
+        .map_err(|e| StorageError::Io(format!("create task: {e}")))?
+        .map_err(|e| io("create blob", e))?;
+        let file = tokio::fs::File::from_std(file);
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
         let mut len = 0u64;
         while let Some(chunk) = body.next().await {
@@ -235,7 +249,12 @@ impl BlobStore for FsBlobStore {
             };
             for f in entries.filter_map(Result::ok) {
                 let Ok(meta) = f.metadata() else { continue };
-                if meta.is_file() && age(&meta, now) >= min_age && std::fs::remove_file(f.path()).is_ok() {
+                if !meta.is_file() || age(&meta, now) < min_age {
+                    continue;
+                }
+                // A writer holds the lock for as long as it writes: old but locked means slow.
+                let Ok(file) = std::fs::File::open(f.path()) else { continue };
+                if file.try_lock().is_ok() && std::fs::remove_file(f.path()).is_ok() {
                     removed += 1;
                 }
             }

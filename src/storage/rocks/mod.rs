@@ -13,6 +13,7 @@
 mod codec;
 mod keys;
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -162,7 +163,8 @@ impl Inner {
         batch.put_cf(self.cf(Cf::Objects)?, keys::object(&object.bucket, &object.key), codec::encode(object)?);
         self.stage_referenced(batch, object.blobs())?;
         if let Some(old) = old {
-            self.stage_garbage(batch, old.blobs().filter(|b| !object.blobs().any(|n| n == *b)), Timestamp::now())?;
+            let kept: HashSet<&BlobId> = object.blobs().collect();
+            self.stage_garbage(batch, old.blobs().filter(|b| !kept.contains(b)), Timestamp::now())?;
         }
         Ok(())
     }
@@ -554,12 +556,12 @@ impl MetadataStore for RocksMetadataStore {
             let parts = db.stage_upload_removal(&mut batch, &pk, &object.bucket, &upload_id)?;
             // The manifest was built from an earlier read: each of its parts must still be
             // the upload's current part, or it could name a blob a re-upload superseded.
-            let current = |m: &PartRecord| parts.iter().any(|p| p.part_number == m.part_number && p.blob == m.blob);
-            if !object.parts.iter().all(current) {
+            let by_number: HashMap<u32, &BlobId> = parts.iter().map(|p| (p.part_number, &p.blob)).collect();
+            if !object.parts.iter().all(|m| by_number.get(&m.part_number) == Some(&&m.blob)) {
                 return Err(StorageError::PartsChanged);
             }
-            let discarded: Vec<PartRecord> =
-                parts.into_iter().filter(|p| !object.blobs().any(|b| *b == p.blob)).collect();
+            let used: HashSet<&BlobId> = object.blobs().collect();
+            let discarded: Vec<PartRecord> = parts.iter().filter(|p| !used.contains(&p.blob)).cloned().collect();
             db.stage_garbage(&mut batch, discarded.iter().map(|p| &p.blob), Timestamp::now())?;
             db.stage_object(&mut batch, &object, old.as_ref())?;
             let done = CompletedUpload::of(&object, &upload_id);
@@ -576,8 +578,9 @@ impl MetadataStore for RocksMetadataStore {
     }
 
     async fn prune_completed(&self, before: Timestamp) -> Result<usize, StorageError> {
+        // No lock: a completion record is written once and never changes, so deleting an old
+        // one cannot race another writer.
         self.blocking(move |db| {
-            let _guard = db.lock();
             let mut batch = WriteBatch::default();
             let mut n = 0;
             for item in db.db.iterator_cf(db.cf(Cf::Completed)?, IteratorMode::Start) {
@@ -670,6 +673,7 @@ impl MetadataStore for RocksMetadataStore {
     async fn put_lease(&self, lease: &Lease) -> Result<(), StorageError> {
         let lease = lease.clone();
         self.blocking(move |db| {
+            let _guard = db.lock();
             let mut batch = WriteBatch::default();
             batch.put_cf(db.cf(Cf::Leases)?, lease.id.as_bytes(), codec::encode(&lease)?);
             db.write(batch)
@@ -677,9 +681,15 @@ impl MetadataStore for RocksMetadataStore {
         .await
     }
 
-    async fn delete_lease(&self, id: &str) -> Result<(), StorageError> {
+    async fn delete_lease(&self, id: &str, if_expires: Option<Timestamp>) -> Result<(), StorageError> {
         let id = id.to_owned();
         self.blocking(move |db| {
+            let _guard = db.lock();
+            if let Some(t) = if_expires
+                && db.get::<Lease>(Cf::Leases, id.as_bytes())?.is_none_or(|l| l.expires != t)
+            {
+                return Ok(());
+            }
             let mut batch = WriteBatch::default();
             batch.delete_cf(db.cf(Cf::Leases)?, id.as_bytes());
             db.write(batch)

@@ -117,6 +117,16 @@ impl TestServer {
         Self::start_in(self.dir).await
     }
 
+    /// Stops gracefully and starts again on the same data with an adjusted configuration.
+    pub async fn restart_configured(mut self, f: impl FnOnce(&mut Config)) -> TestServer {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+        let mut config = test_config(self.dir.path().to_path_buf());
+        f(&mut config);
+        Self::start_with(config, self.dir).await
+    }
+
     pub async fn stop(mut self) {
         if let Some(r) = self.running.take() {
             r.stop().await;

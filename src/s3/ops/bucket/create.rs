@@ -59,16 +59,20 @@ fn check_location(constraint: Option<&str>, region: &str) -> Result<(), S3Error>
     Ok(())
 }
 
+/// The optional `<CreateBucketConfiguration>` body.
+fn parse_configuration(doc: &[u8]) -> Result<CreateBucketConfiguration, S3Error> {
+    if doc.iter().all(u8::is_ascii_whitespace) {
+        return Ok(CreateBucketConfiguration::default());
+    }
+    xml::from_xml(doc, xml::ElementLimits::SMALL)
+}
+
 pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let name = cx.bucket_name()?;
     check_headers(&req.headers)?;
     let md5 = headers::content_md5(&req.headers)?;
     let doc = body::read_small(req.body, cx.auth.payload, md5, 64 * 1024).await?;
-    let config: CreateBucketConfiguration = if doc.iter().all(u8::is_ascii_whitespace) {
-        CreateBucketConfiguration::default()
-    } else {
-        xml::from_xml(&doc, xml::ElementLimits::SMALL)?
-    };
+    let config = parse_configuration(&doc)?;
     let region = &cx.s3.config.region;
     check_location(config.location_constraint.as_deref(), region)?;
 
@@ -92,6 +96,22 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    use crate::s3::xml::fuzzing::{arbitrary_document, config};
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn fuzz_create_bucket_configurations(
+            doc in arbitrary_document(&["CreateBucketConfiguration", "LocationConstraint", "Location", "Bucket"])
+        ) {
+            if let Err(e) = parse_configuration(doc.as_bytes()) {
+                prop_assert_eq!(e.code, S3ErrorCode::MalformedXML);
+            }
+        }
+    }
 
     #[test]
     fn location_constraint_rules() {

@@ -8,10 +8,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use md5::{Digest, Md5};
 use serde::Deserialize;
 
@@ -19,12 +17,10 @@ use super::upload_id;
 use crate::auth::sigv4::canonical::uri_encode;
 use crate::clock::Timestamp;
 use crate::s3::checksum;
-use crate::s3::ops::data;
+use crate::s3::ops::{data, keepalive};
 use crate::s3::types::ChecksumAlgorithm;
-use crate::s3::xml::{ElementLimits, XmlWriter, from_xml, strip_declaration};
-use crate::s3::{
-    Ctx, RequestIds, ResponseBody, S3Error, S3ErrorCode, S3Request, S3Response, body, error_document, headers,
-};
+use crate::s3::xml::{ElementLimits, XmlWriter, from_xml};
+use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response, body, headers};
 use crate::storage::{
     CompletedUpload, MetadataStore, ObjectRecord, PartRecord, Resource, StorageError, UploadRecord, WriteCondition,
 };
@@ -35,9 +31,6 @@ pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 pub const MAX_PARTS: usize = 10_000;
 /// 10,000 parts with long ETags and checksums fit comfortably.
 const MAX_BODY: usize = 4 * 1024 * 1024;
-/// How long Complete may take before the 200 starts and whitespace keeps it alive.
-const EARLY_RESPONSE_AFTER: Duration = Duration::from_secs(2);
-const KEEPALIVE_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Deserialize)]
 struct CompleteXml {
@@ -178,7 +171,13 @@ impl Job {
                     .field("PartNumber", n.to_string())
                     .field("ETag", etag.clone())
             };
-            let part = stored.parts.iter().find(|p| p.part_number == *n).ok_or_else(invalid)?;
+            // Listed in part-number order.
+            let part = stored
+                .parts
+                .binary_search_by_key(n, |p| p.part_number)
+                .ok()
+                .and_then(|i| stored.parts.get(i))
+                .ok_or_else(invalid)?;
             if hex::encode(part.md5) != *etag {
                 return Err(invalid());
             }
@@ -314,49 +313,56 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
 
     let job = Job { meta: Arc::clone(&cx.s3.meta), upload, requested, expected_size, condition, location: loc };
     // Run detached: once started, a completion finishes even if the client goes away.
-    let mut task = tokio::spawn(job.run());
-    tokio::select! {
-        joined = &mut task => joined.map_err(S3Error::internal)?.map(S3Response::xml),
-        () = tokio::time::sleep(EARLY_RESPONSE_AFTER) => Ok(early_response(task, ids, format!("/{}/{}", bucket.name, key))),
-    }
-}
-
-/// A 200 whose body is the XML declaration, whitespace while the completion runs, then the
-/// result or an `<Error>` document.
-fn early_response(
-    task: tokio::task::JoinHandle<Result<Bytes, S3Error>>,
-    ids: RequestIds,
-    resource: String,
-) -> S3Response {
-    let declaration = Bytes::from_static(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let rest = futures_util::stream::unfold(Some(task), move |state| {
-        let (ids, resource) = (ids.clone(), resource.clone());
-        async move {
-            let mut task = state?;
-            tokio::select! {
-                joined = &mut task => {
-                    let doc = match joined.map_err(S3Error::internal).and_then(|r| r) {
-                        Ok(doc) => strip_declaration(&doc),
-                        Err(e) => {
-                            tracing::info!(code = %e.code, error = %e, "complete failed after the response started");
-                            strip_declaration(&error_document(&e, &resource, &ids))
-                        }
-                    };
-                    Some((Ok(doc), None))
-                }
-                () = tokio::time::sleep(KEEPALIVE_EVERY) => Some((Ok(Bytes::from_static(b" ")), Some(task))),
-            }
-        }
-    });
-    let stream = futures_util::stream::once(async move { Ok(declaration) }).chain(rest);
-    let mut resp = S3Response::new(http::StatusCode::OK).header("content-type", "application/xml");
-    resp.body = ResponseBody::Stream(Box::pin(stream));
-    resp
+    keepalive::respond(job.run(), ids, format!("/{}/{}", bucket.name, key)).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    use crate::s3::xml::fuzzing::{arbitrary_document, config};
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// Any body gives a part list or one of the documented 4xx codes.
+        #[test]
+        fn fuzz_complete_multipart_upload_bodies(doc in arbitrary_document(&[
+            "CompleteMultipartUpload", "Part", "PartNumber", "ETag", "ChecksumCRC32", "ChecksumSHA256",
+            "ChecksumXXHASH128",
+        ])) {
+            match requested_parts(doc.as_bytes()) {
+                Ok(parts) => {
+                    prop_assert!(!parts.is_empty() && parts.len() <= MAX_PARTS);
+                    prop_assert!(parts.windows(2).all(|w| w[0].number < w[1].number));
+                    prop_assert!(parts.iter().all(|p| (1..=10_000).contains(&p.number)));
+                }
+                Err(e) => prop_assert!(matches!(
+                    e.code,
+                    S3ErrorCode::MalformedXML | S3ErrorCode::InvalidArgument | S3ErrorCode::InvalidPartOrder
+                ), "{:?}", e.code),
+            }
+        }
+
+        /// Well-formed lists of any length and order parse exactly.
+        #[test]
+        fn fuzz_complete_part_lists(numbers in proptest::collection::vec(1u32..=10_000, 1..40)) {
+            let doc: String = numbers.iter().map(|n| format!("<Part><ETag>\"{n:x}\"</ETag><PartNumber>{n}</PartNumber></Part>")).collect();
+            let doc = format!("<CompleteMultipartUpload>{doc}</CompleteMultipartUpload>");
+            let ascending = numbers.windows(2).all(|w| w[0] < w[1]);
+            match requested_parts(doc.as_bytes()) {
+                Ok(parts) => {
+                    prop_assert!(ascending);
+                    prop_assert_eq!(parts.iter().map(|p| p.number).collect::<Vec<_>>(), numbers.clone());
+                }
+                Err(e) => {
+                    prop_assert!(!ascending);
+                    prop_assert_eq!(e.code, S3ErrorCode::InvalidPartOrder);
+                }
+            }
+        }
+    }
 
     #[test]
     fn parses_what_real_clients_send() {
@@ -384,46 +390,6 @@ mod tests {
             let parts = requested_parts(doc.as_bytes()).expect("ok");
             assert_eq!((parts[0].number, parts[0].etag.as_str()), (2, "ab"));
         }
-    }
-
-    fn ids() -> RequestIds {
-        RequestIds { request_id: "0123456789ABCDEF".into(), host_id: "host".into() }
-    }
-
-    async fn body_of(resp: S3Response) -> String {
-        assert_eq!(resp.status, http::StatusCode::OK);
-        let ResponseBody::Stream(stream) = resp.body else { panic!("an early response streams") };
-        let chunks: Vec<Bytes> = stream.map(|c| c.expect("chunk")).collect().await;
-        String::from_utf8(chunks.concat()).expect("utf-8")
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn early_response_keeps_alive_then_sends_the_result() {
-        let task = tokio::spawn(async {
-            tokio::time::sleep(Duration::from_secs(12)).await;
-            Ok(result_document("http://h/b/k", "b", "k", "abc-2", None))
-        });
-        let body = body_of(early_response(task, ids(), "/b/k".into())).await;
-        assert_eq!(
-            body,
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n  <CompleteMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
-             <Location>http://h/b/k</Location><Bucket>b</Bucket><Key>k</Key><ETag>&quot;abc-2&quot;</ETag></CompleteMultipartUploadResult>"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn early_response_carries_a_late_error_inside_the_200() {
-        let task = tokio::spawn(async {
-            tokio::time::sleep(Duration::from_secs(6)).await;
-            Err(S3Error::new(S3ErrorCode::InvalidPart))
-        });
-        let body = body_of(early_response(task, ids(), "/b/k".into())).await;
-        assert!(
-            body.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n <Error><Code>InvalidPart</Code>"),
-            "{body}"
-        );
-        assert_eq!(body.matches("<?xml").count(), 1);
-        assert!(body.ends_with("<RequestId>0123456789ABCDEF</RequestId><HostId>host</HostId></Error>"), "{body}");
     }
 
     #[test]

@@ -2,16 +2,19 @@
 //! <https://docs.aws.amazon.com/AmazonS3/latest/API/API_UploadPart.html>,
 //! <https://docs.aws.amazon.com/AmazonS3/latest/API/API_UploadPartCopy.html>
 
+use std::sync::Arc;
+
 use http::StatusCode;
 
 use super::live_upload;
 use crate::clock::Timestamp;
 use crate::s3::ops::data::{self, MAX_PUT_SIZE};
+use crate::s3::ops::keepalive;
 use crate::s3::ops::object::copy;
 use crate::s3::types::ChecksumAlgorithm;
 use crate::s3::xml::XmlWriter;
 use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response, checksum};
-use crate::storage::{PartRecord, Resource, StorageError};
+use crate::storage::{PartRecord, Resource, Storage, StorageError};
 
 fn part_number(cx: &Ctx<'_>) -> Result<u32, S3Error> {
     let v = cx.query.get("partNumber").unwrap_or_default();
@@ -22,9 +25,8 @@ fn part_number(cx: &Ctx<'_>) -> Result<u32, S3Error> {
 
 /// Commits a stored part; if the upload vanished meanwhile (aborted or completed), the blob
 /// is discarded and the request fails with NoSuchUpload.
-async fn commit(cx: &Ctx<'_>, part: PartRecord) -> Result<(), S3Error> {
-    let (bucket, key, id) = (&cx.bucket()?.name, cx.key()?, super::upload_id(cx));
-    match cx.s3.storage.put_part(bucket, key, id, part).await {
+async fn commit(storage: &Storage, bucket: &str, key: &str, id: &str, part: PartRecord) -> Result<(), S3Error> {
+    match storage.put_part(bucket, key, id, part).await {
         Ok(_) => Ok(()),
         Err(e @ StorageError::NotFound(Resource::Upload)) => Err(S3Error::from(e).field("UploadId", id)),
         Err(e) => Err(e.into()),
@@ -64,7 +66,10 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let checksums = stored.records();
     let data::Stored { blob, digest } = stored;
     commit(
-        cx,
+        &cx.s3.storage,
+        &cx.bucket()?.name,
+        cx.key()?,
+        super::upload_id(cx),
         PartRecord {
             part_number: number,
             blob: blob.id,
@@ -87,11 +92,17 @@ pub async fn call_copy(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Err
     if range.end - range.start > MAX_PUT_SIZE {
         return Err(crate::s3::S3Error::new(crate::s3::S3ErrorCode::EntityTooLarge));
     }
-    let mut part = copy::copy_bytes(cx, &source, range).await?;
-    part.part_number = number;
-    let (etag, modified) = (hex::encode(part.md5), part.last_modified);
-    commit(cx, part).await?;
-    let mut w = XmlWriter::new("CopyPartResult");
-    w.elem("LastModified", &modified.to_xml()).elem("ETag", &data::quoted(&etag));
-    Ok(S3Response::xml(w.finish()))
+    let storage = Arc::clone(&cx.s3.storage);
+    let (bucket, key, id) = (cx.bucket()?.name.clone(), cx.key()?.to_owned(), super::upload_id(cx).to_owned());
+    let resource = format!("/{bucket}/{key}");
+    let work = async move {
+        let mut part = copy::copy_bytes(Arc::clone(&storage), source, range).await?;
+        part.part_number = number;
+        let (etag, modified) = (hex::encode(part.md5), part.last_modified);
+        commit(&storage, &bucket, &key, &id, part).await?;
+        let mut w = XmlWriter::new("CopyPartResult");
+        w.elem("LastModified", &modified.to_xml()).elem("ETag", &data::quoted(&etag));
+        Ok(w.finish())
+    };
+    keepalive::respond(work, req.ids.clone(), resource).await
 }

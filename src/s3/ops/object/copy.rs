@@ -1,19 +1,24 @@
 //! CopyObject: <https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html>
 //! (and the source handling UploadPartCopy shares).
 
+use std::sync::Arc;
+
+use futures_util::TryStreamExt;
 use http::HeaderMap;
 use percent_encoding::percent_decode_str;
 
 use crate::auth::PayloadHash;
 use crate::clock::Timestamp;
+use crate::s3::body::BodyStream;
 use crate::s3::body::VerifiedBody;
 use crate::s3::checksum::RequestChecksum;
 use crate::s3::ops::data::{self, MAX_PUT_SIZE};
+use crate::s3::ops::keepalive;
 use crate::s3::ops::object::get::ByteRange;
 use crate::s3::types::{validate_bucket_name, validate_key};
 use crate::s3::xml::XmlWriter;
 use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response, headers};
-use crate::storage::{ObjectRecord, PartRecord};
+use crate::storage::{ObjectRecord, PartRecord, Storage};
 
 /// The object named by `x-amz-copy-source`, which the caller must own.
 pub async fn source_object(cx: &Ctx<'_>, h: &HeaderMap) -> Result<ObjectRecord, S3Error> {
@@ -95,17 +100,18 @@ pub fn source_range(h: &HeaderMap, size: u64) -> Result<Option<std::ops::Range<u
     }
 }
 
-/// Streams `range` of `source` into a new blob, returning it as a one-part manifest entry.
+/// Streams `range` of `source` into a new (not yet referenced) blob, returning it as a
+/// one-part manifest entry. Owns what it needs, so that it can run detached.
 pub async fn copy_bytes(
-    cx: &Ctx<'_>,
-    source: &ObjectRecord,
+    storage: Arc<Storage>,
+    source: ObjectRecord,
     range: std::ops::Range<u64>,
 ) -> Result<PartRecord, S3Error> {
-    let stream = data::object_stream(cx, source, range).await?;
+    let stream: BodyStream = Box::pin(storage.read(&source, range).await?.map_err(S3Error::internal));
     // The source bytes are trusted: no client digest to verify, the server's checksum computed.
     let verified =
         VerifiedBody::new(stream, PayloadHash::Unsigned, None).with_checksum(&RequestChecksum::server_default(), None);
-    let stored = data::store_verified(&cx.s3.storage, verified).await?;
+    let stored = data::store_verified(&storage, verified).await?;
     let checksums = stored.records();
     Ok(PartRecord {
         part_number: 1,
@@ -162,25 +168,32 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let tags = if replace_tags { headers::tagging(h)? } else { source.tags.clone() };
     let condition = data::write_condition(h)?;
 
-    let part = copy_bytes(cx, &source, 0..source.size).await?;
-    let object = ObjectRecord {
-        bucket: bucket.name.clone(),
-        key: key.to_owned(),
-        size: part.size,
-        etag: hex::encode(part.md5),
-        last_modified: part.last_modified,
-        owner: cx.owner(),
-        storage_class: storage_class.map_or(source.storage_class.clone(), |c| c.as_str().to_owned()),
-        headers: content,
-        user_metadata,
-        tags,
-        checksum: part.checksums.first().map(|(a, v)| (a.clone(), "FULL_OBJECT".to_owned(), v.clone())),
-        parts: vec![part],
-        multipart: false,
+    let storage = Arc::clone(&cx.s3.storage);
+    let (bucket_name, key_name, owner) = (bucket.name.clone(), key.to_owned(), cx.owner());
+    let storage_class = storage_class.map_or(source.storage_class.clone(), |c| c.as_str().to_owned());
+    let work = async move {
+        let size = source.size;
+        let part = copy_bytes(Arc::clone(&storage), source, 0..size).await?;
+        let object = ObjectRecord {
+            bucket: bucket_name,
+            key: key_name,
+            size: part.size,
+            etag: hex::encode(part.md5),
+            last_modified: part.last_modified,
+            owner,
+            storage_class,
+            headers: content,
+            user_metadata,
+            tags,
+            checksum: part.checksums.first().map(|(a, v)| (a.clone(), "FULL_OBJECT".to_owned(), v.clone())),
+            parts: vec![part],
+            multipart: false,
+        };
+        let (etag, modified) = (object.etag.clone(), object.last_modified);
+        storage.put_object(object, &condition).await.map_err(data::condition_error)?;
+        let mut w = XmlWriter::new("CopyObjectResult");
+        w.elem("LastModified", &modified.to_xml()).elem("ETag", &data::quoted(&etag));
+        Ok(w.finish())
     };
-    let (etag, modified) = (object.etag.clone(), object.last_modified);
-    cx.s3.storage.put_object(object, &condition).await.map_err(data::condition_error)?;
-    let mut w = XmlWriter::new("CopyObjectResult");
-    w.elem("LastModified", &modified.to_xml()).elem("ETag", &data::quoted(&etag));
-    Ok(S3Response::xml(w.finish()))
+    keepalive::respond(work, req.ids.clone(), format!("/{}/{key}", bucket.name)).await
 }

@@ -28,16 +28,22 @@ struct ObjectId {
     version_id: Option<String>,
 }
 
+/// The `<Delete>` document: 1 to 1,000 objects.
+fn parse(doc: &[u8]) -> Result<Delete, S3Error> {
+    let delete: Delete = from_xml(doc, ElementLimits::list("Object", MAX_KEYS, 4))?;
+    if delete.objects.is_empty() || delete.objects.len() > MAX_KEYS {
+        return Err(S3Error::new(S3ErrorCode::MalformedXML));
+    }
+    Ok(delete)
+}
+
 pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let bucket = cx.bucket()?;
     let md5 = headers::content_md5(&req.headers)?;
     // Current SDKs send an x-amz-checksum-* header instead of Content-MD5; either is verified.
     let checksum = checksum::request_checksum(&req.headers)?;
     let doc = body::read_small_with(req.body, cx.auth.payload, md5, MAX_BODY, Some(&checksum)).await?;
-    let delete: Delete = from_xml(&doc, ElementLimits::list("Object", MAX_KEYS, 4))?;
-    if delete.objects.is_empty() || delete.objects.len() > MAX_KEYS {
-        return Err(S3Error::new(S3ErrorCode::MalformedXML));
-    }
+    let delete = parse(&doc)?;
     let quiet = delete.quiet.as_deref().is_some_and(|q| q.trim().eq_ignore_ascii_case("true"));
 
     let mut w = XmlWriter::new("DeleteResult");
@@ -74,4 +80,33 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
         }
     }
     Ok(S3Response::xml(w.finish()))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::s3::xml::fuzzing::{arbitrary_document, config};
+
+    #[test]
+    fn parses_sdk_documents() {
+        let d = parse(b"<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Object><Key>a&amp;b</Key></Object><Object><Key>c</Key><VersionId>null</VersionId></Object><Quiet>true</Quiet></Delete>").expect("parses");
+        assert_eq!(d.objects.len(), 2);
+        assert_eq!(d.objects[0].key.as_deref(), Some("a&b"));
+        assert_eq!(d.quiet.as_deref(), Some("true"));
+        assert_eq!(parse(b"<Delete></Delete>").err().map(|e| e.code), Some(S3ErrorCode::MalformedXML));
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// Any body, well-formed or not, is a document or MalformedXML: never a panic.
+        #[test]
+        fn fuzz_delete_objects_bodies(doc in arbitrary_document(&["Delete", "Object", "Key", "VersionId", "Quiet"])) {
+            if let Err(e) = parse(doc.as_bytes()) {
+                prop_assert_eq!(e.code, S3ErrorCode::MalformedXML);
+            }
+        }
+    }
 }

@@ -47,6 +47,8 @@ impl ByteRange {
             ByteRange::From(start, _) if start >= size => None,
             // A last position past the end means the end, as RFC 7233 and S3 have it.
             ByteRange::From(start, end) => Some(start..end.map_or(size, |e| e.saturating_add(1).min(size))),
+            // Nothing to take the last bytes of: unsatisfiable, like any range of an empty object.
+            ByteRange::Suffix(_) if size == 0 => None,
             ByteRange::Suffix(0) => None,
             ByteRange::Suffix(n) => Some(size.saturating_sub(n)..size),
         }
@@ -208,6 +210,7 @@ mod tests {
         assert_eq!(r("bytes=100-", 100), None);
         assert_eq!(r("bytes=-0", 100), None);
         assert_eq!(r("bytes=0-0", 0), None);
+        assert_eq!(r("bytes=-1", 0), None);
         assert_eq!(ByteRange::parse("bytes=5-1"), None);
         assert_eq!(ByteRange::parse("bytes=0-1,3-4"), None);
         assert_eq!(ByteRange::parse("items=0-1"), None);
@@ -217,5 +220,43 @@ mod tests {
         assert_eq!(r("bytes=5-99999999999999999999999999", 10), Some(5..10));
         assert_eq!(r("bytes=99999999999999999999999999-", 10), None);
         assert_eq!(r("bytes=-99999999999999999999999999", 10), Some(0..10));
+    }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::s3::xml::fuzzing::config;
+
+        proptest! {
+            #![proptest_config(config())]
+
+            /// Any Range header: ignored, unsatisfiable, or a non-empty range inside the object.
+            #[test]
+            fn fuzz_range_headers(
+                value in prop_oneof![
+                    "bytes=[0-9]{0,25}-[0-9]{0,25}",
+                    "bytes= ?-?[0-9]{0,22}-?[0-9]{0,22}(,[0-9-]{0,6})?",
+                    "\\PC{0,40}",
+                ],
+                size in prop_oneof![Just(0u64), Just(1), 0u64..100_000, Just(u64::MAX)],
+            ) {
+                if let Some(r) = ByteRange::parse(&value).and_then(|r| r.resolve(size)) {
+                    prop_assert!(r.start < r.end && r.end <= size, "{value} on {size}: {r:?}");
+                }
+            }
+
+            /// Well-formed first-last ranges resolve as RFC 7233 says, ends clamped.
+            #[test]
+            fn fuzz_range_semantics(start in any::<u64>(), len in any::<u64>(), size in 0u64..1_000_000) {
+                let end = start.saturating_add(len);
+                let resolved = ByteRange::parse(&format!("bytes={start}-{end}")).and_then(|r| r.resolve(size));
+                if start >= size {
+                    prop_assert_eq!(resolved, None);
+                } else {
+                    prop_assert_eq!(resolved, Some(start..end.saturating_add(1).min(size)));
+                }
+            }
+        }
     }
 }
