@@ -12,6 +12,8 @@ const AMZ_DATE: &[FormatItem<'static>] = format_description!("[year][month][day]
 /// RFC 7231 IMF-fixdate: `Wed, 12 Oct 2009 17:50:00 GMT`.
 const HTTP_DATE: &[FormatItem<'static>] =
     format_description!("[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT");
+/// ISO 8601 to the second, as S3 writes `<ServerTime>`: `2015-06-04T22:26:16Z`.
+const ISO_SECONDS: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
 /// ISO 8601 with milliseconds, as S3 writes times in XML: `2010-11-10T20:48:33.000Z`.
 const XML_TIME: &[FormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
@@ -49,6 +51,11 @@ impl Timestamp {
         self.to_offset().format(XML_TIME).unwrap_or_else(|_| String::from("1970-01-01T00:00:00.000Z"))
     }
 
+    /// `2015-06-04T22:26:16Z`.
+    pub fn to_iso8601_seconds(self) -> String {
+        self.to_offset().format(ISO_SECONDS).unwrap_or_else(|_| String::from("1970-01-01T00:00:00Z"))
+    }
+
     /// `20130524T000000Z`, the SigV4 form.
     pub fn to_amz_date(self) -> String {
         self.to_offset().format(AMZ_DATE).unwrap_or_else(|_| String::from("19700101T000000Z"))
@@ -60,8 +67,9 @@ impl Timestamp {
         self.to_offset().format(HTTP_DATE).unwrap_or_else(|_| String::from("Thu, 01 Jan 1970 00:00:00 GMT"))
     }
 
-    /// Parses the SigV4 `x-amz-date` form. Only years 0001–9999 are dates (`None`
-    /// otherwise), and only times a `Timestamp` can hold (1677–2262) are returned.
+    /// Parses the SigV4 `x-amz-date` form. Only years 0001–9999 are dates (`None` otherwise);
+    /// times beyond what a `Timestamp` holds (1677–2262) saturate, which for comparisons with
+    /// the clock is all that matters.
     pub fn parse_amz_date(s: &str) -> Option<Self> {
         // Exactly `YYYYMMDDTHHMMSSZ`: the format parser alone would also take a signed year.
         let b = s.as_bytes();
@@ -78,7 +86,8 @@ impl Timestamp {
         if !(1..=9999).contains(&t.year()) {
             return None;
         }
-        Some(Timestamp(i64::try_from(t.unix_timestamp_nanos()).ok()?))
+        let nanos = t.unix_timestamp_nanos();
+        Some(Timestamp(i64::try_from(nanos).unwrap_or(if nanos < 0 { i64::MIN } else { i64::MAX })))
     }
 
     /// Parses an HTTP date (IMF-fixdate, RFC 850 or asctime), as in `Date` or `If-Modified-Since`.
@@ -137,11 +146,13 @@ mod tests {
     }
 
     #[test]
-    fn amz_dates_outside_the_representable_range_are_not_dates() {
-        for s in ["00000101T000000Z", "00010101T000000Z", "99991231T235959Z", "16000101T000000Z"] {
-            assert!(Timestamp::parse_amz_date(s).is_none(), "{s}");
-        }
-        assert!(Timestamp::parse_amz_date("17000101T000000Z").is_some());
+    fn amz_dates_outside_the_representable_range_saturate() {
+        assert!(Timestamp::parse_amz_date("00000101T000000Z").is_none(), "there is no year 0");
+        assert_eq!(Timestamp::parse_amz_date("00010101T000000Z"), Some(Timestamp(i64::MIN)));
+        assert_eq!(Timestamp::parse_amz_date("16000101T000000Z"), Some(Timestamp(i64::MIN)));
+        assert_eq!(Timestamp::parse_amz_date("99991231T235959Z"), Some(Timestamp(i64::MAX)));
+        assert!(Timestamp::parse_amz_date("17000101T000000Z").is_some_and(|t| t.0 > i64::MIN));
+        assert_eq!(Timestamp(1_433_456_776_000_000_000).to_iso8601_seconds(), "2015-06-04T22:26:16Z");
     }
 
     #[test]

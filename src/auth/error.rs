@@ -16,7 +16,8 @@ pub enum AuthError {
         signature_provided: String,
     },
     /// The request time is more than 15 minutes away from the server's clock.
-    RequestTimeTooSkewed { request_time: Timestamp, server_time: Timestamp },
+    /// `request_time` is the date header as the client sent it (AWS echoes it).
+    RequestTimeTooSkewed { request_time: String, server_time: Timestamp },
     /// The Authorization header cannot be parsed, or names a wrong region, service or date.
     AuthorizationHeaderMalformed {
         message: String,

@@ -193,8 +193,8 @@ impl From<AuthError> for S3Error {
                     .field("CanonicalRequestBytes", spaced_hex(canonical_request.as_bytes()))
             }
             AuthError::RequestTimeTooSkewed { request_time, server_time } => S3Error::new(C::RequestTimeTooSkewed)
-                .field("RequestTime", request_time.to_http_date())
-                .field("ServerTime", server_time.to_xml())
+                .field("RequestTime", request_time)
+                .field("ServerTime", server_time.to_iso8601_seconds())
                 .field("MaxAllowedSkewMilliseconds", "900000"),
             AuthError::AuthorizationHeaderMalformed { message, region } => {
                 let e = S3Error::with_message(C::AuthorizationHeaderMalformed, message);

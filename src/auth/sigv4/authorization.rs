@@ -154,9 +154,16 @@ pub fn parse_presigned_query(pairs: &[(String, String)]) -> Result<PresignedPara
     ) else {
         return Err(query_error(missing));
     };
-    let expires_secs: u64 = expires.parse().map_err(|_| query_error("X-Amz-Expires should be a number"))?;
+    let expires_secs: u64 = match expires.parse::<i64>() {
+        Ok(n) if n < 0 => return Err(query_error("X-Amz-Expires must be non-negative")),
+        Ok(n) => n.unsigned_abs(),
+        Err(_) => return Err(query_error("X-Amz-Expires should be a number")),
+    };
     if expires_secs > MAX_PRESIGNED_EXPIRES {
-        return Err(query_error("X-Amz-Expires must be less than a week (in seconds) that is; 604800"));
+        return Err(query_error(
+            "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less \
+             than 604800 seconds",
+        ));
     }
     let signed = build(credential, signed_headers, signature, |d| {
         query_error(&format!("Error parsing the X-Amz-Credential parameter; {d}"))

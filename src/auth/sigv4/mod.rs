@@ -175,16 +175,23 @@ fn header_auth(
 
     // The request time: x-amz-date, or Date when x-amz-date is absent.
     let no_date = || AuthError::AccessDenied("AWS authentication requires a valid Date or x-amz-date header".into());
-    let time = match header_str(req.headers, "x-amz-date") {
-        Some(v) => Timestamp::parse_amz_date(v.trim()).ok_or_else(no_date)?,
-        None => header_str(req.headers, "date").and_then(Timestamp::parse_http_date).ok_or_else(no_date)?,
+    // The string to sign carries x-amz-date as sent (its shape is checked by the parse).
+    let (time, timestamp, sent) = match header_str(req.headers, "x-amz-date") {
+        Some(v) => {
+            let v = v.trim();
+            (Timestamp::parse_amz_date(v).ok_or_else(no_date)?, v.to_owned(), v.to_owned())
+        }
+        None => {
+            let v = header_str(req.headers, "date").ok_or_else(no_date)?;
+            let t = Timestamp::parse_http_date(v).ok_or_else(no_date)?;
+            (t, t.to_amz_date(), v.trim().to_owned())
+        }
     };
-    let timestamp = time.to_amz_date();
     if signed.scope.date != timestamp[..8] {
         return Err(malformed("Invalid credential date. Date is not the same as X-Amz-Date.".into(), None));
     }
     if time.abs_diff(now) > MAX_SKEW {
-        return Err(AuthError::RequestTimeTooSkewed { request_time: time, server_time: now });
+        return Err(AuthError::RequestTimeTooSkewed { request_time: sent, server_time: now });
     }
 
     let Some(content_sha256) = header_str(req.headers, "x-amz-content-sha256") else {
@@ -209,8 +216,9 @@ fn header_auth(
 
 /// Every `x-amz-*` header must be covered by the signature, or whoever holds a signed request
 /// (a presigned URL above all) could add `x-amz-copy-source`, metadata, tagging or storage
-/// class the signer never meant. `x-amz-content-sha256` is exempt, as on AWS: its value is
-/// the payload line of the canonical request, so it is signed either way.
+/// class the signer never meant. `x-amz-content-sha256` is exempt, as on AWS: in header
+/// auth its value is the payload line of the canonical request, so it is signed either way;
+/// on a presigned URL it can only select a payload hash the body must then match.
 fn require_signed_amz_headers(headers: &HeaderMap, signed: &[String]) -> Result<(), AuthError> {
     let mut unsigned: Vec<String> = headers
         .keys()
