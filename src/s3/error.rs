@@ -236,6 +236,8 @@ impl From<StorageError> for S3Error {
             StorageError::NotFound(Resource::Bucket) => S3Error::new(C::NoSuchBucket),
             StorageError::NotFound(Resource::Object) => S3Error::new(C::NoSuchKey),
             StorageError::NotFound(Resource::Upload) => S3Error::new(C::NoSuchUpload),
+            StorageError::NotFound(Resource::Version) => S3Error::new(C::NoSuchVersion),
+            StorageError::DeleteMarker => S3Error::new(C::MethodNotAllowed).field("ResourceType", "DeleteMarker"),
             // The request body failed while being stored: the S3 error travels inside.
             StorageError::Input(e) => match e.into_inner().map(|inner| inner.downcast::<S3Error>()) {
                 Some(Ok(s3)) => *s3,

@@ -46,121 +46,20 @@ pub fn new_upload_id() -> Result<String, S3Error> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// Storage classes s3d accepts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StorageClass {
-    Standard,
-    ReducedRedundancy,
-}
+pub use crate::storage::{ChecksumAlgorithm, ChecksumType, StorageClass, VersionId};
 
 impl StorageClass {
+    /// `x-amz-storage-class`: the classes s3d accepts, else `InvalidStorageClass`.
     pub fn parse(s: &str) -> Result<Self, S3Error> {
-        match s {
-            "STANDARD" => Ok(StorageClass::Standard),
-            "REDUCED_REDUNDANCY" => Ok(StorageClass::ReducedRedundancy),
-            _ => Err(S3Error::new(S3ErrorCode::InvalidStorageClass).field("StorageClassRequested", s)),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StorageClass::Standard => "STANDARD",
-            StorageClass::ReducedRedundancy => "REDUCED_REDUNDANCY",
-        }
+        StorageClass::from_name(s)
+            .ok_or_else(|| S3Error::new(S3ErrorCode::InvalidStorageClass).field("StorageClassRequested", s))
     }
 }
 
-/// Flexible-checksum algorithms.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChecksumAlgorithm {
-    Crc32,
-    Crc32c,
-    Crc64Nvme,
-    Sha1,
-    Sha256,
-    Sha512,
-    Md5,
-    Xxhash64,
-    Xxhash3,
-    Xxhash128,
-}
-
-/// How a multipart object's checksum is formed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChecksumType {
-    Composite,
-    FullObject,
-}
-
-impl ChecksumAlgorithm {
-    pub const ALL: [ChecksumAlgorithm; 10] = [
-        ChecksumAlgorithm::Crc32,
-        ChecksumAlgorithm::Crc32c,
-        ChecksumAlgorithm::Crc64Nvme,
-        ChecksumAlgorithm::Sha1,
-        ChecksumAlgorithm::Sha256,
-        ChecksumAlgorithm::Sha512,
-        ChecksumAlgorithm::Md5,
-        ChecksumAlgorithm::Xxhash64,
-        ChecksumAlgorithm::Xxhash3,
-        ChecksumAlgorithm::Xxhash128,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChecksumAlgorithm::Crc32 => "CRC32",
-            ChecksumAlgorithm::Crc32c => "CRC32C",
-            ChecksumAlgorithm::Crc64Nvme => "CRC64NVME",
-            ChecksumAlgorithm::Sha1 => "SHA1",
-            ChecksumAlgorithm::Sha256 => "SHA256",
-            ChecksumAlgorithm::Sha512 => "SHA512",
-            ChecksumAlgorithm::Md5 => "MD5",
-            ChecksumAlgorithm::Xxhash64 => "XXHASH64",
-            ChecksumAlgorithm::Xxhash3 => "XXHASH3",
-            ChecksumAlgorithm::Xxhash128 => "XXHASH128",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| a.as_str().eq_ignore_ascii_case(s))
-    }
-
-    /// The checksum types AWS allows with this algorithm.
-    pub fn allows(self, t: ChecksumType) -> bool {
-        match self {
-            ChecksumAlgorithm::Crc64Nvme => t == ChecksumType::FullObject,
-            // Digests cannot be combined: whole-object values of multipart objects are composite.
-            ChecksumAlgorithm::Sha1
-            | ChecksumAlgorithm::Sha256
-            | ChecksumAlgorithm::Sha512
-            | ChecksumAlgorithm::Md5
-            | ChecksumAlgorithm::Xxhash64
-            | ChecksumAlgorithm::Xxhash3
-            | ChecksumAlgorithm::Xxhash128 => t == ChecksumType::Composite,
-            ChecksumAlgorithm::Crc32 | ChecksumAlgorithm::Crc32c => true,
-        }
-    }
-
-    /// The type used when the client names only the algorithm.
-    pub fn default_type(self) -> ChecksumType {
-        match self {
-            ChecksumAlgorithm::Crc64Nvme => ChecksumType::FullObject,
-            _ => ChecksumType::Composite,
-        }
-    }
-}
-
-impl ChecksumType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChecksumType::Composite => "COMPOSITE",
-            ChecksumType::FullObject => "FULL_OBJECT",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [ChecksumType::Composite, ChecksumType::FullObject].into_iter().find(|t| t.as_str().eq_ignore_ascii_case(s))
-    }
+/// A `versionId` a client sent: `null` or an id this server made, else `InvalidArgument`
+/// (AWS's answer to a malformed id).
+pub fn parse_version_id(text: &str, argument: &str) -> Result<VersionId, S3Error> {
+    VersionId::parse(text).ok_or_else(|| S3Error::invalid_argument("Invalid version id specified", argument, text))
 }
 
 #[cfg(test)]

@@ -11,7 +11,13 @@ fn owner(id: &str) -> Owner {
 }
 
 fn bucket(name: &str, owner_id: &str) -> BucketRecord {
-    BucketRecord { name: name.into(), owner: owner(owner_id), region: "us-east-1".into(), created: Timestamp(1_000) }
+    BucketRecord {
+        name: name.into(),
+        owner: owner(owner_id),
+        region: "us-east-1".into(),
+        created: Timestamp(1_000),
+        versioning: Versioning::Unversioned,
+    }
 }
 
 fn upload(bucket: &str, key: &str, id: &str, initiated: i64) -> UploadRecord {
@@ -22,12 +28,12 @@ fn upload(bucket: &str, key: &str, id: &str, initiated: i64) -> UploadRecord {
         owner: owner("alice"),
         initiator: owner("alice"),
         initiated: Timestamp(initiated),
-        storage_class: "STANDARD".into(),
+        storage_class: StorageClass::Standard,
         headers: ContentHeaders { content_type: Some("text/plain".into()), ..ContentHeaders::default() },
         user_metadata: vec![("color".into(), "blue".into())],
         tags: vec![],
-        checksum_algorithm: Some("CRC32".into()),
-        checksum_type: Some("COMPOSITE".into()),
+        checksum_algorithm: Some(ChecksumAlgorithm::Crc32),
+        checksum_type: Some(ChecksumType::Composite),
     }
 }
 
@@ -176,7 +182,7 @@ fn part(n: u32, blob: &str) -> PartRecord {
         size: u64::from(n) * 10,
         md5: [n as u8; 16],
         last_modified: Timestamp(n.into()),
-        checksums: vec![("CRC32".into(), "AAAAAA==".into())],
+        checksums: vec![(ChecksumAlgorithm::Crc32, "AAAAAA==".into())],
     }
 }
 
@@ -184,11 +190,14 @@ fn object(bucket: &str, key: &str, blobs: &[&str]) -> ObjectRecord {
     ObjectRecord {
         bucket: bucket.into(),
         key: key.into(),
+        version_id: VersionId::Null,
+        version_key: VersionKey([0; 20]),
+        delete_marker: false,
         size: 10,
         etag: format!("etag-{key}"),
         last_modified: Timestamp(5),
         owner: owner("alice"),
-        storage_class: "STANDARD".into(),
+        storage_class: StorageClass::Standard,
         headers: ContentHeaders::default(),
         user_metadata: vec![],
         tags: vec![],
@@ -196,6 +205,13 @@ fn object(bucket: &str, key: &str, blobs: &[&str]) -> ObjectRecord {
         multipart: blobs.len() > 1,
         checksum: None,
     }
+}
+
+/// A stored version equals `expected` but for the version the store gave it.
+fn same(stored: Option<ObjectRecord>, expected: &ObjectRecord) {
+    let stored = stored.expect("a version");
+    let unversioned = ObjectRecord { version_id: VersionId::Null, version_key: VersionKey([0; 20]), ..stored };
+    assert_eq!(&unversioned, expected);
 }
 
 async fn state(store: &dyn MetadataStore, blob: &str) -> BlobState {
@@ -218,13 +234,12 @@ async fn objects(store: &dyn MetadataStore) {
         Err(StorageError::NotFound(Resource::Bucket))
     ));
     for k in ["b/1", "a", "b/2", "c", "a\0z", ""] {
-        assert_eq!(
-            store.put_object(object("ob", k, &[&format!("blob-{k}")]), &WriteCondition::None).await.expect("put"),
-            None
-        );
+        let out =
+            store.put_object(object("ob", k, &[&format!("blob-{k}")]), &WriteCondition::None).await.expect("put");
+        assert_eq!(out, PutOutcome { version_id: VersionId::Null, replaced: None });
     }
     store.put_object(object("oc", "a", &["other"]), &WriteCondition::None).await.expect("put");
-    assert_eq!(store.get_object("ob", "a").await.expect("get"), Some(object("ob", "a", &["blob-a"])));
+    same(store.get_object("ob", "a", None).await.expect("get"), &object("ob", "a", &["blob-a"]));
     assert!(in_use(store, "blob-a").await);
 
     // Conditional writes.
@@ -245,7 +260,7 @@ async fn objects(store: &dyn MetadataStore) {
         .put_object(object("ob", "a", &["blob-a2"]), &WriteCondition::IfMatch("etag-a".into()))
         .await
         .expect("if-match");
-    assert_eq!(replaced.map(|o| o.parts[0].blob.0.clone()), Some("blob-a".to_string()));
+    assert_eq!(replaced.replaced.map(|o| o.parts[0].blob.0.clone()), Some("blob-a".to_string()));
     assert!(is_garbage(store, "blob-a").await && in_use(store, "blob-a2").await);
 
     let keys = |p: &ObjectPage| p.objects.iter().map(|o| o.key.clone()).collect::<Vec<_>>();
@@ -270,12 +285,13 @@ async fn objects(store: &dyn MetadataStore) {
     assert_eq!(keys(&store.list_objects("ob", &q("b", None, Some("a"), 10)).await.expect("list")), ["b/1", "b/2"]);
 
     assert!(matches!(store.delete_bucket("ob").await, Err(StorageError::BucketNotEmpty)));
-    let gone = store.delete_object("ob", "c").await.expect("delete");
-    assert_eq!(gone.map(|o| o.key), Some("c".to_string()));
-    assert_eq!(store.delete_object("ob", "c").await.expect("delete again"), None);
+    let gone = store.delete_object("ob", "c", None, &owner("alice")).await.expect("delete");
+    assert_eq!(gone.removed.map(|o| o.key), Some("c".to_string()));
+    assert_eq!(gone.marker, None, "an unversioned bucket writes no delete markers");
+    assert_eq!(store.delete_object("ob", "c", None, &owner("alice")).await.expect("again"), DeleteOutcome::default());
     assert!(is_garbage(store, "blob-c").await);
     for k in ["b/1", "a", "b/2", "a\0z", ""] {
-        store.delete_object("ob", k).await.expect("delete");
+        store.delete_object("ob", k, None, &owner("alice")).await.expect("delete");
     }
     store.delete_bucket("ob").await.expect("empty");
 }
@@ -340,7 +356,7 @@ async fn parts_and_completion(store: &dyn MetadataStore) {
     let outcome = store.complete_upload("up1", obj.clone(), &WriteCondition::IfAbsent).await.expect("complete");
     assert_eq!(outcome.replaced, None);
     assert_eq!(outcome.discarded.iter().map(|p| p.blob.0.as_str()).collect::<Vec<_>>(), ["p2"]);
-    assert_eq!(store.get_object("mp", "obj").await.expect("get"), Some(obj.clone()));
+    same(store.get_object("mp", "obj", None).await.expect("get"), &obj);
     assert!(in_use(store, "p1").await && in_use(store, "p5").await && is_garbage(store, "p2").await);
     assert!(matches!(store.get_upload("mp", "obj", "up1").await, Err(StorageError::NotFound(Resource::Upload))));
     assert!(matches!(
@@ -367,6 +383,156 @@ async fn parts_and_completion(store: &dyn MetadataStore) {
     ));
 }
 
+fn at(o: ObjectRecord, t: i64) -> ObjectRecord {
+    ObjectRecord { last_modified: Timestamp(t), ..o }
+}
+
+/// Versions: ids, delete markers, the null version, permanent deletes, listing and paging.
+async fn versions(store: &dyn MetadataStore) {
+    let alice = owner("alice");
+    store.create_bucket(bucket("vb", "alice")).await.expect("create");
+    // Unversioned: one null version, replaced in place.
+    store.put_object(at(object("vb", "k", &["v0"]), 10), &WriteCondition::None).await.expect("put");
+    store.set_versioning("vb", Versioning::Enabled).await.expect("enable");
+    assert_eq!(store.get_bucket("vb").await.expect("get").expect("bucket").versioning, Versioning::Enabled);
+    assert!(matches!(
+        store.set_versioning("nope", Versioning::Enabled).await,
+        Err(StorageError::NotFound(Resource::Bucket))
+    ));
+    // Enabled: new ids, nothing replaced; the clock going backwards does not reorder them.
+    let v1 = store.put_object(at(object("vb", "k", &["v1"]), 20), &WriteCondition::None).await.expect("put");
+    let v2 = store.put_object(at(object("vb", "k", &["v2"]), 5), &WriteCondition::None).await.expect("put");
+    assert!(matches!(v1.version_id, VersionId::Id(_)) && v1.replaced.is_none());
+    assert_ne!(v1.version_id, v2.version_id);
+    assert!(in_use(store, "v0").await && in_use(store, "v1").await && in_use(store, "v2").await);
+    let latest = store.get_object("vb", "k", None).await.expect("get").expect("latest");
+    assert_eq!((latest.version_id, latest.parts[0].blob.0.as_str()), (v2.version_id, "v2"));
+    let old = store.get_object("vb", "k", Some(v1.version_id)).await.expect("get").expect("by id");
+    assert_eq!(old.parts[0].blob.0, "v1");
+    let null = store.get_object("vb", "k", Some(VersionId::Null)).await.expect("get").expect("null");
+    assert_eq!(null.parts[0].blob.0, "v0");
+    let ghost = VersionId::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAE").expect("well-formed");
+    assert_eq!(store.get_object("vb", "k", Some(ghost)).await.expect("get"), None);
+
+    // A delete without a version writes a marker: the key disappears from listings, its
+    // versions stay.
+    let d = store.delete_object("vb", "k", None, &alice).await.expect("delete");
+    let marker = d.marker.expect("a marker");
+    assert!(marker.delete_marker && d.removed.is_none());
+    assert!(store.get_object("vb", "k", None).await.expect("get").expect("latest").delete_marker);
+    let q = ListObjectsQuery { max: 100, ..ListObjectsQuery::default() };
+    assert!(store.list_objects("vb", &q).await.expect("list").objects.is_empty());
+    assert!(matches!(
+        store.put_object_tags("vb", "k", None, vec![]).await,
+        Err(StorageError::DeleteMarker)
+    ));
+    // Conditional writes see the marker as no object.
+    store.put_object(at(object("vb", "k", &["v3"]), 30), &WriteCondition::IfAbsent).await.expect("if absent");
+    assert!(matches!(
+        store.put_object(object("vb", "k", &["x"]), &WriteCondition::IfAbsent).await,
+        Err(StorageError::PreconditionFailed)
+    ));
+    // Tags change one version in place.
+    let tagged = store.put_object_tags("vb", "k", Some(v1.version_id), vec![("t".into(), "1".into())]).await;
+    assert_eq!(tagged.expect("tags"), v1.version_id);
+    assert_eq!(store.get_object("vb", "k", Some(v1.version_id)).await.expect("get").expect("v1").tags.len(), 1);
+    assert!(matches!(
+        store.put_object_tags("vb", "k", Some(ghost), vec![]).await,
+        Err(StorageError::NotFound(Resource::Version))
+    ));
+    assert!(matches!(
+        store.put_object_tags("vb", "none", None, vec![]).await,
+        Err(StorageError::NotFound(Resource::Object))
+    ));
+
+    // Listing: newest first within a key, markers included, IsLatest once per key; paging
+    // by key and version id, also inside a key.
+    store.put_object(at(object("vb", "j", &["j1"]), 40), &WriteCondition::None).await.expect("put");
+    let list = |key_marker: Option<&str>, vm: Option<VersionId>, max| ListVersionsQuery {
+        prefix: String::new(),
+        delimiter: None,
+        key_marker: key_marker.map(Into::into),
+        version_id_marker: vm,
+        max,
+    };
+    let row = |v: &VersionEntry| (v.object.key.clone(), v.object.delete_marker, v.is_latest);
+    let all = store.list_versions("vb", &list(None, None, 100)).await.expect("versions");
+    assert_eq!(
+        all.versions.iter().map(row).collect::<Vec<_>>(),
+        [
+            ("j".to_string(), false, true),
+            ("k".to_string(), false, true),
+            ("k".to_string(), true, false),
+            ("k".to_string(), false, false),
+            ("k".to_string(), false, false),
+            ("k".to_string(), false, false),
+        ]
+    );
+    assert_eq!(all.versions[5].object.version_id, VersionId::Null);
+    assert!(all.versions.windows(2).all(|w| w[0].object.key < w[1].object.key
+        || w[0].object.version_key.time() > w[1].object.version_key.time()));
+    let p1 = store.list_versions("vb", &list(None, None, 3)).await.expect("page");
+    assert!(p1.is_truncated);
+    assert_eq!(p1.next_key_marker.as_deref(), Some("k"));
+    let p2 = store
+        .list_versions("vb", &list(p1.next_key_marker.as_deref(), p1.next_version_id_marker, 3))
+        .await
+        .expect("page");
+    assert_eq!(p2.versions.iter().map(row).collect::<Vec<_>>(), all.versions[3..].iter().map(row).collect::<Vec<_>>());
+    assert!(!p2.is_truncated && p2.versions.iter().all(|v| !v.is_latest));
+    let after_k = store.list_versions("vb", &list(Some("k"), None, 10)).await.expect("after k");
+    assert!(after_k.versions.is_empty());
+    let null_marker = store.list_versions("vb", &list(Some("k"), Some(VersionId::Null), 10)).await.expect("null");
+    assert!(null_marker.versions.is_empty(), "the null version is the oldest");
+    assert!(matches!(
+        store.list_versions("vb", &list(Some("k"), Some(ghost), 10)).await,
+        Err(StorageError::NotFound(Resource::Version))
+    ));
+
+    // Permanent deletes: a version goes with its blobs; removing the latest makes the next
+    // one current, and removing the marker brings the object back.
+    let gone = store.delete_object("vb", "k", Some(v1.version_id), &alice).await.expect("delete v1");
+    assert_eq!(gone.removed.map(|r| r.version_id), Some(v1.version_id));
+    assert!(is_garbage(store, "v1").await);
+    assert_eq!(
+        store.delete_object("vb", "k", Some(v1.version_id), &alice).await.expect("again"),
+        DeleteOutcome::default()
+    );
+    let newest = store.get_object("vb", "k", None).await.expect("get").expect("v3");
+    store.delete_object("vb", "k", Some(newest.version_id), &alice).await.expect("delete v3");
+    assert!(store.get_object("vb", "k", None).await.expect("get").expect("marker").delete_marker);
+    assert!(store.list_objects("vb", &q).await.expect("list").objects.iter().all(|o| o.key != "k"));
+    let removed = store.delete_object("vb", "k", Some(marker.version_id), &alice).await.expect("delete marker");
+    assert!(removed.removed.expect("the marker").delete_marker);
+    let back = store.get_object("vb", "k", None).await.expect("get").expect("v2 is current again");
+    assert_eq!(back.version_id, v2.version_id);
+    assert_eq!(store.list_objects("vb", &q).await.expect("list").objects.len(), 2);
+
+    // Suspended: writes replace the null version (its blobs become garbage); versioned ones stay.
+    store.set_versioning("vb", Versioning::Suspended).await.expect("suspend");
+    let s1 = store.put_object(at(object("vb", "k", &["s1"]), 50), &WriteCondition::None).await.expect("put");
+    assert_eq!(s1.version_id, VersionId::Null);
+    assert_eq!(s1.replaced.map(|r| r.parts[0].blob.0.clone()), Some("v0".to_string()));
+    assert!(is_garbage(store, "v0").await && in_use(store, "v2").await);
+    let d = store.delete_object("vb", "k", None, &alice).await.expect("suspended delete");
+    let null_marker = d.marker.expect("a null marker");
+    assert_eq!(null_marker.version_id, VersionId::Null);
+    assert_eq!(d.removed.map(|r| r.parts[0].blob.0.clone()), Some("s1".to_string()));
+    assert!(is_garbage(store, "s1").await);
+    let versions = store.list_versions("vb", &list(Some("j"), None, 10)).await.expect("versions");
+    assert_eq!(versions.versions.len(), 2, "the null marker and v2");
+
+    // A bucket with versions (markers included) is not empty.
+    store.delete_object("vb", "j", None, &alice).await.expect("marker for j");
+    store.delete_object("vb", "k", Some(v2.version_id), &alice).await.expect("delete v2");
+    assert!(matches!(store.delete_bucket("vb").await, Err(StorageError::BucketNotEmpty)));
+    let rest = store.list_versions("vb", &list(None, None, 100)).await.expect("versions");
+    for v in rest.versions {
+        store.delete_object("vb", &v.object.key, Some(v.object.version_id), &alice).await.expect("delete");
+    }
+    store.delete_bucket("vb").await.expect("empty now");
+}
+
 /// DeleteBucket takes in-progress uploads with it (their parts become garbage), as on AWS,
 /// but refuses while an object remains.
 async fn bucket_deletion_takes_uploads(store: &dyn MetadataStore) {
@@ -381,7 +547,7 @@ async fn bucket_deletion_takes_uploads(store: &dyn MetadataStore) {
     store.put_object(object("dbu", "o", &["dbu-o"]), &WriteCondition::None).await.expect("object");
     assert!(matches!(store.delete_bucket("dbu").await, Err(StorageError::BucketNotEmpty)));
     assert!(in_use(store, "dbu-p1").await, "a refused delete changes nothing");
-    store.delete_object("dbu", "o").await.expect("delete object");
+    store.delete_object("dbu", "o", None, &owner("alice")).await.expect("delete object");
     store.delete_bucket("dbu").await.expect("only uploads left");
     assert_eq!(store.get_bucket("dbu").await.expect("get"), None);
     assert!(is_garbage(store, "dbu-p1").await && is_garbage(store, "dbu-p2").await);
@@ -445,7 +611,7 @@ async fn survivors(store: &dyn MetadataStore) {
     let q = ListBucketsQuery { owner_id: "alice".into(), prefix: String::new(), start_after: None, max: 100 };
     let names: Vec<String> = store.list_buckets(&q).await.expect("list").buckets.into_iter().map(|b| b.name).collect();
     assert_eq!(names, ["b1", "b2", "c1", "dbu-neighbour", "mp", "oc", "ua", "uc"]);
-    let obj = store.get_object("mp", "obj").await.expect("get").expect("completed object");
+    let obj = store.get_object("mp", "obj", None).await.expect("get").expect("completed object");
     assert_eq!(obj.parts.iter().map(|p| p.blob.0.as_str()).collect::<Vec<_>>(), ["p1", "p3", "p5"]);
     assert!(in_use(store, "p1").await && in_use(store, "p5").await && in_use(store, "dbu-p3").await);
     assert!(is_garbage(store, "p2").await && is_garbage(store, "blob-a").await && is_garbage(store, "q1").await);
@@ -464,6 +630,7 @@ async fn run_all(store: &dyn MetadataStore) {
     uploads(store).await;
     objects(store).await;
     parts_and_completion(store).await;
+    versions(store).await;
     bucket_deletion_takes_uploads(store).await;
     garbage_and_leases(store).await;
     survivors(store).await;

@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 
 use super::{
     BlobId, BlobRef, BlobState, BlobStore, ByteStream, GarbageRecord, Lease, MetadataStore, ObjectRecord, PartRecord,
-    StorageError, WriteCondition,
+    PutOutcome, StorageError, WriteCondition,
 };
 use crate::clock::Timestamp;
 
@@ -95,11 +95,7 @@ impl Storage {
     }
 
     /// Commits an object whose blobs were just written; they are discarded if it fails.
-    pub async fn put_object(
-        &self,
-        object: ObjectRecord,
-        condition: &WriteCondition,
-    ) -> Result<Option<ObjectRecord>, StorageError> {
+    pub async fn put_object(&self, object: ObjectRecord, condition: &WriteCondition) -> Result<PutOutcome, StorageError> {
         let blobs: Vec<BlobId> = object.blobs().cloned().collect();
         let result = self.meta.put_object(object, condition).await;
         if result.is_err() {
@@ -350,9 +346,19 @@ mod tests {
         Box::pin(futures_util::stream::iter([Ok(bytes::Bytes::from_static(bytes))]))
     }
 
+    fn owner() -> Owner {
+        Owner { id: "o".into(), display_name: "o".into() }
+    }
+
     async fn with_bucket(s: &Storage) {
         let owner = Owner { id: "o".into(), display_name: "o".into() };
-        let b = BucketRecord { name: "b".into(), owner, region: "us-east-1".into(), created: Timestamp(0) };
+        let b = BucketRecord {
+            name: "b".into(),
+            owner,
+            region: "us-east-1".into(),
+            created: Timestamp(0),
+            versioning: crate::storage::Versioning::Unversioned,
+        };
         s.meta().create_bucket(b).await.expect("bucket");
     }
 
@@ -372,11 +378,14 @@ mod tests {
         ObjectRecord {
             bucket: "b".into(),
             key: key.into(),
+            version_id: crate::storage::VersionId::Null,
+            version_key: crate::storage::VersionKey([0; 20]),
+            delete_marker: false,
             size: records.iter().map(|p| p.size).sum(),
             etag: "e".into(),
             last_modified: Timestamp(0),
             owner: Owner { id: "o".into(), display_name: "o".into() },
-            storage_class: "STANDARD".into(),
+            storage_class: crate::storage::StorageClass::Standard,
             headers: ContentHeaders::default(),
             user_metadata: vec![],
             tags: vec![],
@@ -438,7 +447,7 @@ mod tests {
         assert_eq!(&first[..], b"aaa");
         let replacement = object_of(&s, "k", &[b"new"]).await;
         s.put_object(replacement, &WriteCondition::None).await.expect("overwrite");
-        s.meta().delete_object("b", "k").await.expect("delete");
+        s.meta().delete_object("b", "k", None, &owner()).await.expect("delete");
         // Past the grace period: without the reader's lease the old parts would go now.
         tokio::time::sleep(Duration::from_millis(450)).await;
         // Only the replacement (which nobody reads) goes.
@@ -467,7 +476,7 @@ mod tests {
         s.put_object(object, &WriteCondition::None).await.expect("put");
         let dead = Lease { id: "dead".into(), blobs: vec![id.clone()], expires: Timestamp::now() };
         s.meta().put_lease(&dead).await.expect("lease");
-        s.meta().delete_object("b", "k").await.expect("delete");
+        s.meta().delete_object("b", "k", None, &owner()).await.expect("delete");
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert_eq!(s.collect_garbage().await.expect("collect"), 1);
         assert!(s.meta().leases().await.expect("leases").is_empty());
@@ -483,7 +492,7 @@ mod tests {
         let gone = object_of(&s, "g", &[b"gone"]).await;
         let garbage_id = gone.parts[0].blob.clone();
         s.put_object(gone, &WriteCondition::None).await.expect("put");
-        s.meta().delete_object("b", "g").await.expect("delete");
+        s.meta().delete_object("b", "g", None, &owner()).await.expect("delete");
         let orphan = s.write_blob(body(b"orphan")).await.expect("orphan").id;
         assert_eq!(s.sweep_orphans().await.expect("sweep"), 0, "everything is young");
         tokio::time::sleep(Duration::from_millis(250)).await;

@@ -1,17 +1,18 @@
 //! In-memory stores: the executable reference model the persistent ones are checked against,
 //! and a fast backend for tests.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
 use super::{
-    BlobId, BlobListing, BlobRef, BlobState, BlobStore, BucketPage, BucketRecord, ByteStream, CompleteOutcome,
-    CompletedUpload, GarbageRecord, Lease, ListBucketsQuery, ListObjectsQuery, ListUploadsQuery, MetadataStore,
-    ObjectPage, ObjectRecord, PartPage, PartRecord, Resource, StorageError, UploadPage, UploadRecord, WriteCondition,
-    group, marker_common_prefix,
+    BlobId, BlobListing, BlobRef, BlobState, BlobStore, BucketPage, BucketRecord, BucketSetting, BucketSettingKind,
+    ByteStream, CompleteOutcome, CompletedUpload, DeleteOutcome, GarbageRecord, Lease, ListBucketsQuery,
+    ListObjectsQuery, ListUploadsQuery, ListVersionsQuery, MetadataStore, ObjectPage, ObjectRecord, Owner, PartPage,
+    PartRecord, PutOutcome, Resource, StorageError, UploadPage, UploadRecord, VersionEntry, VersionId, VersionKey,
+    VersionPage, Versioning, WriteCondition, group, marker_common_prefix,
 };
 use crate::clock::Timestamp;
 
@@ -24,7 +25,13 @@ struct State {
     uploads: BTreeMap<UploadKey, UploadRecord>,
     /// (bucket, upload id) → position in `uploads`.
     upload_ids: HashMap<(String, String), UploadKey>,
+    /// (bucket, key) → the latest version, when it is not a delete marker.
     objects: BTreeMap<(String, String), ObjectRecord>,
+    /// (bucket, key, version key) → every version, newest first within a key.
+    versions: BTreeMap<(String, String, VersionKey), ObjectRecord>,
+    /// (bucket, key) → the key of its `null` version.
+    nulls: HashMap<(String, String), VersionKey>,
+    settings: BTreeMap<(String, BucketSettingKind), BucketSetting>,
     /// (bucket, upload id, part number) → part.
     parts: BTreeMap<(String, String, u32), PartRecord>,
     completed: HashMap<(String, String), CompletedUpload>,
@@ -71,17 +78,84 @@ impl State {
         }
     }
 
-    /// Stores `object`, referencing its blobs and making the replaced object's garbage.
-    fn store_object(&mut self, object: ObjectRecord) -> Option<ObjectRecord> {
+    fn key_versions(&self, bucket: &str, key: &str) -> impl Iterator<Item = &ObjectRecord> {
+        let from = (bucket.to_owned(), key.to_owned(), VersionKey([0; 20]));
+        let to = (bucket.to_owned(), key.to_owned(), VersionKey([0xff; 20]));
+        self.versions.range(from..=to).map(|(_, v)| v)
+    }
+
+    /// The latest version of a key, delete markers included.
+    fn newest(&self, bucket: &str, key: &str) -> Option<&ObjectRecord> {
+        self.key_versions(bucket, key).next()
+    }
+
+    /// Makes `objects` show the latest version of a key unless it is a delete marker.
+    fn refresh_latest(&mut self, bucket: &str, key: &str) {
+        let k = (bucket.to_owned(), key.to_owned());
+        match self.newest(bucket, key).filter(|v| !v.delete_marker).cloned() {
+            Some(v) => self.objects.insert(k, v),
+            None => self.objects.remove(&k),
+        };
+    }
+
+    fn find_version(&self, bucket: &str, key: &str, version: VersionId) -> Option<VersionKey> {
+        match version {
+            VersionId::Null => self.nulls.get(&(bucket.to_owned(), key.to_owned())).copied(),
+            VersionId::Id(k) => {
+                self.versions.contains_key(&(bucket.to_owned(), key.to_owned(), k)).then_some(k)
+            }
+        }
+    }
+
+    /// Removes a version for good; its blobs become garbage.
+    fn remove_version(&mut self, bucket: &str, key: &str, vkey: VersionKey) -> Option<ObjectRecord> {
+        let removed = self.versions.remove(&(bucket.to_owned(), key.to_owned(), vkey))?;
+        if removed.version_id.is_null() {
+            self.nulls.remove(&(bucket.to_owned(), key.to_owned()));
+        }
+        self.mark_garbage(removed.blobs());
+        self.refresh_latest(bucket, key);
+        Some(removed)
+    }
+
+    /// Writes a new version of `object.key` as `versioning` says (a new id, or the `null`
+    /// version replacing the previous one), newer than every version the key has.
+    fn write_version(
+        &mut self,
+        mut object: ObjectRecord,
+        versioning: Versioning,
+    ) -> Result<(ObjectRecord, Option<ObjectRecord>), StorageError> {
+        let (bucket, key) = (object.bucket.clone(), object.key.clone());
+        let floor = self.newest(&bucket, &key).map(|v| v.version_key.time());
+        let time = match floor {
+            Some(f) if f >= object.last_modified => Timestamp(f.0.saturating_add(1)),
+            _ => object.last_modified,
+        };
+        let null = versioning != Versioning::Enabled;
+        object.version_key = super::version::new_key(time, null)?;
+        object.version_id = if null { VersionId::Null } else { VersionId::Id(object.version_key) };
+        let k = (bucket.clone(), key.clone());
+        let replaced = if null {
+            self.nulls.remove(&k).and_then(|old| self.versions.remove(&(bucket.clone(), key.clone(), old)))
+        } else {
+            None
+        };
         self.reference(object.blobs());
-        let k = (object.bucket.clone(), object.key.clone());
-        let new_blobs: std::collections::HashSet<BlobId> = object.blobs().cloned().collect();
-        let old = self.objects.insert(k, object);
-        if let Some(old) = &old {
-            let gone: Vec<BlobId> = old.blobs().filter(|b| !new_blobs.contains(*b)).cloned().collect();
+        if let Some(r) = &replaced {
+            let kept: HashSet<&BlobId> = object.blobs().collect();
+            let gone: Vec<BlobId> = r.blobs().filter(|b| !kept.contains(b)).cloned().collect();
             self.mark_garbage(&gone);
         }
-        old
+        if null {
+            self.nulls.insert(k, object.version_key);
+        }
+        self.versions.insert((bucket.clone(), key.clone(), object.version_key), object.clone());
+        self.refresh_latest(&bucket, &key);
+        Ok((object, replaced))
+    }
+
+    fn versioning(&self, bucket: &str) -> Result<Versioning, StorageError> {
+        self.buckets.get(bucket).map(|b| b.versioning).ok_or(StorageError::NotFound(Resource::Bucket))
     }
 
     fn upload_parts(&self, bucket: &str, upload_id: &str) -> impl Iterator<Item = &PartRecord> {
@@ -137,8 +211,12 @@ impl MetadataStore for MemoryMetadataStore {
         if !s.buckets.contains_key(name) {
             return Err(StorageError::NotFound(Resource::Bucket));
         }
-        let has_objects = s.objects.range((name.to_owned(), String::new())..).next().is_some_and(|(k, _)| k.0 == name);
-        if has_objects {
+        let has_versions = s
+            .versions
+            .range((name.to_owned(), String::new(), VersionKey([0; 20]))..)
+            .next()
+            .is_some_and(|(k, _)| k.0 == name);
+        if has_versions {
             return Err(StorageError::BucketNotEmpty);
         }
         // Uploads in progress go with the bucket, as on AWS.
@@ -150,7 +228,40 @@ impl MetadataStore for MemoryMetadataStore {
             s.mark_garbage(parts.iter().map(|p| &p.blob));
         }
         s.completed.retain(|(bucket, _), _| bucket != name);
+        s.settings.retain(|(bucket, _), _| bucket != name);
         s.buckets.remove(name);
+        Ok(())
+    }
+
+    async fn set_versioning(&self, bucket: &str, versioning: Versioning) -> Result<(), StorageError> {
+        let mut s = self.state();
+        let b = s.buckets.get_mut(bucket).ok_or(StorageError::NotFound(Resource::Bucket))?;
+        b.versioning = versioning;
+        Ok(())
+    }
+
+    async fn get_bucket_setting(
+        &self,
+        bucket: &str,
+        kind: BucketSettingKind,
+    ) -> Result<Option<BucketSetting>, StorageError> {
+        Ok(self.state().settings.get(&(bucket.to_owned(), kind)).cloned())
+    }
+
+    async fn put_bucket_setting(
+        &self,
+        bucket: &str,
+        kind: BucketSettingKind,
+        setting: Option<BucketSetting>,
+    ) -> Result<(), StorageError> {
+        let mut s = self.state();
+        if !s.buckets.contains_key(bucket) {
+            return Err(StorageError::NotFound(Resource::Bucket));
+        }
+        match setting {
+            Some(v) => s.settings.insert((bucket.to_owned(), kind), v),
+            None => s.settings.remove(&(bucket.to_owned(), kind)),
+        };
         Ok(())
     }
 
@@ -236,31 +347,79 @@ impl MetadataStore for MemoryMetadataStore {
         Ok(UploadPage::from_grouped(grouped))
     }
 
-    async fn put_object(
+    async fn put_object(&self, object: ObjectRecord, condition: &WriteCondition) -> Result<PutOutcome, StorageError> {
+        let mut s = self.state();
+        let versioning = s.versioning(&object.bucket)?;
+        condition.check(s.newest(&object.bucket, &object.key))?;
+        let (stored, replaced) = s.write_version(object, versioning)?;
+        Ok(PutOutcome { version_id: stored.version_id, replaced })
+    }
+
+    async fn get_object(
         &self,
-        object: ObjectRecord,
-        condition: &WriteCondition,
+        bucket: &str,
+        key: &str,
+        version: Option<VersionId>,
     ) -> Result<Option<ObjectRecord>, StorageError> {
-        let mut s = self.state();
-        if !s.buckets.contains_key(&object.bucket) {
-            return Err(StorageError::NotFound(Resource::Bucket));
-        }
-        let k = (object.bucket.clone(), object.key.clone());
-        condition.check(s.objects.get(&k))?;
-        Ok(s.store_object(object))
+        let s = self.state();
+        Ok(match version {
+            None => s.newest(bucket, key).cloned(),
+            Some(v) => s
+                .find_version(bucket, key, v)
+                .and_then(|k| s.versions.get(&(bucket.to_owned(), key.to_owned(), k)).cloned()),
+        })
     }
 
-    async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StorageError> {
-        Ok(self.state().objects.get(&(bucket.to_owned(), key.to_owned())).cloned())
+    async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<VersionId>,
+        owner: &Owner,
+    ) -> Result<DeleteOutcome, StorageError> {
+        let mut s = self.state();
+        let versioning = s.versioning(bucket)?;
+        match (version, versioning) {
+            (Some(v), _) => {
+                let removed = s.find_version(bucket, key, v).and_then(|k| s.remove_version(bucket, key, k));
+                Ok(DeleteOutcome { removed, marker: None })
+            }
+            (None, Versioning::Unversioned) => {
+                let removed = s.find_version(bucket, key, VersionId::Null).and_then(|k| s.remove_version(bucket, key, k));
+                Ok(DeleteOutcome { removed, marker: None })
+            }
+            (None, _) => {
+                let marker = ObjectRecord::delete_marker(bucket, key, owner.clone(), Timestamp::now());
+                let (marker, replaced) = s.write_version(marker, versioning)?;
+                Ok(DeleteOutcome { removed: replaced, marker: Some(marker) })
+            }
+        }
     }
 
-    async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StorageError> {
+    async fn put_object_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<VersionId>,
+        tags: Vec<(String, String)>,
+    ) -> Result<VersionId, StorageError> {
         let mut s = self.state();
-        let old = s.objects.remove(&(bucket.to_owned(), key.to_owned()));
-        if let Some(o) = &old {
-            s.mark_garbage(o.blobs());
+        s.versioning(bucket)?;
+        let vkey = match version {
+            None => s.newest(bucket, key).map(|v| v.version_key).ok_or(StorageError::NotFound(Resource::Object))?,
+            Some(v) => s.find_version(bucket, key, v).ok_or(StorageError::NotFound(Resource::Version))?,
+        };
+        let v = s
+            .versions
+            .get_mut(&(bucket.to_owned(), key.to_owned(), vkey))
+            .ok_or(StorageError::NotFound(Resource::Version))?;
+        if v.delete_marker {
+            return Err(StorageError::DeleteMarker);
         }
-        Ok(old)
+        v.tags = tags;
+        let id = v.version_id;
+        s.refresh_latest(bucket, key);
+        Ok(id)
     }
 
     async fn list_objects(&self, bucket: &str, q: &ListObjectsQuery) -> Result<ObjectPage, StorageError> {
@@ -277,6 +436,31 @@ impl MetadataStore for MemoryMetadataStore {
         let skip = q.start_after.as_deref().and_then(|m| marker_common_prefix(m, &q.prefix, q.delimiter.as_deref()));
         let grouped = group(items, |o| o.key.as_str(), &q.prefix, q.delimiter.as_deref(), skip, q.max)?;
         Ok(ObjectPage::from_grouped(grouped))
+    }
+
+    async fn list_versions(&self, bucket: &str, q: &ListVersionsQuery) -> Result<VersionPage, StorageError> {
+        let s = self.state();
+        let mid_key = match (&q.key_marker, q.version_id_marker) {
+            (Some(k), Some(v)) if *k >= q.prefix => {
+                Some((k.clone(), s.find_version(bucket, k, v).ok_or(StorageError::NotFound(Resource::Version))?))
+            }
+            _ => None,
+        };
+        let start = match (&q.key_marker, &mid_key) {
+            (_, Some((k, vk))) => Bound::Excluded((bucket.to_owned(), k.clone(), *vk)),
+            (Some(k), None) if *k >= q.prefix => Bound::Excluded((bucket.to_owned(), k.clone(), VersionKey([0xff; 20]))),
+            _ => Bound::Included((bucket.to_owned(), q.prefix.clone(), VersionKey([0; 20]))),
+        };
+        // The first version of each key is its latest, unless the page starts inside a key.
+        let mut previous: Option<String> = mid_key.map(|(k, _)| k);
+        let items = s.versions.range((start, Bound::Unbounded)).take_while(|(k, _)| k.0 == bucket).map(|(_, v)| {
+            let is_latest = previous.as_deref() != Some(v.key.as_str());
+            previous = Some(v.key.clone());
+            Ok::<_, StorageError>(VersionEntry { object: v.clone(), is_latest })
+        });
+        let skip = q.key_marker.as_deref().and_then(|m| marker_common_prefix(m, &q.prefix, q.delimiter.as_deref()));
+        let grouped = group(items, |v| v.object.key.as_str(), &q.prefix, q.delimiter.as_deref(), skip, q.max)?;
+        Ok(VersionPage::from_grouped(grouped))
     }
 
     async fn put_part(
@@ -327,7 +511,8 @@ impl MetadataStore for MemoryMetadataStore {
         let mut s = self.state();
         let (bucket, key) = (object.bucket.clone(), object.key.clone());
         let k = s.find_upload(&bucket, &key, upload_id)?.clone();
-        condition.check(s.objects.get(&(bucket.clone(), key.clone())))?;
+        let versioning = s.versioning(&bucket)?;
+        condition.check(s.newest(&bucket, &key))?;
         let current = |m: &PartRecord| {
             s.parts.get(&(bucket.clone(), upload_id.to_owned(), m.part_number)).is_some_and(|p| p.blob == m.blob)
         };
@@ -338,9 +523,9 @@ impl MetadataStore for MemoryMetadataStore {
         let used: std::collections::HashSet<&BlobId> = object.blobs().collect();
         let discarded: Vec<PartRecord> = parts.into_iter().filter(|p| !used.contains(&p.blob)).collect();
         s.mark_garbage(discarded.iter().map(|p| &p.blob));
-        s.completed.insert((bucket, upload_id.to_owned()), CompletedUpload::of(&object, upload_id));
-        let replaced = s.store_object(object);
-        Ok(CompleteOutcome { replaced, discarded })
+        let (stored, replaced) = s.write_version(object, versioning)?;
+        s.completed.insert((bucket, upload_id.to_owned()), CompletedUpload::of(&stored, upload_id));
+        Ok(CompleteOutcome { version_id: stored.version_id, replaced, discarded })
     }
 
     async fn get_completed(&self, bucket: &str, upload_id: &str) -> Result<Option<CompletedUpload>, StorageError> {

@@ -1,6 +1,12 @@
 //! The metadata store: buckets, objects, multipart uploads and their parts, in S3 terms, and
 //! the state of every blob they refer to.
 //!
+//! Versions: every object write creates a version, named by the store according to the
+//! bucket's versioning state (read inside the same atomic step): a new id when versioning is
+//! enabled, else the `null` version, replacing the key's previous `null` version. The latest
+//! version of a key may be a delete marker; object listings show keys whose latest version
+//! is not one.
+//!
 //! Blob lifecycle: a method that stops referencing a blob (an overwrite, a delete, an abort, a
 //! re-uploaded part, a Complete that leaves parts out) records it as garbage in the same
 //! atomic commit. Nothing is deleted here; the collector in [`super::Storage`] reclaims garbage
@@ -9,9 +15,10 @@
 use async_trait::async_trait;
 
 use super::{
-    BlobId, BlobState, BucketPage, BucketRecord, CompleteOutcome, CompletedUpload, GarbageRecord, Lease,
-    ListBucketsQuery, ListObjectsQuery, ListUploadsQuery, ObjectPage, ObjectRecord, PartPage, PartRecord, StorageError,
-    UploadPage, UploadRecord, WriteCondition,
+    BlobId, BlobState, BucketPage, BucketRecord, BucketSetting, BucketSettingKind, CompleteOutcome, CompletedUpload,
+    DeleteOutcome, GarbageRecord, Lease, ListBucketsQuery, ListObjectsQuery, ListUploadsQuery, ListVersionsQuery,
+    ObjectPage, ObjectRecord, PartPage, PartRecord, PutOutcome, StorageError, UploadPage, UploadRecord, VersionId,
+    VersionPage, Versioning, WriteCondition,
 };
 use crate::clock::Timestamp;
 
@@ -26,30 +33,76 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     async fn get_bucket(&self, name: &str) -> Result<Option<BucketRecord>, StorageError>;
 
-    /// Deletes a bucket that holds no objects, with every multipart upload still in it (their
-    /// parts become garbage), as AWS does; `BucketNotEmpty` while objects remain.
+    /// Deletes a bucket that holds no object versions (delete markers included), with every
+    /// multipart upload still in it (their parts become garbage) and its settings, as AWS
+    /// does; `BucketNotEmpty` while versions remain.
     async fn delete_bucket(&self, name: &str) -> Result<(), StorageError>;
+
+    /// Sets a bucket's versioning state; `NotFound(Bucket)` when there is none.
+    async fn set_versioning(&self, bucket: &str, versioning: Versioning) -> Result<(), StorageError>;
+
+    /// A bucket setting (tagging, lifecycle, …), if set.
+    async fn get_bucket_setting(
+        &self,
+        bucket: &str,
+        kind: BucketSettingKind,
+    ) -> Result<Option<BucketSetting>, StorageError>;
+
+    /// Sets (`Some`) or removes (`None`) a bucket setting; `NotFound(Bucket)` when there is
+    /// no bucket.
+    async fn put_bucket_setting(
+        &self,
+        bucket: &str,
+        kind: BucketSettingKind,
+        setting: Option<BucketSetting>,
+    ) -> Result<(), StorageError>;
 
     /// The owner's buckets in name order.
     async fn list_buckets(&self, query: &ListBucketsQuery) -> Result<BucketPage, StorageError>;
 
-    /// Stores an object if `condition` holds, returning the object it replaced (whose blobs
-    /// become garbage).
-    /// `PreconditionFailed` when it does not; `NotFound(Object)` for `IfMatch` without an
-    /// object; `NotFound(Bucket)` when the bucket is gone.
-    async fn put_object(
+    /// Writes a new version of an object if `condition` holds against the latest version;
+    /// its `version_id` and `version_key` are assigned here. `PreconditionFailed` when the
+    /// condition does not hold; `NotFound(Object)` for `IfMatch` without an object;
+    /// `NotFound(Bucket)` when the bucket is gone.
+    async fn put_object(&self, object: ObjectRecord, condition: &WriteCondition) -> Result<PutOutcome, StorageError>;
+
+    /// A version of an object: the latest (which may be a delete marker) without `version`.
+    async fn get_object(
         &self,
-        object: ObjectRecord,
-        condition: &WriteCondition,
+        bucket: &str,
+        key: &str,
+        version: Option<VersionId>,
     ) -> Result<Option<ObjectRecord>, StorageError>;
 
-    async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StorageError>;
+    /// Without `version`: in an unversioned bucket removes the object; in a versioned one
+    /// writes a delete marker (`owner` owns it), in a suspended one a `null` marker replacing
+    /// the `null` version. With `version`: removes that version for good (nothing when there
+    /// is none). Removed versions' blobs become garbage.
+    async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<VersionId>,
+        owner: &super::Owner,
+    ) -> Result<DeleteOutcome, StorageError>;
 
-    /// Removes an object and returns it (`None` when there was none); its blobs become garbage.
-    async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StorageError>;
+    /// Replaces the tags of a version (the latest without `version`, which must not be a
+    /// delete marker); returns the version changed. `NotFound(Object)`, `NotFound(Version)`,
+    /// or `MethodNotAllowed` for a delete marker.
+    async fn put_object_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<VersionId>,
+        tags: Vec<(String, String)>,
+    ) -> Result<VersionId, StorageError>;
 
-    /// Objects in key order, grouped by delimiter.
+    /// Keys whose latest version is not a delete marker, in key order, grouped by delimiter.
     async fn list_objects(&self, bucket: &str, query: &ListObjectsQuery) -> Result<ObjectPage, StorageError>;
+
+    /// Every version and delete marker, in key order and newest first within a key.
+    /// `NotFound(Version)` when `version_id_marker` names no version of `key_marker`.
+    async fn list_versions(&self, bucket: &str, query: &ListVersionsQuery) -> Result<VersionPage, StorageError>;
 
     /// Records a new upload; `NotFound(Bucket)` when the bucket is gone.
     async fn create_upload(&self, upload: UploadRecord) -> Result<(), StorageError>;

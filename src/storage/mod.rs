@@ -15,6 +15,8 @@ pub mod memory;
 mod metadata;
 mod model;
 pub mod rocks;
+mod rules;
+mod version;
 
 use std::fmt;
 
@@ -23,6 +25,10 @@ pub use lifecycle::{GcConfig, Storage};
 pub use listing::{Entry, Grouped, group, marker_common_prefix};
 pub use metadata::MetadataStore;
 pub use model::*;
+pub use rules::{
+    Expiration, LifecycleConfiguration, LifecycleFilter, LifecycleRule, NoncurrentExpiration, aws_day_boundary,
+};
+pub use version::{VersionId, VersionKey, Versioning};
 
 /// What a storage error is about, so that S3 can keep NoSuchBucket, NoSuchKey and
 /// NoSuchUpload apart.
@@ -32,6 +38,8 @@ pub enum Resource {
     Object,
     Upload,
     Blob,
+    /// A version id that names no version of the key.
+    Version,
 }
 
 #[derive(Debug)]
@@ -49,6 +57,8 @@ pub enum StorageError {
     Conflict,
     /// A part of a Complete's manifest is no longer the upload's current part.
     PartsChanged,
+    /// The operation does not apply to a delete marker.
+    DeleteMarker,
     /// Stored bytes that cannot be decoded.
     Corrupt(String),
     /// The engine or the file system failed.
@@ -70,6 +80,7 @@ impl fmt::Display for StorageError {
             StorageError::PreconditionFailed => f.write_str("precondition failed"),
             StorageError::Conflict => f.write_str("conflicting concurrent write"),
             StorageError::PartsChanged => f.write_str("the upload's parts changed"),
+            StorageError::DeleteMarker => f.write_str("the version is a delete marker"),
             StorageError::Corrupt(m) => write!(f, "corrupt record: {m}"),
             StorageError::Io(m) => write!(f, "storage I/O: {m}"),
             StorageError::Closed => f.write_str("store closed"),

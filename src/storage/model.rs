@@ -2,8 +2,156 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{BlobId, Entry, Grouped};
+use super::{BlobId, Entry, Grouped, VersionId, VersionKey, Versioning};
 use crate::clock::Timestamp;
+
+/// Storage classes s3d stores objects in (all on the same disks: the class is recorded and
+/// reported, as clients expect).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StorageClass {
+    #[default]
+    Standard,
+    ReducedRedundancy,
+}
+
+impl StorageClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageClass::Standard => "STANDARD",
+            StorageClass::ReducedRedundancy => "REDUCED_REDUNDANCY",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Self> {
+        [StorageClass::Standard, StorageClass::ReducedRedundancy].into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// Flexible-checksum algorithms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ChecksumAlgorithm {
+    Crc32,
+    Crc32c,
+    Crc64Nvme,
+    Sha1,
+    Sha256,
+    Sha512,
+    Md5,
+    Xxhash64,
+    Xxhash3,
+    Xxhash128,
+}
+
+/// How a multipart object's checksum is formed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ChecksumType {
+    Composite,
+    FullObject,
+}
+
+impl ChecksumAlgorithm {
+    pub const ALL: [ChecksumAlgorithm; 10] = [
+        ChecksumAlgorithm::Crc32,
+        ChecksumAlgorithm::Crc32c,
+        ChecksumAlgorithm::Crc64Nvme,
+        ChecksumAlgorithm::Sha1,
+        ChecksumAlgorithm::Sha256,
+        ChecksumAlgorithm::Sha512,
+        ChecksumAlgorithm::Md5,
+        ChecksumAlgorithm::Xxhash64,
+        ChecksumAlgorithm::Xxhash3,
+        ChecksumAlgorithm::Xxhash128,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChecksumAlgorithm::Crc32 => "CRC32",
+            ChecksumAlgorithm::Crc32c => "CRC32C",
+            ChecksumAlgorithm::Crc64Nvme => "CRC64NVME",
+            ChecksumAlgorithm::Sha1 => "SHA1",
+            ChecksumAlgorithm::Sha256 => "SHA256",
+            ChecksumAlgorithm::Sha512 => "SHA512",
+            ChecksumAlgorithm::Md5 => "MD5",
+            ChecksumAlgorithm::Xxhash64 => "XXHASH64",
+            ChecksumAlgorithm::Xxhash3 => "XXHASH3",
+            ChecksumAlgorithm::Xxhash128 => "XXHASH128",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str().eq_ignore_ascii_case(s))
+    }
+
+    /// The checksum types AWS allows with this algorithm.
+    pub fn allows(self, t: ChecksumType) -> bool {
+        match self {
+            ChecksumAlgorithm::Crc64Nvme => t == ChecksumType::FullObject,
+            // Digests cannot be combined: whole-object values of multipart objects are composite.
+            ChecksumAlgorithm::Sha1
+            | ChecksumAlgorithm::Sha256
+            | ChecksumAlgorithm::Sha512
+            | ChecksumAlgorithm::Md5
+            | ChecksumAlgorithm::Xxhash64
+            | ChecksumAlgorithm::Xxhash3
+            | ChecksumAlgorithm::Xxhash128 => t == ChecksumType::Composite,
+            ChecksumAlgorithm::Crc32 | ChecksumAlgorithm::Crc32c => true,
+        }
+    }
+
+    /// The type used when the client names only the algorithm.
+    pub fn default_type(self) -> ChecksumType {
+        match self {
+            ChecksumAlgorithm::Crc64Nvme => ChecksumType::FullObject,
+            _ => ChecksumType::Composite,
+        }
+    }
+}
+
+impl ChecksumType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChecksumType::Composite => "COMPOSITE",
+            ChecksumType::FullObject => "FULL_OBJECT",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [ChecksumType::Composite, ChecksumType::FullObject].into_iter().find(|t| t.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+/// Which bucket setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum BucketSettingKind {
+    Tagging,
+    Lifecycle,
+}
+
+/// A bucket setting other than its versioning state (which every write reads, so it lives in
+/// the bucket record).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BucketSetting {
+    Tagging(Vec<(String, String)>),
+    Lifecycle(super::LifecycleConfiguration),
+}
+
+impl BucketSetting {
+    pub fn kind(&self) -> BucketSettingKind {
+        match self {
+            BucketSetting::Tagging(_) => BucketSettingKind::Tagging,
+            BucketSetting::Lifecycle(_) => BucketSettingKind::Lifecycle,
+        }
+    }
+}
+
+/// A whole object's flexible checksum.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectChecksum {
+    pub algorithm: ChecksumAlgorithm,
+    pub kind: ChecksumType,
+    /// Base64, with `-N` for composite values of N parts.
+    pub value: String,
+}
 
 /// A user as S3 shows it in `<Owner>` and `<Initiator>`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,6 +166,7 @@ pub struct BucketRecord {
     pub owner: Owner,
     pub region: String,
     pub created: Timestamp,
+    pub versioning: Versioning,
 }
 
 /// The standard HTTP headers stored with an object (or an upload that will become one).
@@ -41,16 +190,15 @@ pub struct UploadRecord {
     pub owner: Owner,
     pub initiator: Owner,
     pub initiated: Timestamp,
-    pub storage_class: String,
+    pub storage_class: StorageClass,
     pub headers: ContentHeaders,
     /// `x-amz-meta-*` pairs, names lower-case without the prefix, in request order.
     pub user_metadata: Vec<(String, String)>,
     /// Object tags from `x-amz-tagging`, in request order.
     pub tags: Vec<(String, String)>,
-    /// `x-amz-checksum-algorithm`, upper-case (`CRC32`, …).
-    pub checksum_algorithm: Option<String>,
-    /// `COMPOSITE` or `FULL_OBJECT`.
-    pub checksum_type: Option<String>,
+    /// `x-amz-checksum-algorithm`.
+    pub checksum_algorithm: Option<ChecksumAlgorithm>,
+    pub checksum_type: Option<ChecksumType>,
 }
 
 /// ListBuckets parameters. `start_after` is the `next_start_after` of a previous page.
@@ -121,35 +269,68 @@ pub struct PartRecord {
     /// MD5 of the part's bytes: its ETag, and an input of the multipart ETag.
     pub md5: [u8; 16],
     pub last_modified: Timestamp,
-    /// Flexible checksums of the part (`CRC32` → base64 value), as sent or computed.
-    pub checksums: Vec<(String, String)>,
+    /// Flexible checksums of the part (base64 values), as sent or computed.
+    pub checksums: Vec<(ChecksumAlgorithm, String)>,
 }
 
-/// A stored object. Its bytes are the concatenation of `parts` (one for a single PUT): a
-/// completed multipart upload becomes an object without copying a byte.
+impl PartRecord {
+    pub fn checksum(&self, algorithm: ChecksumAlgorithm) -> Option<&str> {
+        self.checksums.iter().find(|(a, _)| *a == algorithm).map(|(_, v)| v.as_str())
+    }
+}
+
+/// One version of an object: its bytes are the concatenation of `parts` (one for a single
+/// PUT: a completed multipart upload becomes an object without copying a byte), or, for a
+/// delete marker, nothing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectRecord {
     pub bucket: String,
     pub key: String,
+    /// How clients name this version; the store assigns it when the version is written.
+    pub version_id: VersionId,
+    /// Where the version sorts among the key's versions (newest first).
+    pub version_key: VersionKey,
+    pub delete_marker: bool,
     pub size: u64,
     /// Without quotes: hex MD5, or hex MD5 of the part MD5s with `-N`.
     pub etag: String,
     pub last_modified: Timestamp,
     pub owner: Owner,
-    pub storage_class: String,
+    pub storage_class: StorageClass,
     pub headers: ContentHeaders,
     pub user_metadata: Vec<(String, String)>,
     pub tags: Vec<(String, String)>,
     pub parts: Vec<PartRecord>,
     /// Whether the object came from a multipart upload (then `?partNumber=N` addresses parts).
     pub multipart: bool,
-    /// Whole-object flexible checksum: (algorithm, type, base64 value).
-    pub checksum: Option<(String, String, String)>,
+    pub checksum: Option<ObjectChecksum>,
 }
 
 impl ObjectRecord {
     pub fn blobs(&self) -> impl Iterator<Item = &BlobId> {
         self.parts.iter().map(|p| &p.blob)
+    }
+
+    /// A delete marker for `key`, owned by `owner`; the store gives it its version.
+    pub fn delete_marker(bucket: &str, key: &str, owner: Owner, now: Timestamp) -> ObjectRecord {
+        ObjectRecord {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version_id: VersionId::Null,
+            version_key: VersionKey([0; 20]),
+            delete_marker: true,
+            size: 0,
+            etag: String::new(),
+            last_modified: now,
+            owner,
+            storage_class: StorageClass::Standard,
+            headers: ContentHeaders::default(),
+            user_metadata: Vec::new(),
+            tags: Vec::new(),
+            parts: Vec::new(),
+            multipart: false,
+            checksum: None,
+        }
     }
 }
 
@@ -165,10 +346,10 @@ pub enum WriteCondition {
 }
 
 impl WriteCondition {
-    /// Checks the condition against the current object.
+    /// Checks the condition against the latest version (a delete marker counts as no object).
     pub fn check(&self, current: Option<&ObjectRecord>) -> Result<(), super::StorageError> {
         use super::{Resource, StorageError};
-        match (self, current) {
+        match (self, current.filter(|o| !o.delete_marker)) {
             (WriteCondition::None, _) => Ok(()),
             (WriteCondition::IfAbsent, None) => Ok(()),
             (WriteCondition::IfAbsent, Some(_)) => Err(StorageError::PreconditionFailed),
@@ -223,13 +404,83 @@ pub struct PartPage {
     pub is_truncated: bool,
 }
 
-/// What a successful CompleteMultipartUpload superseded (its blobs are garbage now).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CompleteOutcome {
-    /// The object the new one replaced.
+/// What a write of a version did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PutOutcome {
+    /// The version written.
+    pub version_id: VersionId,
+    /// A version it replaced outright (the `null` version of an unversioned or suspended
+    /// bucket); its blobs are garbage now. In a versioning-enabled bucket, nothing is.
     pub replaced: Option<ObjectRecord>,
-    /// Parts uploaded but not named in the request.
+}
+
+/// What a DeleteObject did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    /// A version removed for good (its blobs are garbage now).
+    pub removed: Option<ObjectRecord>,
+    /// A delete marker written (in a versioning-enabled or suspended bucket, without a version id).
+    pub marker: Option<ObjectRecord>,
+}
+
+/// What a successful CompleteMultipartUpload did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompleteOutcome {
+    pub version_id: VersionId,
+    /// The version the new one replaced outright, as for [`PutOutcome::replaced`].
+    pub replaced: Option<ObjectRecord>,
+    /// Parts uploaded but not named in the request; their blobs are garbage now.
     pub discarded: Vec<PartRecord>,
+}
+
+/// ListObjectVersions parameters. With `key_marker`, the page starts after that key's
+/// version `version_id_marker` (after all its versions without one).
+#[derive(Clone, Debug, Default)]
+pub struct ListVersionsQuery {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    pub key_marker: Option<String>,
+    pub version_id_marker: Option<VersionId>,
+    pub max: usize,
+}
+
+/// One line of a version listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionEntry {
+    pub object: ObjectRecord,
+    pub is_latest: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VersionPage {
+    pub versions: Vec<VersionEntry>,
+    pub common_prefixes: Vec<String>,
+    pub is_truncated: bool,
+    /// Where the next page starts: the last key (or common prefix) and, after a version,
+    /// its id.
+    pub next_key_marker: Option<String>,
+    pub next_version_id_marker: Option<VersionId>,
+}
+
+impl VersionPage {
+    pub fn from_grouped(grouped: Grouped<VersionEntry>) -> Self {
+        let mut page = VersionPage { is_truncated: grouped.truncated, ..VersionPage::default() };
+        for e in grouped.entries {
+            match e {
+                Entry::Item(v) => {
+                    page.next_key_marker = Some(v.object.key.clone());
+                    page.next_version_id_marker = Some(v.object.version_id);
+                    page.versions.push(v);
+                }
+                Entry::CommonPrefix(p) => {
+                    page.next_key_marker = Some(p.clone());
+                    page.next_version_id_marker = None;
+                    page.common_prefixes.push(p);
+                }
+            }
+        }
+        page
+    }
 }
 
 /// What the metadata store knows about a blob.
@@ -268,8 +519,9 @@ pub struct CompletedUpload {
     pub upload_id: String,
     pub etag: String,
     pub size: u64,
-    pub checksum: Option<(String, String, String)>,
+    pub checksum: Option<ObjectChecksum>,
     pub completed: Timestamp,
+    pub version_id: VersionId,
 }
 
 impl CompletedUpload {
@@ -283,6 +535,7 @@ impl CompletedUpload {
             size: object.size,
             checksum: object.checksum.clone(),
             completed: object.last_modified,
+            version_id: object.version_id,
         }
     }
 }

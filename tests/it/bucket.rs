@@ -199,13 +199,13 @@ async fn unimplemented_operations_name_themselves() {
     let server = TestServer::start().await;
     let s3 = server.client(ALICE, Style::Path);
     s3.create_bucket().bucket("bkt1").send().await.expect("create");
-    let err = s3.get_bucket_versioning().bucket("bkt1").send().await.expect_err("not implemented");
+    let err = s3.get_bucket_website().bucket("bkt1").send().await.expect_err("not implemented");
     assert_eq!(sdk_code(&err).as_deref(), Some("NotImplemented"));
     assert_eq!(sdk_status(&err), Some(501));
     assert!(
         err.as_service_error()
             .and_then(|e| aws_sdk_s3::error::ProvideErrorMetadata::message(e))
-            .is_some_and(|m| m.contains("GetBucketVersioning"))
+            .is_some_and(|m| m.contains("GetBucketWebsite"))
     );
     server.stop().await;
 }

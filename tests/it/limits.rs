@@ -90,11 +90,7 @@ async fn a_stalled_body_gets_request_timeout_and_leaves_nothing() {
         .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
         .header("content-length", "1000")
         .sign(ALICE);
-    let mut head = format!("PUT {} HTTP/1.1\r\nhost: {}\r\n", raw.target, raw.host);
-    for (k, v) in &raw.headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
+    let head = raw.head();
     let mut s = TcpStream::connect(server.addr).await.expect("connect");
     s.write_all(head.as_bytes()).await.expect("head");
     s.write_all(&[b'x'; 100]).await.expect("some body");
@@ -148,11 +144,7 @@ async fn at_the_cap_idle_connections_make_room_and_busy_ones_pause_accepting() {
             .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
             .header("content-length", "10")
             .sign(ALICE);
-        let mut head = format!("PUT {} HTTP/1.1\r\nhost: {}\r\n", raw.target, raw.host);
-        for (k, v) in &raw.headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
+        let head = raw.head();
         let mut s = TcpStream::connect(server.addr).await.expect("connect");
         s.write_all(head.as_bytes()).await.expect("head");
         s.write_all(b"12345").await.expect("half the body");
@@ -181,11 +173,7 @@ async fn a_client_that_stops_reading_is_disconnected() {
     s3.put_object().bucket("bkt").key("big").body(ByteStream::from(vec![7u8; size])).send().await.expect("put");
     let host = server.host("bkt", Style::Path);
     let raw = Raw::new("GET", &host, "/bkt/big").sign(ALICE);
-    let mut head = format!("GET {} HTTP/1.1\r\nhost: {}\r\n", raw.target, raw.host);
-    for (k, v) in &raw.headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
+    let head = raw.head();
     let mut s = TcpStream::connect(server.addr).await.expect("connect");
     s.write_all(head.as_bytes()).await.expect("head");
     tokio::time::sleep(Duration::from_secs(4)).await;

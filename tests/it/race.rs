@@ -108,12 +108,8 @@ async fn a_get_racing_overwrite_and_delete_reads_the_whole_version() {
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket.set_recv_buffer_size(64 * 1024).expect("rcvbuf");
     let mut s = socket.connect(server.addr).await.expect("connect");
-    let raw = Raw::new("GET", &server.host("bkt", Style::Path), "/bkt/big").sign(ALICE);
-    let mut head = format!("GET {} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n", raw.target, raw.host);
-    for (k, v) in &raw.headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
+    let raw = Raw::new("GET", &server.host("bkt", Style::Path), "/bkt/big").header("connection", "close").sign(ALICE);
+    let head = raw.head();
     s.write_all(head.as_bytes()).await.expect("request");
     let mut got = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];

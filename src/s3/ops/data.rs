@@ -12,8 +12,14 @@ use crate::auth::sigv4::chunked::{ChunkedDecoder, ChunkedError};
 use crate::s3::body::{BodyDigest, BodyStream, VerifiedBody};
 use crate::s3::checksum::RequestChecksum;
 use crate::s3::types::ChecksumAlgorithm;
+use crate::s3::headers::ObjectAttributes;
 use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Response, headers};
-use crate::storage::{BlobRef, ObjectRecord, Storage, StorageError, WriteCondition};
+use crate::clock::Timestamp;
+use crate::s3::types::{VersionId, parse_version_id};
+use crate::storage::{
+    BlobRef, BucketRecord, ChecksumType, ObjectChecksum, ObjectRecord, PartRecord, Storage, StorageClass,
+    StorageError, VersionKey, Versioning, WriteCondition,
+};
 
 /// Largest object a single PUT may carry, and largest part.
 pub const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
@@ -92,8 +98,20 @@ impl Stored {
     }
 
     /// The checksums as stored with a part.
-    pub fn records(&self) -> Vec<(String, String)> {
-        self.digest.checksums.iter().map(|(a, v)| (a.as_str().to_owned(), v.clone())).collect()
+    pub fn records(&self) -> Vec<(ChecksumAlgorithm, String)> {
+        self.digest.checksums.clone()
+    }
+
+    /// The record of a one-part object (or a part) made of this body, written now.
+    pub fn part(&self, part_number: u32) -> PartRecord {
+        PartRecord {
+            part_number,
+            blob: self.blob.id.clone(),
+            size: self.digest.len,
+            md5: self.digest.md5,
+            last_modified: Timestamp::now(),
+            checksums: self.records(),
+        }
     }
 }
 
@@ -218,8 +236,8 @@ pub fn object_headers(mut resp: S3Response, o: &ObjectRecord) -> S3Response {
             resp.headers.append(name, value);
         }
     }
-    if o.storage_class != "STANDARD" {
-        resp = resp.header("x-amz-storage-class", &o.storage_class);
+    if o.storage_class != StorageClass::Standard {
+        resp = resp.header("x-amz-storage-class", o.storage_class.as_str());
     }
     if !o.tags.is_empty() {
         resp = resp.header("x-amz-tagging-count", o.tags.len().to_string());
@@ -227,11 +245,48 @@ pub fn object_headers(mut resp: S3Response, o: &ObjectRecord) -> S3Response {
     resp
 }
 
-/// `versionId` on an unversioned bucket: only `null` names the object.
-pub fn check_version_id(cx: &Ctx<'_>) -> Result<(), S3Error> {
-    match cx.query.get("versionId") {
-        None | Some("null") => Ok(()),
-        Some(v) => Err(S3Error::invalid_argument("Invalid version id specified", "versionId", v)),
+/// The `versionId` query parameter, if any.
+pub fn version_param(cx: &Ctx<'_>) -> Result<Option<VersionId>, S3Error> {
+    cx.query.get("versionId").map(|v| parse_version_id(v, "versionId")).transpose()
+}
+
+/// `x-amz-version-id`, which buckets that have ever had versioning enabled carry on every
+/// object response (`null` for the null version).
+pub fn version_header(resp: S3Response, bucket: &BucketRecord, version: VersionId) -> S3Response {
+    if bucket.versioning == Versioning::Unversioned { resp } else { resp.header("x-amz-version-id", version.to_text()) }
+}
+
+/// A new one-part object made of `part` (the store assigns its version).
+pub fn single_part_object(
+    bucket: &str,
+    key: &str,
+    owner: crate::storage::Owner,
+    part: PartRecord,
+    attributes: ObjectAttributes,
+) -> ObjectRecord {
+    let ObjectAttributes { storage_class, content, user_metadata, tags } = attributes;
+    let checksum = part.checksums.first().map(|(algorithm, value)| ObjectChecksum {
+        algorithm: *algorithm,
+        kind: ChecksumType::FullObject,
+        value: value.clone(),
+    });
+    ObjectRecord {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        version_id: VersionId::Null,
+        version_key: VersionKey([0; 20]),
+        delete_marker: false,
+        size: part.size,
+        etag: hex::encode(part.md5),
+        last_modified: part.last_modified,
+        owner,
+        storage_class,
+        headers: content,
+        user_metadata,
+        tags,
+        parts: vec![part],
+        multipart: false,
+        checksum,
     }
 }
 

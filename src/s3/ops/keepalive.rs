@@ -18,14 +18,34 @@ const EARLY_RESPONSE_AFTER: Duration = Duration::from_secs(2);
 /// How often whitespace is sent while it runs.
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(5);
 
-/// Runs `work` (which produces an XML document) and answers with it, early if it is slow.
+/// What long-running work produces: its XML document, and headers for a prompt answer (an
+/// early answer has sent its headers already, so they are lost then, as on AWS).
+pub struct Done {
+    pub doc: Bytes,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl From<Bytes> for Done {
+    fn from(doc: Bytes) -> Self {
+        Done { doc, headers: Vec::new() }
+    }
+}
+
+/// Runs `work` and answers with its document, early if it is slow.
 pub async fn respond<F>(work: F, ids: RequestIds, resource: String) -> Result<S3Response, S3Error>
 where
-    F: Future<Output = Result<Bytes, S3Error>> + Send + 'static,
+    F: Future<Output = Result<Done, S3Error>> + Send + 'static,
 {
     let mut task = tokio::spawn(work);
     tokio::select! {
-        joined = &mut task => joined.map_err(S3Error::internal)?.map(S3Response::xml),
+        joined = &mut task => {
+            let done = joined.map_err(S3Error::internal)??;
+            let mut resp = S3Response::xml(done.doc);
+            for (name, value) in done.headers {
+                resp = resp.header(name, value);
+            }
+            Ok(resp)
+        }
         () = tokio::time::sleep(EARLY_RESPONSE_AFTER) => Ok(early_response(task, ids, resource)),
     }
 }
@@ -33,7 +53,7 @@ where
 /// A 200 whose body is the XML declaration, whitespace while the work runs, then the
 /// result or an `<Error>` document.
 fn early_response(
-    task: tokio::task::JoinHandle<Result<Bytes, S3Error>>,
+    task: tokio::task::JoinHandle<Result<Done, S3Error>>,
     ids: RequestIds,
     resource: String,
 ) -> S3Response {
@@ -45,7 +65,7 @@ fn early_response(
             tokio::select! {
                 joined = &mut task => {
                     let doc = match joined.map_err(S3Error::internal).and_then(|r| r) {
-                        Ok(doc) => strip_declaration(&doc),
+                        Ok(done) => strip_declaration(&done.doc),
                         Err(e) => {
                             tracing::info!(code = %e.code, error = %e, "failed after the response started");
                             strip_declaration(&error_document(&e, &resource, &ids))
@@ -83,7 +103,7 @@ mod tests {
     async fn early_response_keeps_alive_then_sends_the_result() {
         let task = tokio::spawn(async {
             tokio::time::sleep(Duration::from_secs(12)).await;
-            Ok(Bytes::from_static(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CopyObjectResult><ETag>&quot;abc&quot;</ETag></CopyObjectResult>"))
+            Ok(Done::from(Bytes::from_static(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CopyObjectResult><ETag>&quot;abc&quot;</ETag></CopyObjectResult>")))
         });
         let body = body_of(early_response(task, ids(), "/b/k".into())).await;
         assert_eq!(

@@ -30,6 +30,8 @@ pub fn access(op: OpName) -> Access {
         | ListObjects
         | ListObjectsV2
         | ListObjectVersions
+        | PutBucketVersioning
+        | GetBucketVersioning
         | PutObject
         | GetObject
         | HeadObject
@@ -59,6 +61,8 @@ pub async fn call(op: OpName, cx: &Ctx<'_>, req: S3Request) -> Result<S3Response
         HeadBucket => bucket::head::call(cx, req).await,
         DeleteBucket => bucket::delete::call(cx, req).await,
         GetBucketLocation => bucket::location::call(cx, req).await,
+        PutBucketVersioning => bucket::versioning::put(cx, req).await,
+        GetBucketVersioning => bucket::versioning::get(cx, req).await,
         CreateMultipartUpload => multipart::create::call(cx, req).await,
         ListMultipartUploads => multipart::list_uploads::call(cx, req).await,
         AbortMultipartUpload => multipart::abort::call(cx, req).await,
@@ -97,6 +101,15 @@ pub fn max_param(cx: &Ctx<'_>, name: &str, default: usize, max: usize) -> Result
                 )
             }),
     }
+}
+
+/// A small XML request body (a configuration, a list of keys), verified against
+/// Content-MD5 or an `x-amz-checksum-*` header, whichever the client sent (current SDKs send
+/// a checksum, older ones Content-MD5).
+pub async fn read_document(cx: &Ctx<'_>, req: S3Request, limit: usize) -> Result<bytes::Bytes, S3Error> {
+    let md5 = super::headers::content_md5(&req.headers)?;
+    let checksum = super::checksum::request_checksum(&req.headers)?;
+    super::body::read_small_with(req.body, cx.auth.payload, md5, limit, Some(&checksum)).await
 }
 
 /// `encoding-type`: absent or `url`.

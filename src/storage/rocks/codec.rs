@@ -1,5 +1,10 @@
 //! Versioned record values: one format byte, then the record in postcard. A new format gets a
 //! new version byte and a decoder arm, so data written by older releases stays readable.
+//!
+//! - `1`: the first format: records held checksum algorithms, checksum types and storage
+//!   classes as strings, and objects had no versions.
+//! - `2`: typed records; objects are versions (`version_id`, `version_key`, delete markers)
+//!   and buckets carry their versioning state.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -7,41 +12,358 @@ use serde::de::DeserializeOwned;
 use crate::storage::StorageError;
 
 const V1: u8 = 1;
+const V2: u8 = 2;
 
-pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StorageError> {
-    let mut out = vec![V1];
+/// A record kept in RocksDB.
+pub trait Record: Serialize + DeserializeOwned {
+    /// Reads a value written in format 1; records whose layout did not change decode as they
+    /// are.
+    fn from_v1(bytes: &[u8]) -> Result<Self, StorageError> {
+        postcard_decode(bytes)
+    }
+}
+
+fn postcard_decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StorageError> {
+    postcard::from_bytes(bytes).map_err(|e| StorageError::Corrupt(format!("decode: {e}")))
+}
+
+pub fn encode<T: Record>(value: &T) -> Result<Vec<u8>, StorageError> {
+    let mut out = vec![V2];
     postcard::to_io(value, &mut out).map_err(|e| StorageError::Corrupt(format!("encode: {e}")))?;
     Ok(out)
 }
 
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StorageError> {
+pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, StorageError> {
     match bytes.split_first() {
-        Some((&V1, rest)) => postcard::from_bytes(rest).map_err(|e| StorageError::Corrupt(format!("decode: {e}"))),
+        Some((&V2, rest)) => postcard_decode(rest),
+        Some((&V1, rest)) => T::from_v1(rest),
         Some((v, _)) => Err(StorageError::Corrupt(format!("unknown record version {v}"))),
         None => Err(StorageError::Corrupt("empty record".into())),
     }
 }
 
+/// Format 1 layouts, and their conversions.
+mod v1 {
+    use serde::Deserialize;
+
+    use crate::clock::Timestamp;
+    use crate::storage::{
+        BlobId, BucketRecord, ChecksumAlgorithm, ChecksumType, CompletedUpload, ContentHeaders, ObjectChecksum,
+        ObjectRecord, Owner, PartRecord, StorageClass, StorageError, UploadRecord, VersionId, Versioning,
+    };
+
+    fn algorithm(s: &str) -> Result<ChecksumAlgorithm, StorageError> {
+        ChecksumAlgorithm::parse(s).ok_or_else(|| StorageError::Corrupt(format!("checksum algorithm {s:?}")))
+    }
+
+    fn kind(s: &str) -> Result<ChecksumType, StorageError> {
+        ChecksumType::parse(s).ok_or_else(|| StorageError::Corrupt(format!("checksum type {s:?}")))
+    }
+
+    fn class(s: &str) -> Result<StorageClass, StorageError> {
+        StorageClass::from_name(s).ok_or_else(|| StorageError::Corrupt(format!("storage class {s:?}")))
+    }
+
+    fn checksums(v: Vec<(String, String)>) -> Result<Vec<(ChecksumAlgorithm, String)>, StorageError> {
+        v.into_iter().map(|(a, value)| Ok((algorithm(&a)?, value))).collect()
+    }
+
+    fn object_checksum(c: Option<(String, String, String)>) -> Result<Option<ObjectChecksum>, StorageError> {
+        c.map(|(a, k, value)| Ok(ObjectChecksum { algorithm: algorithm(&a)?, kind: kind(&k)?, value })).transpose()
+    }
+
+    #[derive(Deserialize)]
+    pub struct Bucket {
+        name: String,
+        owner: Owner,
+        region: String,
+        created: Timestamp,
+    }
+
+    impl From<Bucket> for BucketRecord {
+        fn from(b: Bucket) -> Self {
+            BucketRecord {
+                name: b.name,
+                owner: b.owner,
+                region: b.region,
+                created: b.created,
+                versioning: Versioning::Unversioned,
+            }
+        }
+    }
+
+    #[derive(Deserialize)]
+    pub struct Upload {
+        bucket: String,
+        key: String,
+        upload_id: String,
+        owner: Owner,
+        initiator: Owner,
+        initiated: Timestamp,
+        storage_class: String,
+        headers: ContentHeaders,
+        user_metadata: Vec<(String, String)>,
+        tags: Vec<(String, String)>,
+        checksum_algorithm: Option<String>,
+        checksum_type: Option<String>,
+    }
+
+    impl Upload {
+        pub fn convert(self) -> Result<UploadRecord, StorageError> {
+            Ok(UploadRecord {
+                bucket: self.bucket,
+                key: self.key,
+                upload_id: self.upload_id,
+                owner: self.owner,
+                initiator: self.initiator,
+                initiated: self.initiated,
+                storage_class: class(&self.storage_class)?,
+                headers: self.headers,
+                user_metadata: self.user_metadata,
+                tags: self.tags,
+                checksum_algorithm: self.checksum_algorithm.as_deref().map(algorithm).transpose()?,
+                checksum_type: self.checksum_type.as_deref().map(kind).transpose()?,
+            })
+        }
+    }
+
+    #[derive(Deserialize)]
+    pub struct Part {
+        part_number: u32,
+        blob: BlobId,
+        size: u64,
+        md5: [u8; 16],
+        last_modified: Timestamp,
+        checksums: Vec<(String, String)>,
+    }
+
+    impl Part {
+        pub fn convert(self) -> Result<PartRecord, StorageError> {
+            Ok(PartRecord {
+                part_number: self.part_number,
+                blob: self.blob,
+                size: self.size,
+                md5: self.md5,
+                last_modified: self.last_modified,
+                checksums: checksums(self.checksums)?,
+            })
+        }
+    }
+
+    #[derive(Deserialize)]
+    pub struct Object {
+        bucket: String,
+        key: String,
+        size: u64,
+        etag: String,
+        last_modified: Timestamp,
+        owner: Owner,
+        storage_class: String,
+        headers: ContentHeaders,
+        user_metadata: Vec<(String, String)>,
+        tags: Vec<(String, String)>,
+        parts: Vec<Part>,
+        multipart: bool,
+        checksum: Option<(String, String, String)>,
+    }
+
+    impl Object {
+        /// A format-1 object was the only, `null`, version of its key.
+        pub fn convert(self) -> Result<ObjectRecord, StorageError> {
+            Ok(ObjectRecord {
+                version_id: VersionId::Null,
+                version_key: crate::storage::version::new_key(self.last_modified, true)?,
+                delete_marker: false,
+                storage_class: class(&self.storage_class)?,
+                parts: self.parts.into_iter().map(Part::convert).collect::<Result<_, _>>()?,
+                checksum: object_checksum(self.checksum)?,
+                bucket: self.bucket,
+                key: self.key,
+                size: self.size,
+                etag: self.etag,
+                last_modified: self.last_modified,
+                owner: self.owner,
+                headers: self.headers,
+                user_metadata: self.user_metadata,
+                tags: self.tags,
+                multipart: self.multipart,
+            })
+        }
+    }
+
+    #[derive(Deserialize)]
+    pub struct Completed {
+        bucket: String,
+        key: String,
+        upload_id: String,
+        etag: String,
+        size: u64,
+        checksum: Option<(String, String, String)>,
+        completed: Timestamp,
+    }
+
+    impl Completed {
+        pub fn convert(self) -> Result<CompletedUpload, StorageError> {
+            Ok(CompletedUpload {
+                bucket: self.bucket,
+                key: self.key,
+                upload_id: self.upload_id,
+                etag: self.etag,
+                size: self.size,
+                checksum: object_checksum(self.checksum)?,
+                completed: self.completed,
+                version_id: VersionId::Null,
+            })
+        }
+    }
+}
+
+use crate::storage::{BucketRecord, BucketSetting, CompletedUpload, Lease, ObjectRecord, PartRecord, UploadRecord};
+
+impl Record for BucketRecord {
+    fn from_v1(bytes: &[u8]) -> Result<Self, StorageError> {
+        postcard_decode::<v1::Bucket>(bytes).map(Into::into)
+    }
+}
+
+impl Record for UploadRecord {
+    fn from_v1(bytes: &[u8]) -> Result<Self, StorageError> {
+        postcard_decode::<v1::Upload>(bytes)?.convert()
+    }
+}
+
+impl Record for PartRecord {
+    fn from_v1(bytes: &[u8]) -> Result<Self, StorageError> {
+        postcard_decode::<v1::Part>(bytes)?.convert()
+    }
+}
+
+impl Record for ObjectRecord {
+    fn from_v1(bytes: &[u8]) -> Result<Self, StorageError> {
+        postcard_decode::<v1::Object>(bytes)?.convert()
+    }
+}
+
+impl Record for CompletedUpload {
+    fn from_v1(bytes: &[u8]) -> Result<Self, StorageError> {
+        postcard_decode::<v1::Completed>(bytes)?.convert()
+    }
+}
+
+impl Record for Lease {}
+impl Record for BucketSetting {}
+
 #[cfg(test)]
 mod tests {
+    use serde::Serialize;
+
     use super::*;
     use crate::clock::Timestamp;
-    use crate::storage::{BucketRecord, Owner};
+    use crate::storage::{
+        BlobId, ChecksumAlgorithm, ChecksumType, ContentHeaders, Owner, StorageClass, VersionId, Versioning,
+    };
+
+    fn owner() -> Owner {
+        Owner { id: "u".into(), display_name: "U".into() }
+    }
 
     #[test]
     fn round_trips_and_rejects_unknown_versions() {
         let b = BucketRecord {
             name: "b".into(),
-            owner: Owner { id: "u".into(), display_name: "U".into() },
+            owner: owner(),
             region: "us-east-1".into(),
             created: Timestamp(42),
+            versioning: Versioning::Enabled,
         };
         let bytes = encode(&b).expect("encodes");
-        assert_eq!(bytes[0], 1);
+        assert_eq!(bytes[0], 2);
         assert_eq!(decode::<BucketRecord>(&bytes).expect("decodes"), b);
         let mut future = bytes.clone();
         future[0] = 9;
         assert!(matches!(decode::<BucketRecord>(&future), Err(StorageError::Corrupt(_))));
         assert!(decode::<BucketRecord>(&[]).is_err());
+    }
+
+    fn v1<T: Serialize>(value: &T) -> Vec<u8> {
+        let mut out = vec![1];
+        postcard::to_io(value, &mut out).expect("encodes");
+        out
+    }
+
+    /// Records written by the first format (strings for enums, no versions) still read, as
+    /// the `null` versions of unversioned buckets.
+    #[test]
+    fn format_1_records_read_as_typed_records() {
+        #[derive(Serialize)]
+        struct Bucket1 {
+            name: String,
+            owner: Owner,
+            region: String,
+            created: Timestamp,
+        }
+        let b: BucketRecord =
+            decode(&v1(&Bucket1 { name: "b".into(), owner: owner(), region: "r".into(), created: Timestamp(1) }))
+                .expect("bucket");
+        assert_eq!(b.versioning, Versioning::Unversioned);
+
+        #[derive(Serialize)]
+        struct Part1 {
+            part_number: u32,
+            blob: BlobId,
+            size: u64,
+            md5: [u8; 16],
+            last_modified: Timestamp,
+            checksums: Vec<(String, String)>,
+        }
+        #[derive(Serialize)]
+        struct Object1 {
+            bucket: String,
+            key: String,
+            size: u64,
+            etag: String,
+            last_modified: Timestamp,
+            owner: Owner,
+            storage_class: String,
+            headers: ContentHeaders,
+            user_metadata: Vec<(String, String)>,
+            tags: Vec<(String, String)>,
+            parts: Vec<Part1>,
+            multipart: bool,
+            checksum: Option<(String, String, String)>,
+        }
+        let old = Object1 {
+            bucket: "b".into(),
+            key: "k".into(),
+            size: 3,
+            etag: "e".into(),
+            last_modified: Timestamp(77),
+            owner: owner(),
+            storage_class: "REDUCED_REDUNDANCY".into(),
+            headers: ContentHeaders::default(),
+            user_metadata: vec![],
+            tags: vec![("t".into(), "v".into())],
+            parts: vec![Part1 {
+                part_number: 1,
+                blob: BlobId("0123456789abcdef0123456789abcdef".into()),
+                size: 3,
+                md5: [1; 16],
+                last_modified: Timestamp(77),
+                checksums: vec![("CRC64NVME".into(), "AAAAAAAAAAA=".into())],
+            }],
+            multipart: false,
+            checksum: Some(("CRC32".into(), "FULL_OBJECT".into(), "AAAAAA==".into())),
+        };
+        let o: ObjectRecord = decode(&v1(&old)).expect("object");
+        assert_eq!(o.version_id, VersionId::Null);
+        assert_eq!(o.version_key.time(), Timestamp(77));
+        assert!(!o.delete_marker);
+        assert_eq!(o.storage_class, StorageClass::ReducedRedundancy);
+        assert_eq!(o.parts[0].checksums, vec![(ChecksumAlgorithm::Crc64Nvme, "AAAAAAAAAAA=".to_string())]);
+        let c = o.checksum.expect("checksum");
+        assert_eq!((c.algorithm, c.kind, c.value.as_str()), (ChecksumAlgorithm::Crc32, ChecksumType::FullObject, "AAAAAA=="));
+        let mut bad = old;
+        bad.storage_class = "GLACIER".into();
+        assert!(matches!(decode::<ObjectRecord>(&v1(&bad)), Err(StorageError::Corrupt(_))));
     }
 }

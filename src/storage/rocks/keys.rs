@@ -3,6 +3,7 @@
 //! encoding equals UTF-8 byte order of the keys, whatever bytes they contain.
 
 use crate::clock::Timestamp;
+use crate::storage::{BucketSettingKind, VersionKey};
 
 /// Escapes 0x00 as 0x00 0xFF; `terminate` appends 0x00 0x01, which sorts before any
 /// continuation, so `a` < `a\0` < `ab`.
@@ -64,6 +65,23 @@ pub fn upload_id(bucket: &str, upload_id: &str) -> Vec<u8> {
 pub fn object(bucket: &str, key: &str) -> Vec<u8> {
     let mut k = bucket_prefix(bucket);
     push_escaped(&mut k, key, true);
+    k
+}
+
+/// Versions: `bucket 0x00 esc(key) 0x00 0x01 version_key`, newest first within a key.
+pub fn version(bucket: &str, key: &str, version: &VersionKey) -> Vec<u8> {
+    let mut k = object(bucket, key);
+    k.extend_from_slice(&version.0);
+    k
+}
+
+/// Bucket settings: `bucket 0x00 kind`.
+pub fn setting(bucket: &str, kind: BucketSettingKind) -> Vec<u8> {
+    let mut k = bucket_prefix(bucket);
+    k.push(match kind {
+        BucketSettingKind::Tagging => 1,
+        BucketSettingKind::Lifecycle => 2,
+    });
     k
 }
 

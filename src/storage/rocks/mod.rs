@@ -21,10 +21,13 @@ use async_trait::async_trait;
 use rocksdb::{ColumnFamily, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 
 use super::{
-    BlobId, BlobState, BucketPage, BucketRecord, CompleteOutcome, CompletedUpload, GarbageRecord, Lease,
-    ListBucketsQuery, ListObjectsQuery, ListUploadsQuery, MetadataStore, ObjectPage, ObjectRecord, PartPage,
-    PartRecord, Resource, StorageError, UploadPage, UploadRecord, WriteCondition, group, marker_common_prefix,
+    BlobId, BlobState, BucketPage, BucketRecord, BucketSetting, BucketSettingKind, CompleteOutcome, CompletedUpload,
+    DeleteOutcome, GarbageRecord, Lease, ListBucketsQuery, ListObjectsQuery, ListUploadsQuery, ListVersionsQuery,
+    MetadataStore, ObjectPage, ObjectRecord, Owner, PartPage, PartRecord, PutOutcome, Resource, StorageError,
+    UploadPage, UploadRecord, VersionEntry, VersionId, VersionKey, VersionPage, Versioning, WriteCondition, group,
+    marker_common_prefix,
 };
+use codec::Record;
 use crate::clock::Timestamp;
 
 /// The column families, one per record kind.
@@ -36,8 +39,16 @@ enum Cf {
     Uploads,
     /// keys::upload_id → keys::upload
     UploadIds,
-    /// keys::object → ObjectRecord
+    /// keys::object → ObjectRecord: the latest version, when it is not a delete marker
     Objects,
+    /// keys::version → ObjectRecord: every version and delete marker
+    Versions,
+    /// keys::object → VersionKey bytes of the key's `null` version
+    Nulls,
+    /// keys::setting → BucketSetting
+    Settings,
+    /// "format" → the layout version of the whole database
+    Meta,
     /// keys::part → PartRecord
     Parts,
     /// keys::completed → CompletedUpload
@@ -51,11 +62,15 @@ enum Cf {
 }
 
 impl Cf {
-    const ALL: [Cf; 9] = [
+    const ALL: [Cf; 13] = [
         Cf::Buckets,
         Cf::Uploads,
         Cf::UploadIds,
         Cf::Objects,
+        Cf::Versions,
+        Cf::Nulls,
+        Cf::Settings,
+        Cf::Meta,
         Cf::Parts,
         Cf::Completed,
         Cf::Blobs,
@@ -69,6 +84,10 @@ impl Cf {
             Cf::Uploads => "uploads",
             Cf::UploadIds => "upload_ids",
             Cf::Objects => "objects",
+            Cf::Versions => "versions",
+            Cf::Nulls => "nulls",
+            Cf::Settings => "settings",
+            Cf::Meta => "meta",
             Cf::Parts => "parts",
             Cf::Completed => "completed",
             Cf::Blobs => "blobs",
@@ -102,7 +121,7 @@ impl Inner {
         self.write_lock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn get<T: serde::de::DeserializeOwned>(&self, cf: Cf, key: &[u8]) -> Result<Option<T>, StorageError> {
+    fn get<T: Record>(&self, cf: Cf, key: &[u8]) -> Result<Option<T>, StorageError> {
         match self.db.get_pinned_cf(self.cf(cf)?, key).map_err(io)? {
             Some(v) => codec::decode(&v).map(Some),
             None => Ok(None),
@@ -153,20 +172,126 @@ impl Inner {
         Ok(())
     }
 
-    /// Adds the writes that store `object` (replacing `old`) to `batch`.
-    fn stage_object(
+    /// The newest `n` versions of a key (delete markers included), newest first.
+    fn newest_versions(&self, bucket: &str, key: &str, n: usize) -> Result<Vec<ObjectRecord>, StorageError> {
+        let prefix = keys::object(bucket, key);
+        self.db
+            .iterator_cf(self.cf(Cf::Versions)?, IteratorMode::From(&prefix, Direction::Forward))
+            .map(|item| item.map_err(io))
+            .take_while(|item| item.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
+            .take(n)
+            .map(|item| item.and_then(|(_, v)| codec::decode::<ObjectRecord>(&v)))
+            .collect()
+    }
+
+    fn newest(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StorageError> {
+        Ok(self.newest_versions(bucket, key, 1)?.into_iter().next())
+    }
+
+    fn find_version(&self, bucket: &str, key: &str, version: VersionId) -> Result<Option<VersionKey>, StorageError> {
+        match version {
+            VersionId::Null => Ok(self
+                .db
+                .get_pinned_cf(self.cf(Cf::Nulls)?, keys::object(bucket, key))
+                .map_err(io)?
+                .and_then(|v| <[u8; 20]>::try_from(v.as_ref()).ok())
+                .map(VersionKey)),
+            VersionId::Id(k) => Ok(self
+                .db
+                .get_pinned_cf(self.cf(Cf::Versions)?, keys::version(bucket, key, &k))
+                .map_err(io)?
+                .map(|_| k)),
+        }
+    }
+
+    fn version(&self, bucket: &str, key: &str, vkey: &VersionKey) -> Result<Option<ObjectRecord>, StorageError> {
+        self.get(Cf::Versions, &keys::version(bucket, key, vkey))
+    }
+
+    fn versioning(&self, bucket: &str) -> Result<Versioning, StorageError> {
+        self.get::<BucketRecord>(Cf::Buckets, bucket.as_bytes())?
+            .map(|b| b.versioning)
+            .ok_or(StorageError::NotFound(Resource::Bucket))
+    }
+
+    /// Shows `latest` (the key's newest version after this batch) in `Objects`, unless it is
+    /// a delete marker or there is none.
+    fn stage_latest(
         &self,
         batch: &mut WriteBatch,
-        object: &ObjectRecord,
-        old: Option<&ObjectRecord>,
+        bucket: &str,
+        key: &str,
+        latest: Option<&ObjectRecord>,
     ) -> Result<(), StorageError> {
-        batch.put_cf(self.cf(Cf::Objects)?, keys::object(&object.bucket, &object.key), codec::encode(object)?);
-        self.stage_referenced(batch, object.blobs())?;
-        if let Some(old) = old {
-            let kept: HashSet<&BlobId> = object.blobs().collect();
-            self.stage_garbage(batch, old.blobs().filter(|b| !kept.contains(b)), Timestamp::now())?;
+        let k = keys::object(bucket, key);
+        match latest.filter(|v| !v.delete_marker) {
+            Some(v) => batch.put_cf(self.cf(Cf::Objects)?, k, codec::encode(v)?),
+            None => batch.delete_cf(self.cf(Cf::Objects)?, k),
         }
         Ok(())
+    }
+
+    /// Adds the writes of a new version to `batch`: a new id when versioning is enabled,
+    /// else the `null` version replacing the previous one (returned; its blobs become
+    /// garbage). Version times stay strictly increasing within a key.
+    fn stage_version(
+        &self,
+        batch: &mut WriteBatch,
+        mut object: ObjectRecord,
+        versioning: Versioning,
+    ) -> Result<(ObjectRecord, Option<ObjectRecord>), StorageError> {
+        let (bucket, key) = (object.bucket.clone(), object.key.clone());
+        let floor = self.newest(&bucket, &key)?.map(|v| v.version_key.time());
+        let time = match floor {
+            Some(f) if f >= object.last_modified => Timestamp(f.0.saturating_add(1)),
+            _ => object.last_modified,
+        };
+        let null = versioning != Versioning::Enabled;
+        object.version_key = super::version::new_key(time, null)?;
+        object.version_id = if null { VersionId::Null } else { VersionId::Id(object.version_key) };
+        let replaced = match self.find_version(&bucket, &key, VersionId::Null)?.filter(|_| null) {
+            Some(old) => {
+                let r = self.version(&bucket, &key, &old)?;
+                batch.delete_cf(self.cf(Cf::Versions)?, keys::version(&bucket, &key, &old));
+                r
+            }
+            None => None,
+        };
+        self.stage_referenced(batch, object.blobs())?;
+        if let Some(r) = &replaced {
+            let kept: HashSet<&BlobId> = object.blobs().collect();
+            self.stage_garbage(batch, r.blobs().filter(|b| !kept.contains(b)), Timestamp::now())?;
+        }
+        if null {
+            batch.put_cf(self.cf(Cf::Nulls)?, keys::object(&bucket, &key), object.version_key.0);
+        }
+        batch.put_cf(self.cf(Cf::Versions)?, keys::version(&bucket, &key, &object.version_key), codec::encode(&object)?);
+        self.stage_latest(batch, &bucket, &key, Some(&object))?;
+        Ok((object, replaced))
+    }
+
+    /// Adds the removal of a version to `batch` (its blobs become garbage; the next version
+    /// becomes the latest if it was).
+    fn stage_version_removal(
+        &self,
+        batch: &mut WriteBatch,
+        bucket: &str,
+        key: &str,
+        vkey: &VersionKey,
+    ) -> Result<Option<ObjectRecord>, StorageError> {
+        let Some(removed) = self.version(bucket, key, vkey)? else {
+            return Ok(None);
+        };
+        batch.delete_cf(self.cf(Cf::Versions)?, keys::version(bucket, key, vkey));
+        if removed.version_id.is_null() {
+            batch.delete_cf(self.cf(Cf::Nulls)?, keys::object(bucket, key));
+        }
+        self.stage_garbage(batch, removed.blobs(), Timestamp::now())?;
+        let newest = self.newest_versions(bucket, key, 2)?;
+        if newest.first().is_some_and(|v| v.version_key == *vkey) {
+            self.stage_latest(batch, bucket, key, newest.get(1))?;
+        }
+        Ok(Some(removed))
     }
 
     fn blob_state(&self, id: &BlobId) -> Result<BlobState, StorageError> {
@@ -255,6 +380,39 @@ impl Inner {
     }
 }
 
+/// The layout `Meta["format"]` names: objects as versions.
+const FORMAT: u8 = 2;
+
+impl Inner {
+    /// Brings a database written by an older release to the current layout, once.
+    fn migrate(&self) -> Result<(), StorageError> {
+        let meta = self.cf(Cf::Meta)?;
+        if self.db.get_pinned_cf(meta, b"format").map_err(io)?.is_some() {
+            return Ok(());
+        }
+        // Format 1 kept only the current objects: each becomes its key's `null` version.
+        let mut batch = WriteBatch::default();
+        let mut migrated = 0usize;
+        for item in self.db.iterator_cf(self.cf(Cf::Objects)?, IteratorMode::Start) {
+            let (k, v) = item.map_err(io)?;
+            let o: ObjectRecord = codec::decode(&v)?;
+            batch.put_cf(self.cf(Cf::Versions)?, keys::version(&o.bucket, &o.key, &o.version_key), codec::encode(&o)?);
+            batch.put_cf(self.cf(Cf::Nulls)?, &k, o.version_key.0);
+            batch.put_cf(self.cf(Cf::Objects)?, &k, codec::encode(&o)?);
+            migrated += 1;
+            if batch.len() >= 3000 {
+                self.write(std::mem::take(&mut batch))?;
+            }
+        }
+        batch.put_cf(meta, b"format", [FORMAT]);
+        self.write(batch)?;
+        if migrated > 0 {
+            tracing::info!(objects = migrated, "metadata migrated to versioned objects");
+        }
+        Ok(())
+    }
+}
+
 /// Metadata in RocksDB under one directory.
 #[derive(Clone)]
 pub struct RocksMetadataStore {
@@ -274,7 +432,9 @@ impl RocksMetadataStore {
         // table files (and the other way round).
         opts.set_max_open_files(MAX_OPEN_FILES);
         let db = DB::open_cf(&opts, path, Cf::ALL.map(Cf::name)).map_err(io)?;
-        Ok(RocksMetadataStore { inner: Arc::new(Inner { db, sync, write_lock: Mutex::new(()) }) })
+        let inner = Inner { db, sync, write_lock: Mutex::new(()) };
+        inner.migrate()?;
+        Ok(RocksMetadataStore { inner: Arc::new(inner) })
     }
 
     async fn blocking<T, F>(&self, f: F) -> Result<T, StorageError>
@@ -321,12 +481,59 @@ impl MetadataStore for RocksMetadataStore {
                 return Err(StorageError::NotFound(Resource::Bucket));
             }
             let prefix = keys::bucket_prefix(&name);
-            if db.any_with_prefix(Cf::Objects, &prefix)? {
+            if db.any_with_prefix(Cf::Versions, &prefix)? {
                 return Err(StorageError::BucketNotEmpty);
             }
             let mut batch = WriteBatch::default();
             db.stage_bucket_uploads_removal(&mut batch, &name)?;
+            for kind in [BucketSettingKind::Tagging, BucketSettingKind::Lifecycle] {
+                batch.delete_cf(db.cf(Cf::Settings)?, keys::setting(&name, kind));
+            }
             batch.delete_cf(db.cf(Cf::Buckets)?, name.as_bytes());
+            db.write(batch)
+        })
+        .await
+    }
+
+    async fn set_versioning(&self, bucket: &str, versioning: Versioning) -> Result<(), StorageError> {
+        let bucket = bucket.to_owned();
+        self.blocking(move |db| {
+            let _guard = db.lock();
+            let mut record: BucketRecord =
+                db.get(Cf::Buckets, bucket.as_bytes())?.ok_or(StorageError::NotFound(Resource::Bucket))?;
+            record.versioning = versioning;
+            let mut batch = WriteBatch::default();
+            batch.put_cf(db.cf(Cf::Buckets)?, bucket.as_bytes(), codec::encode(&record)?);
+            db.write(batch)
+        })
+        .await
+    }
+
+    async fn get_bucket_setting(
+        &self,
+        bucket: &str,
+        kind: BucketSettingKind,
+    ) -> Result<Option<BucketSetting>, StorageError> {
+        let k = keys::setting(bucket, kind);
+        self.blocking(move |db| db.get(Cf::Settings, &k)).await
+    }
+
+    async fn put_bucket_setting(
+        &self,
+        bucket: &str,
+        kind: BucketSettingKind,
+        setting: Option<BucketSetting>,
+    ) -> Result<(), StorageError> {
+        let bucket = bucket.to_owned();
+        self.blocking(move |db| {
+            let _guard = db.lock();
+            db.versioning(&bucket)?;
+            let mut batch = WriteBatch::default();
+            let k = keys::setting(&bucket, kind);
+            match setting {
+                Some(v) => batch.put_cf(db.cf(Cf::Settings)?, k, codec::encode(&v)?),
+                None => batch.delete_cf(db.cf(Cf::Settings)?, k),
+            }
             db.write(batch)
         })
         .await
@@ -431,44 +638,110 @@ impl MetadataStore for RocksMetadataStore {
         .await
     }
 
-    async fn put_object(
-        &self,
-        object: ObjectRecord,
-        condition: &WriteCondition,
-    ) -> Result<Option<ObjectRecord>, StorageError> {
+    async fn put_object(&self, object: ObjectRecord, condition: &WriteCondition) -> Result<PutOutcome, StorageError> {
         let condition = condition.clone();
         self.blocking(move |db| {
             let _guard = db.lock();
-            if db.get::<BucketRecord>(Cf::Buckets, object.bucket.as_bytes())?.is_none() {
-                return Err(StorageError::NotFound(Resource::Bucket));
-            }
-            let old: Option<ObjectRecord> = db.get(Cf::Objects, &keys::object(&object.bucket, &object.key))?;
-            condition.check(old.as_ref())?;
+            let versioning = db.versioning(&object.bucket)?;
+            condition.check(db.newest(&object.bucket, &object.key)?.as_ref())?;
             let mut batch = WriteBatch::default();
-            db.stage_object(&mut batch, &object, old.as_ref())?;
+            let (stored, replaced) = db.stage_version(&mut batch, object, versioning)?;
             db.write(batch)?;
-            Ok(old)
+            Ok(PutOutcome { version_id: stored.version_id, replaced })
         })
         .await
     }
 
-    async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StorageError> {
-        let k = keys::object(bucket, key);
-        self.blocking(move |db| db.get(Cf::Objects, &k)).await
+    async fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<VersionId>,
+    ) -> Result<Option<ObjectRecord>, StorageError> {
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        self.blocking(move |db| match version {
+            None => db.newest(&bucket, &key),
+            Some(v) => match db.find_version(&bucket, &key, v)? {
+                Some(k) => db.version(&bucket, &key, &k),
+                None => Ok(None),
+            },
+        })
+        .await
     }
 
-    async fn delete_object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StorageError> {
-        let k = keys::object(bucket, key);
+    async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<VersionId>,
+        owner: &Owner,
+    ) -> Result<DeleteOutcome, StorageError> {
+        let (bucket, key, owner) = (bucket.to_owned(), key.to_owned(), owner.clone());
         self.blocking(move |db| {
             let _guard = db.lock();
-            let Some(old) = db.get::<ObjectRecord>(Cf::Objects, &k)? else {
-                return Ok(None);
-            };
+            let versioning = db.versioning(&bucket)?;
             let mut batch = WriteBatch::default();
-            batch.delete_cf(db.cf(Cf::Objects)?, &k);
-            db.stage_garbage(&mut batch, old.blobs(), Timestamp::now())?;
+            let outcome = match (version, versioning) {
+                (Some(v), _) => {
+                    let removed = match db.find_version(&bucket, &key, v)? {
+                        Some(k) => db.stage_version_removal(&mut batch, &bucket, &key, &k)?,
+                        None => None,
+                    };
+                    DeleteOutcome { removed, marker: None }
+                }
+                (None, Versioning::Unversioned) => {
+                    let removed = match db.find_version(&bucket, &key, VersionId::Null)? {
+                        Some(k) => db.stage_version_removal(&mut batch, &bucket, &key, &k)?,
+                        None => None,
+                    };
+                    DeleteOutcome { removed, marker: None }
+                }
+                (None, _) => {
+                    let marker = ObjectRecord::delete_marker(&bucket, &key, owner, Timestamp::now());
+                    let (marker, replaced) = db.stage_version(&mut batch, marker, versioning)?;
+                    DeleteOutcome { removed: replaced, marker: Some(marker) }
+                }
+            };
             db.write(batch)?;
-            Ok(Some(old))
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn put_object_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<VersionId>,
+        tags: Vec<(String, String)>,
+    ) -> Result<VersionId, StorageError> {
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        self.blocking(move |db| {
+            let _guard = db.lock();
+            db.versioning(&bucket)?;
+            let newest = db.newest(&bucket, &key)?;
+            let mut target = match version {
+                None => newest.clone().ok_or(StorageError::NotFound(Resource::Object))?,
+                Some(v) => {
+                    let k = db.find_version(&bucket, &key, v)?.ok_or(StorageError::NotFound(Resource::Version))?;
+                    db.version(&bucket, &key, &k)?.ok_or(StorageError::NotFound(Resource::Version))?
+                }
+            };
+            if target.delete_marker {
+                return Err(StorageError::DeleteMarker);
+            }
+            target.tags = tags;
+            let mut batch = WriteBatch::default();
+            batch.put_cf(
+                db.cf(Cf::Versions)?,
+                keys::version(&bucket, &key, &target.version_key),
+                codec::encode(&target)?,
+            );
+            if newest.is_some_and(|n| n.version_key == target.version_key) {
+                db.stage_latest(&mut batch, &bucket, &key, Some(&target))?;
+            }
+            db.write(batch)?;
+            Ok(target.version_id)
         })
         .await
     }
@@ -491,6 +764,42 @@ impl MetadataStore for RocksMetadataStore {
                 q.start_after.as_deref().and_then(|m| marker_common_prefix(m, &q.prefix, q.delimiter.as_deref()));
             let grouped = group(items, |o| o.key.as_str(), &q.prefix, q.delimiter.as_deref(), skip, q.max)?;
             Ok(ObjectPage::from_grouped(grouped))
+        })
+        .await
+    }
+
+    async fn list_versions(&self, bucket: &str, q: &ListVersionsQuery) -> Result<VersionPage, StorageError> {
+        let (bucket, q) = (bucket.to_owned(), q.clone());
+        self.blocking(move |db| {
+            let mid_key = match (&q.key_marker, q.version_id_marker) {
+                (Some(k), Some(v)) if *k >= q.prefix => {
+                    let vk = db.find_version(&bucket, k, v)?.ok_or(StorageError::NotFound(Resource::Version))?;
+                    Some((k.clone(), vk))
+                }
+                _ => None,
+            };
+            let start = match (&q.key_marker, &mid_key) {
+                (_, Some((k, vk))) => keys::successor(keys::version(&bucket, k, vk)),
+                (Some(k), None) if *k >= q.prefix => keys::upload_after_key(&bucket, k),
+                _ => keys::object_prefix(&bucket, &q.prefix),
+            };
+            let bucket_prefix = keys::bucket_prefix(&bucket);
+            // The first version of each key is its latest, unless the page starts inside a key.
+            let mut previous: Option<String> = mid_key.map(|(k, _)| k);
+            let items = db
+                .db
+                .iterator_cf(db.cf(Cf::Versions)?, IteratorMode::From(&start, Direction::Forward))
+                .map(|item| item.map_err(io))
+                .take_while(|item| item.as_ref().map_or(true, |(k, _)| k.starts_with(&bucket_prefix)))
+                .map(|item| {
+                    let object = item.and_then(|(_, v)| codec::decode::<ObjectRecord>(&v))?;
+                    let is_latest = previous.as_deref() != Some(object.key.as_str());
+                    previous = Some(object.key.clone());
+                    Ok(VersionEntry { object, is_latest })
+                });
+            let skip = q.key_marker.as_deref().and_then(|m| marker_common_prefix(m, &q.prefix, q.delimiter.as_deref()));
+            let grouped = group(items, |v| v.object.key.as_str(), &q.prefix, q.delimiter.as_deref(), skip, q.max)?;
+            Ok(VersionPage::from_grouped(grouped))
         })
         .await
     }
@@ -550,8 +859,8 @@ impl MetadataStore for RocksMetadataStore {
         self.blocking(move |db| {
             let _guard = db.lock();
             let (pk, _) = db.find_upload(&object.bucket, &object.key, &upload_id)?;
-            let old: Option<ObjectRecord> = db.get(Cf::Objects, &keys::object(&object.bucket, &object.key))?;
-            condition.check(old.as_ref())?;
+            let versioning = db.versioning(&object.bucket)?;
+            condition.check(db.newest(&object.bucket, &object.key)?.as_ref())?;
             let mut batch = WriteBatch::default();
             let parts = db.stage_upload_removal(&mut batch, &pk, &object.bucket, &upload_id)?;
             // The manifest was built from an earlier read: each of its parts must still be
@@ -563,11 +872,11 @@ impl MetadataStore for RocksMetadataStore {
             let used: HashSet<&BlobId> = object.blobs().collect();
             let discarded: Vec<PartRecord> = parts.iter().filter(|p| !used.contains(&p.blob)).cloned().collect();
             db.stage_garbage(&mut batch, discarded.iter().map(|p| &p.blob), Timestamp::now())?;
-            db.stage_object(&mut batch, &object, old.as_ref())?;
-            let done = CompletedUpload::of(&object, &upload_id);
-            batch.put_cf(db.cf(Cf::Completed)?, keys::completed(&object.bucket, &upload_id), codec::encode(&done)?);
+            let (stored, replaced) = db.stage_version(&mut batch, object, versioning)?;
+            let done = CompletedUpload::of(&stored, &upload_id);
+            batch.put_cf(db.cf(Cf::Completed)?, keys::completed(&stored.bucket, &upload_id), codec::encode(&done)?);
             db.write(batch)?;
-            Ok(CompleteOutcome { replaced: old, discarded })
+            Ok(CompleteOutcome { version_id: stored.version_id, replaced, discarded })
         })
         .await
     }

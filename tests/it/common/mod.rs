@@ -386,6 +386,17 @@ impl Raw {
         self.sign_at(user, REGION, SystemTime::now())
     }
 
+    /// The request line and headers as signed, ending with the blank line; no body, no
+    /// added Content-Length (for tests that write the body themselves, or not at all).
+    pub fn head(&self) -> String {
+        let mut head = format!("{} {} HTTP/1.1\r\nhost: {}\r\n", self.method, self.target, self.host);
+        for (k, v) in &self.headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        head
+    }
+
     /// Sends over a fresh connection and reads the whole response.
     pub async fn send(&self, addr: SocketAddr) -> RawResponse {
         let mut head = format!("{} {} HTTP/1.1\r\nhost: {}\r\n", self.method, self.target, self.host);

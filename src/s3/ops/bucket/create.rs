@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use crate::clock::Timestamp;
 use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response, body, headers, xml};
-use crate::storage::{BucketRecord, StorageError};
+use crate::storage::{BucketRecord, StorageError, Versioning};
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase")]
@@ -77,7 +77,13 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     check_location(config.location_constraint.as_deref(), region)?;
 
     let record =
-        BucketRecord { name: name.to_owned(), owner: cx.owner(), region: region.clone(), created: Timestamp::now() };
+        BucketRecord {
+            name: name.to_owned(),
+            owner: cx.owner(),
+            region: region.clone(),
+            created: Timestamp::now(),
+            versioning: Versioning::Unversioned,
+        };
     match cx.s3.meta.create_bucket(record).await {
         Ok(()) => {}
         Err(StorageError::BucketExists { owner_id }) if owner_id == cx.auth.identity.id => {

@@ -5,3 +5,4 @@ pub mod delete;
 pub mod head;
 pub mod list;
 pub mod location;
+pub mod versioning;

@@ -17,12 +17,14 @@ use super::upload_id;
 use crate::auth::sigv4::canonical::uri_encode;
 use crate::clock::Timestamp;
 use crate::s3::checksum;
-use crate::s3::ops::{data, keepalive};
-use crate::s3::types::ChecksumAlgorithm;
+use crate::s3::ops::data;
+use crate::s3::ops::keepalive::{self, Done};
+use crate::s3::types::{ChecksumAlgorithm, ChecksumType, VersionId};
 use crate::s3::xml::{ElementLimits, XmlWriter, from_xml};
 use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response, body, headers};
 use crate::storage::{
-    CompletedUpload, MetadataStore, ObjectRecord, PartRecord, Resource, StorageError, UploadRecord, WriteCondition,
+    CompletedUpload, MetadataStore, ObjectChecksum, ObjectRecord, PartRecord, Resource, StorageError, UploadRecord,
+    VersionKey, Versioning, WriteCondition,
 };
 
 /// Smallest size of every part but the last.
@@ -86,34 +88,30 @@ fn requested_parts(doc: &[u8]) -> Result<Vec<Requested>, S3Error> {
     Ok(out)
 }
 
-fn result_document(
-    location: &str,
-    bucket: &str,
-    key: &str,
-    etag: &str,
-    checksum: Option<&(String, String, String)>,
-) -> Bytes {
+fn result_document(location: &str, bucket: &str, key: &str, etag: &str, checksum: Option<&ObjectChecksum>) -> Bytes {
     let mut w = XmlWriter::new("CompleteMultipartUploadResult");
     w.elem("Location", location).elem("Bucket", bucket).elem("Key", key).elem("ETag", &data::quoted(etag));
-    if let Some((algorithm, kind, value)) = checksum
-        && let Some(a) = ChecksumAlgorithm::parse(algorithm)
-    {
-        w.elem(a.xml_name(), value).elem("ChecksumType", kind);
+    if let Some(c) = checksum {
+        w.elem(c.algorithm.xml_name(), &c.value).elem("ChecksumType", c.kind.as_str());
     }
     w.finish()
 }
 
+/// The answer to a completion (or a retry of one): the document, and the version written.
+fn result(location: &str, done: &CompletedUpload, versioned: bool) -> Done {
+    let doc = result_document(location, &done.bucket, &done.key, &done.etag, done.checksum.as_ref());
+    let headers = if versioned { vec![("x-amz-version-id", done.version_id.to_text())] } else { Vec::new() };
+    Done { doc, headers }
+}
+
 /// The object checksum of a multipart upload: COMPOSITE or FULL_OBJECT as the upload was
 /// created, or (with no algorithm chosen) the CRC64NVME combined from the computed part CRCs.
-fn object_checksum(upload: &UploadRecord, parts: &[PartRecord]) -> Result<Option<(String, String, String)>, S3Error> {
-    let (algorithm, kind) = match upload.checksum_algorithm.as_deref().and_then(ChecksumAlgorithm::parse) {
-        Some(a) => (a, upload.checksum_type.clone().unwrap_or_else(|| a.default_type().as_str().to_owned())),
-        None => (ChecksumAlgorithm::Crc64Nvme, "FULL_OBJECT".to_owned()),
+fn object_checksum(upload: &UploadRecord, parts: &[PartRecord]) -> Result<Option<ObjectChecksum>, S3Error> {
+    let (algorithm, kind) = match upload.checksum_algorithm {
+        Some(a) => (a, upload.checksum_type.unwrap_or_else(|| a.default_type())),
+        None => (ChecksumAlgorithm::Crc64Nvme, ChecksumType::FullObject),
     };
-    let sums: Option<Vec<(&str, u64)>> = parts
-        .iter()
-        .map(|p| p.checksums.iter().find(|(a, _)| a == algorithm.as_str()).map(|(_, v)| (v.as_str(), p.size)))
-        .collect();
+    let sums: Option<Vec<(&str, u64)>> = parts.iter().map(|p| p.checksum(algorithm).map(|v| (v, p.size))).collect();
     let Some(sums) = sums else {
         return match upload.checksum_algorithm {
             // Every part of an upload with an algorithm carries it (UploadPart enforces that).
@@ -123,12 +121,12 @@ fn object_checksum(upload: &UploadRecord, parts: &[PartRecord]) -> Result<Option
             None => Ok(None),
         };
     };
-    let value = if kind == "COMPOSITE" {
+    let value = if kind == ChecksumType::Composite {
         checksum::composite(algorithm, &sums.iter().map(|(v, _)| *v).collect::<Vec<_>>())
     } else {
         checksum::combine_crc(algorithm, &sums)
     };
-    Ok(value.map(|v| (algorithm.as_str().to_owned(), kind, v)))
+    Ok(value.map(|value| ObjectChecksum { algorithm, kind, value }))
 }
 
 /// Everything the completion needs, owned, so it can outlive the request handler.
@@ -139,13 +137,15 @@ struct Job {
     expected_size: Option<u64>,
     condition: WriteCondition,
     location: String,
+    /// Whether the bucket has ever been versioned (then the version is reported).
+    versioned: bool,
 }
 
 /// How often Complete rebuilds its manifest when parts are re-uploaded while it runs.
 const ATTEMPTS: usize = 5;
 
 impl Job {
-    async fn run(self) -> Result<Bytes, S3Error> {
+    async fn run(self) -> Result<Done, S3Error> {
         for _ in 0..ATTEMPTS {
             if let Some(doc) = self.attempt().await? {
                 return Ok(doc);
@@ -157,7 +157,7 @@ impl Job {
     /// Validates the requested parts against the current ones and commits the manifest;
     /// `None` when a part changed between the two (a re-upload of the same part number), so
     /// that the manifest is built again from what is current.
-    async fn attempt(&self) -> Result<Option<Bytes>, S3Error> {
+    async fn attempt(&self) -> Result<Option<Done>, S3Error> {
         let u = &self.upload;
         let id = u.upload_id.as_str();
         let stored = self.meta.list_parts(&u.bucket, &u.key, id, 0, 10_000).await?;
@@ -183,7 +183,7 @@ impl Job {
             }
             // Checksums echoed from UploadPart must be the part's.
             for (a, v) in &r.checksums {
-                if part.checksums.iter().any(|(sa, sv)| sa == a.as_str() && sv != v) {
+                if part.checksum(*a).is_some_and(|stored| stored != v) {
                     return Err(invalid());
                 }
             }
@@ -210,7 +210,7 @@ impl Job {
         }
         // A condition that fails already is a 412 (or 404); one that fails only at commit
         // means a concurrent writer won: 409.
-        let current = self.meta.get_object(&u.bucket, &u.key).await?;
+        let current = self.meta.get_object(&u.bucket, &u.key, None).await?;
         self.condition.check(current.as_ref()).map_err(|e| match e {
             StorageError::NotFound(Resource::Object) => {
                 S3Error::new(S3ErrorCode::NoSuchKey).field("Key", u.key.clone())
@@ -222,36 +222,37 @@ impl Job {
         let object = ObjectRecord {
             bucket: u.bucket.clone(),
             key: u.key.clone(),
+            version_id: VersionId::Null,
+            version_key: VersionKey([0; 20]),
+            delete_marker: false,
             size,
-            etag: etag.clone(),
+            etag,
             last_modified: Timestamp::now(),
             owner: u.owner.clone(),
-            storage_class: u.storage_class.clone(),
+            storage_class: u.storage_class,
             headers: u.headers.clone(),
             user_metadata: u.user_metadata.clone(),
             tags: u.tags.clone(),
             parts: manifest,
             multipart: true,
-            checksum: object_checksum.clone(),
+            checksum: object_checksum,
         };
-        match self.meta.complete_upload(id, object, &self.condition).await {
-            Ok(_) => {}
+        let done = match self.meta.complete_upload(id, object.clone(), &self.condition).await {
+            Ok(outcome) => CompletedUpload::of(&ObjectRecord { version_id: outcome.version_id, ..object }, id),
             Err(StorageError::PartsChanged) => return Ok(None),
             Err(StorageError::NotFound(Resource::Upload)) => {
                 // Completed (or aborted) concurrently: a completion of this key answers alike.
-                return match self.meta.get_completed(&u.bucket, id).await? {
-                    Some(done) if done.key == u.key => {
-                        Ok(Some(result_document(&self.location, &u.bucket, &u.key, &done.etag, done.checksum.as_ref())))
-                    }
-                    _ => Err(S3Error::new(S3ErrorCode::NoSuchUpload).field("UploadId", id)),
-                };
+                match self.meta.get_completed(&u.bucket, id).await? {
+                    Some(done) if done.key == u.key => done,
+                    _ => return Err(S3Error::new(S3ErrorCode::NoSuchUpload).field("UploadId", id)),
+                }
             }
             Err(StorageError::PreconditionFailed | StorageError::NotFound(Resource::Object)) => {
                 return Err(S3Error::new(S3ErrorCode::ConditionalRequestConflict));
             }
             Err(e) => return Err(e.into()),
-        }
-        Ok(Some(result_document(&self.location, &u.bucket, &u.key, &etag, object_checksum.as_ref())))
+        };
+        Ok(Some(result(&self.location, &done, self.versioned)))
     }
 }
 
@@ -265,13 +266,18 @@ fn location(cx: &Ctx<'_>, req: &S3Request, bucket: &str, key: &str) -> String {
     }
 }
 
-fn completed_answer(cx: &Ctx<'_>, req: &S3Request, done: &CompletedUpload) -> S3Response {
-    let location = location(cx, req, &done.bucket, &done.key);
-    S3Response::xml(result_document(&location, &done.bucket, &done.key, &done.etag, done.checksum.as_ref()))
+fn completed_answer(cx: &Ctx<'_>, req: &S3Request, done: &CompletedUpload, versioned: bool) -> S3Response {
+    let Done { doc, headers } = result(&location(cx, req, &done.bucket, &done.key), done, versioned);
+    let mut resp = S3Response::xml(doc);
+    for (name, value) in headers {
+        resp = resp.header(name, value);
+    }
+    resp
 }
 
 pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let bucket = cx.bucket()?;
+    let versioned = bucket.versioning != Versioning::Unversioned;
     let key = cx.key()?;
     let id = upload_id(cx);
     if id.is_empty() {
@@ -299,7 +305,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
         Ok(u) => u,
         Err(StorageError::NotFound(Resource::Upload)) => {
             return match cx.s3.meta.get_completed(&bucket.name, id).await? {
-                Some(done) if done.key == key => Ok(completed_answer(cx, &req, &done)),
+                Some(done) if done.key == key => Ok(completed_answer(cx, &req, &done, versioned)),
                 _ => Err(S3Error::new(S3ErrorCode::NoSuchUpload).field("UploadId", id)),
             };
         }
@@ -311,7 +317,8 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let doc = body::read_small(req.body, cx.auth.payload, md5, MAX_BODY).await?;
     let requested = requested_parts(&doc)?;
 
-    let job = Job { meta: Arc::clone(&cx.s3.meta), upload, requested, expected_size, condition, location: loc };
+    let job =
+        Job { meta: Arc::clone(&cx.s3.meta), upload, requested, expected_size, condition, location: loc, versioned };
     // Run detached: once started, a completion finishes even if the client goes away.
     keepalive::respond(job.run(), ids, format!("/{}/{}", bucket.name, key)).await
 }

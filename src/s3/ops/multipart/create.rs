@@ -31,12 +31,12 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
         owner: cx.owner(),
         initiator: cx.owner(),
         initiated: Timestamp::now(),
-        storage_class: storage_class.as_str().to_owned(),
+        storage_class,
         headers: content,
         user_metadata,
         tags,
-        checksum_algorithm: checksum.map(|(a, _)| a.as_str().to_owned()),
-        checksum_type: checksum.map(|(_, t)| t.as_str().to_owned()),
+        checksum_algorithm: checksum.map(|(a, _)| a),
+        checksum_type: checksum.map(|(_, t)| t),
     };
     cx.s3.meta.create_upload(upload.clone()).await?;
 

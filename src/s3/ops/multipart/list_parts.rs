@@ -41,17 +41,17 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> 
             .elem("ETag", &data::quoted(&hex::encode(p.md5)))
             .elem("Size", &p.size.to_string());
         // Part checksums of the algorithm the upload was created with, as AWS lists them.
-        for (algorithm, value) in p.checksums.iter().filter(|(a, _)| upload.checksum_algorithm.as_ref() == Some(a)) {
-            if let Some(a) = crate::s3::types::ChecksumAlgorithm::parse(algorithm) {
-                w.elem(a.xml_name(), value);
-            }
+        if let Some(a) = upload.checksum_algorithm
+            && let Some(value) = p.checksum(a)
+        {
+            w.elem(a.xml_name(), value);
         }
         w.end();
     }
     w.start("Initiator").elem("ID", &upload.initiator.id).elem("DisplayName", &upload.initiator.display_name).end();
     w.start("Owner").elem("ID", &upload.owner.id).elem("DisplayName", &upload.owner.display_name).end();
-    w.elem("StorageClass", &upload.storage_class)
-        .opt("ChecksumAlgorithm", upload.checksum_algorithm.as_deref())
-        .opt("ChecksumType", upload.checksum_type.as_deref());
+    w.elem("StorageClass", upload.storage_class.as_str())
+        .opt("ChecksumAlgorithm", upload.checksum_algorithm.map(|a| a.as_str()))
+        .opt("ChecksumType", upload.checksum_type.map(|t| t.as_str()));
     Ok(S3Response::xml(w.finish()))
 }

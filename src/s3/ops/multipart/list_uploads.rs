@@ -50,10 +50,10 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> 
         w.start("Upload").elem("Key", &enc(&u.key)).elem("UploadId", &u.upload_id);
         w.start("Initiator").elem("ID", &u.initiator.id).elem("DisplayName", &u.initiator.display_name).end();
         w.start("Owner").elem("ID", &u.owner.id).elem("DisplayName", &u.owner.display_name).end();
-        w.elem("StorageClass", &u.storage_class)
+        w.elem("StorageClass", u.storage_class.as_str())
             .elem("Initiated", &u.initiated.to_xml())
-            .opt("ChecksumAlgorithm", u.checksum_algorithm.as_deref())
-            .opt("ChecksumType", u.checksum_type.as_deref())
+            .opt("ChecksumAlgorithm", u.checksum_algorithm.map(|a| a.as_str()))
+            .opt("ChecksumType", u.checksum_type.map(|t| t.as_str()))
             .end();
     }
     for p in &page.common_prefixes {

@@ -7,11 +7,10 @@ use std::sync::Arc;
 use http::StatusCode;
 
 use super::live_upload;
-use crate::clock::Timestamp;
 use crate::s3::ops::data::{self, MAX_PUT_SIZE};
-use crate::s3::ops::keepalive;
+use crate::s3::ops::keepalive::{self, Done};
 use crate::s3::ops::object::copy;
-use crate::s3::types::ChecksumAlgorithm;
+use crate::s3::types::ChecksumType;
 use crate::s3::xml::XmlWriter;
 use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response, checksum};
 use crate::storage::{PartRecord, Resource, Storage, StorageError};
@@ -39,7 +38,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     // The upload must exist before the client is asked for the body.
     let upload = live_upload(cx).await?;
     let mut checksum = checksum::request_checksum_with(&req.headers, Some(cx.query))?;
-    let required = upload.checksum_algorithm.as_deref().and_then(ChecksumAlgorithm::parse);
+    let required = upload.checksum_algorithm;
     if let Some(a) = required {
         let mismatch = |actual: &str| {
             S3Error::with_message(
@@ -55,7 +54,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
         }
         if !checksum.explicit {
             // A FULL_OBJECT checksum can be computed here; a COMPOSITE one must come from the client.
-            if upload.checksum_type.as_deref() == Some("COMPOSITE") {
+            if upload.checksum_type == Some(ChecksumType::Composite) {
                 return Err(mismatch("null"));
             }
             checksum.algorithm = a;
@@ -63,31 +62,16 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     }
     let stored = data::store_body(cx, req.body, &req.headers, declared, MAX_PUT_SIZE, &checksum).await?;
     let (algorithm, sum) = stored.checksum();
-    let checksums = stored.records();
-    let data::Stored { blob, digest } = stored;
-    commit(
-        &cx.s3.storage,
-        &cx.bucket()?.name,
-        cx.key()?,
-        super::upload_id(cx),
-        PartRecord {
-            part_number: number,
-            blob: blob.id,
-            size: digest.len,
-            md5: digest.md5,
-            last_modified: Timestamp::now(),
-            checksums,
-        },
-    )
-    .await?;
-    let resp = S3Response::new(StatusCode::OK).header("etag", data::quoted(&hex::encode(digest.md5)));
+    let md5 = stored.digest.md5;
+    commit(&cx.s3.storage, &cx.bucket()?.name, cx.key()?, super::upload_id(cx), stored.part(number)).await?;
+    let resp = S3Response::new(StatusCode::OK).header("etag", data::quoted(&hex::encode(md5)));
     Ok(if checksum.explicit || required.is_some() { resp.header(algorithm.header_name(), sum) } else { resp })
 }
 
 pub async fn call_copy(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let number = part_number(cx)?;
     live_upload(cx).await?;
-    let source = copy::source_object(cx, &req.headers).await?;
+    let (source, reported) = copy::source_object(cx, &req.headers).await?;
     let range = copy::source_range(&req.headers, source.size)?.unwrap_or(0..source.size);
     if range.end - range.start > MAX_PUT_SIZE {
         return Err(crate::s3::S3Error::new(crate::s3::S3ErrorCode::EntityTooLarge));
@@ -102,7 +86,7 @@ pub async fn call_copy(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Err
         commit(&storage, &bucket, &key, &id, part).await?;
         let mut w = XmlWriter::new("CopyPartResult");
         w.elem("LastModified", &modified.to_xml()).elem("ETag", &data::quoted(&etag));
-        Ok(w.finish())
+        Ok(Done { doc: w.finish(), headers: reported })
     };
     keepalive::respond(work, req.ids.clone(), resource).await
 }

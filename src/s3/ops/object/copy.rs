@@ -13,15 +13,18 @@ use crate::s3::body::BodyStream;
 use crate::s3::body::VerifiedBody;
 use crate::s3::checksum::RequestChecksum;
 use crate::s3::ops::data::{self, MAX_PUT_SIZE};
-use crate::s3::ops::keepalive;
+use crate::s3::headers::ObjectAttributes;
+use crate::s3::ops::keepalive::{self, Done};
+use crate::s3::ops::object::get::visible_version;
 use crate::s3::ops::object::get::ByteRange;
-use crate::s3::types::{validate_bucket_name, validate_key};
+use crate::s3::types::{parse_version_id, validate_bucket_name, validate_key};
 use crate::s3::xml::XmlWriter;
 use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response, headers};
-use crate::storage::{ObjectRecord, PartRecord, Storage};
+use crate::storage::{ObjectRecord, PartRecord, Storage, Versioning};
 
-/// The object named by `x-amz-copy-source`, which the caller must own.
-pub async fn source_object(cx: &Ctx<'_>, h: &HeaderMap) -> Result<ObjectRecord, S3Error> {
+/// The object version named by `x-amz-copy-source`, whose bucket the caller must own, and
+/// the headers a copy reports about it.
+pub async fn source_object(cx: &Ctx<'_>, h: &HeaderMap) -> Result<(ObjectRecord, Vec<(&'static str, String)>), S3Error> {
     let raw = headers::text(h, "x-amz-copy-source")?.unwrap_or_default();
     let invalid = || S3Error::invalid_argument("Invalid copy source encoding", "x-amz-copy-source", &raw);
     let (path, version) = match raw.split_once("?versionId=") {
@@ -36,9 +39,7 @@ pub async fn source_object(cx: &Ctx<'_>, h: &HeaderMap) -> Result<ObjectRecord, 
     }
     validate_bucket_name(bucket)?;
     validate_key(key)?;
-    if version.is_some_and(|v| v != "null") {
-        return Err(S3Error::invalid_argument("Invalid version id specified", "x-amz-copy-source", &raw));
-    }
+    let version = version.map(|v| parse_version_id(v, "x-amz-copy-source")).transpose()?;
     let record = cx
         .s3
         .meta
@@ -48,14 +49,21 @@ pub async fn source_object(cx: &Ctx<'_>, h: &HeaderMap) -> Result<ObjectRecord, 
     if record.owner.id != cx.auth.identity.id {
         return Err(S3Error::new(S3ErrorCode::AccessDenied));
     }
-    let object = cx
-        .s3
-        .meta
-        .get_object(bucket, key)
-        .await?
-        .ok_or_else(|| S3Error::new(S3ErrorCode::NoSuchKey).field("Key", key))?;
+    let found = cx.s3.meta.get_object(bucket, key, version).await?;
+    if version.is_some() && found.as_ref().is_some_and(|o| o.delete_marker) {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "The source of a copy request may not specifically refer to a delete marker by version id.",
+        ));
+    }
+    let object = visible_version(found, key, version, "GET")?;
     check_source_conditions(h, &object)?;
-    Ok(object)
+    let reported = if record.versioning == Versioning::Unversioned {
+        Vec::new()
+    } else {
+        vec![("x-amz-copy-source-version-id", object.version_id.to_text())]
+    };
+    Ok((object, reported))
 }
 
 /// `x-amz-copy-source-if-*`, with S3's precedence: a matching ETag wins over a failing
@@ -112,15 +120,7 @@ pub async fn copy_bytes(
     let verified =
         VerifiedBody::new(stream, PayloadHash::Unsigned, None).with_checksum(&RequestChecksum::server_default(), None);
     let stored = data::store_verified(&storage, verified).await?;
-    let checksums = stored.records();
-    Ok(PartRecord {
-        part_number: 1,
-        blob: stored.blob.id,
-        size: stored.digest.len,
-        md5: stored.digest.md5,
-        last_modified: Timestamp::now(),
-        checksums,
-    })
+    Ok(stored.part(1))
 }
 
 pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
@@ -142,7 +142,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let storage_class = headers::text(h, "x-amz-storage-class")?;
     let storage_class = storage_class.as_deref().map(crate::s3::types::StorageClass::parse).transpose()?;
     let redirect = headers::text(h, "x-amz-website-redirect-location")?;
-    let source = source_object(cx, h).await?;
+    let (source, mut reported) = source_object(cx, h).await?;
     if source.size > MAX_PUT_SIZE {
         return Err(S3Error::with_message(
             S3ErrorCode::InvalidRequest,
@@ -170,30 +170,21 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
 
     let storage = Arc::clone(&cx.s3.storage);
     let (bucket_name, key_name, owner) = (bucket.name.clone(), key.to_owned(), cx.owner());
-    let storage_class = storage_class.map_or(source.storage_class.clone(), |c| c.as_str().to_owned());
+    let storage_class = storage_class.unwrap_or(source.storage_class);
+    let versioned = bucket.versioning != Versioning::Unversioned;
     let work = async move {
         let size = source.size;
         let part = copy_bytes(Arc::clone(&storage), source, 0..size).await?;
-        let object = ObjectRecord {
-            bucket: bucket_name,
-            key: key_name,
-            size: part.size,
-            etag: hex::encode(part.md5),
-            last_modified: part.last_modified,
-            owner,
-            storage_class,
-            headers: content,
-            user_metadata,
-            tags,
-            checksum: part.checksums.first().map(|(a, v)| (a.clone(), "FULL_OBJECT".to_owned(), v.clone())),
-            parts: vec![part],
-            multipart: false,
-        };
+        let attributes = ObjectAttributes { storage_class, content, user_metadata, tags };
+        let object = data::single_part_object(&bucket_name, &key_name, owner, part, attributes);
         let (etag, modified) = (object.etag.clone(), object.last_modified);
-        storage.put_object(object, &condition).await.map_err(data::condition_error)?;
+        let outcome = storage.put_object(object, &condition).await.map_err(data::condition_error)?;
         let mut w = XmlWriter::new("CopyObjectResult");
         w.elem("LastModified", &modified.to_xml()).elem("ETag", &data::quoted(&etag));
-        Ok(w.finish())
+        if versioned {
+            reported.push(("x-amz-version-id", outcome.version_id.to_text()));
+        }
+        Ok(Done { doc: w.finish(), headers: reported })
     };
     keepalive::respond(work, req.ids.clone(), format!("/{}/{key}", bucket.name)).await
 }

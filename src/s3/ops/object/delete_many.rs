@@ -4,9 +4,9 @@
 
 use serde::Deserialize;
 
-use crate::s3::types::validate_key;
+use crate::s3::types::{VersionId, validate_key};
 use crate::s3::xml::{ElementLimits, XmlWriter, from_xml};
-use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response, body, checksum, headers};
+use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response};
 
 const MAX_KEYS: usize = 1000;
 /// 1000 keys of 1024 bytes plus markup.
@@ -39,34 +39,40 @@ fn parse(doc: &[u8]) -> Result<Delete, S3Error> {
 
 pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let bucket = cx.bucket()?;
-    let md5 = headers::content_md5(&req.headers)?;
-    // Current SDKs send an x-amz-checksum-* header instead of Content-MD5; either is verified.
-    let checksum = checksum::request_checksum(&req.headers)?;
-    let doc = body::read_small_with(req.body, cx.auth.payload, md5, MAX_BODY, Some(&checksum)).await?;
+    let doc = crate::s3::ops::read_document(cx, req, MAX_BODY).await?;
     let delete = parse(&doc)?;
     let quiet = delete.quiet.as_deref().is_some_and(|q| q.trim().eq_ignore_ascii_case("true"));
 
+    let owner = cx.owner();
     let mut w = XmlWriter::new("DeleteResult");
     for o in &delete.objects {
         let Some(key) = o.key.as_deref() else {
             return Err(S3Error::new(S3ErrorCode::MalformedXML));
         };
-        let failure = if let Err(e) = validate_key(key) {
-            Some(e)
-        } else if o.version_id.as_deref().is_some_and(|v| v != "null") {
-            Some(S3Error::with_message(S3ErrorCode::NoSuchVersion, "The specified version does not exist."))
-        } else {
-            match cx.s3.meta.delete_object(&bucket.name, key).await {
-                Ok(_) => None,
-                Err(e) => Some(S3Error::from(e)),
+        let version = match o.version_id.as_deref() {
+            None => Ok(None),
+            Some(v) => VersionId::parse(v)
+                .map(Some)
+                .ok_or_else(|| S3Error::with_message(S3ErrorCode::NoSuchVersion, "The specified version does not exist.")),
+        };
+        let result = match (validate_key(key), version) {
+            (Err(e), _) | (_, Err(e)) => Err(e),
+            (Ok(()), Ok(version)) => {
+                cx.s3.meta.delete_object(&bucket.name, key, version, &owner).await.map_err(S3Error::from)
             }
         };
-        match failure {
-            None if quiet => {}
-            None => {
-                w.start("Deleted").elem("Key", key).opt("VersionId", o.version_id.as_deref()).end();
+        match result {
+            Ok(_) if quiet => {}
+            Ok(outcome) => {
+                w.start("Deleted").elem("Key", key).opt("VersionId", o.version_id.as_deref());
+                if let Some(marker) = &outcome.marker {
+                    w.elem("DeleteMarker", "true").elem("DeleteMarkerVersionId", &marker.version_id.to_text());
+                } else if let Some(removed) = outcome.removed.as_ref().filter(|r| r.delete_marker) {
+                    w.elem("DeleteMarker", "true").elem("DeleteMarkerVersionId", &removed.version_id.to_text());
+                }
+                w.end();
             }
-            Some(e) => {
+            Err(e) => {
                 if e.status().is_server_error() {
                     tracing::error!(key, error = %e, "delete failed");
                 }

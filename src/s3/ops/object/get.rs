@@ -9,6 +9,7 @@ use http::StatusCode;
 use crate::clock::Timestamp;
 use crate::s3::ops::data;
 use crate::s3::{Ctx, ResponseBody, S3Error, S3ErrorCode, S3Request, S3Response, headers};
+use crate::s3::types::VersionId;
 use crate::storage::ObjectRecord;
 
 /// A parsed `Range: bytes=…` header.
@@ -64,6 +65,32 @@ fn position(s: &str) -> Option<u64> {
     Some(s.parse().unwrap_or(u64::MAX))
 }
 
+/// The version a GET or HEAD (or a copy) may read: a delete marker is a 404 `NoSuchKey` as
+/// the latest version and a 405 `MethodNotAllowed` by id, both saying it is a marker.
+pub fn visible_version(
+    found: Option<ObjectRecord>,
+    key: &str,
+    version: Option<VersionId>,
+    method: &str,
+) -> Result<ObjectRecord, S3Error> {
+    match (found, version) {
+        (None, None) => Err(S3Error::new(S3ErrorCode::NoSuchKey).field("Key", key)),
+        (None, Some(v)) => Err(S3Error::new(S3ErrorCode::NoSuchVersion).field("Key", key).field("VersionId", v.to_text())),
+        (Some(o), None) if o.delete_marker => Err(S3Error::new(S3ErrorCode::NoSuchKey)
+            .field("Key", key)
+            .header("x-amz-delete-marker", "true")
+            .header("x-amz-version-id", o.version_id.to_text())),
+        (Some(o), Some(_)) if o.delete_marker => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)
+            .field("Method", method)
+            .field("ResourceType", "DeleteMarker")
+            .header("x-amz-delete-marker", "true")
+            .header("x-amz-version-id", o.version_id.to_text())
+            .header("last-modified", o.last_modified.to_http_date())
+            .header("allow", "DELETE")),
+        (Some(o), _) => Ok(o),
+    }
+}
+
 /// RFC 7232 precedence: If-Match, else If-Unmodified-Since (412); then If-None-Match, else
 /// If-Modified-Since (304).
 fn check_conditions(h: &http::HeaderMap, o: &ObjectRecord) -> Result<Option<StatusCode>, S3Error> {
@@ -98,7 +125,7 @@ fn part_range(o: &ObjectRecord, n: usize) -> Option<Range<u64>> {
 pub async fn call(cx: &Ctx<'_>, req: S3Request, head: bool) -> Result<S3Response, S3Error> {
     let bucket = cx.bucket()?;
     let key = cx.key()?;
-    data::check_version_id(cx)?;
+    let version = data::version_param(cx)?;
     let part_number = match cx.query.get("partNumber") {
         None => None,
         Some(v) => Some(v.parse::<usize>().ok().filter(|n| (1..=10_000).contains(n)).ok_or_else(|| {
@@ -112,20 +139,16 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request, head: bool) -> Result<S3Response
             "Cannot specify both Range header and partNumber query parameter",
         ));
     }
-    let object = cx
-        .s3
-        .meta
-        .get_object(&bucket.name, key)
-        .await?
-        .ok_or_else(|| S3Error::new(S3ErrorCode::NoSuchKey).field("Key", key))?;
+    let object = visible_version(cx.s3.meta.get_object(&bucket.name, key, version).await?, key, version, "GET")?;
 
     if let Some(status) = check_conditions(&req.headers, &object)? {
         if status == StatusCode::PRECONDITION_FAILED {
             return Err(S3Error::new(S3ErrorCode::PreconditionFailed).field("Condition", "If-Match"));
         }
-        return Ok(S3Response::new(status)
+        let resp = S3Response::new(status)
             .header("etag", data::quoted(&object.etag))
-            .header("last-modified", object.last_modified.to_http_date()));
+            .header("last-modified", object.last_modified.to_http_date());
+        return Ok(data::version_header(resp, bucket, object.version_id));
     }
 
     let size = object.size;
@@ -163,16 +186,16 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request, head: bool) -> Result<S3Response
 
     let mut resp = data::object_headers(S3Response::new(status), &object)
         .header("content-length", (range.end - range.start).to_string());
+    resp = data::version_header(resp, bucket, object.version_id);
     if status == StatusCode::PARTIAL_CONTENT && size > 0 {
         resp = resp.header("content-range", format!("bytes {}-{}/{size}", range.start, range.end - 1));
     }
     // Checksums describe the whole object: sent on request, never for part of it.
     if status == StatusCode::OK
         && headers::text(&req.headers, "x-amz-checksum-mode")?.is_some_and(|m| m.eq_ignore_ascii_case("ENABLED"))
-        && let Some((algorithm, kind, value)) = &object.checksum
-        && let Some(a) = crate::s3::types::ChecksumAlgorithm::parse(algorithm)
+        && let Some(c) = &object.checksum
     {
-        resp = resp.header(a.header_name(), value).header("x-amz-checksum-type", kind);
+        resp = resp.header(c.algorithm.header_name(), &c.value).header("x-amz-checksum-type", c.kind.as_str());
     }
     if part_number.is_some() && object.multipart {
         resp = resp.header("x-amz-mp-parts-count", object.parts.len().to_string());

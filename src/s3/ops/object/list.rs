@@ -1,5 +1,4 @@
-//! ListObjects (v1), ListObjectsV2 and ListObjectVersions (each object once, version
-//! `null`, as on an unversioned bucket):
+//! ListObjects (v1), ListObjectsV2 and ListObjectVersions:
 //! <https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjects.html>,
 //! <https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html>,
 //! <https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectVersions.html>
@@ -9,7 +8,10 @@ use base64::Engine;
 use crate::s3::ops::{data, encode_key, max_param, url_encoding};
 use crate::s3::xml::XmlWriter;
 use crate::s3::{Ctx, S3Error, S3Request, S3Response};
-use crate::storage::{ListObjectsQuery, ObjectPage, ObjectRecord};
+use crate::s3::types::VersionId;
+use crate::storage::{
+    ListObjectsQuery, ListVersionsQuery, ObjectPage, ObjectRecord, Resource, StorageError, VersionEntry,
+};
 
 const TOKEN: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -56,19 +58,36 @@ fn owner(w: &mut XmlWriter, o: &ObjectRecord) {
     w.start("Owner").elem("ID", &o.owner.id).elem("DisplayName", &o.owner.display_name).end();
 }
 
-/// One `<Contents>` (or `<Version>`) element.
-fn entry(w: &mut XmlWriter, o: &ObjectRecord, key: &str, with_owner: bool, version: bool) {
-    w.start(if version { "Version" } else { "Contents" }).elem("Key", key);
-    if version {
-        w.elem("VersionId", "null").elem("IsLatest", "true");
-    }
-    w.elem("LastModified", &o.last_modified.to_xml())
+/// One `<Contents>` element.
+fn entry(w: &mut XmlWriter, o: &ObjectRecord, key: &str, with_owner: bool) {
+    w.start("Contents")
+        .elem("Key", key)
+        .elem("LastModified", &o.last_modified.to_xml())
         .elem("ETag", &data::quoted(&o.etag))
         .elem("Size", &o.size.to_string());
     if with_owner {
         owner(w, o);
     }
-    w.elem("StorageClass", &o.storage_class).end();
+    w.elem("StorageClass", o.storage_class.as_str()).end();
+}
+
+/// One `<Version>` or `<DeleteMarker>` element, in AWS's element order.
+fn version_entry(w: &mut XmlWriter, v: &VersionEntry, key: &str) {
+    let o = &v.object;
+    w.start(if o.delete_marker { "DeleteMarker" } else { "Version" })
+        .elem("Key", key)
+        .elem("VersionId", &o.version_id.to_text())
+        .elem("IsLatest", if v.is_latest { "true" } else { "false" })
+        .elem("LastModified", &o.last_modified.to_xml());
+    if !o.delete_marker {
+        w.elem("ETag", &data::quoted(&o.etag)).elem("Size", &o.size.to_string());
+        if let Some(c) = &o.checksum {
+            w.elem("ChecksumAlgorithm", c.algorithm.as_str()).elem("ChecksumType", c.kind.as_str());
+        }
+        w.elem("StorageClass", o.storage_class.as_str());
+    }
+    owner(w, o);
+    w.end();
 }
 
 fn common_prefixes(w: &mut XmlWriter, page: &ObjectPage, url: bool) {
@@ -97,7 +116,7 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request, flavor: Flavor) -> Result<S3Res
             w.opt("Delimiter", p.delimiter.map(enc).as_deref());
             w.elem("IsTruncated", truth(page.is_truncated));
             for o in &page.objects {
-                entry(&mut w, o, &enc(&o.key), true, false);
+                entry(&mut w, o, &enc(&o.key), true);
             }
             common_prefixes(&mut w, &page, p.url);
             w
@@ -125,30 +144,55 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request, flavor: Flavor) -> Result<S3Res
             }
             w.opt("StartAfter", start_after.map(enc).as_deref());
             for o in &page.objects {
-                entry(&mut w, o, &enc(&o.key), fetch_owner, false);
+                entry(&mut w, o, &enc(&o.key), fetch_owner);
             }
             common_prefixes(&mut w, &page, p.url);
             w
         }
         Flavor::Versions => {
             let key_marker = cx.query.get("key-marker").unwrap_or("");
-            let page = page(cx, &p, Some(key_marker.to_owned()).filter(|m| !m.is_empty())).await?;
+            let id_marker = cx.query.get("version-id-marker").unwrap_or("");
+            let invalid_marker = || S3Error::invalid_argument("Invalid version id specified", "version-id-marker", id_marker);
+            let version_id_marker = match id_marker {
+                "" => None,
+                _ if key_marker.is_empty() => {
+                    return Err(S3Error::invalid_argument(
+                        "A version-id marker cannot be specified without a key marker.",
+                        "version-id-marker",
+                        id_marker,
+                    ));
+                }
+                v => Some(VersionId::parse(v).ok_or_else(invalid_marker)?),
+            };
+            let query = ListVersionsQuery {
+                prefix: p.prefix.to_owned(),
+                delimiter: p.delimiter.map(str::to_owned),
+                key_marker: Some(key_marker.to_owned()).filter(|m| !m.is_empty()),
+                version_id_marker,
+                max: p.max,
+            };
+            let page = match cx.s3.meta.list_versions(&bucket.name, &query).await {
+                Err(StorageError::NotFound(Resource::Version)) => return Err(invalid_marker()),
+                other => other?,
+            };
             let mut w = XmlWriter::new("ListVersionsResult");
             w.elem("Name", &bucket.name)
                 .elem("Prefix", &enc(p.prefix))
                 .elem("KeyMarker", &enc(key_marker))
-                .elem("VersionIdMarker", cx.query.get("version-id-marker").unwrap_or(""));
+                .elem("VersionIdMarker", id_marker);
             if page.is_truncated {
-                w.opt("NextKeyMarker", page.last.as_deref().map(enc).as_deref());
-                w.elem("NextVersionIdMarker", "null");
+                w.opt("NextKeyMarker", page.next_key_marker.as_deref().map(enc).as_deref());
+                w.opt("NextVersionIdMarker", page.next_version_id_marker.map(VersionId::to_text).as_deref());
             }
             w.elem("MaxKeys", &p.max.to_string());
             w.opt("Delimiter", p.delimiter.map(enc).as_deref());
             w.elem("IsTruncated", truth(page.is_truncated));
-            for o in &page.objects {
-                entry(&mut w, o, &enc(&o.key), true, true);
+            for v in &page.versions {
+                version_entry(&mut w, v, &enc(&v.object.key));
             }
-            common_prefixes(&mut w, &page, p.url);
+            for cp in &page.common_prefixes {
+                w.start("CommonPrefixes").elem("Prefix", &enc(cp)).end();
+            }
             w
         }
     };
