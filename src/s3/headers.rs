@@ -154,6 +154,25 @@ pub fn tagging(headers: &HeaderMap) -> Result<Vec<(String, String)>, S3Error> {
                 &raw,
             ));
         };
+        tags.push((k, v));
+    }
+    validate_tags(tags, TagLimit::Object)
+}
+
+/// How many tags a resource may carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TagLimit {
+    /// 10 tags on an object.
+    Object,
+    /// 50 tags on a bucket.
+    Bucket,
+}
+
+/// AWS's rules for a tag set: keys of 1–128 characters not starting with `aws:`, values of
+/// up to 256, letters, digits, spaces and `+-=._:/@` only, no key twice, and at most 10 tags
+/// on an object or 50 on a bucket.
+pub fn validate_tags(tags: Vec<(String, String)>, limit: TagLimit) -> Result<Vec<(String, String)>, S3Error> {
+    for (i, (k, v)) in tags.iter().enumerate() {
         if k.is_empty() || k.chars().count() > 128 {
             return Err(invalid_tag("The TagKey you have provided is invalid"));
         }
@@ -163,18 +182,18 @@ pub fn tagging(headers: &HeaderMap) -> Result<Vec<(String, String)>, S3Error> {
         if k.starts_with("aws:") {
             return Err(invalid_tag("Your TagKey cannot be prefixed with aws:"));
         }
-        if !valid_tag_text(&k) || !valid_tag_text(&v) {
+        if !valid_tag_text(k) || !valid_tag_text(v) {
             return Err(invalid_tag("The TagKey or TagValue you have provided contains invalid characters"));
         }
-        if tags.iter().any(|(existing, _)| *existing == k) {
+        if tags[..i].iter().any(|(existing, _)| existing == k) {
             return Err(invalid_tag("Cannot provide multiple Tags with the same key"));
         }
-        tags.push((k, v));
     }
-    if tags.len() > 10 {
-        return Err(invalid_tag("Object tags cannot be greater than 10"));
+    match limit {
+        TagLimit::Object if tags.len() > 10 => Err(invalid_tag("Object tags cannot be greater than 10")),
+        TagLimit::Bucket if tags.len() > 50 => Err(invalid_tag("Bucket tag count cannot be greater than 50")),
+        _ => Ok(tags),
     }
-    Ok(tags)
 }
 
 /// `x-amz-checksum-algorithm` and `x-amz-checksum-type` of CreateMultipartUpload, with AWS's

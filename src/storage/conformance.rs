@@ -234,8 +234,7 @@ async fn objects(store: &dyn MetadataStore) {
         Err(StorageError::NotFound(Resource::Bucket))
     ));
     for k in ["b/1", "a", "b/2", "c", "a\0z", ""] {
-        let out =
-            store.put_object(object("ob", k, &[&format!("blob-{k}")]), &WriteCondition::None).await.expect("put");
+        let out = store.put_object(object("ob", k, &[&format!("blob-{k}")]), &WriteCondition::None).await.expect("put");
         assert_eq!(out, PutOutcome { version_id: VersionId::Null, replaced: None });
     }
     store.put_object(object("oc", "a", &["other"]), &WriteCondition::None).await.expect("put");
@@ -422,10 +421,7 @@ async fn versions(store: &dyn MetadataStore) {
     assert!(store.get_object("vb", "k", None).await.expect("get").expect("latest").delete_marker);
     let q = ListObjectsQuery { max: 100, ..ListObjectsQuery::default() };
     assert!(store.list_objects("vb", &q).await.expect("list").objects.is_empty());
-    assert!(matches!(
-        store.put_object_tags("vb", "k", None, vec![]).await,
-        Err(StorageError::DeleteMarker)
-    ));
+    assert!(matches!(store.put_object_tags("vb", "k", None, vec![]).await, Err(StorageError::DeleteMarker)));
     // Conditional writes see the marker as no object.
     store.put_object(at(object("vb", "k", &["v3"]), 30), &WriteCondition::IfAbsent).await.expect("if absent");
     assert!(matches!(
@@ -469,8 +465,12 @@ async fn versions(store: &dyn MetadataStore) {
         ]
     );
     assert_eq!(all.versions[5].object.version_id, VersionId::Null);
-    assert!(all.versions.windows(2).all(|w| w[0].object.key < w[1].object.key
-        || w[0].object.version_key.time() > w[1].object.version_key.time()));
+    assert!(
+        all.versions
+            .windows(2)
+            .all(|w| w[0].object.key < w[1].object.key
+                || w[0].object.version_key.time() > w[1].object.version_key.time())
+    );
     let p1 = store.list_versions("vb", &list(None, None, 3)).await.expect("page");
     assert!(p1.is_truncated);
     assert_eq!(p1.next_key_marker.as_deref(), Some("k"));

@@ -95,7 +95,11 @@ impl Storage {
     }
 
     /// Commits an object whose blobs were just written; they are discarded if it fails.
-    pub async fn put_object(&self, object: ObjectRecord, condition: &WriteCondition) -> Result<PutOutcome, StorageError> {
+    pub async fn put_object(
+        &self,
+        object: ObjectRecord,
+        condition: &WriteCondition,
+    ) -> Result<PutOutcome, StorageError> {
         let blobs: Vec<BlobId> = object.blobs().cloned().collect();
         let result = self.meta.put_object(object, condition).await;
         if result.is_err() {

@@ -101,9 +101,7 @@ impl State {
     fn find_version(&self, bucket: &str, key: &str, version: VersionId) -> Option<VersionKey> {
         match version {
             VersionId::Null => self.nulls.get(&(bucket.to_owned(), key.to_owned())).copied(),
-            VersionId::Id(k) => {
-                self.versions.contains_key(&(bucket.to_owned(), key.to_owned(), k)).then_some(k)
-            }
+            VersionId::Id(k) => self.versions.contains_key(&(bucket.to_owned(), key.to_owned(), k)).then_some(k),
         }
     }
 
@@ -385,7 +383,8 @@ impl MetadataStore for MemoryMetadataStore {
                 Ok(DeleteOutcome { removed, marker: None })
             }
             (None, Versioning::Unversioned) => {
-                let removed = s.find_version(bucket, key, VersionId::Null).and_then(|k| s.remove_version(bucket, key, k));
+                let removed =
+                    s.find_version(bucket, key, VersionId::Null).and_then(|k| s.remove_version(bucket, key, k));
                 Ok(DeleteOutcome { removed, marker: None })
             }
             (None, _) => {
@@ -448,7 +447,9 @@ impl MetadataStore for MemoryMetadataStore {
         };
         let start = match (&q.key_marker, &mid_key) {
             (_, Some((k, vk))) => Bound::Excluded((bucket.to_owned(), k.clone(), *vk)),
-            (Some(k), None) if *k >= q.prefix => Bound::Excluded((bucket.to_owned(), k.clone(), VersionKey([0xff; 20]))),
+            (Some(k), None) if *k >= q.prefix => {
+                Bound::Excluded((bucket.to_owned(), k.clone(), VersionKey([0xff; 20])))
+            }
             _ => Bound::Included((bucket.to_owned(), q.prefix.clone(), VersionKey([0; 20]))),
         };
         // The first version of each key is its latest, unless the page starts inside a key.

@@ -5,6 +5,8 @@ mod common;
 
 /// Hostile input: unsigned headers, dates, ranges and sizes that once panicked or wrapped.
 mod attack;
+/// Object and bucket tagging, GetObjectAttributes.
+mod attributes;
 /// SigV4: every failure mode and its error code.
 mod auth;
 /// Service and bucket operations.
@@ -27,3 +29,5 @@ mod object;
 mod race;
 /// HTTPS: uploads over TLS, certificate reload, bad certificates.
 mod tls;
+/// Versioning: versions, delete markers, the null version, listings.
+mod versioning;

@@ -9,16 +9,16 @@ use http::HeaderMap;
 
 use crate::auth::PayloadHash;
 use crate::auth::sigv4::chunked::{ChunkedDecoder, ChunkedError};
+use crate::clock::Timestamp;
 use crate::s3::body::{BodyDigest, BodyStream, VerifiedBody};
 use crate::s3::checksum::RequestChecksum;
-use crate::s3::types::ChecksumAlgorithm;
 use crate::s3::headers::ObjectAttributes;
-use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Response, headers};
-use crate::clock::Timestamp;
+use crate::s3::types::ChecksumAlgorithm;
 use crate::s3::types::{VersionId, parse_version_id};
+use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Response, headers};
 use crate::storage::{
-    BlobRef, BucketRecord, ChecksumType, ObjectChecksum, ObjectRecord, PartRecord, Storage, StorageClass,
-    StorageError, VersionKey, Versioning, WriteCondition,
+    BlobRef, BucketRecord, ChecksumType, ObjectChecksum, ObjectRecord, PartRecord, Storage, StorageClass, StorageError,
+    VersionKey, Versioning, WriteCondition,
 };
 
 /// Largest object a single PUT may carry, and largest part.

@@ -6,6 +6,7 @@ pub mod data;
 mod keepalive;
 mod multipart;
 mod object;
+mod tagging;
 
 use super::{Ctx, OpName, S3Error, S3ErrorCode, S3Request, S3Response};
 
@@ -32,6 +33,13 @@ pub fn access(op: OpName) -> Access {
         | ListObjectVersions
         | PutBucketVersioning
         | GetBucketVersioning
+        | PutBucketTagging
+        | GetBucketTagging
+        | DeleteBucketTagging
+        | PutObjectTagging
+        | GetObjectTagging
+        | DeleteObjectTagging
+        | GetObjectAttributes
         | PutObject
         | GetObject
         | HeadObject
@@ -63,6 +71,13 @@ pub async fn call(op: OpName, cx: &Ctx<'_>, req: S3Request) -> Result<S3Response
         GetBucketLocation => bucket::location::call(cx, req).await,
         PutBucketVersioning => bucket::versioning::put(cx, req).await,
         GetBucketVersioning => bucket::versioning::get(cx, req).await,
+        PutBucketTagging => tagging::put_bucket(cx, req).await,
+        GetBucketTagging => tagging::get_bucket(cx, req).await,
+        DeleteBucketTagging => tagging::delete_bucket(cx, req).await,
+        PutObjectTagging => tagging::put_object(cx, req).await,
+        GetObjectTagging => tagging::get_object(cx, req).await,
+        DeleteObjectTagging => tagging::delete_object(cx, req).await,
+        GetObjectAttributes => object::attributes::call(cx, req).await,
         CreateMultipartUpload => multipart::create::call(cx, req).await,
         ListMultipartUploads => multipart::list_uploads::call(cx, req).await,
         AbortMultipartUpload => multipart::abort::call(cx, req).await,

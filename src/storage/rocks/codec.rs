@@ -361,7 +361,10 @@ mod tests {
         assert_eq!(o.storage_class, StorageClass::ReducedRedundancy);
         assert_eq!(o.parts[0].checksums, vec![(ChecksumAlgorithm::Crc64Nvme, "AAAAAAAAAAA=".to_string())]);
         let c = o.checksum.expect("checksum");
-        assert_eq!((c.algorithm, c.kind, c.value.as_str()), (ChecksumAlgorithm::Crc32, ChecksumType::FullObject, "AAAAAA=="));
+        assert_eq!(
+            (c.algorithm, c.kind, c.value.as_str()),
+            (ChecksumAlgorithm::Crc32, ChecksumType::FullObject, "AAAAAA==")
+        );
         let mut bad = old;
         bad.storage_class = "GLACIER".into();
         assert!(matches!(decode::<ObjectRecord>(&v1(&bad)), Err(StorageError::Corrupt(_))));

@@ -27,8 +27,8 @@ use super::{
     UploadPage, UploadRecord, VersionEntry, VersionId, VersionKey, VersionPage, Versioning, WriteCondition, group,
     marker_common_prefix,
 };
-use codec::Record;
 use crate::clock::Timestamp;
+use codec::Record;
 
 /// The column families, one per record kind.
 #[derive(Clone, Copy, Debug)]
@@ -265,7 +265,11 @@ impl Inner {
         if null {
             batch.put_cf(self.cf(Cf::Nulls)?, keys::object(&bucket, &key), object.version_key.0);
         }
-        batch.put_cf(self.cf(Cf::Versions)?, keys::version(&bucket, &key, &object.version_key), codec::encode(&object)?);
+        batch.put_cf(
+            self.cf(Cf::Versions)?,
+            keys::version(&bucket, &key, &object.version_key),
+            codec::encode(&object)?,
+        );
         self.stage_latest(batch, &bucket, &key, Some(&object))?;
         Ok((object, replaced))
     }

@@ -76,14 +76,13 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let region = &cx.s3.config.region;
     check_location(config.location_constraint.as_deref(), region)?;
 
-    let record =
-        BucketRecord {
-            name: name.to_owned(),
-            owner: cx.owner(),
-            region: region.clone(),
-            created: Timestamp::now(),
-            versioning: Versioning::Unversioned,
-        };
+    let record = BucketRecord {
+        name: name.to_owned(),
+        owner: cx.owner(),
+        region: region.clone(),
+        created: Timestamp::now(),
+        versioning: Versioning::Unversioned,
+    };
     match cx.s3.meta.create_bucket(record).await {
         Ok(()) => {}
         Err(StorageError::BucketExists { owner_id }) if owner_id == cx.auth.identity.id => {

@@ -69,7 +69,11 @@ mod tests {
 
     #[test]
     fn configurations_as_sdks_send_them() {
-        let doc = |body: &str| format!("<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">{body}</VersioningConfiguration>");
+        let doc = |body: &str| {
+            format!(
+                "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">{body}</VersioningConfiguration>"
+            )
+        };
         assert_eq!(parse(doc("<Status>Enabled</Status>").as_bytes()).expect("ok"), Some(Versioning::Enabled));
         assert_eq!(
             parse(doc("<MfaDelete>Disabled</MfaDelete><Status>Suspended</Status>").as_bytes()).expect("ok"),

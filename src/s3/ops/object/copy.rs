@@ -12,11 +12,11 @@ use crate::clock::Timestamp;
 use crate::s3::body::BodyStream;
 use crate::s3::body::VerifiedBody;
 use crate::s3::checksum::RequestChecksum;
-use crate::s3::ops::data::{self, MAX_PUT_SIZE};
 use crate::s3::headers::ObjectAttributes;
+use crate::s3::ops::data::{self, MAX_PUT_SIZE};
 use crate::s3::ops::keepalive::{self, Done};
-use crate::s3::ops::object::get::visible_version;
 use crate::s3::ops::object::get::ByteRange;
+use crate::s3::ops::object::get::visible_version;
 use crate::s3::types::{parse_version_id, validate_bucket_name, validate_key};
 use crate::s3::xml::XmlWriter;
 use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response, headers};
@@ -24,7 +24,10 @@ use crate::storage::{ObjectRecord, PartRecord, Storage, Versioning};
 
 /// The object version named by `x-amz-copy-source`, whose bucket the caller must own, and
 /// the headers a copy reports about it.
-pub async fn source_object(cx: &Ctx<'_>, h: &HeaderMap) -> Result<(ObjectRecord, Vec<(&'static str, String)>), S3Error> {
+pub async fn source_object(
+    cx: &Ctx<'_>,
+    h: &HeaderMap,
+) -> Result<(ObjectRecord, Vec<(&'static str, String)>), S3Error> {
     let raw = headers::text(h, "x-amz-copy-source")?.unwrap_or_default();
     let invalid = || S3Error::invalid_argument("Invalid copy source encoding", "x-amz-copy-source", &raw);
     let (path, version) = match raw.split_once("?versionId=") {

@@ -51,9 +51,9 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
         };
         let version = match o.version_id.as_deref() {
             None => Ok(None),
-            Some(v) => VersionId::parse(v)
-                .map(Some)
-                .ok_or_else(|| S3Error::with_message(S3ErrorCode::NoSuchVersion, "The specified version does not exist.")),
+            Some(v) => VersionId::parse(v).map(Some).ok_or_else(|| {
+                S3Error::with_message(S3ErrorCode::NoSuchVersion, "The specified version does not exist.")
+            }),
         };
         let result = match (validate_key(key), version) {
             (Err(e), _) | (_, Err(e)) => Err(e),

@@ -8,8 +8,8 @@ use http::StatusCode;
 
 use crate::clock::Timestamp;
 use crate::s3::ops::data;
-use crate::s3::{Ctx, ResponseBody, S3Error, S3ErrorCode, S3Request, S3Response, headers};
 use crate::s3::types::VersionId;
+use crate::s3::{Ctx, ResponseBody, S3Error, S3ErrorCode, S3Request, S3Response, headers};
 use crate::storage::ObjectRecord;
 
 /// A parsed `Range: bytes=…` header.
@@ -75,7 +75,9 @@ pub fn visible_version(
 ) -> Result<ObjectRecord, S3Error> {
     match (found, version) {
         (None, None) => Err(S3Error::new(S3ErrorCode::NoSuchKey).field("Key", key)),
-        (None, Some(v)) => Err(S3Error::new(S3ErrorCode::NoSuchVersion).field("Key", key).field("VersionId", v.to_text())),
+        (None, Some(v)) => {
+            Err(S3Error::new(S3ErrorCode::NoSuchVersion).field("Key", key).field("VersionId", v.to_text()))
+        }
         (Some(o), None) if o.delete_marker => Err(S3Error::new(S3ErrorCode::NoSuchKey)
             .field("Key", key)
             .header("x-amz-delete-marker", "true")

@@ -6,9 +6,9 @@
 use base64::Engine;
 
 use crate::s3::ops::{data, encode_key, max_param, url_encoding};
+use crate::s3::types::VersionId;
 use crate::s3::xml::XmlWriter;
 use crate::s3::{Ctx, S3Error, S3Request, S3Response};
-use crate::s3::types::VersionId;
 use crate::storage::{
     ListObjectsQuery, ListVersionsQuery, ObjectPage, ObjectRecord, Resource, StorageError, VersionEntry,
 };
@@ -152,7 +152,8 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request, flavor: Flavor) -> Result<S3Res
         Flavor::Versions => {
             let key_marker = cx.query.get("key-marker").unwrap_or("");
             let id_marker = cx.query.get("version-id-marker").unwrap_or("");
-            let invalid_marker = || S3Error::invalid_argument("Invalid version id specified", "version-id-marker", id_marker);
+            let invalid_marker =
+                || S3Error::invalid_argument("Invalid version id specified", "version-id-marker", id_marker);
             let version_id_marker = match id_marker {
                 "" => None,
                 _ if key_marker.is_empty() => {

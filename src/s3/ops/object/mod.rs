@@ -1,5 +1,6 @@
 //! Object operations.
 
+pub mod attributes;
 pub mod copy;
 pub mod delete;
 pub mod delete_many;
