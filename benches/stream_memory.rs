@@ -150,6 +150,7 @@ fn main() {
             tls: None,
             limits: s3d::http::Limits::default(),
             gc: s3d::storage::GcConfig::default(),
+            lifecycle: s3d::storage::expiry::LifecycleSettings::default(),
             users: vec![UserCredential {
                 access_key: AK.into(),
                 secret_key: SecretKey::new(SK),

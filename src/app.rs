@@ -39,6 +39,7 @@ pub struct Running {
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<()>,
     housekeeping: JoinHandle<()>,
+    lifecycle: JoinHandle<()>,
 }
 
 impl Running {
@@ -53,6 +54,7 @@ impl Running {
     /// Stops accepting, lets in-flight requests finish, flushes and closes the stores.
     pub async fn stop(self) {
         self.housekeeping.abort();
+        self.lifecycle.abort();
         let _ = self.shutdown.send(());
         if let Err(e) = self.task.await {
             tracing::error!(error = %e, "server task failed");
@@ -114,6 +116,7 @@ pub async fn start_with_stores(
     // Started only once nothing can fail any more, so a failed start leaves no task holding
     // the stores open.
     let housekeeping = storage.spawn_housekeeping();
+    let lifecycle = crate::storage::expiry::LifecycleWorker::new(Arc::clone(&meta), config.lifecycle).spawn();
     let router = crate::http::router(s3, limits);
     let (tx, rx) = oneshot::channel::<()>();
     let grace = config.shutdown_timeout;
@@ -143,7 +146,7 @@ pub async fn start_with_stores(
         tracing::info!("serving TLS at {a}");
     }
     warn_about_dev_credentials(&config);
-    Ok(Running { addr, tls_addr, acceptor, shutdown: tx, task, housekeeping })
+    Ok(Running { addr, tls_addr, acceptor, shutdown: tx, task, housekeeping, lifecycle })
 }
 
 /// File descriptors each connection may need: its socket and a blob file.

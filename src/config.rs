@@ -29,7 +29,22 @@ pub struct RawConfig {
     pub tls: Option<RawTls>,
     pub limits: RawLimits,
     pub gc: RawGc,
+    pub lifecycle: RawLifecycle,
     pub users: Vec<RawUser>,
+}
+
+/// `[lifecycle]`: how the lifecycle worker keeps time.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLifecycle {
+    pub day_secs: u64,
+    pub interval_secs: u64,
+}
+
+impl Default for RawLifecycle {
+    fn default() -> Self {
+        RawLifecycle { day_secs: 86_400, interval_secs: 3600 }
+    }
 }
 
 /// `[limits]`: how long s3d waits on a client and how many it serves at once.
@@ -106,6 +121,7 @@ impl Default for RawConfig {
             tls: None,
             limits: RawLimits::default(),
             gc: RawGc::default(),
+            lifecycle: RawLifecycle::default(),
             users: vec![RawUser {
                 id: "s3d-dev".into(),
                 name: "dev".into(),
@@ -137,6 +153,7 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     pub limits: crate::http::Limits,
     pub gc: crate::storage::GcConfig,
+    pub lifecycle: crate::storage::expiry::LifecycleSettings,
     pub users: Vec<UserCredential>,
 }
 
@@ -319,6 +336,10 @@ impl RawConfig {
             sweep_interval: secs("gc.sweep_interval_secs", g.sweep_interval_secs)?,
             completed_retention: secs("gc.completed_retention_secs", g.completed_retention_secs)?,
         };
+        let lifecycle = crate::storage::expiry::LifecycleSettings {
+            day: secs("lifecycle.day_secs", self.lifecycle.day_secs)?,
+            interval: secs("lifecycle.interval_secs", self.lifecycle.interval_secs)?,
+        };
         if self.users.is_empty() {
             return Err(invalid("users", "at least one user is required"));
         }
@@ -366,6 +387,7 @@ impl RawConfig {
             tls,
             limits,
             gc,
+            lifecycle,
             users,
         })
     }
@@ -397,6 +419,7 @@ mod tests {
         let config = RawConfig::default().validate().expect("defaults are valid");
         assert_eq!(config.limits, crate::http::Limits::default());
         assert_eq!(config.gc, crate::storage::GcConfig::default());
+        assert_eq!(config.lifecycle, crate::storage::expiry::LifecycleSettings::default());
     }
 
     #[test]

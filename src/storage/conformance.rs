@@ -72,7 +72,7 @@ async fn buckets(store: &dyn MetadataStore) {
     store.create_bucket(bucket("b3", "bob")).await.expect("create");
 
     let q = |prefix: &str, after: Option<&str>, max| ListBucketsQuery {
-        owner_id: "alice".into(),
+        owner_id: Some("alice".into()),
         prefix: prefix.into(),
         start_after: after.map(Into::into),
         max,
@@ -80,6 +80,8 @@ async fn buckets(store: &dyn MetadataStore) {
     let names = |p: &BucketPage| p.buckets.iter().map(|b| b.name.clone()).collect::<Vec<_>>();
     let all = store.list_buckets(&q("", None, 100)).await.expect("list");
     assert_eq!(names(&all), ["b1", "b2", "c1", "c2"]);
+    let everyone = ListBucketsQuery { owner_id: None, prefix: "b".into(), start_after: None, max: 100 };
+    assert_eq!(names(&store.list_buckets(&everyone).await.expect("list")), ["b1", "b2", "b3"]);
     assert_eq!(all.next_start_after, None);
     let p1 = store.list_buckets(&q("", None, 3)).await.expect("list");
     assert_eq!(names(&p1), ["b1", "b2", "c1"]);
@@ -533,6 +535,39 @@ async fn versions(store: &dyn MetadataStore) {
     store.delete_bucket("vb").await.expect("empty now");
 }
 
+/// What the lifecycle worker needs: expiring exactly the version it looked at, and claims
+/// so that one process at a time works on a bucket.
+async fn lifecycle_support(store: &dyn MetadataStore) {
+    let alice = owner("alice");
+    store.create_bucket(bucket("lc", "alice")).await.expect("create");
+    store.put_object(object("lc", "k", &["lc1"]), &WriteCondition::None).await.expect("put");
+    let seen = store.get_object("lc", "k", None).await.expect("get").expect("k").version_key;
+    store.put_object(object("lc", "k", &["lc2"]), &WriteCondition::None).await.expect("overwrite");
+    let out = store.expire_object("lc", "k", seen, &alice).await.expect("expire");
+    assert_eq!(out, DeleteOutcome::default(), "a newer write is never expired");
+    let current = store.get_object("lc", "k", None).await.expect("get").expect("k").version_key;
+    let out = store.expire_object("lc", "k", current, &alice).await.expect("expire");
+    assert_eq!(out.removed.map(|r| r.parts[0].blob.0.clone()), Some("lc2".to_string()));
+    assert_eq!(store.get_object("lc", "k", None).await.expect("get"), None);
+    store.set_versioning("lc", Versioning::Enabled).await.expect("enable");
+    store.put_object(object("lc", "v", &["lc3"]), &WriteCondition::None).await.expect("put");
+    let current = store.get_object("lc", "v", None).await.expect("get").expect("v").version_key;
+    let out = store.expire_object("lc", "v", current, &alice).await.expect("expire");
+    assert!(out.marker.is_some_and(|m| m.delete_marker && m.owner == alice) && out.removed.is_none());
+    assert!(in_use(store, "lc3").await, "the expired version stays as a noncurrent one");
+
+    let future = Timestamp::now().plus(std::time::Duration::from_secs(60));
+    assert!(store.claim_work("lc", "node-a", future).await.expect("claim"));
+    assert!(!store.claim_work("lc", "node-b", future).await.expect("claim"));
+    assert!(store.claim_work("lc", "node-a", future).await.expect("renew"));
+    store.release_work("lc", "node-b").await.expect("not the holder");
+    assert!(!store.claim_work("lc", "node-b", future).await.expect("claim"));
+    store.release_work("lc", "node-a").await.expect("release");
+    assert!(store.claim_work("lc", "node-b", future).await.expect("claim"));
+    assert!(store.claim_work("old", "node-a", Timestamp(1)).await.expect("claim"));
+    assert!(store.claim_work("old", "node-b", future).await.expect("an expired claim is free"));
+}
+
 /// DeleteBucket takes in-progress uploads with it (their parts become garbage), as on AWS,
 /// but refuses while an object remains.
 async fn bucket_deletion_takes_uploads(store: &dyn MetadataStore) {
@@ -608,9 +643,9 @@ async fn garbage_and_leases(store: &dyn MetadataStore) {
 
 /// What the suite leaves behind, checked before and after a reopen.
 async fn survivors(store: &dyn MetadataStore) {
-    let q = ListBucketsQuery { owner_id: "alice".into(), prefix: String::new(), start_after: None, max: 100 };
+    let q = ListBucketsQuery { owner_id: Some("alice".into()), prefix: String::new(), start_after: None, max: 100 };
     let names: Vec<String> = store.list_buckets(&q).await.expect("list").buckets.into_iter().map(|b| b.name).collect();
-    assert_eq!(names, ["b1", "b2", "c1", "dbu-neighbour", "mp", "oc", "ua", "uc"]);
+    assert_eq!(names, ["b1", "b2", "c1", "dbu-neighbour", "lc", "mp", "oc", "ua", "uc"]);
     let obj = store.get_object("mp", "obj", None).await.expect("get").expect("completed object");
     assert_eq!(obj.parts.iter().map(|p| p.blob.0.as_str()).collect::<Vec<_>>(), ["p1", "p3", "p5"]);
     assert!(in_use(store, "p1").await && in_use(store, "p5").await && in_use(store, "dbu-p3").await);
@@ -631,6 +666,7 @@ async fn run_all(store: &dyn MetadataStore) {
     objects(store).await;
     parts_and_completion(store).await;
     versions(store).await;
+    lifecycle_support(store).await;
     bucket_deletion_takes_uploads(store).await;
     garbage_and_leases(store).await;
     survivors(store).await;

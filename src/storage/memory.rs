@@ -12,7 +12,7 @@ use super::{
     ByteStream, CompleteOutcome, CompletedUpload, DeleteOutcome, GarbageRecord, Lease, ListBucketsQuery,
     ListObjectsQuery, ListUploadsQuery, ListVersionsQuery, MetadataStore, ObjectPage, ObjectRecord, Owner, PartPage,
     PartRecord, PutOutcome, Resource, StorageError, UploadPage, UploadRecord, VersionEntry, VersionId, VersionKey,
-    VersionPage, Versioning, WriteCondition, group, marker_common_prefix,
+    VersionPage, Versioning, WorkClaim, WriteCondition, group, marker_common_prefix,
 };
 use crate::clock::Timestamp;
 
@@ -32,6 +32,7 @@ struct State {
     /// (bucket, key) → the key of its `null` version.
     nulls: HashMap<(String, String), VersionKey>,
     settings: BTreeMap<(String, BucketSettingKind), BucketSetting>,
+    claims: HashMap<String, WorkClaim>,
     /// (bucket, upload id, part number) → part.
     parts: BTreeMap<(String, String, u32), PartRecord>,
     completed: HashMap<(String, String), CompletedUpload>,
@@ -150,6 +151,25 @@ impl State {
         self.versions.insert((bucket.clone(), key.clone(), object.version_key), object.clone());
         self.refresh_latest(&bucket, &key);
         Ok((object, replaced))
+    }
+
+    /// A delete without a version id: removes the null version of an unversioned bucket, or
+    /// writes a delete marker.
+    fn delete_latest(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        versioning: Versioning,
+        owner: &Owner,
+    ) -> Result<DeleteOutcome, StorageError> {
+        if versioning == Versioning::Unversioned {
+            let removed =
+                self.find_version(bucket, key, VersionId::Null).and_then(|k| self.remove_version(bucket, key, k));
+            return Ok(DeleteOutcome { removed, marker: None });
+        }
+        let marker = ObjectRecord::delete_marker(bucket, key, owner.clone(), Timestamp::now());
+        let (marker, replaced) = self.write_version(marker, versioning)?;
+        Ok(DeleteOutcome { removed: replaced, marker: Some(marker) })
     }
 
     fn versioning(&self, bucket: &str) -> Result<Versioning, StorageError> {
@@ -274,7 +294,7 @@ impl MetadataStore for MemoryMetadataStore {
             .buckets
             .range((start, Bound::Unbounded))
             .map(|(_, b)| b)
-            .filter(|b| b.owner.id == q.owner_id && b.name.starts_with(&q.prefix))
+            .filter(|b| q.owner_id.as_ref().is_none_or(|id| *id == b.owner.id) && b.name.starts_with(&q.prefix))
         {
             if page.buckets.len() == q.max {
                 page.next_start_after = page.buckets.last().map(|b| b.name.clone());
@@ -377,22 +397,28 @@ impl MetadataStore for MemoryMetadataStore {
     ) -> Result<DeleteOutcome, StorageError> {
         let mut s = self.state();
         let versioning = s.versioning(bucket)?;
-        match (version, versioning) {
-            (Some(v), _) => {
+        match version {
+            Some(v) => {
                 let removed = s.find_version(bucket, key, v).and_then(|k| s.remove_version(bucket, key, k));
                 Ok(DeleteOutcome { removed, marker: None })
             }
-            (None, Versioning::Unversioned) => {
-                let removed =
-                    s.find_version(bucket, key, VersionId::Null).and_then(|k| s.remove_version(bucket, key, k));
-                Ok(DeleteOutcome { removed, marker: None })
-            }
-            (None, _) => {
-                let marker = ObjectRecord::delete_marker(bucket, key, owner.clone(), Timestamp::now());
-                let (marker, replaced) = s.write_version(marker, versioning)?;
-                Ok(DeleteOutcome { removed: replaced, marker: Some(marker) })
-            }
+            None => s.delete_latest(bucket, key, versioning, owner),
         }
+    }
+
+    async fn expire_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        expected: VersionKey,
+        owner: &Owner,
+    ) -> Result<DeleteOutcome, StorageError> {
+        let mut s = self.state();
+        let versioning = s.versioning(bucket)?;
+        if s.newest(bucket, key).map(|v| v.version_key) != Some(expected) {
+            return Ok(DeleteOutcome::default());
+        }
+        s.delete_latest(bucket, key, versioning, owner)
     }
 
     async fn put_object_tags(
@@ -578,6 +604,24 @@ impl MetadataStore for MemoryMetadataStore {
                 s.blobs.remove(&r.blob);
             }
             s.garbage.remove(&(r.since, r.blob.clone()));
+        }
+        Ok(())
+    }
+
+    async fn claim_work(&self, name: &str, holder: &str, until: Timestamp) -> Result<bool, StorageError> {
+        let mut s = self.state();
+        let now = Timestamp::now();
+        if s.claims.get(name).is_some_and(|c| c.holder != holder && c.until > now) {
+            return Ok(false);
+        }
+        s.claims.insert(name.to_owned(), WorkClaim { holder: holder.to_owned(), until });
+        Ok(true)
+    }
+
+    async fn release_work(&self, name: &str, holder: &str) -> Result<(), StorageError> {
+        let mut s = self.state();
+        if s.claims.get(name).is_some_and(|c| c.holder == holder) {
+            s.claims.remove(name);
         }
         Ok(())
     }

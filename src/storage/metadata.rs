@@ -18,7 +18,7 @@ use super::{
     BlobId, BlobState, BucketPage, BucketRecord, BucketSetting, BucketSettingKind, CompleteOutcome, CompletedUpload,
     DeleteOutcome, GarbageRecord, Lease, ListBucketsQuery, ListObjectsQuery, ListUploadsQuery, ListVersionsQuery,
     ObjectPage, ObjectRecord, PartPage, PartRecord, PutOutcome, StorageError, UploadPage, UploadRecord, VersionId,
-    VersionPage, Versioning, WriteCondition,
+    VersionKey, VersionPage, Versioning, WriteCondition,
 };
 use crate::clock::Timestamp;
 
@@ -83,6 +83,16 @@ pub trait MetadataStore: Send + Sync + 'static {
         bucket: &str,
         key: &str,
         version: Option<VersionId>,
+        owner: &super::Owner,
+    ) -> Result<DeleteOutcome, StorageError>;
+
+    /// As `delete_object` without a version, but only while the latest version is still
+    /// `expected` (the lifecycle worker expires what it looked at, never a newer write).
+    async fn expire_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        expected: VersionKey,
         owner: &super::Owner,
     ) -> Result<DeleteOutcome, StorageError>;
 
@@ -179,6 +189,13 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Forgets garbage records whose blobs have been deleted (records that changed meanwhile
     /// are kept).
     async fn forget_garbage(&self, records: &[GarbageRecord]) -> Result<(), StorageError>;
+
+    /// Takes (or renews) the claim `name` for `holder` until `until`; false while another
+    /// holder's claim is live.
+    async fn claim_work(&self, name: &str, holder: &str, until: Timestamp) -> Result<bool, StorageError>;
+
+    /// Gives up a claim, if `holder` still has it.
+    async fn release_work(&self, name: &str, holder: &str) -> Result<(), StorageError>;
 
     /// Records or renews a lease.
     async fn put_lease(&self, lease: &Lease) -> Result<(), StorageError>;

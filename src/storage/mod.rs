@@ -8,6 +8,7 @@
 pub mod blob;
 #[cfg(test)]
 mod conformance;
+pub mod expiry;
 pub mod fs;
 mod lifecycle;
 mod listing;

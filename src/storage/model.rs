@@ -144,6 +144,14 @@ impl BucketSetting {
     }
 }
 
+/// A claim on a piece of background work (a bucket's lifecycle run), so that when several
+/// processes share a store one acts at a time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkClaim {
+    pub holder: String,
+    pub until: Timestamp,
+}
+
 /// A whole object's flexible checksum.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectChecksum {
@@ -204,8 +212,8 @@ pub struct UploadRecord {
 /// ListBuckets parameters. `start_after` is the `next_start_after` of a previous page.
 #[derive(Clone, Debug, Default)]
 pub struct ListBucketsQuery {
-    /// Only buckets of this owner.
-    pub owner_id: String,
+    /// Only buckets of this owner (all buckets without one: the lifecycle worker's view).
+    pub owner_id: Option<String>,
     pub prefix: String,
     pub start_after: Option<String>,
     pub max: usize,

@@ -17,6 +17,8 @@ mod checksum;
 mod daemon;
 /// Malformed input: bad headers, names, digests; no panics, no hangs.
 mod errors;
+/// Lifecycle rules: validation, announced dates, the worker acting.
+mod lifecycle;
 /// Timeouts on every wait a client controls, and the connection cap.
 mod limits;
 /// Seeded random clients checked against a model, with reopens; nothing lost or leaked.

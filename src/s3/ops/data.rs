@@ -17,8 +17,9 @@ use crate::s3::types::ChecksumAlgorithm;
 use crate::s3::types::{VersionId, parse_version_id};
 use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Response, headers};
 use crate::storage::{
-    BlobRef, BucketRecord, ChecksumType, ObjectChecksum, ObjectRecord, PartRecord, Storage, StorageClass, StorageError,
-    VersionKey, Versioning, WriteCondition,
+    BlobRef, BucketRecord, BucketSetting, BucketSettingKind, ChecksumType, LifecycleConfiguration, ObjectChecksum,
+    ObjectRecord, PartRecord, Storage, StorageClass, StorageError, UploadRecord, VersionKey, Versioning,
+    WriteCondition,
 };
 
 /// Largest object a single PUT may carry, and largest part.
@@ -254,6 +255,38 @@ pub fn version_param(cx: &Ctx<'_>) -> Result<Option<VersionId>, S3Error> {
 /// object response (`null` for the null version).
 pub fn version_header(resp: S3Response, bucket: &BucketRecord, version: VersionId) -> S3Response {
     if bucket.versioning == Versioning::Unversioned { resp } else { resp.header("x-amz-version-id", version.to_text()) }
+}
+
+/// The bucket's lifecycle rules, if it has any.
+pub async fn lifecycle_rules(cx: &Ctx<'_>) -> Result<Option<LifecycleConfiguration>, S3Error> {
+    let bucket = cx.bucket()?;
+    Ok(match cx.s3.meta.get_bucket_setting(&bucket.name, BucketSettingKind::Lifecycle).await? {
+        Some(BucketSetting::Lifecycle(c)) => Some(c),
+        _ => None,
+    })
+}
+
+/// `x-amz-expiration` for an object a rule expires: when (midnight UTC after the rule's
+/// days, AWS's calendar) and which rule.
+pub fn expiration_header(
+    resp: S3Response,
+    rules: Option<&LifecycleConfiguration>,
+    object: &ObjectRecord,
+) -> S3Response {
+    match rules.and_then(|r| r.expiration_of(object)) {
+        Some((rule, at)) => {
+            resp.header("x-amz-expiration", format!("expiry-date=\"{}\", rule-id=\"{}\"", at.to_http_date(), rule.id))
+        }
+        None => resp,
+    }
+}
+
+/// `x-amz-abort-date` and `x-amz-abort-rule-id` for an upload a rule aborts.
+pub fn abort_headers(resp: S3Response, rules: Option<&LifecycleConfiguration>, upload: &UploadRecord) -> S3Response {
+    match rules.and_then(|r| r.abort_of(upload)) {
+        Some((rule, at)) => resp.header("x-amz-abort-date", at.to_http_date()).header("x-amz-abort-rule-id", &rule.id),
+        None => resp,
+    }
 }
 
 /// A new one-part object made of `part` (the store assigns its version).

@@ -33,6 +33,9 @@ pub fn access(op: OpName) -> Access {
         | ListObjectVersions
         | PutBucketVersioning
         | GetBucketVersioning
+        | PutBucketLifecycleConfiguration
+        | GetBucketLifecycleConfiguration
+        | DeleteBucketLifecycle
         | PutBucketTagging
         | GetBucketTagging
         | DeleteBucketTagging
@@ -71,6 +74,9 @@ pub async fn call(op: OpName, cx: &Ctx<'_>, req: S3Request) -> Result<S3Response
         GetBucketLocation => bucket::location::call(cx, req).await,
         PutBucketVersioning => bucket::versioning::put(cx, req).await,
         GetBucketVersioning => bucket::versioning::get(cx, req).await,
+        PutBucketLifecycleConfiguration => bucket::lifecycle::put(cx, req).await,
+        GetBucketLifecycleConfiguration => bucket::lifecycle::get(cx, req).await,
+        DeleteBucketLifecycle => bucket::lifecycle::delete(cx, req).await,
         PutBucketTagging => tagging::put_bucket(cx, req).await,
         GetBucketTagging => tagging::get_bucket(cx, req).await,
         DeleteBucketTagging => tagging::delete_bucket(cx, req).await,

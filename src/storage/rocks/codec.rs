@@ -251,6 +251,7 @@ impl Record for CompletedUpload {
 }
 
 impl Record for Lease {}
+impl Record for crate::storage::WorkClaim {}
 impl Record for BucketSetting {}
 
 #[cfg(test)]

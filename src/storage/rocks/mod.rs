@@ -24,8 +24,8 @@ use super::{
     BlobId, BlobState, BucketPage, BucketRecord, BucketSetting, BucketSettingKind, CompleteOutcome, CompletedUpload,
     DeleteOutcome, GarbageRecord, Lease, ListBucketsQuery, ListObjectsQuery, ListUploadsQuery, ListVersionsQuery,
     MetadataStore, ObjectPage, ObjectRecord, Owner, PartPage, PartRecord, PutOutcome, Resource, StorageError,
-    UploadPage, UploadRecord, VersionEntry, VersionId, VersionKey, VersionPage, Versioning, WriteCondition, group,
-    marker_common_prefix,
+    UploadPage, UploadRecord, VersionEntry, VersionId, VersionKey, VersionPage, Versioning, WorkClaim, WriteCondition,
+    group, marker_common_prefix,
 };
 use crate::clock::Timestamp;
 use codec::Record;
@@ -49,6 +49,8 @@ enum Cf {
     Settings,
     /// "format" → the layout version of the whole database
     Meta,
+    /// claim name → WorkClaim
+    Claims,
     /// keys::part → PartRecord
     Parts,
     /// keys::completed → CompletedUpload
@@ -62,7 +64,7 @@ enum Cf {
 }
 
 impl Cf {
-    const ALL: [Cf; 13] = [
+    const ALL: [Cf; 14] = [
         Cf::Buckets,
         Cf::Uploads,
         Cf::UploadIds,
@@ -71,6 +73,7 @@ impl Cf {
         Cf::Nulls,
         Cf::Settings,
         Cf::Meta,
+        Cf::Claims,
         Cf::Parts,
         Cf::Completed,
         Cf::Blobs,
@@ -88,6 +91,7 @@ impl Cf {
             Cf::Nulls => "nulls",
             Cf::Settings => "settings",
             Cf::Meta => "meta",
+            Cf::Claims => "claims",
             Cf::Parts => "parts",
             Cf::Completed => "completed",
             Cf::Blobs => "blobs",
@@ -272,6 +276,28 @@ impl Inner {
         );
         self.stage_latest(batch, &bucket, &key, Some(&object))?;
         Ok((object, replaced))
+    }
+
+    /// Adds a delete without a version id to `batch`: the null version's removal in an
+    /// unversioned bucket, else a delete marker.
+    fn stage_delete_latest(
+        &self,
+        batch: &mut WriteBatch,
+        bucket: &str,
+        key: &str,
+        versioning: Versioning,
+        owner: &Owner,
+    ) -> Result<DeleteOutcome, StorageError> {
+        if versioning == Versioning::Unversioned {
+            let removed = match self.find_version(bucket, key, VersionId::Null)? {
+                Some(k) => self.stage_version_removal(batch, bucket, key, &k)?,
+                None => None,
+            };
+            return Ok(DeleteOutcome { removed, marker: None });
+        }
+        let marker = ObjectRecord::delete_marker(bucket, key, owner.clone(), Timestamp::now());
+        let (marker, replaced) = self.stage_version(batch, marker, versioning)?;
+        Ok(DeleteOutcome { removed: replaced, marker: Some(marker) })
     }
 
     /// Adds the removal of a version to `batch` (its blobs become garbage; the next version
@@ -561,7 +587,7 @@ impl MetadataStore for RocksMetadataStore {
                     continue;
                 }
                 let b: BucketRecord = codec::decode(&v)?;
-                if b.owner.id != q.owner_id {
+                if q.owner_id.as_ref().is_some_and(|id| *id != b.owner.id) {
                     continue;
                 }
                 if page.buckets.len() == q.max {
@@ -685,27 +711,38 @@ impl MetadataStore for RocksMetadataStore {
             let _guard = db.lock();
             let versioning = db.versioning(&bucket)?;
             let mut batch = WriteBatch::default();
-            let outcome = match (version, versioning) {
-                (Some(v), _) => {
+            let outcome = match version {
+                Some(v) => {
                     let removed = match db.find_version(&bucket, &key, v)? {
                         Some(k) => db.stage_version_removal(&mut batch, &bucket, &key, &k)?,
                         None => None,
                     };
                     DeleteOutcome { removed, marker: None }
                 }
-                (None, Versioning::Unversioned) => {
-                    let removed = match db.find_version(&bucket, &key, VersionId::Null)? {
-                        Some(k) => db.stage_version_removal(&mut batch, &bucket, &key, &k)?,
-                        None => None,
-                    };
-                    DeleteOutcome { removed, marker: None }
-                }
-                (None, _) => {
-                    let marker = ObjectRecord::delete_marker(&bucket, &key, owner, Timestamp::now());
-                    let (marker, replaced) = db.stage_version(&mut batch, marker, versioning)?;
-                    DeleteOutcome { removed: replaced, marker: Some(marker) }
-                }
+                None => db.stage_delete_latest(&mut batch, &bucket, &key, versioning, &owner)?,
             };
+            db.write(batch)?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn expire_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        expected: VersionKey,
+        owner: &Owner,
+    ) -> Result<DeleteOutcome, StorageError> {
+        let (bucket, key, owner) = (bucket.to_owned(), key.to_owned(), owner.clone());
+        self.blocking(move |db| {
+            let _guard = db.lock();
+            let versioning = db.versioning(&bucket)?;
+            if db.newest(&bucket, &key)?.map(|v| v.version_key) != Some(expected) {
+                return Ok(DeleteOutcome::default());
+            }
+            let mut batch = WriteBatch::default();
+            let outcome = db.stage_delete_latest(&mut batch, &bucket, &key, versioning, &owner)?;
             db.write(batch)?;
             Ok(outcome)
         })
@@ -979,6 +1016,38 @@ impl MetadataStore for RocksMetadataStore {
                 batch.delete_cf(db.cf(Cf::Garbage)?, keys::garbage(r.since, &r.blob.0));
             }
             db.write(batch)
+        })
+        .await
+    }
+
+    async fn claim_work(&self, name: &str, holder: &str, until: Timestamp) -> Result<bool, StorageError> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.blocking(move |db| {
+            let _guard = db.lock();
+            let now = Timestamp::now();
+            let current: Option<WorkClaim> = db.get(Cf::Claims, name.as_bytes())?;
+            if current.is_some_and(|c| c.holder != holder && c.until > now) {
+                return Ok(false);
+            }
+            let mut batch = WriteBatch::default();
+            batch.put_cf(db.cf(Cf::Claims)?, name.as_bytes(), codec::encode(&WorkClaim { holder, until })?);
+            db.write(batch)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn release_work(&self, name: &str, holder: &str) -> Result<(), StorageError> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.blocking(move |db| {
+            let _guard = db.lock();
+            let current: Option<WorkClaim> = db.get(Cf::Claims, name.as_bytes())?;
+            if current.is_some_and(|c| c.holder == holder) {
+                let mut batch = WriteBatch::default();
+                batch.delete_cf(db.cf(Cf::Claims)?, name.as_bytes());
+                db.write(batch)?;
+            }
+            Ok(())
         })
         .await
     }

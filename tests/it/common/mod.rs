@@ -57,6 +57,7 @@ pub fn test_config(data_dir: PathBuf) -> Config {
         tls: None,
         limits: s3d::http::Limits::default(),
         gc: s3d::storage::GcConfig::default(),
+        lifecycle: s3d::storage::expiry::LifecycleSettings::default(),
         users: [ALICE, BOB]
             .iter()
             .map(|u| UserCredential {

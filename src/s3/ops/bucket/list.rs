@@ -28,7 +28,7 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> 
         .s3
         .meta
         .list_buckets(&ListBucketsQuery {
-            owner_id: cx.auth.identity.id.clone(),
+            owner_id: Some(cx.auth.identity.id.clone()),
             prefix: prefix.to_owned(),
             start_after,
             max,

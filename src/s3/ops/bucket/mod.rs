@@ -3,6 +3,7 @@
 pub mod create;
 pub mod delete;
 pub mod head;
+pub mod lifecycle;
 pub mod list;
 pub mod location;
 pub mod versioning;

@@ -4,6 +4,7 @@
 //! class, checksum settings) is validated and stored with the upload before the 200.
 
 use crate::clock::Timestamp;
+use crate::s3::ops::data;
 use crate::s3::types::new_upload_id;
 use crate::s3::xml::XmlWriter;
 use crate::s3::{Ctx, S3Error, S3Request, S3Response, body, headers};
@@ -42,7 +43,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
 
     let mut w = XmlWriter::new("InitiateMultipartUploadResult");
     w.elem("Bucket", &upload.bucket).elem("Key", &upload.key).elem("UploadId", &upload.upload_id);
-    let mut resp = S3Response::xml(w.finish());
+    let mut resp = data::abort_headers(S3Response::xml(w.finish()), data::lifecycle_rules(cx).await?.as_ref(), &upload);
     if let Some((algorithm, kind)) = checksum {
         resp = resp.header("x-amz-checksum-algorithm", algorithm.as_str()).header("x-amz-checksum-type", kind.as_str());
     }

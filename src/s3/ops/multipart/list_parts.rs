@@ -53,5 +53,5 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> 
     w.elem("StorageClass", upload.storage_class.as_str())
         .opt("ChecksumAlgorithm", upload.checksum_algorithm.map(|a| a.as_str()))
         .opt("ChecksumType", upload.checksum_type.map(|t| t.as_str()));
-    Ok(S3Response::xml(w.finish()))
+    Ok(data::abort_headers(S3Response::xml(w.finish()), data::lifecycle_rules(cx).await?.as_ref(), &upload))
 }

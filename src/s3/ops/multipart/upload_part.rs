@@ -65,6 +65,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let md5 = stored.digest.md5;
     commit(&cx.s3.storage, &cx.bucket()?.name, cx.key()?, super::upload_id(cx), stored.part(number)).await?;
     let resp = S3Response::new(StatusCode::OK).header("etag", data::quoted(&hex::encode(md5)));
+    let resp = data::abort_headers(resp, data::lifecycle_rules(cx).await?.as_ref(), &upload);
     Ok(if checksum.explicit || required.is_some() { resp.header(algorithm.header_name(), sum) } else { resp })
 }
 

@@ -189,6 +189,9 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request, head: bool) -> Result<S3Response
     let mut resp = data::object_headers(S3Response::new(status), &object)
         .header("content-length", (range.end - range.start).to_string());
     resp = data::version_header(resp, bucket, object.version_id);
+    if version.is_none() {
+        resp = data::expiration_header(resp, data::lifecycle_rules(cx).await?.as_ref(), &object);
+    }
     if status == StatusCode::PARTIAL_CONTENT && size > 0 {
         resp = resp.header("content-range", format!("bytes {}-{}/{size}", range.start, range.end - 1));
     }

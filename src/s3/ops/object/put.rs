@@ -24,11 +24,11 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let stored = data::store_body(cx, req.body, h, declared, MAX_PUT_SIZE, &checksum).await?;
     let (algorithm, sum) = stored.checksum();
     let object = data::single_part_object(&bucket.name, key, cx.owner(), stored.part(1), attributes);
-    let etag = object.etag.clone();
-    let outcome = cx.s3.storage.put_object(object, &condition).await.map_err(data::condition_error)?;
     let resp = S3Response::new(StatusCode::OK)
-        .header("etag", data::quoted(&etag))
+        .header("etag", data::quoted(&object.etag))
         .header(algorithm.header_name(), sum)
         .header("x-amz-checksum-type", "FULL_OBJECT");
+    let resp = data::expiration_header(resp, data::lifecycle_rules(cx).await?.as_ref(), &object);
+    let outcome = cx.s3.storage.put_object(object, &condition).await.map_err(data::condition_error)?;
     Ok(data::version_header(resp, bucket, outcome.version_id))
 }
