@@ -100,10 +100,9 @@ pub fn user_metadata(headers: &HeaderMap) -> Result<Vec<(String, String)>, S3Err
         if out.iter().any(|(k, _)| k == meta) {
             continue;
         }
-        let value = text(headers, name.as_str())?.unwrap_or_default();
-        out.push((meta.to_owned(), value));
+        out.push((meta.to_owned(), raw_text(headers, name.as_str())));
     }
-    let size: usize = out.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let size: usize = out.iter().map(|(k, v)| k.len() + v.chars().count()).sum();
     if size > MAX_USER_METADATA {
         return Err(S3Error::new(S3ErrorCode::MetadataTooLarge)
             .field("Size", size.to_string())
@@ -137,6 +136,29 @@ fn form_decode(s: &str) -> Option<String> {
 
 fn valid_tag_text(s: &str) -> bool {
     s.chars().all(|c| c.is_alphanumeric() || c.is_whitespace() || "+-=._:/@".contains(c))
+}
+
+/// A header's bytes as characters, one per byte (latin-1), trimmed, repeated values joined
+/// by `,`: metadata values are kept byte for byte, whatever encoding the client used (UTF-8
+/// from most SDKs, latin-1 from Python's http.client), and sent back the same way
+/// ([`raw_header_value`]).
+fn raw_text(headers: &HeaderMap, name: &str) -> String {
+    let values: Vec<String> = headers
+        .get_all(name)
+        .iter()
+        .map(|v| v.as_bytes().iter().map(|&b| char::from(b)).collect::<String>().trim().to_owned())
+        .collect();
+    values.join(",")
+}
+
+/// The bytes of a value kept by [`raw_text`] (values stored by older releases as UTF-8
+/// text, with characters beyond latin-1, go out as UTF-8).
+pub fn raw_header_value(value: &str) -> Vec<u8> {
+    if value.chars().all(|c| u32::from(c) <= 0xFF) {
+        value.chars().map(|c| u32::from(c) as u8).collect()
+    } else {
+        value.as_bytes().to_vec()
+    }
 }
 
 /// `x-amz-tagging`: URL-encoded `key=value&…`, at most 10 tags, AWS's length and character rules.

@@ -20,6 +20,8 @@ pub fn validate_bucket_name(name: &str) -> Result<(), S3Error> {
         || !alnum(bytes[0])
         || !alnum(bytes[bytes.len() - 1])
         || name.contains("..")
+        || name.contains(".-")
+        || name.contains("-.")
         || name.parse::<std::net::Ipv4Addr>().is_ok()
         || ["xn--", "sthree-", "amzn-s3-demo-"].iter().any(|p| name.starts_with(p))
         || ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"].iter().any(|s| name.ends_with(s))

@@ -27,6 +27,10 @@ pub fn group<T, E>(
 ) -> Result<Grouped<T>, E> {
     let delimiter = delimiter.filter(|d| !d.is_empty());
     let mut entries = Vec::new();
+    // Asked for nothing: nothing, and nothing more to come (as AWS answers max-keys=0).
+    if max == 0 {
+        return Ok(Grouped { entries, truncated: false });
+    }
     let mut last_prefix: Option<String> = None;
     let mut truncated = false;
     for item in items {
@@ -102,7 +106,7 @@ mod tests {
         assert_eq!(run(&keys, "", Some("/"), None, 1), (vec!["P:a/".into()], true));
         assert_eq!(run(&keys, "", Some("/"), None, 2), (vec!["P:a/".into(), "b".into()], false));
         assert_eq!(run(&keys[..2], "", Some("/"), None, 1), (vec!["P:a/".into()], false));
-        assert_eq!(run(&keys, "", None, None, 0), (vec![], true));
+        assert_eq!(run(&keys, "", None, None, 0), (vec![], false));
     }
 
     #[test]

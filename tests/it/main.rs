@@ -17,6 +17,8 @@ mod checksum;
 mod daemon;
 /// Malformed input: bad headers, names, digests; no panics, no hangs.
 mod errors;
+/// Small differences from AWS that clients notice.
+mod exactness;
 /// Lifecycle rules: validation, announced dates, the worker acting.
 mod lifecycle;
 /// Timeouts on every wait a client controls, and the connection cap.

@@ -53,9 +53,14 @@ pub fn canonical_query(raw_query: &str, skip: Option<&str>) -> String {
     out
 }
 
-/// Trims a header value and folds inner runs of spaces into one.
+/// Trims a header value and folds inner runs of spaces into one. Bytes that are not UTF-8
+/// are read as latin-1: clients such as botocore sign the text of a header whose bytes
+/// Python's http.client then sends in latin-1.
 fn push_folded(out: &mut String, value: &[u8]) {
-    let text = String::from_utf8_lossy(value);
+    let text: std::borrow::Cow<'_, str> = match std::str::from_utf8(value) {
+        Ok(s) => s.into(),
+        Err(_) => value.iter().map(|&b| char::from(b)).collect::<String>().into(),
+    };
     let mut words = text.split([' ', '\t']).filter(|w| !w.is_empty());
     if let Some(first) = words.next() {
         out.push_str(first);

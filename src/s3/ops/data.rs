@@ -232,7 +232,7 @@ pub fn object_headers(mut resp: S3Response, o: &ObjectRecord) -> S3Response {
     for (k, v) in &o.user_metadata {
         if let (Ok(name), Ok(value)) = (
             http::HeaderName::from_bytes(format!("x-amz-meta-{k}").as_bytes()),
-            http::HeaderValue::from_bytes(v.as_bytes()),
+            http::HeaderValue::from_bytes(&headers::raw_header_value(v)),
         ) {
             resp.headers.append(name, value);
         }

@@ -101,12 +101,13 @@ pub fn source_range(h: &HeaderMap, size: u64) -> Result<Option<std::ops::Range<u
     let Some(v) = headers::text(h, "x-amz-copy-source-range")? else {
         return Ok(None);
     };
-    let invalid = |m: &'static str| S3Error::invalid_argument(m, "x-amz-copy-source-range", &v);
+    let invalid = |m: String| S3Error::invalid_argument(m, "x-amz-copy-source-range", &v);
     match ByteRange::parse(&v) {
         Some(ByteRange::From(start, Some(end))) if end < size => Ok(Some(start..end + 1)),
-        Some(ByteRange::From(..)) => Err(invalid("Range specified is not valid for source object of size")),
+        Some(ByteRange::From(..)) => Err(invalid(format!("Range specified is not valid for source object of size: {size}"))),
         _ => Err(invalid(
-            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy",
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy"
+                .to_owned(),
         )),
     }
 }
