@@ -14,7 +14,9 @@ import subprocess
 import sys
 import threading
 
+import boto3
 import pytest
+from botocore.config import Config
 
 ACCESS_KEY = "s3d-client-test"
 SECRET_KEY = "s3d-client-test-secret"
@@ -50,7 +52,7 @@ def certs(tmp_path_factory):
 
 
 class Server:
-    def __init__(self, root: pathlib.Path, certs: dict):
+    def __init__(self, root: pathlib.Path, certs: dict, extra: str = ""):
         self.root = root
         self.data_dir = root / "data"
         self.config = root / "s3d.toml"
@@ -70,7 +72,7 @@ id = "client-test-user"
 name = "client-test"
 access_key = "{ACCESS_KEY}"
 secret_key = "{SECRET_KEY}"
-"""
+{extra}"""
         )
         self.proc = None
         self.port = None
@@ -190,3 +192,50 @@ class Aws:
 @pytest.fixture(params=["path", "virtual"])
 def aws(request, server, tmp_path):
     return Aws(server, tmp_path, request.param)
+
+
+def boto3_client(server: Server, style: str):
+    """A boto3 client in its current default settings, in path or virtual-host style."""
+    kwargs = {}
+    if style == "virtual":
+        kwargs["proxies"] = {"http": server.endpoint}
+        endpoint = server.vhost_endpoint
+    else:
+        endpoint = server.endpoint
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        region_name=REGION,
+        config=Config(s3={"addressing_style": style}, **kwargs),
+    )
+
+
+@pytest.fixture(params=["path", "virtual"])
+def s3(request, server):
+    return boto3_client(server, request.param)
+
+
+def rclone_runner(server: Server, tmp: pathlib.Path):
+    """Runs rclone with an `s3d:` remote pointing at the server (path style)."""
+    env = {
+        **os.environ,
+        "RCLONE_CONFIG": str(tmp / "rclone.conf"),
+        "RCLONE_CONFIG_S3D_TYPE": "s3",
+        "RCLONE_CONFIG_S3D_PROVIDER": "Other",
+        "RCLONE_CONFIG_S3D_ACCESS_KEY_ID": ACCESS_KEY,
+        "RCLONE_CONFIG_S3D_SECRET_ACCESS_KEY": SECRET_KEY,
+        "RCLONE_CONFIG_S3D_ENDPOINT": server.endpoint,
+        "RCLONE_CONFIG_S3D_REGION": REGION,
+        "RCLONE_CONFIG_S3D_FORCE_PATH_STYLE": "true",
+    }
+    env.pop("AWS_CA_BUNDLE", None)  # this rclone refuses a custom CA bundle over plain HTTP
+    (tmp / "rclone.conf").write_text("")
+
+    def rclone(*args):
+        p = subprocess.run(["rclone", *args], capture_output=True, text=True, env=env, timeout=300)
+        assert p.returncode == 0, f"rclone {args}: {p.stdout}\n{p.stderr}"
+        return p.stdout
+
+    return rclone

@@ -8,11 +8,7 @@ import os
 import pathlib
 import subprocess
 
-import boto3
-import pytest
-from botocore.config import Config
-
-from conftest import ACCESS_KEY, BIN_DIR, REGION, SECRET_KEY
+from conftest import ACCESS_KEY, BIN_DIR, REGION, SECRET_KEY, rclone_runner
 
 MIB = 1024 * 1024
 
@@ -122,24 +118,7 @@ def test_s3cmd_put_get_ls_del(server, tmp_path):
 
 
 def test_rclone_copy_check_sync(server, tmp_path):
-    env = {
-        **os.environ,
-        "RCLONE_CONFIG": str(tmp_path / "rclone.conf"),
-        "RCLONE_CONFIG_S3D_TYPE": "s3",
-        "RCLONE_CONFIG_S3D_PROVIDER": "Other",
-        "RCLONE_CONFIG_S3D_ACCESS_KEY_ID": ACCESS_KEY,
-        "RCLONE_CONFIG_S3D_SECRET_ACCESS_KEY": SECRET_KEY,
-        "RCLONE_CONFIG_S3D_ENDPOINT": server.endpoint,
-        "RCLONE_CONFIG_S3D_REGION": REGION,
-        "RCLONE_CONFIG_S3D_FORCE_PATH_STYLE": "true",
-    }
-    env.pop("AWS_CA_BUNDLE", None)  # this rclone refuses a custom CA bundle over plain HTTP
-    (tmp_path / "rclone.conf").write_text("")
-
-    def rclone(*args):
-        p = subprocess.run(["rclone", *args], capture_output=True, text=True, env=env, timeout=300)
-        assert p.returncode == 0, f"rclone {args}: {p.stdout}\n{p.stderr}"
-        return p.stdout
+    rclone = rclone_runner(server, tmp_path)
 
     src = tmp_path / "src"
     make_tree(src)
@@ -155,24 +134,6 @@ def test_rclone_copy_check_sync(server, tmp_path):
     back = tmp_path / "back"
     rclone("copy", "s3d:rclone-bucket/tree", str(back))
     assert tree_digest(back) == tree_digest(src)
-
-
-@pytest.fixture(params=["path", "virtual"])
-def s3(request, server):
-    kwargs = {}
-    if request.param == "virtual":
-        kwargs["proxies"] = {"http": server.endpoint}
-        endpoint = server.vhost_endpoint
-    else:
-        endpoint = server.endpoint
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        region_name=REGION,
-        config=Config(s3={"addressing_style": request.param}, **kwargs),
-    )
 
 
 def test_boto3_ranged_and_part_number_gets(s3, tmp_path):

@@ -1,7 +1,9 @@
 //! A seeded, model-based concurrency test: several clients issue random sequences of put,
 //! get, range get, delete, copy, create/upload-part/complete/abort, list and delete-bucket
 //! against s3d, each checking every answer against its own model of what S3 must hold;
-//! the server is reopened between phases. Run against RocksDB + the filesystem and against
+//! the server is reopened between phases. Half the clients work in a versioned bucket, where
+//! the model keeps every version and delete marker, and they also read, delete and list by
+//! version id. Run against RocksDB + the filesystem and against
 //! the in-memory stores (the reference implementation), it checks afterwards that every
 //! acknowledged object reads back whole with its ETag, that nothing listed is missing its
 //! bytes, and that no unreferenced blob outlives the grace period plus a collector run.
@@ -62,12 +64,111 @@ struct Upload {
     parts: BTreeMap<i32, (Vec<u8>, String)>,
 }
 
+/// One version of a key in a versioned bucket: an object, or a delete marker (`None`).
+#[derive(Clone, Debug)]
+struct Version {
+    id: String,
+    obj: Option<Obj>,
+}
+
 /// What one client's bucket must hold.
 #[derive(Debug, Default)]
 struct Model {
     bucket: String,
+    versioned: bool,
+    /// The current object of every key.
     objects: BTreeMap<String, Obj>,
+    /// Every version of every key, oldest first (versioned buckets only).
+    versions: BTreeMap<String, Vec<Version>>,
     uploads: BTreeMap<String, Upload>,
+}
+
+impl Model {
+    /// Records a write of `key` (an object, or a delete marker) answered with `version`.
+    fn write(&mut self, key: &str, obj: Option<Obj>, version: Option<&str>) -> Result<(), String> {
+        if self.versioned {
+            let id = version.ok_or("a versioned write answered no version id")?;
+            if id == "null" || self.versions.values().flatten().any(|v| v.id == id) {
+                return Err(format!("version id {id} is not new"));
+            }
+            self.versions.entry(key.to_owned()).or_default().push(Version { id: id.to_owned(), obj: obj.clone() });
+        } else if let Some(v) = version {
+            return Err(format!("an unversioned bucket answered version id {v}"));
+        }
+        match obj {
+            Some(o) => self.objects.insert(key.to_owned(), o),
+            None => self.objects.remove(key),
+        };
+        Ok(())
+    }
+
+    /// Forgets one version of `key`; the newest remaining one becomes current.
+    fn forget(&mut self, key: &str, id: &str) {
+        let list = self.versions.entry(key.to_owned()).or_default();
+        list.retain(|v| v.id != id);
+        match list.last().and_then(|v| v.obj.clone()) {
+            Some(o) => self.objects.insert(key.to_owned(), o),
+            None => self.objects.remove(key),
+        };
+        if list.is_empty() {
+            self.versions.remove(key);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.objects.is_empty() && self.versions.is_empty()
+    }
+
+    /// A random (key, version) of a versioned bucket.
+    fn pick_version(&self, rng: &mut Rng) -> Option<(String, Version)> {
+        let all: Vec<(&String, &Version)> =
+            self.versions.iter().flat_map(|(k, l)| l.iter().map(move |v| (k, v))).collect();
+        let (k, v) = all.get(rng.below(all.len().max(1) as u64) as usize)?;
+        Some(((*k).clone(), (*v).clone()))
+    }
+
+    /// What ListObjectVersions must list: versions and delete markers (the SDK keeps them in
+    /// two lists), each by key then newest first, as (key, id, ETag, IsLatest).
+    fn listing(&self) -> (Vec<Listed>, Vec<Listed>) {
+        let (mut versions, mut markers) = (Vec::new(), Vec::new());
+        for (key, list) in &self.versions {
+            for (i, v) in list.iter().rev().enumerate() {
+                let etag = v.obj.as_ref().map(|o| quoted(&o.etag));
+                let to = if v.obj.is_some() { &mut versions } else { &mut markers };
+                to.push((key.clone(), v.id.clone(), etag, i == 0));
+            }
+        }
+        (versions, markers)
+    }
+}
+
+type Listed = (String, String, Option<String>, bool);
+
+/// Every version and delete marker in `bucket`, paging as a client would.
+async fn list_versions(s3: &Client, bucket: &str) -> (Vec<Listed>, Vec<Listed>) {
+    let (mut versions, mut markers) = (Vec::new(), Vec::new());
+    let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+    loop {
+        let out = s3
+            .list_object_versions()
+            .bucket(bucket)
+            .max_keys(7)
+            .set_key_marker(key_marker.clone())
+            .set_version_id_marker(id_marker.clone())
+            .send()
+            .await
+            .expect("list versions");
+        let entry = |k: Option<&str>, id: Option<&str>, etag: Option<&str>, latest: Option<bool>| {
+            (k.expect("key").to_owned(), id.expect("id").to_owned(), etag.map(str::to_owned), latest == Some(true))
+        };
+        versions.extend(out.versions().iter().map(|v| entry(v.key(), v.version_id(), v.e_tag(), v.is_latest())));
+        markers.extend(out.delete_markers().iter().map(|d| entry(d.key(), d.version_id(), None, d.is_latest())));
+        if out.is_truncated() != Some(true) {
+            return (versions, markers);
+        }
+        key_marker = out.next_key_marker().map(str::to_owned);
+        id_marker = out.next_version_id_marker().map(str::to_owned);
+    }
 }
 
 fn md5_hex(b: &[u8]) -> String {
@@ -100,8 +201,26 @@ async fn step(s3: &Client, m: &mut Model, rng: &mut Rng, trace: &mut Vec<String>
             let bytes = rng.bytes(len);
             let out = s3.put_object().bucket(&b).key(&key).body(ByteStream::from(bytes.clone())).send().await;
             let etag = md5_hex(&bytes);
-            assert_eq!(out.expect("put").e_tag(), Some(quoted(&etag).as_str()), "{}", ctx());
-            m.objects.insert(key, Obj { bytes, etag });
+            let out = out.expect("put");
+            assert_eq!(out.e_tag(), Some(quoted(&etag).as_str()), "{}", ctx());
+            m.write(&key, Some(Obj { bytes, etag }), out.version_id()).unwrap_or_else(|e| panic!("{e}; {}", ctx()));
+        }
+        20..=27 if m.versioned => {
+            let Some((key, v)) = m.pick_version(rng) else { return };
+            let out = s3.get_object().bucket(&b).key(&key).version_id(&v.id).send().await;
+            match (out, &v.obj) {
+                (Ok(out), Some(o)) => {
+                    assert_eq!((out.e_tag(), out.version_id()), (Some(quoted(&o.etag).as_str()), Some(v.id.as_str())));
+                    let got = out.body.collect().await.expect("body").into_bytes();
+                    assert!(got == o.bytes, "{key} version {}: wrong bytes; {}", v.id, ctx());
+                }
+                (Err(e), None) => {
+                    assert_eq!((sdk_code(&e).as_deref(), sdk_status(&e)), (Some("MethodNotAllowed"), Some(405)));
+                }
+                (r, o) => {
+                    panic!("get {key}@{}: {:?} but model has {:?}; {}", v.id, r.map(|_| "200"), o.is_some(), ctx())
+                }
+            }
         }
         20..=34 => match (s3.get_object().bucket(&b).key(&key).send().await, m.objects.get(&key)) {
             (Ok(out), Some(o)) => {
@@ -123,9 +242,19 @@ async fn step(s3: &Client, m: &mut Model, rng: &mut Rng, trace: &mut Vec<String>
             let got = out.expect("range").body.collect().await.expect("body").into_bytes();
             assert!(got == o.bytes[start as usize..=end as usize], "range {start}-{end} of {key}; {}", ctx());
         }
+        42..=46 if m.versioned => {
+            let Some((key, v)) = m.pick_version(rng) else { return };
+            let out = s3.delete_object().bucket(&b).key(&key).version_id(&v.id).send().await.expect("delete version");
+            assert_eq!(out.version_id(), Some(v.id.as_str()), "{}", ctx());
+            assert_eq!(out.delete_marker() == Some(true), v.obj.is_none(), "{}", ctx());
+            m.forget(&key, &v.id);
+        }
         42..=51 => {
-            s3.delete_object().bucket(&b).key(&key).send().await.expect("delete");
-            m.objects.remove(&key);
+            let out = s3.delete_object().bucket(&b).key(&key).send().await.expect("delete");
+            if m.versioned {
+                assert_eq!(out.delete_marker(), Some(true), "{}", ctx());
+            }
+            m.write(&key, None, out.version_id()).unwrap_or_else(|e| panic!("{e}; {}", ctx()));
         }
         52..=57 => {
             let dst = format!("k{}", rng.below(KEYS));
@@ -138,8 +267,9 @@ async fn step(s3: &Client, m: &mut Model, rng: &mut Rng, trace: &mut Vec<String>
                 .send()
                 .await;
             match (out, m.objects.get(&key).cloned()) {
-                (Ok(_), Some(o)) => {
-                    m.objects.insert(dst, Obj { etag: md5_hex(&o.bytes), bytes: o.bytes });
+                (Ok(out), Some(o)) => {
+                    let copy = Obj { etag: md5_hex(&o.bytes), bytes: o.bytes };
+                    m.write(&dst, Some(copy), out.version_id()).unwrap_or_else(|e| panic!("{e}; {}", ctx()));
                 }
                 (Err(e), None) => assert_eq!(sdk_code(&e).as_deref(), Some("NoSuchKey"), "{}", ctx()),
                 (r, o) => panic!("copy {key}: {:?} but model has {}; {}", r.map(|_| "200"), o.is_some(), ctx()),
@@ -201,7 +331,8 @@ async fn step(s3: &Client, m: &mut Model, rng: &mut Rng, trace: &mut Vec<String>
                     let etag = format!("{}-{}", hex::encode(all.finalize()), u.parts.len());
                     assert_eq!(out.e_tag(), Some(quoted(&etag).as_str()), "{}", ctx());
                     let bytes: Vec<u8> = u.parts.values().flat_map(|(b, _)| b.iter().copied()).collect();
-                    m.objects.insert(u.key.clone(), Obj { bytes, etag });
+                    m.write(&u.key, Some(Obj { bytes, etag }), out.version_id())
+                        .unwrap_or_else(|e| panic!("{e}; {}", ctx()));
                     m.uploads.remove(&id);
                 }
                 other => panic!("complete {id}: {:?}; {}", other.map(|_| "200"), ctx()),
@@ -221,18 +352,31 @@ async fn step(s3: &Client, m: &mut Model, rng: &mut Rng, trace: &mut Vec<String>
             let mut ids: Vec<&str> = uploads.uploads().iter().filter_map(|u| u.upload_id()).collect();
             ids.sort_unstable();
             assert_eq!(ids, m.uploads.keys().map(String::as_str).collect::<Vec<_>>(), "{}", ctx());
+            if m.versioned {
+                assert_eq!(list_versions(s3, &b).await, m.listing(), "{}", ctx());
+            }
         }
         _ => match s3.delete_bucket().bucket(&b).send().await {
             Ok(_) => {
-                assert!(m.objects.is_empty(), "deleted a bucket with objects; {}", ctx());
+                assert!(m.is_empty(), "deleted a bucket with objects or versions; {}", ctx());
                 m.uploads.clear();
-                s3.create_bucket().bucket(&b).send().await.expect("recreate");
+                create_bucket(s3, &b, m.versioned).await;
             }
             Err(e) => {
-                assert!(!m.objects.is_empty(), "{e:?}; {}", ctx());
+                assert!(!m.is_empty(), "{e:?}; {}", ctx());
                 assert_eq!(sdk_code(&e).as_deref(), Some("BucketNotEmpty"), "{}", ctx());
             }
         },
+    }
+}
+
+async fn create_bucket(s3: &Client, bucket: &str, versioned: bool) {
+    s3.create_bucket().bucket(bucket).send().await.expect("bucket");
+    if versioned {
+        let on = aws_sdk_s3::types::VersioningConfiguration::builder()
+            .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+            .build();
+        s3.put_bucket_versioning().bucket(bucket).versioning_configuration(on).send().await.expect("versioning");
     }
 }
 
@@ -257,6 +401,15 @@ async fn verify(s3: &Client, models: &[Model]) {
             let bytes = got.body.collect().await.expect("the whole body").into_bytes();
             assert!(bytes == o.bytes, "{}/{key}", m.bucket);
         }
+        if m.versioned {
+            assert_eq!(list_versions(s3, &m.bucket).await, m.listing(), "{}", m.bucket);
+            for (key, v) in m.versions.iter().flat_map(|(k, l)| l.iter().map(move |v| (k, v))) {
+                let Some(o) = &v.obj else { continue };
+                let got = s3.get_object().bucket(&m.bucket).key(key).version_id(&v.id).send().await.expect("version");
+                let bytes = got.body.collect().await.expect("the whole body").into_bytes();
+                assert!(bytes == o.bytes, "{}/{key} version {}", m.bucket, v.id);
+            }
+        }
         let uploads = s3.list_multipart_uploads().bucket(&m.bucket).send().await.expect("uploads");
         assert_eq!(uploads.uploads().len(), m.uploads.len());
         for (id, u) in &m.uploads {
@@ -270,8 +423,11 @@ async fn verify(s3: &Client, models: &[Model]) {
 /// Deletes everything the models hold.
 async fn clean_up(s3: &Client, models: &[Model]) {
     for m in models {
-        for key in m.objects.keys() {
+        for key in m.objects.keys().filter(|_| !m.versioned) {
             s3.delete_object().bucket(&m.bucket).key(key).send().await.expect("delete");
+        }
+        for (key, v) in m.versions.iter().flat_map(|(k, l)| l.iter().map(move |v| (k, v))) {
+            s3.delete_object().bucket(&m.bucket).key(key).version_id(&v.id).send().await.expect("delete version");
         }
         for (id, u) in &m.uploads {
             s3.abort_multipart_upload().bucket(&m.bucket).key(&u.key).upload_id(id).send().await.expect("abort");
@@ -301,11 +457,12 @@ async fn run(seed: u64, persistent: bool) {
         let (s, blobs) = TestServer::start_memory(fast_gc).await;
         (s, Some(blobs))
     };
-    let mut models: Vec<Model> =
-        (0..CLIENTS).map(|c| Model { bucket: format!("model-{c}"), ..Model::default() }).collect();
+    let mut models: Vec<Model> = (0..CLIENTS)
+        .map(|c| Model { bucket: format!("model-{c}"), versioned: c % 2 == 1, ..Model::default() })
+        .collect();
     let setup = server.client(ALICE, Style::Path);
     for m in &models {
-        setup.create_bucket().bucket(&m.bucket).send().await.expect("bucket");
+        create_bucket(&setup, &m.bucket, m.versioned).await;
     }
     for phase in 0..phases {
         let mut tasks = Vec::new();
