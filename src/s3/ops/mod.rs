@@ -1,5 +1,5 @@
 //! One module per S3 operation: parse the request, execute against storage, render the
-//! response. [`call`] is the registry that maps an [`OpName`] to its module.
+//! response. The [`registry!`] maps every [`OpName`] to its access rule and module.
 
 mod bucket;
 pub mod data;
@@ -21,87 +21,90 @@ pub enum Access {
     NotImplemented,
 }
 
-pub fn access(op: OpName) -> Access {
-    use OpName::*;
-    match op {
-        ListBuckets | CreateBucket => Access::AnyUser,
-        HeadBucket
-        | DeleteBucket
-        | GetBucketLocation
-        | ListObjects
-        | ListObjectsV2
-        | ListObjectVersions
-        | PutBucketVersioning
-        | GetBucketVersioning
-        | PutBucketLifecycleConfiguration
-        | GetBucketLifecycleConfiguration
-        | DeleteBucketLifecycle
-        | PutBucketTagging
-        | GetBucketTagging
-        | DeleteBucketTagging
-        | PutObjectTagging
-        | GetObjectTagging
-        | DeleteObjectTagging
-        | GetObjectAttributes
-        | PutObject
-        | GetObject
-        | HeadObject
-        | DeleteObject
-        | DeleteObjects
-        | CopyObject
-        | CreateMultipartUpload
-        | ListMultipartUploads
-        | AbortMultipartUpload
-        | UploadPart
-        | UploadPartCopy
-        | ListParts
-        | CompleteMultipartUpload => Access::BucketOwner,
-        _ => Access::NotImplemented,
+/// The registry: every operation name the router knows, with who may call it and what
+/// answers it. Both matches it generates are exhaustive, so a name added to the router
+/// without a line here is a compile error, not a silent `NotImplemented`.
+macro_rules! registry {
+    (
+        implemented { $( $op:ident: $access:ident => |$cx:ident, $req:ident| $call:expr; )* }
+        not_implemented { $( $absent:ident ),* $(,)? }
+    ) => {
+        pub fn access(op: OpName) -> Access {
+            match op {
+                $( OpName::$op => Access::$access, )*
+                $( OpName::$absent )|* => Access::NotImplemented,
+            }
+        }
+
+        pub async fn call(op: OpName, cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
+            match op {
+                $( OpName::$op => { let ($cx, $req) = (cx, req); $call.await } )*
+                $( OpName::$absent )|* => Err(not_implemented(op)),
+            }
+        }
+    };
+}
+
+registry! {
+    implemented {
+        ListBuckets: AnyUser => |cx, req| bucket::list::call(cx, req);
+        CreateBucket: AnyUser => |cx, req| bucket::create::call(cx, req);
+        HeadBucket: BucketOwner => |cx, req| bucket::head::call(cx, req);
+        DeleteBucket: BucketOwner => |cx, req| bucket::delete::call(cx, req);
+        GetBucketLocation: BucketOwner => |cx, req| bucket::location::call(cx, req);
+        PutBucketVersioning: BucketOwner => |cx, req| bucket::versioning::put(cx, req);
+        GetBucketVersioning: BucketOwner => |cx, req| bucket::versioning::get(cx, req);
+        PutBucketLifecycleConfiguration: BucketOwner => |cx, req| bucket::lifecycle::put(cx, req);
+        GetBucketLifecycleConfiguration: BucketOwner => |cx, req| bucket::lifecycle::get(cx, req);
+        DeleteBucketLifecycle: BucketOwner => |cx, req| bucket::lifecycle::delete(cx, req);
+        PutBucketTagging: BucketOwner => |cx, req| tagging::put_bucket(cx, req);
+        GetBucketTagging: BucketOwner => |cx, req| tagging::get_bucket(cx, req);
+        DeleteBucketTagging: BucketOwner => |cx, req| tagging::delete_bucket(cx, req);
+        PutObjectTagging: BucketOwner => |cx, req| tagging::put_object(cx, req);
+        GetObjectTagging: BucketOwner => |cx, req| tagging::get_object(cx, req);
+        DeleteObjectTagging: BucketOwner => |cx, req| tagging::delete_object(cx, req);
+        GetObjectAttributes: BucketOwner => |cx, req| object::attributes::call(cx, req);
+        CreateMultipartUpload: BucketOwner => |cx, req| multipart::create::call(cx, req);
+        ListMultipartUploads: BucketOwner => |cx, req| multipart::list_uploads::call(cx, req);
+        AbortMultipartUpload: BucketOwner => |cx, req| multipart::abort::call(cx, req);
+        UploadPart: BucketOwner => |cx, req| multipart::upload_part::call(cx, req);
+        UploadPartCopy: BucketOwner => |cx, req| multipart::upload_part::call_copy(cx, req);
+        ListParts: BucketOwner => |cx, req| multipart::list_parts::call(cx, req);
+        CompleteMultipartUpload: BucketOwner => |cx, req| multipart::complete::call(cx, req);
+        PutObject: BucketOwner => |cx, req| object::put::call(cx, req);
+        GetObject: BucketOwner => |cx, req| object::get::call(cx, req, false);
+        HeadObject: BucketOwner => |cx, req| object::get::call(cx, req, true);
+        DeleteObject: BucketOwner => |cx, req| object::delete::call(cx, req);
+        DeleteObjects: BucketOwner => |cx, req| object::delete_many::call(cx, req);
+        CopyObject: BucketOwner => |cx, req| object::copy::call(cx, req);
+        ListObjects: BucketOwner => |cx, req| object::list::call(cx, req, object::list::Flavor::V1);
+        ListObjectsV2: BucketOwner => |cx, req| object::list::call(cx, req, object::list::Flavor::V2);
+        ListObjectVersions: BucketOwner => |cx, req| object::list::call(cx, req, object::list::Flavor::Versions);
+    }
+    not_implemented {
+            DeleteBucketAnalyticsConfiguration, DeleteBucketCors, DeleteBucketEncryption,
+            DeleteBucketIntelligentTieringConfiguration, DeleteBucketInventoryConfiguration,
+            DeleteBucketMetricsConfiguration, DeleteBucketOwnershipControls, DeleteBucketPolicy,
+            DeleteBucketReplication, DeleteBucketWebsite, DeletePublicAccessBlock,
+            GetBucketAccelerateConfiguration, GetBucketAcl, GetBucketAnalyticsConfiguration,
+            GetBucketCors, GetBucketEncryption, GetBucketIntelligentTieringConfiguration,
+            GetBucketInventoryConfiguration, GetBucketLogging, GetBucketMetricsConfiguration,
+            GetBucketNotificationConfiguration, GetBucketOwnershipControls, GetBucketPolicy,
+            GetBucketPolicyStatus, GetBucketReplication, GetBucketRequestPayment, GetBucketWebsite,
+            GetObjectAcl, GetObjectLegalHold, GetObjectLockConfiguration, GetObjectRetention,
+            GetObjectTorrent, GetPublicAccessBlock, PostObject, PutBucketAccelerateConfiguration,
+            PutBucketAcl, PutBucketAnalyticsConfiguration, PutBucketCors, PutBucketEncryption,
+            PutBucketIntelligentTieringConfiguration, PutBucketInventoryConfiguration,
+            PutBucketLogging, PutBucketMetricsConfiguration, PutBucketNotificationConfiguration,
+            PutBucketOwnershipControls, PutBucketPolicy, PutBucketReplication,
+            PutBucketRequestPayment, PutBucketWebsite, PutObjectAcl, PutObjectLegalHold,
+            PutObjectLockConfiguration, PutObjectRetention, PutPublicAccessBlock, RestoreObject,
+            SelectObjectContent,
     }
 }
 
 pub fn not_implemented(op: OpName) -> S3Error {
     S3Error::with_message(S3ErrorCode::NotImplemented, format!("{op} is not implemented by this server"))
-}
-
-pub async fn call(op: OpName, cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
-    use OpName::*;
-    match op {
-        ListBuckets => bucket::list::call(cx, req).await,
-        CreateBucket => bucket::create::call(cx, req).await,
-        HeadBucket => bucket::head::call(cx, req).await,
-        DeleteBucket => bucket::delete::call(cx, req).await,
-        GetBucketLocation => bucket::location::call(cx, req).await,
-        PutBucketVersioning => bucket::versioning::put(cx, req).await,
-        GetBucketVersioning => bucket::versioning::get(cx, req).await,
-        PutBucketLifecycleConfiguration => bucket::lifecycle::put(cx, req).await,
-        GetBucketLifecycleConfiguration => bucket::lifecycle::get(cx, req).await,
-        DeleteBucketLifecycle => bucket::lifecycle::delete(cx, req).await,
-        PutBucketTagging => tagging::put_bucket(cx, req).await,
-        GetBucketTagging => tagging::get_bucket(cx, req).await,
-        DeleteBucketTagging => tagging::delete_bucket(cx, req).await,
-        PutObjectTagging => tagging::put_object(cx, req).await,
-        GetObjectTagging => tagging::get_object(cx, req).await,
-        DeleteObjectTagging => tagging::delete_object(cx, req).await,
-        GetObjectAttributes => object::attributes::call(cx, req).await,
-        CreateMultipartUpload => multipart::create::call(cx, req).await,
-        ListMultipartUploads => multipart::list_uploads::call(cx, req).await,
-        AbortMultipartUpload => multipart::abort::call(cx, req).await,
-        UploadPart => multipart::upload_part::call(cx, req).await,
-        UploadPartCopy => multipart::upload_part::call_copy(cx, req).await,
-        ListParts => multipart::list_parts::call(cx, req).await,
-        CompleteMultipartUpload => multipart::complete::call(cx, req).await,
-        PutObject => object::put::call(cx, req).await,
-        GetObject => object::get::call(cx, req, false).await,
-        HeadObject => object::get::call(cx, req, true).await,
-        DeleteObject => object::delete::call(cx, req).await,
-        DeleteObjects => object::delete_many::call(cx, req).await,
-        CopyObject => object::copy::call(cx, req).await,
-        ListObjects => object::list::call(cx, req, object::list::Flavor::V1).await,
-        ListObjectsV2 => object::list::call(cx, req, object::list::Flavor::V2).await,
-        ListObjectVersions => object::list::call(cx, req, object::list::Flavor::Versions).await,
-        _ => Err(not_implemented(op)),
-    }
 }
 
 /// Parses an optional non-negative integer query parameter capped at `max`
