@@ -151,6 +151,8 @@ fn main() {
             limits: s3d::http::Limits::default(),
             gc: s3d::storage::GcConfig::default(),
             lifecycle: s3d::storage::expiry::LifecycleSettings::default(),
+            metadata: s3d::config::MetadataConfig::Rocks { dir: dir.path().join("meta") },
+            blob_dir: dir.path().join("blobs"),
             users: vec![UserCredential {
                 access_key: AK.into(),
                 secret_key: SecretKey::new(SK),

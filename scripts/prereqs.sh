@@ -125,6 +125,20 @@ ensure_client_deps() {
     export CLIENT_VENV CLIENT_VENV_CRT CLIENT_VENV_OLD
 }
 
+# Servers the tests start on their own (in temporary directories, on loopback ports):
+# PostgreSQL, for the shared metadata store. Installing the package must not leave a system
+# cluster running, so the default cluster is not created when PostgreSQL was not there yet.
+ensure_test_servers() {
+    if ! compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; then
+        echo "installing test servers: postgresql" >&2
+        if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+            as_root mkdir -p /etc/postgresql-common/createcluster.d
+            echo "create_main_cluster = false" | as_root tee /etc/postgresql-common/createcluster.d/s3d-tests.conf >/dev/null
+        fi
+        apt_install postgresql
+    fi
+}
+
 # make_venv DIR CHECK PACKAGES...: (re)creates DIR with PACKAGES unless CHECK already passes there.
 make_venv() {
     local dir="$1" check="$2"

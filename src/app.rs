@@ -10,11 +10,12 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::auth::StaticCredentials;
-use crate::config::Config;
+use crate::config::{Config, MetadataConfig};
 use crate::http::Listener;
 use crate::http::tls::ReloadableAcceptor;
 use crate::s3::{S3Config, S3Service};
 use crate::storage::fs::FsBlobStore;
+use crate::storage::postgres::PostgresMetadataStore;
 use crate::storage::rocks::RocksMetadataStore;
 use crate::storage::{BlobStore, MetadataStore, Storage};
 
@@ -66,13 +67,20 @@ impl Running {
 pub async fn start(config: Config) -> Result<Running, AppError> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| AppError(format!("cannot create data_dir {}: {e}", config.data_dir.display())))?;
-    let meta_dir = config.data_dir.join("meta");
-    let meta = RocksMetadataStore::open(&meta_dir, config.fsync)
-        .map_err(|e| AppError(format!("cannot open metadata store in {}: {e}", meta_dir.display())))?;
-    let meta: Arc<dyn MetadataStore> = Arc::new(meta);
-    let blob_dir = config.data_dir.join("blobs");
+    let meta: Arc<dyn MetadataStore> = match &config.metadata {
+        MetadataConfig::Rocks { dir } => Arc::new(
+            RocksMetadataStore::open(dir, config.fsync)
+                .map_err(|e| AppError(format!("cannot open metadata store in {}: {e}", dir.display())))?,
+        ),
+        MetadataConfig::Postgres { url, pool_size } => Arc::new(
+            PostgresMetadataStore::connect(url, *pool_size)
+                .await
+                .map_err(|e| AppError(format!("cannot use the PostgreSQL metadata store (metadata.url): {e}")))?,
+        ),
+    };
+    let blob_dir = &config.blob_dir;
     let blobs: Arc<dyn BlobStore> = Arc::new(
-        FsBlobStore::open(&blob_dir, config.fsync)
+        FsBlobStore::open(blob_dir, config.fsync)
             .await
             .map_err(|e| AppError(format!("cannot open blob store in {}: {e}", blob_dir.display())))?,
     );
@@ -139,6 +147,8 @@ pub async fn start_with_stores(
     tracing::info!(
         region = %config.region,
         data_dir = %config.data_dir.display(),
+        metadata = ?config.metadata,
+        blobs = %config.blob_dir.display(),
         fsync = config.fsync,
         "listening on {addr}"
     );

@@ -30,7 +30,37 @@ pub struct RawConfig {
     pub limits: RawLimits,
     pub gc: RawGc,
     pub lifecycle: RawLifecycle,
+    pub metadata: RawMetadata,
+    pub blobs: RawBlobs,
     pub users: Vec<RawUser>,
+}
+
+/// `[metadata]`: where bucket, object and upload records live.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawMetadata {
+    /// `rocksdb` (embedded, in `data_dir/meta`) or `postgres` (shared by several nodes).
+    pub backend: String,
+    /// The PostgreSQL connection URL (or key=value string).
+    pub url: Option<String>,
+    /// A file holding the URL, so that its password need not sit in this file.
+    pub url_file: Option<PathBuf>,
+    /// Connections each node keeps to PostgreSQL at most.
+    pub pool_size: usize,
+}
+
+impl Default for RawMetadata {
+    fn default() -> Self {
+        RawMetadata { backend: "rocksdb".into(), url: None, url_file: None, pool_size: 16 }
+    }
+}
+
+/// `[blobs]`: where object bytes live.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBlobs {
+    /// Defaults to `data_dir/blobs`; nodes sharing a metadata store share this directory.
+    pub dir: Option<PathBuf>,
 }
 
 /// `[lifecycle]`: how the lifecycle worker keeps time.
@@ -122,6 +152,8 @@ impl Default for RawConfig {
             limits: RawLimits::default(),
             gc: RawGc::default(),
             lifecycle: RawLifecycle::default(),
+            metadata: RawMetadata::default(),
+            blobs: RawBlobs::default(),
             users: vec![RawUser {
                 id: "s3d-dev".into(),
                 name: "dev".into(),
@@ -154,7 +186,30 @@ pub struct Config {
     pub limits: crate::http::Limits,
     pub gc: crate::storage::GcConfig,
     pub lifecycle: crate::storage::expiry::LifecycleSettings,
+    pub metadata: MetadataConfig,
+    /// Where blobs live (`data_dir/blobs` unless `[blobs] dir` says otherwise).
+    pub blob_dir: PathBuf,
     pub users: Vec<UserCredential>,
+}
+
+/// The validated `[metadata]` table.
+#[derive(Clone, PartialEq, Eq)]
+pub enum MetadataConfig {
+    /// RocksDB in this directory (`data_dir/meta`).
+    Rocks { dir: PathBuf },
+    /// PostgreSQL at `url` (which may hold a password: never logged).
+    Postgres { url: String, pool_size: usize },
+}
+
+impl fmt::Debug for MetadataConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MetadataConfig::Rocks { dir } => f.debug_struct("Rocks").field("dir", dir).finish(),
+            MetadataConfig::Postgres { pool_size, .. } => {
+                f.debug_struct("Postgres").field("url", &"<redacted>").field("pool_size", pool_size).finish()
+            }
+        }
+    }
 }
 
 /// A validated `[tls]` table. The files are read (and re-read on SIGHUP) by the server.
@@ -240,6 +295,14 @@ impl RawConfig {
                 tls.key = v.clone();
             }
             self.tls = Some(tls);
+        }
+    }
+
+    /// `S3D_METADATA_URL` replaces `[metadata] url` (and `url_file`).
+    pub fn apply_metadata_env(&mut self, env: impl Fn(&str) -> Option<String>) {
+        if let Some(url) = env("S3D_METADATA_URL") {
+            self.metadata.url = Some(url);
+            self.metadata.url_file = None;
         }
     }
 
@@ -340,6 +403,12 @@ impl RawConfig {
             day: secs("lifecycle.day_secs", self.lifecycle.day_secs)?,
             interval: secs("lifecycle.interval_secs", self.lifecycle.interval_secs)?,
         };
+        let metadata = validate_metadata(self.metadata, &self.data_dir)?;
+        let blob_dir = match self.blobs.dir {
+            Some(d) if d.as_os_str().is_empty() => return Err(invalid("blobs.dir", "must not be empty")),
+            Some(d) => d,
+            None => self.data_dir.join("blobs"),
+        };
         if self.users.is_empty() {
             return Err(invalid("users", "at least one user is required"));
         }
@@ -388,8 +457,46 @@ impl RawConfig {
             limits,
             gc,
             lifecycle,
+            metadata,
+            blob_dir,
             users,
         })
+    }
+}
+
+fn validate_metadata(m: RawMetadata, data_dir: &Path) -> Result<MetadataConfig, ConfigError> {
+    match m.backend.as_str() {
+        "rocksdb" => {
+            if m.url.is_some() || m.url_file.is_some() {
+                return Err(invalid("metadata.url", "only the postgres backend takes a URL"));
+            }
+            Ok(MetadataConfig::Rocks { dir: data_dir.join("meta") })
+        }
+        "postgres" => {
+            let url = match (m.url, m.url_file) {
+                (Some(u), None) => u,
+                (None, Some(path)) => std::fs::read_to_string(&path)
+                    .map(|s| s.trim().to_owned())
+                    .map_err(|e| invalid("metadata.url_file", format!("{}: {e}", path.display())))?,
+                (None, None) => {
+                    return Err(invalid(
+                        "metadata.url",
+                        "the postgres backend needs url, url_file or S3D_METADATA_URL",
+                    ));
+                }
+                (Some(_), Some(_)) => return Err(invalid("metadata.url", "give only one of url and url_file")),
+            };
+            // Checked now so that a typo fails start-up; the message never repeats the URL,
+            // which may hold a password.
+            if let Err(e) = url.parse::<tokio_postgres::Config>() {
+                return Err(invalid("metadata.url", format!("not a PostgreSQL connection URL ({e})")));
+            }
+            if m.pool_size == 0 || m.pool_size > 10_000 {
+                return Err(invalid("metadata.pool_size", "must be between 1 and 10000"));
+            }
+            Ok(MetadataConfig::Postgres { url, pool_size: m.pool_size })
+        }
+        other => Err(invalid("metadata.backend", format!("{other:?}; expected \"rocksdb\" or \"postgres\""))),
     }
 }
 
@@ -404,6 +511,7 @@ pub fn load(
         None => RawConfig::default(),
     };
     raw.apply(overrides);
+    raw.apply_metadata_env(&env);
     raw.apply_user_env(env)?;
     raw.validate()
 }
@@ -420,6 +528,22 @@ mod tests {
         assert_eq!(config.limits, crate::http::Limits::default());
         assert_eq!(config.gc, crate::storage::GcConfig::default());
         assert_eq!(config.lifecycle, crate::storage::expiry::LifecycleSettings::default());
+    }
+
+    #[test]
+    fn postgres_metadata_from_the_file_or_the_environment() {
+        let text = "[metadata]\nbackend = \"postgres\"\nurl = \"postgres://s3d:pw@db/s3d\"\n[blobs]\ndir = \"/srv/b\"";
+        let config = RawConfig::from_toml(text).expect("parses").validate().expect("valid");
+        assert_eq!(config.metadata, MetadataConfig::Postgres { url: "postgres://s3d:pw@db/s3d".into(), pool_size: 16 });
+        assert_eq!(config.blob_dir, PathBuf::from("/srv/b"));
+        assert!(!format!("{config:?}").contains("pw@"), "the URL is never printed");
+        let mut raw = RawConfig::from_toml(text).expect("parses");
+        raw.apply_metadata_env(|k| (k == "S3D_METADATA_URL").then(|| "postgres://other/s3d".to_owned()));
+        let config = raw.validate().expect("valid");
+        assert_eq!(config.metadata, MetadataConfig::Postgres { url: "postgres://other/s3d".into(), pool_size: 16 });
+        let defaults = RawConfig::default().validate().expect("valid");
+        assert_eq!(defaults.metadata, MetadataConfig::Rocks { dir: PathBuf::from("./data/meta") });
+        assert_eq!(defaults.blob_dir, PathBuf::from("./data/blobs"));
     }
 
     #[test]
@@ -446,6 +570,13 @@ mod tests {
             ("[tls]\nlisten = \"x\"\ncert = \"c\"\nkey = \"k\"\n", "`tls.listen`"),
             ("[[users]]\nid='a'\nname='b'\naccess_key='c'\n", "`users[0].secret_key`"),
             ("[[users]]\nid='a'\nname='b'\naccess_key='c/d'\nsecret_key='x'\n", "`users[0].access_key`"),
+            ("[metadata]\nbackend = \"mysql\"", "`metadata.backend`"),
+            ("[metadata]\nbackend = \"postgres\"", "`metadata.url`"),
+            ("[metadata]\nbackend = \"postgres\"\nurl = \"postgres://s3d@db:port/s3d\"", "`metadata.url`"),
+            ("[metadata]\nbackend = \"postgres\"\nurl = \"postgres://db/s3d\"\npool_size = 0", "`metadata.pool_size`"),
+            ("[metadata]\nbackend = \"postgres\"\nurl_file = \"/nonexistent/url\"", "`metadata.url_file`"),
+            ("[metadata]\nurl = \"postgres://db/s3d\"", "`metadata.url`"),
+            ("[blobs]\ndir = \"\"", "`blobs.dir`"),
         ];
         for (text, key) in cases {
             let err = RawConfig::from_toml(text).expect("parses").validate().expect_err(text);

@@ -23,3 +23,5 @@ pub mod http;
 pub mod s3;
 pub mod storage;
 pub mod telemetry;
+#[doc(hidden)]
+pub mod testing;

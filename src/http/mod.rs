@@ -104,18 +104,26 @@ fn is_health_check(s3: &S3Service, req: &Request) -> bool {
     req.uri().path() == HEALTH_PATH && vhost.is_none() && (req.method() == Method::GET || req.method() == Method::HEAD)
 }
 
+/// How long the health check waits for the metadata store: balancers time out in seconds.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// 200 "ok" while the metadata store answers; 503 otherwise, so that a balancer drains this
+/// node while its database is out of reach.
 async fn health(s3: &S3Service) -> S3Response {
-    match s3.meta.health().await {
-        Ok(()) => {
-            let mut r = S3Response::new(StatusCode::OK).header("content-type", "text/plain");
-            r.body = ResponseBody::Full("ok\n".into());
-            r
+    let (status, text) = match tokio::time::timeout(HEALTH_TIMEOUT, s3.meta.health()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ok\n"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable: the metadata store does not answer\n")
         }
-        Err(e) => {
-            tracing::error!(error = %e, "health check failed");
-            S3Response::new(StatusCode::SERVICE_UNAVAILABLE)
+        Err(_) => {
+            tracing::warn!("health check timed out");
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable: the metadata store does not answer\n")
         }
-    }
+    };
+    let mut r = S3Response::new(status).header("content-type", "text/plain");
+    r.body = ResponseBody::Full(text.into());
+    r
 }
 
 fn to_s3_request(req: Request, ids: RequestIds, body_idle: Duration) -> S3Request {

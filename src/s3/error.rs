@@ -86,7 +86,7 @@ s3_error_codes! {
     RequestHeaderSectionTooLarge => 400, "Your request header section exceeds the maximum allowed size.";
     RequestTimeout => 400, "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed.";
     RequestTimeTooSkewed => 403, "The difference between the request time and the current time is too large.";
-    ServiceUnavailable => 503, "Please reduce your request rate.";
+    ServiceUnavailable => 503, "Service is unable to handle request.";
     SignatureDoesNotMatch => 403, "The request signature we calculated does not match the signature you provided. Check your key and signing method.";
     XAmzContentSHA256Mismatch => 400, "The provided 'x-amz-content-sha256' header does not match what was computed.";
 }
@@ -231,6 +231,9 @@ fn spaced_hex(bytes: &[u8]) -> String {
     out
 }
 
+/// What a 503 `ServiceUnavailable` asks clients to wait before retrying.
+const RETRY_AFTER_SECS: u32 = 2;
+
 impl From<StorageError> for S3Error {
     fn from(e: StorageError) -> Self {
         use S3ErrorCode as C;
@@ -249,6 +252,11 @@ impl From<StorageError> for S3Error {
             StorageError::BucketNotEmpty => S3Error::new(C::BucketNotEmpty),
             StorageError::PreconditionFailed => S3Error::new(C::PreconditionFailed),
             StorageError::Conflict | StorageError::PartsChanged => S3Error::new(C::ConditionalRequestConflict),
+            // The metadata database is out of reach: clients retry 503s (SDKs back off), and
+            // the balancer's health check drains this node meanwhile.
+            e @ StorageError::Unavailable(_) => {
+                S3Error::new(C::ServiceUnavailable).header("retry-after", RETRY_AFTER_SECS.to_string()).source(e)
+            }
             // The caller decides whose bucket it is; by itself this is an internal mix-up.
             e @ (StorageError::NotFound(Resource::Blob)
             | StorageError::BucketExists { .. }

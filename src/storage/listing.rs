@@ -42,8 +42,7 @@ pub fn group<T, E>(
         if skip_under.is_some_and(|s| key.starts_with(s)) {
             continue;
         }
-        let common = delimiter.and_then(|d| key[prefix.len()..].find(d).map(|i| &key[..prefix.len() + i + d.len()]));
-        let entry = match common {
+        let entry = match common_prefix(key, prefix, delimiter) {
             Some(cp) if last_prefix.as_deref() == Some(cp) => continue,
             Some(cp) => {
                 let cp = cp.to_owned();
@@ -59,6 +58,26 @@ pub fn group<T, E>(
         entries.push(entry);
     }
     Ok(Grouped { entries, truncated })
+}
+
+/// The common prefix `key` (which starts with `prefix`) is listed under: up to and including
+/// the first `delimiter` after `prefix`, if there is one.
+pub fn common_prefix<'a>(key: &'a str, prefix: &str, delimiter: Option<&str>) -> Option<&'a str> {
+    let d = delimiter.filter(|d| !d.is_empty())?;
+    key.get(prefix.len()..)?.find(d).map(|i| &key[..prefix.len() + i + d.len()])
+}
+
+/// The smallest byte string greater than every string that starts with `prefix`; `None` when
+/// there is none (an empty prefix, or one of only 0xFF bytes).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
 }
 
 /// The common prefix a marker stands for, when the marker is one: a page that ended with the
@@ -107,6 +126,17 @@ mod tests {
         assert_eq!(run(&keys, "", Some("/"), None, 2), (vec!["P:a/".into(), "b".into()], false));
         assert_eq!(run(&keys[..2], "", Some("/"), None, 1), (vec!["P:a/".into()], false));
         assert_eq!(run(&keys, "", None, None, 0), (vec![], false));
+    }
+
+    #[test]
+    fn prefix_ends() {
+        assert_eq!(prefix_end(b"a/"), Some(b"a0".to_vec()));
+        assert_eq!(prefix_end(b"a\xff\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(b""), None);
+        assert_eq!(prefix_end(b"\xff"), None);
+        assert_eq!(common_prefix("a/b/c", "a/", Some("/")), Some("a/b/"));
+        assert_eq!(common_prefix("a/b", "a/", Some("/")), None);
+        assert_eq!(common_prefix("a/b", "a/", None), None);
     }
 
     #[test]

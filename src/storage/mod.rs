@@ -6,6 +6,7 @@
 //! implement it without changing callers.
 
 pub mod blob;
+mod codec;
 #[cfg(test)]
 mod conformance;
 pub mod expiry;
@@ -13,8 +14,10 @@ pub mod fs;
 mod lifecycle;
 mod listing;
 pub mod memory;
+
 mod metadata;
 mod model;
+pub mod postgres;
 pub mod rocks;
 mod rules;
 mod version;
@@ -23,7 +26,7 @@ use std::fmt;
 
 pub use blob::{BlobId, BlobListing, BlobRef, BlobStore, ByteStream};
 pub use lifecycle::{GcConfig, Storage};
-pub use listing::{Entry, Grouped, group, marker_common_prefix};
+pub use listing::{Entry, Grouped, common_prefix, group, marker_common_prefix, prefix_end};
 pub use metadata::MetadataStore;
 pub use model::*;
 pub use rules::{
@@ -64,6 +67,9 @@ pub enum StorageError {
     Corrupt(String),
     /// The engine or the file system failed.
     Io(String),
+    /// The store cannot be reached (a networked database that is down, failing over or
+    /// overloaded); the request may be retried shortly.
+    Unavailable(String),
     /// The store has been shut down.
     Closed,
     /// The input stream of a blob write failed; the write was abandoned.
@@ -84,6 +90,7 @@ impl fmt::Display for StorageError {
             StorageError::DeleteMarker => f.write_str("the version is a delete marker"),
             StorageError::Corrupt(m) => write!(f, "corrupt record: {m}"),
             StorageError::Io(m) => write!(f, "storage I/O: {m}"),
+            StorageError::Unavailable(m) => write!(f, "metadata store unavailable: {m}"),
             StorageError::Closed => f.write_str("store closed"),
             StorageError::Input(e) => write!(f, "input stream failed: {e}"),
         }

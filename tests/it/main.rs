@@ -29,6 +29,8 @@ mod model;
 mod multipart;
 /// Objects: put, get, head, ranges, conditionals, delete, copy, listings.
 mod object;
+/// The PostgreSQL metadata store: nodes sharing it, the database lost and back.
+mod postgres;
 /// Races with readers and Complete; housekeeping in the background.
 mod race;
 /// HTTPS: uploads over TLS, certificate reload, bad certificates.

@@ -446,16 +446,37 @@ fn seeds() -> Vec<u64> {
     }
 }
 
-/// Runs the phases: `start(phase)` gives a server for the phase (the same store reopened,
-/// for persistent backends) and `count_blobs` what the blob store holds.
-async fn run(seed: u64, persistent: bool) {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    /// The in-memory stores: the reference.
+    Memory,
+    /// RocksDB and the filesystem.
+    Rocks,
+    /// PostgreSQL and the filesystem.
+    Postgres,
+}
+
+/// Runs the phases against `backend`; persistent backends are reopened between phases.
+async fn run(seed: u64, backend: Backend) {
     let ops = env_or("S3D_MODEL_OPS", 40);
     let phases = env_or("S3D_MODEL_PHASES", 3);
-    let (mut server, memory_blobs) = if persistent {
-        (TestServer::start_configured(fast_gc).await, None)
-    } else {
-        let (s, blobs) = TestServer::start_memory(fast_gc).await;
-        (s, Some(blobs))
+    let persistent = backend != Backend::Memory;
+    let metadata = match backend {
+        Backend::Postgres => Some(postgres_metadata().await),
+        _ => None,
+    };
+    let configure = |c: &mut s3d::config::Config| {
+        fast_gc(c);
+        if let Some(m) = &metadata {
+            c.metadata = m.clone();
+        }
+    };
+    let (mut server, memory_blobs) = match backend {
+        Backend::Memory => {
+            let (s, blobs) = TestServer::start_memory(fast_gc).await;
+            (s, Some(blobs))
+        }
+        _ => (TestServer::start_configured(configure).await, None),
     };
     let mut models: Vec<Model> = (0..CLIENTS)
         .map(|c| Model { bucket: format!("model-{c}"), versioned: c % 2 == 1, ..Model::default() })
@@ -484,7 +505,7 @@ async fn run(seed: u64, persistent: bool) {
         verify(&no_retries(server.client(ALICE, Style::Path)), &models).await;
         if persistent {
             // Reopen: everything acknowledged must still be there.
-            server = server.restart_configured(fast_gc).await;
+            server = server.restart_configured(configure).await;
             verify(&no_retries(server.client(ALICE, Style::VirtualHost)), &models).await;
         }
     }
@@ -506,13 +527,20 @@ async fn run(seed: u64, persistent: bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn random_concurrent_clients_on_rocksdb_and_files() {
     for seed in seeds() {
-        run(seed, true).await;
+        run(seed, Backend::Rocks).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn random_concurrent_clients_on_postgres_and_files() {
+    for seed in seeds() {
+        run(seed, Backend::Postgres).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn random_concurrent_clients_on_the_memory_model() {
     for seed in seeds() {
-        run(seed, false).await;
+        run(seed, Backend::Memory).await;
     }
 }

@@ -10,7 +10,6 @@
 //! then), with a time-ordered index of garbage in `garbage`; both change in the same batch as
 //! the records that reference or stop referencing a blob.
 
-mod codec;
 mod keys;
 
 use std::collections::{HashMap, HashSet};
@@ -20,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use rocksdb::{ColumnFamily, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 
+use super::codec::{self, Record};
 use super::{
     BlobId, BlobState, BucketPage, BucketRecord, BucketSetting, BucketSettingKind, CompleteOutcome, CompletedUpload,
     DeleteOutcome, GarbageRecord, Lease, ListBucketsQuery, ListObjectsQuery, ListUploadsQuery, ListVersionsQuery,
@@ -28,7 +28,6 @@ use super::{
     group, marker_common_prefix,
 };
 use crate::clock::Timestamp;
-use codec::Record;
 
 /// The column families, one per record kind.
 #[derive(Clone, Copy, Debug)]

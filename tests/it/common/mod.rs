@@ -47,6 +47,8 @@ pub enum Style {
 
 pub fn test_config(data_dir: PathBuf) -> Config {
     Config {
+        metadata: s3d::config::MetadataConfig::Rocks { dir: data_dir.join("meta") },
+        blob_dir: data_dir.join("blobs"),
         listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
         data_dir,
         region: REGION.into(),
@@ -165,6 +167,12 @@ impl TestServer {
 }
 
 /// A short grace period and frequent collection, so tests can watch blobs being reclaimed.
+/// Metadata in a fresh database of the test PostgreSQL server.
+pub async fn postgres_metadata() -> s3d::config::MetadataConfig {
+    let url = s3d::testing::TestPostgres::shared().database().await;
+    s3d::config::MetadataConfig::Postgres { url, pool_size: 8 }
+}
+
 pub fn fast_gc(c: &mut Config) {
     c.gc = s3d::storage::GcConfig {
         grace: Duration::from_millis(300),

@@ -1,4 +1,5 @@
-//! Versioned record values: one format byte, then the record in postcard. A new format gets a
+//! Versioned record values, as every persistent metadata store keeps them: one format byte,
+//! then the record in postcard. A new format gets a
 //! new version byte and a decoder arm, so data written by older releases stays readable.
 //!
 //! - `1`: the first format: records held checksum algorithms, checksum types and storage
@@ -14,7 +15,7 @@ use crate::storage::StorageError;
 const V1: u8 = 1;
 const V2: u8 = 2;
 
-/// A record kept in RocksDB.
+/// A record a metadata store keeps.
 pub trait Record: Serialize + DeserializeOwned {
     /// Reads a value written in format 1; records whose layout did not change decode as they
     /// are.
