@@ -44,6 +44,7 @@ fn bench(c: &mut Criterion) {
         access_key: AK.into(),
         secret_key: SecretKey::new(SK),
         identity: Identity { id: "u".into(), display_name: "u".into() },
+        admin: false,
     }]);
     let now = Timestamp::now();
     let headers = signed_request(now);

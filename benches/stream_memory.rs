@@ -157,6 +157,7 @@ fn main() {
                 access_key: AK.into(),
                 secret_key: SecretKey::new(SK),
                 identity: Identity { id: "bench".into(), display_name: "bench".into() },
+                admin: false,
             }],
         };
         let server = s3d::app::start(config).await.expect("start");

@@ -9,8 +9,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::auth::StaticCredentials;
 use crate::config::{Config, MetadataConfig};
+use crate::directory::UserDirectory;
 use crate::http::Listener;
 use crate::http::tls::ReloadableAcceptor;
 use crate::s3::{S3Config, S3Service};
@@ -41,6 +41,7 @@ pub struct Running {
     task: JoinHandle<()>,
     housekeeping: JoinHandle<()>,
     lifecycle: JoinHandle<()>,
+    users: JoinHandle<()>,
 }
 
 impl Running {
@@ -56,6 +57,7 @@ impl Running {
     pub async fn stop(self) {
         self.housekeeping.abort();
         self.lifecycle.abort();
+        self.users.abort();
         let _ = self.shutdown.send(());
         if let Err(e) = self.task.await {
             tracing::error!(error = %e, "server task failed");
@@ -115,9 +117,13 @@ pub async fn start_with_stores(
         acceptor = Some(reloadable);
     }
 
+    let directory = UserDirectory::open(Arc::clone(&meta), &config.users)
+        .await
+        .map_err(|e| AppError(format!("cannot write the configured users to the metadata store (users): {e}")))?;
     let s3 = Arc::new(S3Service {
         config: S3Config { region: config.region.clone(), domains: config.domains.clone() },
-        credentials: Arc::new(StaticCredentials::new(config.users.clone())),
+        credentials: Arc::clone(&directory) as Arc<dyn crate::auth::CredentialStore>,
+        users: Arc::clone(&directory),
         meta: Arc::clone(&meta),
         storage: Arc::clone(&storage),
     });
@@ -125,6 +131,7 @@ pub async fn start_with_stores(
     // the stores open.
     let housekeeping = storage.spawn_housekeeping();
     let lifecycle = crate::storage::expiry::LifecycleWorker::new(Arc::clone(&meta), config.lifecycle).spawn();
+    let users = directory.spawn_refresh();
     let router = crate::http::router(s3, limits);
     let (tx, rx) = oneshot::channel::<()>();
     let grace = config.shutdown_timeout;
@@ -156,7 +163,7 @@ pub async fn start_with_stores(
         tracing::info!("serving TLS at {a}");
     }
     warn_about_dev_credentials(&config);
-    Ok(Running { addr, tls_addr, acceptor, shutdown: tx, task, housekeeping, lifecycle })
+    Ok(Running { addr, tls_addr, acceptor, shutdown: tx, task, housekeeping, lifecycle, users })
 }
 
 /// File descriptors each connection may need: its socket and a blob file.

@@ -136,6 +136,9 @@ pub struct RawUser {
     pub secret_key: Option<String>,
     #[serde(default)]
     pub secret_key_file: Option<PathBuf>,
+    /// May manage users (`s3d user …`, the admin endpoint).
+    #[serde(default)]
+    pub admin: bool,
 }
 
 impl Default for RawConfig {
@@ -160,6 +163,7 @@ impl Default for RawConfig {
                 access_key: DEV_ACCESS_KEY.into(),
                 secret_key: Some(DEV_SECRET_KEY.into()),
                 secret_key_file: None,
+                admin: true,
             }],
         }
     }
@@ -322,6 +326,7 @@ impl RawConfig {
             access_key,
             secret_key: env("S3D_SECRET_KEY"),
             secret_key_file: env("S3D_SECRET_KEY_FILE").map(PathBuf::from),
+            admin: true,
         }];
         Ok(())
     }
@@ -443,6 +448,7 @@ impl RawConfig {
                 access_key: u.access_key,
                 secret_key: SecretKey::new(secret),
                 identity: Identity { id: u.id, display_name: u.name },
+                admin: u.admin,
             });
         }
         Ok(Config {

@@ -17,8 +17,10 @@
 
 pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod directory;
 pub mod http;
 pub mod s3;
 pub mod storage;

@@ -3,8 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use s3d::auth::SecretKey;
+use s3d::cli;
 use s3d::config::{self, Overrides};
+use s3d::directory::NewUser;
 
 /// An S3-compatible object storage server.
 #[derive(Parser, Debug)]
@@ -40,6 +43,62 @@ struct Cli {
     /// PEM private key for HTTPS.
     #[arg(long, env = "S3D_TLS_KEY")]
     tls_key: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Manage users and access keys (in the metadata store every node reads).
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+        /// Print JSON instead of `name: value` lines.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UserAction {
+    /// Add a user; its access key and secret are generated unless given, and printed once.
+    Add {
+        #[arg(long)]
+        id: String,
+        /// Display name (defaults to the id).
+        #[arg(long, default_value = "")]
+        name: String,
+        #[arg(long, requires = "secret_key")]
+        access_key: Option<String>,
+        #[arg(long, requires = "access_key")]
+        secret_key: Option<String>,
+        /// Let the user manage users.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List users (without secrets).
+    List,
+    /// Remove the user with this access key.
+    Remove {
+        #[arg(long)]
+        access_key: String,
+    },
+    /// Give a user a new access key and secret; the old key stops working.
+    RotateKey {
+        #[arg(long)]
+        id: String,
+    },
+}
+
+fn user_command(action: UserAction) -> cli::UserCommand {
+    match action {
+        UserAction::Add { id, name, access_key, secret_key, admin } => {
+            cli::UserCommand::Add(NewUser { id, name, access_key, secret_key: secret_key.map(SecretKey::new), admin })
+        }
+        UserAction::List => cli::UserCommand::List,
+        UserAction::Remove { access_key } => cli::UserCommand::Remove { access_key },
+        UserAction::RotateKey { id } => cli::UserCommand::RotateKey { id },
+    }
 }
 
 fn main() -> ExitCode {
@@ -62,7 +121,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    s3d::telemetry::init(config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -70,6 +128,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(Command::User { action, json }) = cli.command {
+        return match runtime.block_on(cli::run(&config, user_command(action))) {
+            Ok(outcome) => {
+                print!("{}", outcome.render(json));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("s3d: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    s3d::telemetry::init(config.log_format);
     match runtime.block_on(s3d::app::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -39,6 +39,8 @@ pub struct UserCredential {
     pub access_key: String,
     pub secret_key: SecretKey,
     pub identity: Identity,
+    /// May manage users through the admin endpoint.
+    pub admin: bool,
 }
 
 /// Finds the credential for an access key id.

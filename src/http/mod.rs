@@ -79,6 +79,8 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     let resp = async {
         let resp = if is_health_check(&s3, &req) {
             health(&s3).await
+        } else if is_admin(&s3, &req) {
+            s3.handle_admin(to_s3_request(req, ids.clone(), state.body_idle)).await
         } else {
             s3.handle(to_s3_request(req, ids.clone(), state.body_idle)).await
         };
@@ -98,10 +100,21 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     out
 }
 
+/// Whether the request addresses the service rather than a bucket in virtual-host style
+/// (where `/-/…` would be an object key).
+fn service_level(s3: &S3Service, req: &Request) -> bool {
+    let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok());
+    host.and_then(|h| s3.virtual_host_bucket(h)).is_none()
+}
+
 fn is_health_check(s3: &S3Service, req: &Request) -> bool {
-    let vhost =
-        req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).and_then(|h| s3.virtual_host_bucket(h));
-    req.uri().path() == HEALTH_PATH && vhost.is_none() && (req.method() == Method::GET || req.method() == Method::HEAD)
+    req.uri().path() == HEALTH_PATH
+        && (req.method() == Method::GET || req.method() == Method::HEAD)
+        && service_level(s3, req)
+}
+
+fn is_admin(s3: &S3Service, req: &Request) -> bool {
+    req.uri().path().starts_with(crate::s3::admin::PREFIX) && service_level(s3, req)
 }
 
 /// How long the health check waits for the metadata store: balancers time out in seconds.

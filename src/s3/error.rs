@@ -48,6 +48,7 @@ s3_error_codes! {
     BucketAlreadyOwnedByYou => 409, "Your previous request to create the named bucket succeeded and you already own it.";
     BucketNotEmpty => 409, "The bucket you tried to delete is not empty";
     ConditionalRequestConflict => 409, "A conflicting operation occurred. If using PutObject you can retry the request. If using multipart upload you should initiate another CreateMultipartUpload request and re-upload each part.";
+    EntityAlreadyExists => 409, "A user with this id or access key already exists.";
     EntityTooLarge => 400, "Your proposed upload exceeds the maximum allowed size";
     EntityTooSmall => 400, "Your proposed upload is smaller than the minimum allowed object size.";
     IllegalLocationConstraintException => 400, "The unspecified location constraint is incompatible for the region specific endpoint this request was sent to.";
@@ -76,6 +77,7 @@ s3_error_codes! {
     MethodNotAllowed => 405, "The specified method is not allowed against this resource.";
     MissingContentLength => 411, "You must provide the Content-Length HTTP header.";
     NoSuchBucket => 404, "The specified bucket does not exist";
+    NoSuchEntity => 404, "The user does not exist.";
     NoSuchKey => 404, "The specified key does not exist.";
     NoSuchVersion => 404, "The specified version does not exist.";
     NoSuchLifecycleConfiguration => 404, "The lifecycle configuration does not exist";
@@ -258,7 +260,7 @@ impl From<StorageError> for S3Error {
                 S3Error::new(C::ServiceUnavailable).header("retry-after", RETRY_AFTER_SECS.to_string()).source(e)
             }
             // The caller decides whose bucket it is; by itself this is an internal mix-up.
-            e @ (StorageError::NotFound(Resource::Blob)
+            e @ (StorageError::NotFound(Resource::Blob | Resource::User)
             | StorageError::BucketExists { .. }
             | StorageError::Corrupt(_)
             | StorageError::Io(_)

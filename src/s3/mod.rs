@@ -2,6 +2,7 @@
 //! operation, wire types and errors. Knows neither axum nor RocksDB.
 
 pub mod address;
+pub mod admin;
 pub mod body;
 pub mod checksum;
 pub mod error;
@@ -93,6 +94,8 @@ impl S3Response {
 pub struct S3Service {
     pub config: S3Config,
     pub credentials: Arc<dyn CredentialStore>,
+    /// The users behind `credentials`, for the admin endpoint.
+    pub users: Arc<crate::directory::UserDirectory>,
     /// Reads, and changes that write no blob.
     pub meta: Arc<dyn MetadataStore>,
     /// Blob writes and reads; it alone deletes blobs.
@@ -143,43 +146,48 @@ impl S3Service {
         let head = req.method == Method::HEAD;
         let resource = req.uri.path().to_owned();
         let ids = req.ids.clone();
-        match self.dispatch(req).await {
-            Ok(resp) => resp,
-            Err(err) => {
-                if err.status().is_server_error() {
-                    tracing::error!(code = %err.code, error = %err, "request failed");
-                } else {
-                    tracing::info!(code = %err.code, message = %err.message, "request rejected");
-                }
-                error_response(&err, &resource, &ids, head)
-            }
-        }
+        answer(self.dispatch(req).await, &resource, &ids, head)
     }
 
-    async fn dispatch(&self, req: S3Request) -> Result<S3Response, S3Error> {
-        headers::check_header_section(&req.headers)?;
-        let authority = req
-            .headers
+    /// Answers a request to the admin endpoint (`/-/admin/…`).
+    pub async fn handle_admin(&self, req: S3Request) -> S3Response {
+        let resource = req.uri.path().to_owned();
+        let ids = req.ids.clone();
+        answer(admin::call(self, req).await, &resource, &ids, false)
+    }
+
+    /// The Host (or absolute-form authority) a request was sent to.
+    fn authority(req: &S3Request) -> String {
+        req.headers
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok())
             .or_else(|| req.uri.authority().map(|a| a.as_str()))
             .unwrap_or("")
-            .to_owned();
-        let addr = address::resolve(Some(&authority), req.uri.path(), &self.config.domains)?;
-        let raw_query = req.uri.query().unwrap_or("");
-        let query = Query::parse(raw_query);
-        let op = route::classify(&req.method, &addr, &query, &req.headers)?;
-        tracing::Span::current().record("op", op.as_str());
+            .to_owned()
+    }
 
+    /// Verifies the request's signature against the user directory.
+    fn authenticate(&self, req: &S3Request, authority: &str) -> Result<auth::Authenticated, S3Error> {
         let parts = auth::RequestParts {
             method: req.method.as_str(),
             path: req.uri.path(),
-            query: raw_query,
+            query: req.uri.query().unwrap_or(""),
             headers: &req.headers,
-            authority: &authority,
+            authority,
         };
         let authenticated = auth::authenticate(&parts, &*self.credentials, &self.config.region, Timestamp::now())?;
         tracing::Span::current().record("user", authenticated.identity.id.as_str());
+        Ok(authenticated)
+    }
+
+    async fn dispatch(&self, req: S3Request) -> Result<S3Response, S3Error> {
+        headers::check_header_section(&req.headers)?;
+        let authority = Self::authority(&req);
+        let addr = address::resolve(Some(&authority), req.uri.path(), &self.config.domains)?;
+        let query = Query::parse(req.uri.query().unwrap_or(""));
+        let op = route::classify(&req.method, &addr, &query, &req.headers)?;
+        tracing::Span::current().record("op", op.as_str());
+        let authenticated = self.authenticate(&req, &authority)?;
 
         let bucket = match ops::access(op) {
             ops::Access::NotImplemented => return Err(ops::not_implemented(op)),
@@ -211,6 +219,21 @@ impl S3Service {
             bucket,
         };
         ops::call(op, &cx, req).await
+    }
+}
+
+/// The response, or the error's, logged by severity.
+fn answer(result: Result<S3Response, S3Error>, resource: &str, ids: &RequestIds, head: bool) -> S3Response {
+    match result {
+        Ok(resp) => resp,
+        Err(err) => {
+            if err.status().is_server_error() {
+                tracing::error!(code = %err.code, error = %err, "request failed");
+            } else {
+                tracing::info!(code = %err.code, message = %err.message, "request rejected");
+            }
+            error_response(&err, resource, ids, head)
+        }
     }
 }
 

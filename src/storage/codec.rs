@@ -252,6 +252,7 @@ impl Record for CompletedUpload {
 }
 
 impl Record for Lease {}
+impl Record for crate::storage::UserRecord {}
 impl Record for crate::storage::WorkClaim {}
 impl Record for BucketSetting {}
 

@@ -660,6 +660,45 @@ async fn survivors(store: &dyn MetadataStore) {
     assert_eq!(store.leases().await.expect("leases").len(), 1);
     let garbage = store.garbage(Timestamp(i64::MAX), None, usize::MAX).await.expect("garbage");
     assert!(garbage.iter().any(|r| r.blob.0 == "p2"));
+    let users = store.users().await.expect("users");
+    assert_eq!(users.iter().map(|u| u.secret_key.as_str()).collect::<Vec<_>>(), ["AK1/secret+", "new-secret"]);
+}
+
+fn user(id: &str, key: &str, from_config: bool) -> UserRecord {
+    UserRecord {
+        id: id.into(),
+        name: format!("{id}-name"),
+        access_key: key.into(),
+        secret_key: format!("{key}/secret+"),
+        admin: id.starts_with("admin"),
+        from_config,
+        created: Timestamp(7),
+    }
+}
+
+async fn user_directory(store: &dyn MetadataStore) {
+    store.seed_users(vec![user("admin", "AK1", true), user("cfg", "AK2", true)]).await.expect("seed");
+    store.create_user(user("rt", "AK3", false)).await.expect("create");
+    assert!(matches!(store.create_user(user("rt", "AK9", false)).await, Err(StorageError::Conflict)));
+    assert!(matches!(store.create_user(user("other", "AK1", false)).await, Err(StorageError::Conflict)));
+    let ids = |users: Vec<UserRecord>| users.into_iter().map(|u| (u.id, u.access_key)).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.users().await.expect("users")),
+        [("admin".into(), "AK1".into()), ("cfg".into(), "AK2".into()), ("rt".into(), "AK3".into())]
+    );
+    let rotated = store.replace_user_key("rt", "AK4", "new-secret").await.expect("rotate");
+    assert_eq!(
+        (rotated.access_key.as_str(), rotated.secret_key.as_str(), rotated.created),
+        ("AK4", "new-secret", Timestamp(7))
+    );
+    assert!(matches!(store.replace_user_key("rt", "AK1", "x").await, Err(StorageError::Conflict)));
+    assert!(matches!(store.replace_user_key("nobody", "AK8", "x").await, Err(StorageError::NotFound(Resource::User))));
+    assert!(matches!(store.delete_user("AK3").await, Err(StorageError::NotFound(Resource::User))));
+    store.create_user(user("gone", "AK5", false)).await.expect("create");
+    assert_eq!(store.delete_user("AK5").await.expect("delete").id, "gone");
+    // Seeding again drops seeded users no longer configured, keeps the run-time ones.
+    store.seed_users(vec![user("admin", "AK1", true)]).await.expect("reseed");
+    assert_eq!(ids(store.users().await.expect("users")), [("admin".into(), "AK1".into()), ("rt".into(), "AK4".into())]);
 }
 
 /// xorshift64*: small, seeded, reproducible.
@@ -783,6 +822,7 @@ async fn run_all(store: &dyn MetadataStore) {
     bucket_deletion_takes_uploads(store).await;
     garbage_and_leases(store).await;
     listings_match_the_reference(store).await;
+    user_directory(store).await;
     survivors(store).await;
     store.flush().await.expect("flush");
 }

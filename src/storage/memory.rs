@@ -7,12 +7,13 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
+use super::users::{UserChange, Users};
 use super::{
     BlobId, BlobListing, BlobRef, BlobState, BlobStore, BucketPage, BucketRecord, BucketSetting, BucketSettingKind,
     ByteStream, CompleteOutcome, CompletedUpload, DeleteOutcome, GarbageRecord, Lease, ListBucketsQuery,
     ListObjectsQuery, ListUploadsQuery, ListVersionsQuery, MetadataStore, ObjectPage, ObjectRecord, Owner, PartPage,
-    PartRecord, PutOutcome, Resource, StorageError, UploadPage, UploadRecord, VersionEntry, VersionId, VersionKey,
-    VersionPage, Versioning, WorkClaim, WriteCondition, group, marker_common_prefix,
+    PartRecord, PutOutcome, Resource, StorageError, UploadPage, UploadRecord, UserRecord, VersionEntry, VersionId,
+    VersionKey, VersionPage, Versioning, WorkClaim, WriteCondition, group, marker_common_prefix,
 };
 use crate::clock::Timestamp;
 
@@ -41,6 +42,7 @@ struct State {
     /// Garbage in the order it arose.
     garbage: BTreeMap<(Timestamp, BlobId), ()>,
     leases: BTreeMap<String, Lease>,
+    users: BTreeMap<String, UserRecord>,
 }
 
 #[derive(Default)]
@@ -643,8 +645,51 @@ impl MetadataStore for MemoryMetadataStore {
         Ok(self.state().leases.values().cloned().collect())
     }
 
+    async fn users(&self) -> Result<Vec<UserRecord>, StorageError> {
+        Ok(self.state().users.values().cloned().collect())
+    }
+
+    async fn create_user(&self, user: UserRecord) -> Result<(), StorageError> {
+        let mut s = self.state();
+        let change = Users(s.users.clone()).create(user)?;
+        s.apply_users(change);
+        Ok(())
+    }
+
+    async fn replace_user_key(&self, id: &str, access_key: &str, secret_key: &str) -> Result<UserRecord, StorageError> {
+        let mut s = self.state();
+        let (user, change) = Users(s.users.clone()).replace_key(id, access_key, secret_key)?;
+        s.apply_users(change);
+        Ok(user)
+    }
+
+    async fn delete_user(&self, access_key: &str) -> Result<UserRecord, StorageError> {
+        let mut s = self.state();
+        let (user, change) = Users(s.users.clone()).delete(access_key)?;
+        s.apply_users(change);
+        Ok(user)
+    }
+
+    async fn seed_users(&self, users: Vec<UserRecord>) -> Result<(), StorageError> {
+        let mut s = self.state();
+        let change = Users(s.users.clone()).seed(users)?;
+        s.apply_users(change);
+        Ok(())
+    }
+
     async fn flush(&self) -> Result<(), StorageError> {
         Ok(())
+    }
+}
+
+impl State {
+    fn apply_users(&mut self, change: UserChange) {
+        for id in change.remove {
+            self.users.remove(&id);
+        }
+        for u in change.put {
+            self.users.insert(u.id.clone(), u);
+        }
     }
 }
 

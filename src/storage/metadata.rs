@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use super::{
     BlobId, BlobState, BucketPage, BucketRecord, BucketSetting, BucketSettingKind, CompleteOutcome, CompletedUpload,
     DeleteOutcome, GarbageRecord, Lease, ListBucketsQuery, ListObjectsQuery, ListUploadsQuery, ListVersionsQuery,
-    ObjectPage, ObjectRecord, PartPage, PartRecord, PutOutcome, StorageError, UploadPage, UploadRecord, VersionId,
-    VersionKey, VersionPage, Versioning, WriteCondition,
+    ObjectPage, ObjectRecord, PartPage, PartRecord, PutOutcome, StorageError, UploadPage, UploadRecord, UserRecord,
+    VersionId, VersionKey, VersionPage, Versioning, WriteCondition,
 };
 use crate::clock::Timestamp;
 
@@ -206,6 +206,24 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Every lease, expired ones included (the collector removes those).
     async fn leases(&self) -> Result<Vec<Lease>, StorageError>;
+
+    /// Every user, in id order.
+    async fn users(&self) -> Result<Vec<UserRecord>, StorageError>;
+
+    /// Adds a user; `Conflict` when its id or access key is taken.
+    async fn create_user(&self, user: UserRecord) -> Result<(), StorageError>;
+
+    /// Gives user `id` a new access key and secret (the old key stops working); returns the
+    /// updated user. `NotFound(User)`, or `Conflict` when the key is taken.
+    async fn replace_user_key(&self, id: &str, access_key: &str, secret_key: &str) -> Result<UserRecord, StorageError>;
+
+    /// Removes the user with this access key and returns it; `NotFound(User)` otherwise.
+    async fn delete_user(&self, access_key: &str) -> Result<UserRecord, StorageError>;
+
+    /// Makes the users seeded from the configuration exactly `users` (each `from_config`):
+    /// adds or updates them by id and removes earlier seeded users no longer listed; users
+    /// added at run time stay. `Conflict` when a listed access key belongs to another user.
+    async fn seed_users(&self, users: Vec<UserRecord>) -> Result<(), StorageError>;
 
     /// Makes every acknowledged write durable; called at shutdown.
     async fn flush(&self) -> Result<(), StorageError>;

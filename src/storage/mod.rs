@@ -20,6 +20,7 @@ mod model;
 pub mod postgres;
 pub mod rocks;
 mod rules;
+mod users;
 mod version;
 
 use std::fmt;
@@ -44,6 +45,8 @@ pub enum Resource {
     Blob,
     /// A version id that names no version of the key.
     Version,
+    /// A user (by id or access key).
+    User,
 }
 
 #[derive(Debug)]

@@ -519,6 +519,37 @@ pub struct Lease {
     pub expires: Timestamp,
 }
 
+/// A user and its access key, as every node authenticates it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// The canonical id (`<Owner><ID>`).
+    pub id: String,
+    /// The display name.
+    pub name: String,
+    pub access_key: String,
+    /// SigV4 needs the secret itself to check signatures: the store keeps it as given.
+    pub secret_key: String,
+    /// May manage users through the admin endpoint.
+    pub admin: bool,
+    /// Seeded from `[[users]]`: removed from the store when the configuration no longer
+    /// lists it (users added at run time stay).
+    pub from_config: bool,
+    pub created: Timestamp,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .field("admin", &self.admin)
+            .field("from_config", &self.from_config)
+            .finish()
+    }
+}
+
 /// Remembers a completed upload so that a retried Complete gets the same answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompletedUpload {

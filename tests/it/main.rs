@@ -35,5 +35,7 @@ mod postgres;
 mod race;
 /// HTTPS: uploads over TLS, certificate reload, bad certificates.
 mod tls;
+/// Users managed at run time: the admin endpoint, `s3d user`, nodes seeing changes.
+mod users;
 /// Versioning: versions, delete markers, the null version, listings.
 mod versioning;

@@ -29,6 +29,39 @@ pub fn string_to_sign(timestamp: &str, scope: &str, canonical_request: &str) -> 
     format!("AWS4-HMAC-SHA256\n{timestamp}\n{scope}\n{}", sha256_hex(canonical_request.as_bytes()))
 }
 
+/// The headers that sign a request in the header form (`host`, `x-amz-content-sha256` of
+/// `body` and `x-amz-date` signed), as s3d's own client (`s3d user …`) sends them: returns
+/// `x-amz-date`, `x-amz-content-sha256` and `authorization`. `path` and `query` are as sent
+/// (percent-encoded).
+#[allow(clippy::too_many_arguments)]
+pub fn sign_headers(
+    method: &str,
+    path: &str,
+    query: &str,
+    host: &str,
+    body: &[u8],
+    access_key: &str,
+    secret: &str,
+    region: &str,
+    now: crate::clock::Timestamp,
+) -> Vec<(&'static str, String)> {
+    use super::canonical::{canonical_query, canonical_request, canonical_uri};
+    let payload = sha256_hex(body);
+    let amz_date = now.to_amz_date();
+    let date = amz_date.get(..8).unwrap_or_default();
+    let signed = ["host".to_owned(), "x-amz-content-sha256".to_owned(), "x-amz-date".to_owned()];
+    let headers = format!("host:{host}\nx-amz-content-sha256:{payload}\nx-amz-date:{amz_date}\n");
+    let creq =
+        canonical_request(method, &canonical_uri(path), &canonical_query(query, None), &headers, &signed, &payload);
+    let scope = format!("{date}/{region}/s3/aws4_request");
+    let signature = sign(&signing_key(secret, date, region, "s3"), &string_to_sign(&amz_date, &scope, &creq));
+    let authorization = format!(
+        "AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={}, Signature={signature}",
+        signed.join(";")
+    );
+    vec![("x-amz-date", amz_date), ("x-amz-content-sha256", payload), ("authorization", authorization)]
+}
+
 /// Hex signature of `string_to_sign` under `key`.
 pub fn sign(key: &[u8; 32], string_to_sign: &str) -> String {
     hex::encode(hmac(key, string_to_sign.as_bytes()))

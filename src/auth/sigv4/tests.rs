@@ -16,6 +16,7 @@ fn creds() -> StaticCredentials {
         access_key: ACCESS_KEY.into(),
         secret_key: SecretKey::new(SECRET_KEY),
         identity: Identity { id: "example-user".into(), display_name: "example".into() },
+        admin: false,
     }])
 }
 
@@ -73,6 +74,37 @@ fn aws_example_get_object() {
         ])
     );
     assert!(!a.presigned);
+}
+
+/// s3d's own signer produces what the verifier accepts; a wrong secret does not verify.
+#[test]
+fn own_signer_round_trips() {
+    let body = br#"{"id":"app"}"#;
+    let host = "examplebucket.s3.amazonaws.com";
+    let signed = signing::sign_headers(
+        "POST",
+        "/-/admin/users",
+        "rotate-key&id=a%20b",
+        host,
+        body,
+        ACCESS_KEY,
+        SECRET_KEY,
+        "us-east-1",
+        now(),
+    );
+    let mut pairs = vec![("host", host)];
+    pairs.extend(signed.iter().map(|(k, v)| (*k, v.as_str())));
+    let a = auth("POST", "/-/admin/users", "rotate-key&id=a%20b", &headers(&pairs)).expect("verifies");
+    assert_eq!(a.identity.id, "example-user");
+    assert_eq!(a.payload, PayloadHash::Sha256(<sha2::Sha256 as sha2::Digest>::digest(body).into()));
+    let wrong =
+        signing::sign_headers("POST", "/-/admin/users", "", host, body, ACCESS_KEY, "other", "us-east-1", now());
+    let mut pairs = vec![("host", host)];
+    pairs.extend(wrong.iter().map(|(k, v)| (*k, v.as_str())));
+    assert!(matches!(
+        auth("POST", "/-/admin/users", "", &headers(&pairs)),
+        Err(AuthError::SignatureDoesNotMatch { .. })
+    ));
 }
 
 #[test]

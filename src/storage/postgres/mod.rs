@@ -32,11 +32,12 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use super::codec::{self, Record};
+use super::users::{UserChange, Users};
 use super::{
     BlobId, BlobState, BucketPage, BucketRecord, BucketSetting, BucketSettingKind, CompleteOutcome, CompletedUpload,
     DeleteOutcome, Entry, GarbageRecord, Grouped, Lease, ListBucketsQuery, ListObjectsQuery, ListUploadsQuery,
     ListVersionsQuery, MetadataStore, ObjectPage, ObjectRecord, Owner, PartPage, PartRecord, PutOutcome, Resource,
-    StorageError, UploadPage, UploadRecord, VersionEntry, VersionId, VersionKey, VersionPage, Versioning,
+    StorageError, UploadPage, UploadRecord, UserRecord, VersionEntry, VersionId, VersionKey, VersionPage, Versioning,
     WriteCondition, common_prefix, marker_common_prefix, prefix_end,
 };
 use crate::clock::Timestamp;
@@ -1121,10 +1122,70 @@ impl MetadataStore for PostgresMetadataStore {
         })
     }
 
+    async fn users(&self) -> Result<Vec<UserRecord>, StorageError> {
+        transaction!(self, |tx| { all_users(&tx).await?.0.into_values().collect::<Vec<_>>() })
+    }
+
+    async fn create_user(&self, user: UserRecord) -> Result<(), StorageError> {
+        transaction!(self, |tx| {
+            let change = lock_users(&tx).await?.create(user.clone())?;
+            apply_users(&tx, change).await?;
+        })
+    }
+
+    async fn replace_user_key(&self, id: &str, access_key: &str, secret_key: &str) -> Result<UserRecord, StorageError> {
+        transaction!(self, |tx| {
+            let (user, change) = lock_users(&tx).await?.replace_key(id, access_key, secret_key)?;
+            apply_users(&tx, change).await?;
+            user
+        })
+    }
+
+    async fn delete_user(&self, access_key: &str) -> Result<UserRecord, StorageError> {
+        transaction!(self, |tx| {
+            let (user, change) = lock_users(&tx).await?.delete(access_key)?;
+            apply_users(&tx, change).await?;
+            user
+        })
+    }
+
+    async fn seed_users(&self, wanted: Vec<UserRecord>) -> Result<(), StorageError> {
+        transaction!(self, |tx| {
+            let change = lock_users(&tx).await?.seed(wanted.clone())?;
+            apply_users(&tx, change).await?;
+        })
+    }
+
     async fn flush(&self) -> Result<(), StorageError> {
         // Every acknowledged write was committed (durable by the database's own settings).
         Ok(())
     }
+}
+
+async fn all_users(tx: &Transaction<'_>) -> Result<Users, Fail> {
+    let rows = query(tx, "SELECT record FROM users ORDER BY id", &[]).await?;
+    let users: Vec<UserRecord> = rows.iter().map(|r| decode(r, "record")).collect::<Result<_, _>>()?;
+    Ok(Users::new(users))
+}
+
+/// Every user, with the table locked against other writers (nodes seeding at start-up, an
+/// administrator) until commit; readers are not blocked.
+async fn lock_users(tx: &Transaction<'_>) -> Result<Users, Fail> {
+    tx.batch_execute("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE").await?;
+    all_users(tx).await
+}
+
+async fn apply_users(tx: &Transaction<'_>, change: UserChange) -> Result<(), Fail> {
+    for id in &change.remove {
+        execute(tx, "DELETE FROM users WHERE id = $1", &[id]).await?;
+    }
+    for u in &change.put {
+        let record = codec::encode(u)?;
+        let sql = "INSERT INTO users (id, access_key, record) VALUES ($1, $2, $3) \
+                   ON CONFLICT (id) DO UPDATE SET access_key = excluded.access_key, record = excluded.record";
+        execute(tx, sql, &[&u.id, &u.access_key, &record]).await?;
+    }
+    Ok(())
 }
 
 fn setting_kind(kind: BucketSettingKind) -> i16 {

@@ -18,7 +18,7 @@ use crate::storage::StorageError;
 const MIGRATION_LOCK: i64 = 0x7333_642d_6d69_6772;
 
 /// Every migration, in order. Never edit one that has shipped: add another.
-const MIGRATIONS: &[(i32, &str)] = &[(1, V1)];
+const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2)];
 
 const V1: &str = r#"
 CREATE TABLE buckets (
@@ -84,6 +84,15 @@ CREATE TABLE claims (
 CREATE TABLE leases (
     id text COLLATE "C" PRIMARY KEY,
     expires bigint NOT NULL,
+    record bytea NOT NULL
+);
+"#;
+
+/// Users and their access keys, which every node reads to authenticate requests.
+const V2: &str = r#"
+CREATE TABLE users (
+    id text COLLATE "C" PRIMARY KEY,
+    access_key text COLLATE "C" NOT NULL UNIQUE,
     record bytea NOT NULL
 );
 "#;

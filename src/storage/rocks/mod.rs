@@ -20,12 +20,13 @@ use async_trait::async_trait;
 use rocksdb::{ColumnFamily, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 
 use super::codec::{self, Record};
+use super::users::{UserChange, Users};
 use super::{
     BlobId, BlobState, BucketPage, BucketRecord, BucketSetting, BucketSettingKind, CompleteOutcome, CompletedUpload,
     DeleteOutcome, GarbageRecord, Lease, ListBucketsQuery, ListObjectsQuery, ListUploadsQuery, ListVersionsQuery,
     MetadataStore, ObjectPage, ObjectRecord, Owner, PartPage, PartRecord, PutOutcome, Resource, StorageError,
-    UploadPage, UploadRecord, VersionEntry, VersionId, VersionKey, VersionPage, Versioning, WorkClaim, WriteCondition,
-    group, marker_common_prefix,
+    UploadPage, UploadRecord, UserRecord, VersionEntry, VersionId, VersionKey, VersionPage, Versioning, WorkClaim,
+    WriteCondition, group, marker_common_prefix,
 };
 use crate::clock::Timestamp;
 
@@ -60,10 +61,12 @@ enum Cf {
     Garbage,
     /// lease id → Lease
     Leases,
+    /// user id → UserRecord
+    Users,
 }
 
 impl Cf {
-    const ALL: [Cf; 14] = [
+    const ALL: [Cf; 15] = [
         Cf::Buckets,
         Cf::Uploads,
         Cf::UploadIds,
@@ -78,6 +81,7 @@ impl Cf {
         Cf::Blobs,
         Cf::Garbage,
         Cf::Leases,
+        Cf::Users,
     ];
 
     fn name(self) -> &'static str {
@@ -96,6 +100,7 @@ impl Cf {
             Cf::Blobs => "blobs",
             Cf::Garbage => "garbage",
             Cf::Leases => "leases",
+            Cf::Users => "users",
         }
     }
 }
@@ -393,6 +398,15 @@ impl Inner {
         Ok(parts)
     }
 
+    fn users(&self) -> Result<Users, StorageError> {
+        let users: Vec<UserRecord> = self
+            .db
+            .iterator_cf(self.cf(Cf::Users)?, IteratorMode::Start)
+            .map(|item| item.map_err(io).and_then(|(_, v)| codec::decode::<UserRecord>(&v)))
+            .collect::<Result<_, _>>()?;
+        Ok(Users::new(users))
+    }
+
     /// The upload key of `upload_id` and its record, provided it belongs to `key`.
     fn find_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(Vec<u8>, UploadRecord), StorageError> {
         let not_found = StorageError::NotFound(Resource::Upload);
@@ -464,6 +478,28 @@ impl RocksMetadataStore {
         let inner = Inner { db, sync, write_lock: Mutex::new(()) };
         inner.migrate()?;
         Ok(RocksMetadataStore { inner: Arc::new(inner) })
+    }
+
+    /// Reads every user, lets `f` decide the change, and commits it in one batch.
+    async fn change_users<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Users) -> Result<(T, UserChange), StorageError> + Send + 'static,
+    {
+        self.blocking(move |db| {
+            let _guard = db.lock();
+            let (value, change) = f(&db.users()?)?;
+            let mut batch = WriteBatch::default();
+            for id in &change.remove {
+                batch.delete_cf(db.cf(Cf::Users)?, id.as_bytes());
+            }
+            for u in &change.put {
+                batch.put_cf(db.cf(Cf::Users)?, u.id.as_bytes(), codec::encode(u)?);
+            }
+            db.write(batch)?;
+            Ok(value)
+        })
+        .await
     }
 
     async fn blocking<T, F>(&self, f: F) -> Result<T, StorageError>
@@ -1086,6 +1122,28 @@ impl MetadataStore for RocksMetadataStore {
                 .collect()
         })
         .await
+    }
+
+    async fn users(&self) -> Result<Vec<UserRecord>, StorageError> {
+        self.blocking(|db| db.users().map(|u| u.0.into_values().collect())).await
+    }
+
+    async fn create_user(&self, user: UserRecord) -> Result<(), StorageError> {
+        self.change_users(move |users| users.create(user).map(|c| ((), c))).await
+    }
+
+    async fn replace_user_key(&self, id: &str, access_key: &str, secret_key: &str) -> Result<UserRecord, StorageError> {
+        let (id, access_key, secret_key) = (id.to_owned(), access_key.to_owned(), secret_key.to_owned());
+        self.change_users(move |users| users.replace_key(&id, &access_key, &secret_key)).await
+    }
+
+    async fn delete_user(&self, access_key: &str) -> Result<UserRecord, StorageError> {
+        let access_key = access_key.to_owned();
+        self.change_users(move |users| users.delete(&access_key)).await
+    }
+
+    async fn seed_users(&self, wanted: Vec<UserRecord>) -> Result<(), StorageError> {
+        self.change_users(move |users| users.seed(wanted).map(|c| ((), c))).await
     }
 
     async fn flush(&self) -> Result<(), StorageError> {

@@ -66,6 +66,7 @@ pub fn test_config(data_dir: PathBuf) -> Config {
                 access_key: u.access_key.into(),
                 secret_key: SecretKey::new(u.secret_key),
                 identity: Identity { id: u.id.into(), display_name: u.name.into() },
+                admin: u.id == ALICE.id,
             })
             .collect(),
     }
