@@ -153,6 +153,7 @@ fn main() {
             lifecycle: s3d::storage::expiry::LifecycleSettings::default(),
             metadata: s3d::config::MetadataConfig::Rocks { dir: dir.path().join("meta") },
             blob_dir: dir.path().join("blobs"),
+            metrics: s3d::config::MetricsConfig::default(),
             users: vec![UserCredential {
                 access_key: AK.into(),
                 secret_key: SecretKey::new(SK),

@@ -132,7 +132,11 @@ pub async fn start_with_stores(
     let housekeeping = storage.spawn_housekeeping();
     let lifecycle = crate::storage::expiry::LifecycleWorker::new(Arc::clone(&meta), config.lifecycle).spawn();
     let users = directory.spawn_refresh();
-    let router = crate::http::router(s3, limits);
+    let metrics = crate::http::MetricsEndpoint {
+        registry: crate::metrics::registry(&config.metrics.node),
+        token: config.metrics.token.clone(),
+    };
+    let router = crate::http::router(s3, limits, metrics);
     let (tx, rx) = oneshot::channel::<()>();
     let grace = config.shutdown_timeout;
     let task = tokio::spawn(async move {

@@ -32,7 +32,20 @@ pub struct RawConfig {
     pub lifecycle: RawLifecycle,
     pub metadata: RawMetadata,
     pub blobs: RawBlobs,
+    pub metrics: RawMetrics,
     pub users: Vec<RawUser>,
+}
+
+/// `[metrics]`: the Prometheus endpoint `/-/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawMetrics {
+    /// When set, scrapes must send `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// A file holding the token.
+    pub token_file: Option<PathBuf>,
+    /// The `node` label of every series (default: the host name).
+    pub node: Option<String>,
 }
 
 /// `[metadata]`: where bucket, object and upload records live.
@@ -157,6 +170,7 @@ impl Default for RawConfig {
             lifecycle: RawLifecycle::default(),
             metadata: RawMetadata::default(),
             blobs: RawBlobs::default(),
+            metrics: RawMetrics::default(),
             users: vec![RawUser {
                 id: "s3d-dev".into(),
                 name: "dev".into(),
@@ -193,7 +207,31 @@ pub struct Config {
     pub metadata: MetadataConfig,
     /// Where blobs live (`data_dir/blobs` unless `[blobs] dir` says otherwise).
     pub blob_dir: PathBuf,
+    pub metrics: MetricsConfig,
     pub users: Vec<UserCredential>,
+}
+
+/// The validated `[metrics]` table.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// The bearer token scrapes must present, if any (never logged).
+    pub token: Option<String>,
+    pub node: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { token: None, node: crate::metrics::default_node_name() }
+    }
+}
+
+impl fmt::Debug for MetricsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsConfig")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("node", &self.node)
+            .finish()
+    }
 }
 
 /// The validated `[metadata]` table.
@@ -414,6 +452,7 @@ impl RawConfig {
             Some(d) => d,
             None => self.data_dir.join("blobs"),
         };
+        let metrics = validate_metrics(self.metrics)?;
         if self.users.is_empty() {
             return Err(invalid("users", "at least one user is required"));
         }
@@ -465,9 +504,34 @@ impl RawConfig {
             lifecycle,
             metadata,
             blob_dir,
+            metrics,
             users,
         })
     }
+}
+
+fn validate_metrics(m: RawMetrics) -> Result<MetricsConfig, ConfigError> {
+    let token = match (m.token, m.token_file) {
+        (Some(t), None) => Some(t),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(&path)
+                .map(|s| s.trim().to_owned())
+                .map_err(|e| invalid("metrics.token_file", format!("{}: {e}", path.display())))?,
+        ),
+        (None, None) => None,
+        (Some(_), Some(_)) => return Err(invalid("metrics.token", "give only one of token and token_file")),
+    };
+    if token.as_ref().is_some_and(|t| t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic())) {
+        return Err(invalid("metrics.token", "must be non-empty printable ASCII without spaces"));
+    }
+    let node = match m.node {
+        Some(n) if n.is_empty() || n.chars().any(char::is_control) => {
+            return Err(invalid("metrics.node", "must be non-empty, without control characters"));
+        }
+        Some(n) => n,
+        None => crate::metrics::default_node_name(),
+    };
+    Ok(MetricsConfig { token, node })
 }
 
 fn validate_metadata(m: RawMetadata, data_dir: &Path) -> Result<MetadataConfig, ConfigError> {

@@ -182,6 +182,7 @@ impl UserDirectory {
         let users = self.meta.users().await?;
         let map: HashMap<String, Arc<UserCredential>> =
             users.iter().map(|u| (u.access_key.clone(), Arc::new(credential(u)))).collect();
+        crate::metrics::metrics().users.set(i64::try_from(map.len()).unwrap_or(i64::MAX));
         *self.by_key.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(map);
         Ok(())
     }

@@ -22,6 +22,7 @@ pub mod clock;
 pub mod config;
 pub mod directory;
 pub mod http;
+pub mod metrics;
 pub mod s3;
 pub mod storage;
 pub mod telemetry;

@@ -213,6 +213,7 @@ pub struct IdleIo<T> {
 impl<T> IdleIo<T> {
     pub fn new(inner: T, activity: Arc<Activity>, limits: Limits) -> Self {
         let now = Instant::now();
+        crate::metrics::metrics().connections_open.inc();
         IdleIo {
             inner,
             activity,
@@ -250,6 +251,18 @@ impl<T> IdleIo<T> {
     }
 }
 
+fn count_sent(r: &Poll<io::Result<usize>>) {
+    if let Poll::Ready(Ok(n)) = r {
+        crate::metrics::metrics().sent_bytes.inc_by(*n as u64);
+    }
+}
+
+impl<T> Drop for IdleIo<T> {
+    fn drop(&mut self) {
+        crate::metrics::metrics().connections_open.dec();
+    }
+}
+
 fn timed_out(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, what.to_owned())
 }
@@ -263,6 +276,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleIo<T> {
                 this.read_armed = None;
                 if buf.filled().len() > before {
                     this.activity.saw_bytes();
+                    crate::metrics::metrics().received_bytes.inc_by((buf.filled().len() - before) as u64);
                 }
                 Poll::Ready(r)
             }
@@ -296,6 +310,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleIo<T> {
 impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        count_sent(&r);
         self.write_progress(r, cx)
     }
 
@@ -305,6 +320,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        count_sent(&r);
         self.write_progress(r, cx)
     }
 

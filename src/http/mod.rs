@@ -26,16 +26,27 @@ pub use server::{Limits, Listener, serve};
 /// Load-balancer health check; `-` cannot start a bucket name, so path style never collides.
 pub const HEALTH_PATH: &str = "/-/health";
 
+/// Prometheus metrics of this node.
+pub const METRICS_PATH: &str = "/-/metrics";
+
 /// What every request handler shares.
 #[derive(Clone)]
 struct AppState {
     s3: Arc<S3Service>,
     /// A request body that sends nothing for this long fails with `RequestTimeout`.
     body_idle: Duration,
+    metrics: Arc<MetricsEndpoint>,
 }
 
-pub fn router(s3: Arc<S3Service>, limits: Limits) -> Router {
-    Router::new().fallback(handle).with_state(AppState { s3, body_idle: limits.body_idle })
+/// The `/-/metrics` endpoint: what it exposes, and the bearer token a scrape needs, if any.
+pub struct MetricsEndpoint {
+    pub registry: prometheus_client::registry::Registry,
+    pub token: Option<String>,
+}
+
+pub fn router(s3: Arc<S3Service>, limits: Limits, metrics: MetricsEndpoint) -> Router {
+    let state = AppState { s3, body_idle: limits.body_idle, metrics: Arc::new(metrics) };
+    Router::new().fallback(handle).with_state(state)
 }
 
 fn random_bytes<const N: usize>() -> [u8; N] {
@@ -76,9 +87,17 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     let close_after =
         req.headers().get(http::header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
             && req.headers().get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0");
+    let m = crate::metrics::metrics();
+    m.requests_in_flight.inc();
     let resp = async {
         let resp = if is_health_check(&s3, &req) {
-            health(&s3).await
+            let mut r = health(&s3).await;
+            r.operation = "Health";
+            r
+        } else if is_metrics(&s3, &req) {
+            let mut r = metrics(&state.metrics, &req);
+            r.operation = "Metrics";
+            r
         } else if is_admin(&s3, &req) {
             s3.handle_admin(to_s3_request(req, ids.clone(), state.body_idle)).await
         } else {
@@ -89,6 +108,12 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     }
     .instrument(span)
     .await;
+    m.requests_in_flight.dec();
+    let labels = crate::metrics::RequestLabels { operation: resp.operation, status: resp.status.as_u16() };
+    m.requests.get_or_create(&labels).inc();
+    m.request_duration
+        .get_or_create(&crate::metrics::OperationLabels { operation: resp.operation })
+        .observe(started.elapsed().as_secs_f64());
     // A request whose body stalled or broke off leaves unread bytes behind: the connection
     // cannot carry another request.
     let body_failed =
@@ -111,6 +136,35 @@ fn is_health_check(s3: &S3Service, req: &Request) -> bool {
     req.uri().path() == HEALTH_PATH
         && (req.method() == Method::GET || req.method() == Method::HEAD)
         && service_level(s3, req)
+}
+
+fn is_metrics(s3: &S3Service, req: &Request) -> bool {
+    req.uri().path() == METRICS_PATH && req.method() == Method::GET && service_level(s3, req)
+}
+
+/// The Prometheus text exposition; with a token configured, only for `Authorization: Bearer
+/// <token>` (compared in constant time).
+fn metrics(endpoint: &MetricsEndpoint, req: &Request) -> S3Response {
+    if let Some(token) = &endpoint.token {
+        let presented = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let matches = presented.len() == token.len()
+            && presented.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        if !matches {
+            let mut r = S3Response::new(StatusCode::UNAUTHORIZED)
+                .header("www-authenticate", "Bearer")
+                .header("content-type", "text/plain");
+            r.body = ResponseBody::Full("a bearer token is required\n".into());
+            return r;
+        }
+    }
+    let mut r = S3Response::new(StatusCode::OK).header("content-type", "text/plain; version=0.0.4; charset=utf-8");
+    r.body = ResponseBody::Full(crate::metrics::render(&endpoint.registry).into());
+    r
 }
 
 fn is_admin(s3: &S3Service, req: &Request) -> bool {

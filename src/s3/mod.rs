@@ -66,11 +66,20 @@ pub struct S3Response {
     pub body: ResponseBody,
     /// The error this response reports, if it is one.
     pub error_code: Option<S3ErrorCode>,
+    /// What the request was, for metrics: the S3 operation, or `Health`, `Admin`, `Metrics`;
+    /// `Unknown` when it could not be classified.
+    pub operation: &'static str,
 }
 
 impl S3Response {
     pub fn new(status: StatusCode) -> Self {
-        S3Response { status, headers: HeaderMap::new(), body: ResponseBody::Empty, error_code: None }
+        S3Response {
+            status,
+            headers: HeaderMap::new(),
+            body: ResponseBody::Empty,
+            error_code: None,
+            operation: "Unknown",
+        }
     }
 
     /// 200 with an XML document.
@@ -146,14 +155,20 @@ impl S3Service {
         let head = req.method == Method::HEAD;
         let resource = req.uri.path().to_owned();
         let ids = req.ids.clone();
-        answer(self.dispatch(req).await, &resource, &ids, head)
+        let mut op = None;
+        let result = self.dispatch(req, &mut op).await;
+        let mut resp = answer(result, &resource, &ids, head);
+        resp.operation = op.map_or("Unknown", OpName::as_str);
+        resp
     }
 
     /// Answers a request to the admin endpoint (`/-/admin/…`).
     pub async fn handle_admin(&self, req: S3Request) -> S3Response {
         let resource = req.uri.path().to_owned();
         let ids = req.ids.clone();
-        answer(admin::call(self, req).await, &resource, &ids, false)
+        let mut resp = answer(admin::call(self, req).await, &resource, &ids, false);
+        resp.operation = "Admin";
+        resp
     }
 
     /// The Host (or absolute-form authority) a request was sent to.
@@ -180,13 +195,14 @@ impl S3Service {
         Ok(authenticated)
     }
 
-    async fn dispatch(&self, req: S3Request) -> Result<S3Response, S3Error> {
+    async fn dispatch(&self, req: S3Request, classified: &mut Option<OpName>) -> Result<S3Response, S3Error> {
         headers::check_header_section(&req.headers)?;
         let authority = Self::authority(&req);
         let addr = address::resolve(Some(&authority), req.uri.path(), &self.config.domains)?;
         let query = Query::parse(req.uri.query().unwrap_or(""));
         let op = route::classify(&req.method, &addr, &query, &req.headers)?;
         tracing::Span::current().record("op", op.as_str());
+        *classified = Some(op);
         let authenticated = self.authenticate(&req, &authority)?;
 
         let bucket = match ops::access(op) {

@@ -91,7 +91,20 @@ impl LifecycleWorker {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                match self.run_once().await {
+                let result = self.run_once().await;
+                let m = crate::metrics::metrics();
+                m.lifecycle_runs.inc();
+                if let Ok(s) = &result {
+                    for (action, n) in [
+                        ("expire", s.expired),
+                        ("remove_delete_marker", s.markers_removed),
+                        ("remove_noncurrent", s.noncurrent_removed),
+                        ("abort_upload", s.uploads_aborted),
+                    ] {
+                        m.lifecycle_actions.get_or_create(&crate::metrics::ActionLabels { action }).inc_by(n as u64);
+                    }
+                }
+                match result {
                     Ok(s) if s == RunStats::default() => {}
                     Ok(s) => tracing::info!(
                         expired = s.expired,

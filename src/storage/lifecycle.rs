@@ -226,6 +226,9 @@ impl Storage {
             }
             self.meta.forget_garbage(&done).await?;
         }
+        let m = crate::metrics::metrics();
+        m.gc_runs.inc();
+        m.gc_reclaimed_blobs.inc_by(removed as u64);
         if removed > 0 {
             tracing::info!(removed, "collector reclaimed unreferenced blobs");
         }
@@ -269,6 +272,7 @@ impl Storage {
             }
         }
         let temporaries = self.blobs.remove_stale_temporaries(grace).await?;
+        crate::metrics::metrics().gc_orphans_removed.inc_by((removed + temporaries) as u64);
         if removed > 0 || temporaries > 0 {
             tracing::info!(removed, temporaries, "orphan sweep removed unreferenced blobs");
         }

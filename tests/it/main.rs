@@ -23,6 +23,8 @@ mod exactness;
 mod lifecycle;
 /// Timeouts on every wait a client controls, and the connection cap.
 mod limits;
+/// Prometheus metrics at /-/metrics.
+mod metrics;
 /// Seeded random clients checked against a model, with reopens; nothing lost or leaked.
 mod model;
 /// CreateMultipartUpload, ListMultipartUploads, AbortMultipartUpload.

@@ -167,10 +167,13 @@ macro_rules! transaction {
                 }
             }
         };
-        match tokio::time::timeout(OP_TIMEOUT, run).await {
+        let started = std::time::Instant::now();
+        let result = match tokio::time::timeout(OP_TIMEOUT, run).await {
             Ok(result) => result,
             Err(_) => Err(StorageError::Unavailable(format!("no answer within {OP_TIMEOUT:?}"))),
-        }
+        };
+        crate::metrics::metrics().metadata_call("postgres", started.elapsed(), &result);
+        result
     }};
     ($store:expr, |$tx:ident| $body:block) => {
         transaction!($store, IsolationLevel::ReadCommitted, |$tx| $body)

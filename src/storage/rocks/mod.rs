@@ -508,9 +508,13 @@ impl RocksMetadataStore {
         F: FnOnce(&Inner) -> Result<T, StorageError> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || f(&inner))
+        let started = std::time::Instant::now();
+        let result = tokio::task::spawn_blocking(move || f(&inner))
             .await
-            .map_err(|e| StorageError::Io(format!("metadata task failed: {e}")))?
+            .map_err(|e| StorageError::Io(format!("metadata task failed: {e}")))
+            .and_then(|r| r);
+        crate::metrics::metrics().metadata_call("rocksdb", started.elapsed(), &result);
+        result
     }
 }
 
