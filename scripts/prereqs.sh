@@ -126,17 +126,28 @@ ensure_client_deps() {
 }
 
 # Servers the tests start on their own (in temporary directories, on loopback ports):
-# PostgreSQL, for the shared metadata store. Installing the package must not leave a system
-# cluster running, so the default cluster is not created when PostgreSQL was not there yet.
+# PostgreSQL, for the shared metadata store, and haproxy, the balancer of the cluster test.
+# Installing them must not leave system services running: the packages' services are not
+# started (policy-rc.d), and PostgreSQL's default cluster is not created when PostgreSQL was
+# not there yet.
 ensure_test_servers() {
-    if ! compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; then
-        echo "installing test servers: postgresql" >&2
-        if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
-            as_root mkdir -p /etc/postgresql-common/createcluster.d
-            echo "create_main_cluster = false" | as_root tee /etc/postgresql-common/createcluster.d/s3d-tests.conf >/dev/null
-        fi
-        apt_install postgresql
+    local missing=()
+    compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
+    command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+    [ "${#missing[@]}" -gt 0 ] || return 0
+    echo "installing test servers: ${missing[*]}" >&2
+    if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+        as_root mkdir -p /etc/postgresql-common/createcluster.d
+        echo "create_main_cluster = false" | as_root tee /etc/postgresql-common/createcluster.d/s3d-tests.conf >/dev/null
     fi
+    local policy=/usr/sbin/policy-rc.d placed=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+        as_root chmod +x "$policy"
+        placed=1
+    fi
+    apt_install "${missing[@]}"
+    if [ "$placed" -eq 1 ]; then as_root rm -f "$policy"; fi
 }
 
 # make_venv DIR CHECK PACKAGES...: (re)creates DIR with PACKAGES unless CHECK already passes there.

@@ -52,14 +52,14 @@ def certs(tmp_path_factory):
 
 
 class Server:
-    def __init__(self, root: pathlib.Path, certs: dict, extra: str = ""):
+    def __init__(self, root: pathlib.Path, certs: dict, extra: str = "", listen: str = "127.0.0.1:0"):
         self.root = root
         self.data_dir = root / "data"
         self.config = root / "s3d.toml"
         self.ca = certs["ca"]
         self.config.write_text(
             f"""
-listen = "127.0.0.1:0"
+listen = "{listen}"
 data_dir = "{self.data_dir}"
 region = "{REGION}"
 domains = ["{DOMAIN}", "{REGIONAL_DOMAIN}"]
@@ -239,3 +239,82 @@ def rclone_runner(server: Server, tmp: pathlib.Path):
         return p.stdout
 
     return rclone
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Postgres:
+    """A throwaway PostgreSQL server from the distribution's binaries, in a temporary
+    directory on 127.0.0.1 and a port of its own (run as the postgres user under root, which
+    PostgreSQL refuses); stopped by PID."""
+
+    def __init__(self):
+        versions = sorted(
+            (int(p.parent.parent.name), p.parent)
+            for p in pathlib.Path("/usr/lib/postgresql").glob("*/bin/postgres")
+            if p.parent.parent.name.isdigit()
+        )
+        if not versions:
+            pytest.fail("PostgreSQL is not installed: run the suite through scripts/test, which installs it")
+        self.bin = versions[-1][1]
+        # Its own directory under /tmp: the postgres user cannot enter pytest's (mode 0700).
+        import tempfile
+
+        root = self.root = pathlib.Path(tempfile.mkdtemp(prefix="s3d-test-pg-"))
+        self.data = root / "pgdata"
+        self.port = free_port()
+        self.proc = None
+        self.as_postgres = []
+        if os.geteuid() == 0:
+            import pwd
+
+            pw = pwd.getpwnam("postgres")
+            os.chown(root, pw.pw_uid, pw.pw_gid)
+            self.as_postgres = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"]
+        subprocess.run(
+            [*self.as_postgres, str(self.bin / "initdb"), "-D", str(self.data), "-U", "s3d", "-A", "trust", "-E", "UTF8",
+             "--no-sync"],
+            check=True, capture_output=True,
+        )
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [*self.as_postgres, str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port),
+             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.root}",
+             "-c", "max_connections=200", "-c", "fsync=off", "-c", "synchronous_commit=off"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        pid_file = self.data / "postmaster.pid"
+        import time
+
+        deadline = time.monotonic() + 60
+        while not (pid_file.exists() and "ready" in pid_file.read_text()):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("PostgreSQL did not start")
+            time.sleep(0.05)
+
+    def create_database(self, name: str) -> str:
+        subprocess.run(
+            [str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "s3d", "-d", "postgres",
+             "-qc", f"CREATE DATABASE {name}"],
+            check=True, capture_output=True,
+        )
+        return f"postgres://s3d@127.0.0.1:{self.port}/{name}"
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # fast shutdown
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        import shutil
+
+        shutil.rmtree(self.root, ignore_errors=True)
