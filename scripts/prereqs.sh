@@ -140,14 +140,22 @@ ensure_test_servers() {
         as_root mkdir -p /etc/postgresql-common/createcluster.d
         echo "create_main_cluster = false" | as_root tee /etc/postgresql-common/createcluster.d/s3d-tests.conf >/dev/null
     fi
+    without_services apt_install "${missing[@]}"
+}
+
+# without_services COMMAND...: runs COMMAND (a package installation) with Debian's
+# policy-rc.d refusing to start services, so that no system daemon is left running.
+without_services() {
     local policy=/usr/sbin/policy-rc.d placed=0
     if [ ! -e "$policy" ]; then
         printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
         as_root chmod +x "$policy"
         placed=1
     fi
-    apt_install "${missing[@]}"
+    local status=0
+    "$@" || status=$?
     if [ "$placed" -eq 1 ]; then as_root rm -f "$policy"; fi
+    return "$status"
 }
 
 # make_venv DIR CHECK PACKAGES...: (re)creates DIR with PACKAGES unless CHECK already passes there.

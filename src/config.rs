@@ -340,11 +340,18 @@ impl RawConfig {
         }
     }
 
-    /// `S3D_METADATA_URL` replaces `[metadata] url` (and `url_file`).
+    /// `S3D_METADATA_BACKEND` and `S3D_METADATA_URL` replace `[metadata] backend` and `url`
+    /// (and `url_file`); `S3D_BLOB_DIR` replaces `[blobs] dir`.
     pub fn apply_metadata_env(&mut self, env: impl Fn(&str) -> Option<String>) {
+        if let Some(backend) = env("S3D_METADATA_BACKEND") {
+            self.metadata.backend = backend;
+        }
         if let Some(url) = env("S3D_METADATA_URL") {
             self.metadata.url = Some(url);
             self.metadata.url_file = None;
+        }
+        if let Some(dir) = env("S3D_BLOB_DIR") {
+            self.blobs.dir = Some(PathBuf::from(dir));
         }
     }
 
@@ -611,6 +618,17 @@ mod tests {
         raw.apply_metadata_env(|k| (k == "S3D_METADATA_URL").then(|| "postgres://other/s3d".to_owned()));
         let config = raw.validate().expect("valid");
         assert_eq!(config.metadata, MetadataConfig::Postgres { url: "postgres://other/s3d".into(), pool_size: 16 });
+        // A container switches the default file to PostgreSQL with the environment alone.
+        let mut raw = RawConfig::default();
+        raw.apply_metadata_env(|k| match k {
+            "S3D_METADATA_BACKEND" => Some("postgres".into()),
+            "S3D_METADATA_URL" => Some("postgres://db/s3d".into()),
+            "S3D_BLOB_DIR" => Some("/shared".into()),
+            _ => None,
+        });
+        let config = raw.validate().expect("valid");
+        assert_eq!(config.metadata, MetadataConfig::Postgres { url: "postgres://db/s3d".into(), pool_size: 16 });
+        assert_eq!(config.blob_dir, PathBuf::from("/shared"));
         let defaults = RawConfig::default().validate().expect("valid");
         assert_eq!(defaults.metadata, MetadataConfig::Rocks { dir: PathBuf::from("./data/meta") });
         assert_eq!(defaults.blob_dir, PathBuf::from("./data/blobs"));

@@ -24,6 +24,8 @@ pub struct TestPostgres {
     run_as: Option<String>,
     /// Remove `root` when the server stops (the process-wide instance is never dropped).
     remove_on_exit: bool,
+    /// fsync and synchronous commits as in production (benchmarks); off for tests.
+    durable: bool,
     server: Mutex<Option<Child>>,
     databases: AtomicUsize,
 }
@@ -77,7 +79,23 @@ impl TestPostgres {
         TestPostgres::start_with(false)
     }
 
+    /// A server of its own with PostgreSQL's durable defaults (fsync, synchronous commit), for
+    /// benchmarks that compare it with a store that syncs too.
+    pub fn start_durable() -> Result<TestPostgres, String> {
+        let mut pg = TestPostgres::prepare(false)?;
+        pg.durable = true;
+        pg.resume()?;
+        Ok(pg)
+    }
+
     fn start_with(remove_on_exit: bool) -> Result<TestPostgres, String> {
+        let pg = TestPostgres::prepare(remove_on_exit)?;
+        pg.resume()?;
+        Ok(pg)
+    }
+
+    /// An initialised data directory and a port; not started.
+    fn prepare(remove_on_exit: bool) -> Result<TestPostgres, String> {
         let bin = bin_dir()?;
         let root = std::env::temp_dir().join(format!("s3d-test-pg-{}-{}", std::process::id(), free_port()?));
         std::fs::create_dir_all(root.join("socket")).map_err(|e| format!("{}: {e}", root.display()))?;
@@ -98,11 +116,11 @@ impl TestPostgres {
             port: free_port()?,
             run_as,
             remove_on_exit,
+            durable: false,
             server: Mutex::new(None),
             databases: AtomicUsize::new(0),
         };
         pg.initdb()?;
-        pg.resume()?;
         Ok(pg)
     }
 
@@ -158,9 +176,11 @@ impl TestPostgres {
             .args(["-p", &self.port.to_string(), "-c", "listen_addresses=127.0.0.1"])
             .arg("-c")
             .arg(format!("unix_socket_directories={}", self.root.join("socket").display()))
-            // Speed over durability: these databases live for one test run.
-            .args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
             .args(["-c", "max_connections=300", "-c", "log_min_messages=fatal"]);
+        if !self.durable {
+            // Speed over durability: these databases live for one test run.
+            postgres.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
+        }
         let program = postgres.get_program().to_owned();
         let args: Vec<_> = postgres.get_args().map(|a| a.to_owned()).collect();
         // The shell stops the server by PID once stdin closes, then removes the directory of

@@ -17,8 +17,9 @@
 //! within [`OP_TIMEOUT`] makes operations fail with `Unavailable` (503 to clients) until it
 //! is back: the pool reconnects by itself.
 //!
-//! Listings are index range scans that skip past a whole common prefix at once, rather than
-//! reading every key under it; each listing reads one snapshot (REPEATABLE READ).
+//! Reads run without a transaction (no BEGIN and COMMIT round trips): one statement sees a
+//! consistent state. Listings are index range scans that skip past a whole common prefix at
+//! once, rather than reading every key under it.
 
 mod schema;
 
@@ -26,7 +27,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime, Transaction};
+use deadpool_postgres::{
+    GenericClient, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime, Transaction,
+};
 use sha2::{Digest, Sha256};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{IsolationLevel, NoTls, Row};
@@ -119,36 +122,35 @@ fn decode<T: Record>(row: &Row, column: &str) -> Result<T, Fail> {
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
-async fn query(tx: &Transaction<'_>, sql: &str, params: Params<'_>) -> Result<Vec<Row>, Fail> {
+async fn query(tx: &impl GenericClient, sql: &str, params: Params<'_>) -> Result<Vec<Row>, Fail> {
     let st = tx.prepare_cached(sql).await?;
     Ok(tx.query(&st, params).await?)
 }
 
-async fn query_opt(tx: &Transaction<'_>, sql: &str, params: Params<'_>) -> Result<Option<Row>, Fail> {
+async fn query_opt(tx: &impl GenericClient, sql: &str, params: Params<'_>) -> Result<Option<Row>, Fail> {
     let st = tx.prepare_cached(sql).await?;
     Ok(tx.query_opt(&st, params).await?)
 }
 
-async fn execute(tx: &Transaction<'_>, sql: &str, params: Params<'_>) -> Result<u64, Fail> {
+async fn execute(tx: &impl GenericClient, sql: &str, params: Params<'_>) -> Result<u64, Fail> {
     let st = tx.prepare_cached(sql).await?;
     Ok(tx.execute(&st, params).await?)
 }
 
-/// Runs `$body` (a block using `$tx`, whose `?` yields [`Fail`]) in a transaction,
-/// retrying what may be retried, within [`OP_TIMEOUT`].
-macro_rules! transaction {
-    ($store:expr, $isolation:expr, |$tx:ident| $body:block) => {{
+/// Runs `$body` (an async block using `$client`, a pooled connection, yielding
+/// `Result<_, Fail>`), retrying what may be retried on a fresh connection, within
+/// [`OP_TIMEOUT`]; records the call in the metrics.
+macro_rules! with_client {
+    ($store:expr, |$client:ident| $body:expr) => {{
         let store = $store;
         let run = async {
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let mut client = store.pool.get().await.map_err(pool_error)?;
-                let outcome = async {
-                    let $tx = client.build_transaction().isolation_level($isolation).start().await?;
-                    let value = $body;
-                    $tx.commit().await.map_err(Fail::Commit)?;
-                    Ok::<_, Fail>(value)
+                let mut pooled = store.pool.get().await.map_err(pool_error)?;
+                let outcome: Result<_, Fail> = {
+                    let $client = &mut pooled;
+                    $body
                 }
                 .await;
                 match outcome {
@@ -156,10 +158,10 @@ macro_rules! transaction {
                     Err(Fail::Store(e)) => break Err(e),
                     Err(Fail::Commit(e)) => break Err(pg_error(e)),
                     Err(Fail::Db(e)) if attempt < ATTEMPTS && (retryable(&e) || unreachable(&e)) => {
-                        tracing::debug!(error = %e, attempt, "retrying a metadata transaction");
+                        tracing::debug!(error = %e, attempt, "retrying a metadata operation");
                         if unreachable(&e) {
                             // The connection is dead: do not hand it out again.
-                            let _ = deadpool_postgres::Object::take(client);
+                            let _ = deadpool_postgres::Object::take(pooled);
                         }
                         tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
                     }
@@ -175,8 +177,31 @@ macro_rules! transaction {
         crate::metrics::metrics().metadata_call("postgres", started.elapsed(), &result);
         result
     }};
+}
+
+/// Runs `$body` (a block using `$tx`, whose `?` yields [`Fail`]) in a transaction.
+macro_rules! transaction {
+    ($store:expr, $isolation:expr, |$tx:ident| $body:block) => {
+        with_client!($store, |client| async {
+            let $tx = client.build_transaction().isolation_level($isolation).start().await?;
+            let value = $body;
+            $tx.commit().await.map_err(Fail::Commit)?;
+            Ok::<_, Fail>(value)
+        })
+    };
     ($store:expr, |$tx:ident| $body:block) => {
         transaction!($store, IsolationLevel::ReadCommitted, |$tx| $body)
+    };
+}
+
+/// Runs `$body` (a block using `$c`, a connection) without a transaction: for reads of one
+/// statement, which see a consistent state on their own and need no BEGIN and COMMIT.
+macro_rules! read {
+    ($store:expr, |$c:ident| $body:block) => {
+        with_client!($store, |client| async {
+            let $c = &*client;
+            Ok::<_, Fail>($body)
+        })
     };
 }
 
@@ -276,7 +301,7 @@ async fn mark_garbage<'a>(tx: &Transaction<'_>, blobs: impl IntoIterator<Item = 
 }
 
 /// The newest version of a key (a delete marker included).
-async fn newest(tx: &Transaction<'_>, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, Fail> {
+async fn newest(tx: &impl GenericClient, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, Fail> {
     let sql = "SELECT record FROM versions WHERE bucket = $1 AND key = $2 ORDER BY version_key LIMIT 1";
     match query_opt(tx, sql, &[&bucket, &key.as_bytes()]).await? {
         Some(row) => Ok(Some(decode(&row, "record")?)),
@@ -286,7 +311,7 @@ async fn newest(tx: &Transaction<'_>, bucket: &str, key: &str) -> Result<Option<
 
 /// The version `version` names, if there is one.
 async fn find_version(
-    tx: &Transaction<'_>,
+    tx: &impl GenericClient,
     bucket: &str,
     key: &str,
     version: VersionId,
@@ -448,6 +473,13 @@ impl<T> Pager<T> {
         }
     }
 
+    /// Rows to fetch next: what can still be shown, and one more to tell whether the page is
+    /// truncated, at most [`BATCH`].
+    fn batch(&self) -> i64 {
+        let wanted = self.max.saturating_sub(self.entries.len()).saturating_add(1);
+        i64::try_from(wanted).unwrap_or(i64::MAX).min(BATCH)
+    }
+
     fn offer(&mut self, key: &str, item: T) -> Step {
         if !key.starts_with(&self.prefix) {
             return Step::Stop;
@@ -497,8 +529,8 @@ fn listing_start(prefix: &str, delimiter: Option<&str>, marker: Option<&str>) ->
 #[async_trait]
 impl MetadataStore for PostgresMetadataStore {
     async fn health(&self) -> Result<(), StorageError> {
-        transaction!(self, |tx| {
-            query(&tx, "SELECT 1", &[]).await?;
+        read!(self, |tx| {
+            query(tx, "SELECT 1", &[]).await?;
         })
     }
 
@@ -520,8 +552,8 @@ impl MetadataStore for PostgresMetadataStore {
     }
 
     async fn get_bucket(&self, name: &str) -> Result<Option<BucketRecord>, StorageError> {
-        transaction!(self, |tx| {
-            match query_opt(&tx, "SELECT record FROM buckets WHERE name = $1", &[&name]).await? {
+        read!(self, |tx| {
+            match query_opt(tx, "SELECT record FROM buckets WHERE name = $1", &[&name]).await? {
                 Some(row) => Some(decode::<BucketRecord>(&row, "record")?),
                 None => None,
             }
@@ -572,9 +604,9 @@ impl MetadataStore for PostgresMetadataStore {
         kind: BucketSettingKind,
     ) -> Result<Option<BucketSetting>, StorageError> {
         let k = setting_kind(kind);
-        transaction!(self, |tx| {
+        read!(self, |tx| {
             let sql = "SELECT record FROM bucket_settings WHERE bucket = $1 AND kind = $2";
-            match query_opt(&tx, sql, &[&bucket, &k]).await? {
+            match query_opt(tx, sql, &[&bucket, &k]).await? {
                 Some(row) => Some(decode::<BucketSetting>(&row, "record")?),
                 None => None,
             }
@@ -608,10 +640,10 @@ impl MetadataStore for PostgresMetadataStore {
     async fn list_buckets(&self, q: &ListBucketsQuery) -> Result<BucketPage, StorageError> {
         let limit = i64::try_from(q.max.saturating_add(1)).unwrap_or(i64::MAX);
         let after = q.start_after.clone().unwrap_or_default();
-        transaction!(self, |tx| {
+        read!(self, |tx| {
             let sql = "SELECT record FROM buckets WHERE name >= $1 AND name > $2 \
                        AND ($3::text IS NULL OR owner_id = $3) ORDER BY name LIMIT $4";
-            let rows = query(&tx, sql, &[&q.prefix, &after, &q.owner_id, &limit]).await?;
+            let rows = query(tx, sql, &[&q.prefix, &after, &q.owner_id, &limit]).await?;
             let mut page = BucketPage::default();
             for row in rows {
                 let b: BucketRecord = decode(&row, "record")?;
@@ -645,10 +677,10 @@ impl MetadataStore for PostgresMetadataStore {
         key: &str,
         version: Option<VersionId>,
     ) -> Result<Option<ObjectRecord>, StorageError> {
-        transaction!(self, |tx| {
+        read!(self, |tx| {
             match version {
-                None => newest(&tx, bucket, key).await?,
-                Some(v) => find_version(&tx, bucket, key, v).await?,
+                None => newest(tx, bucket, key).await?,
+                Some(v) => find_version(tx, bucket, key, v).await?,
             }
         })
     }
@@ -726,15 +758,16 @@ impl MetadataStore for PostgresMetadataStore {
     async fn list_objects(&self, bucket: &str, q: &ListObjectsQuery) -> Result<ObjectPage, StorageError> {
         let upper = prefix_end(q.prefix.as_bytes());
         let start = listing_start(&q.prefix, q.delimiter.as_deref(), q.start_after.as_deref());
-        transaction!(self, IsolationLevel::RepeatableRead, |tx| {
+        read!(self, |tx| {
             let mut pager = Pager::new(&q.prefix, q.delimiter.as_deref(), q.max);
             let mut from = start.clone();
             while let Some(at) = from.take().filter(|_| q.max > 0) {
                 let sql = "SELECT key, record FROM versions WHERE bucket = $1 AND key >= $2 \
                            AND ($3::bytea IS NULL OR key < $3) AND is_latest AND NOT delete_marker \
                            ORDER BY key LIMIT $4";
-                let rows = query(&tx, sql, &[&bucket, &at, &upper, &BATCH]).await?;
-                let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == BATCH;
+                let limit = pager.batch();
+                let rows = query(tx, sql, &[&bucket, &at, &upper, &limit]).await?;
+                let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == limit;
                 for row in rows {
                     let key = utf8(row.try_get("key")?)?;
                     let mut next = key.as_bytes().to_vec();
@@ -769,11 +802,11 @@ impl MetadataStore for PostgresMetadataStore {
 
     async fn list_versions(&self, bucket: &str, q: &ListVersionsQuery) -> Result<VersionPage, StorageError> {
         let upper = prefix_end(q.prefix.as_bytes());
-        transaction!(self, IsolationLevel::RepeatableRead, |tx| {
+        read!(self, |tx| {
             // The position is (key, version key): the page starts after it.
             let mut from: Option<(Vec<u8>, Vec<u8>)> = match (&q.key_marker, q.version_id_marker) {
                 (Some(k), Some(v)) if *k >= q.prefix => {
-                    let found = find_version(&tx, bucket, k, v).await?;
+                    let found = find_version(tx, bucket, k, v).await?;
                     let found = found.ok_or(StorageError::NotFound(Resource::Version))?;
                     Some((k.as_bytes().to_vec(), found.version_key.0.to_vec()))
                 }
@@ -784,8 +817,9 @@ impl MetadataStore for PostgresMetadataStore {
                 let sql = "SELECT key, version_key, is_latest, record FROM versions \
                            WHERE bucket = $1 AND (bucket, key, version_key) > ($1, $2, $3) \
                            AND ($4::bytea IS NULL OR key < $4) ORDER BY key, version_key LIMIT $5";
-                let rows = query(&tx, sql, &[&bucket, &key_at, &version_at, &upper, &BATCH]).await?;
-                let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == BATCH;
+                let limit = pager.batch();
+                let rows = query(tx, sql, &[&bucket, &key_at, &version_at, &upper, &limit]).await?;
+                let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == limit;
                 for row in rows {
                     let key = utf8(row.try_get("key")?)?;
                     let version_key: Vec<u8> = row.try_get("version_key")?;
@@ -835,9 +869,9 @@ impl MetadataStore for PostgresMetadataStore {
     }
 
     async fn get_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<UploadRecord, StorageError> {
-        transaction!(self, |tx| {
+        read!(self, |tx| {
             let sql = "SELECT record FROM uploads WHERE bucket = $1 AND upload_id = $2";
-            let upload: UploadRecord = match query_opt(&tx, sql, &[&bucket, &upload_id]).await? {
+            let upload: UploadRecord = match query_opt(tx, sql, &[&bucket, &upload_id]).await? {
                 Some(row) => decode(&row, "record")?,
                 None => return Err(StorageError::NotFound(Resource::Upload).into()),
             };
@@ -864,12 +898,12 @@ impl MetadataStore for PostgresMetadataStore {
 
     async fn list_uploads(&self, bucket: &str, q: &ListUploadsQuery) -> Result<UploadPage, StorageError> {
         let upper = prefix_end(q.prefix.as_bytes());
-        transaction!(self, IsolationLevel::RepeatableRead, |tx| {
+        read!(self, |tx| {
             // The position is (key, initiated, upload id): the page starts after it.
             let mut from: Option<(Vec<u8>, i64, String)> = match (&q.key_marker, &q.upload_id_marker) {
                 (Some(k), Some(id)) if *k >= q.prefix => {
                     let sql = "SELECT key, initiated FROM uploads WHERE bucket = $1 AND upload_id = $2";
-                    let row = query_opt(&tx, sql, &[&bucket, id]).await?;
+                    let row = query_opt(tx, sql, &[&bucket, id]).await?;
                     match row {
                         Some(row) if row.try_get::<_, &[u8]>("key")? == k.as_bytes() => {
                             Some((k.as_bytes().to_vec(), row.try_get("initiated")?, id.clone()))
@@ -885,8 +919,9 @@ impl MetadataStore for PostgresMetadataStore {
                 let sql = "SELECT key, initiated, upload_id, record FROM uploads \
                            WHERE bucket = $1 AND (bucket, key, initiated, upload_id) > ($1, $2, $3, $4) \
                            AND ($5::bytea IS NULL OR key < $5) ORDER BY key, initiated, upload_id LIMIT $6";
-                let rows = query(&tx, sql, &[&bucket, &key_at, &initiated_at, &id_at, &upper, &BATCH]).await?;
-                let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == BATCH;
+                let limit = pager.batch();
+                let rows = query(tx, sql, &[&bucket, &key_at, &initiated_at, &id_at, &upper, &limit]).await?;
+                let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == limit;
                 for row in rows {
                     let key = utf8(row.try_get("key")?)?;
                     let position = (key.as_bytes().to_vec(), row.try_get("initiated")?, row.try_get("upload_id")?);
@@ -955,15 +990,15 @@ impl MetadataStore for PostgresMetadataStore {
     ) -> Result<PartPage, StorageError> {
         let after = i32::try_from(after).unwrap_or(i32::MAX);
         let limit = i64::try_from(max.saturating_add(1)).unwrap_or(i64::MAX);
-        transaction!(self, IsolationLevel::RepeatableRead, |tx| {
+        read!(self, |tx| {
             let sql = "SELECT record FROM uploads WHERE bucket = $1 AND upload_id = $2";
-            match query_opt(&tx, sql, &[&bucket, &upload_id]).await? {
+            match query_opt(tx, sql, &[&bucket, &upload_id]).await? {
                 Some(row) if decode::<UploadRecord>(&row, "record")?.key == key => {}
                 _ => return Err(StorageError::NotFound(Resource::Upload).into()),
             }
             let sql = "SELECT record FROM parts WHERE bucket = $1 AND upload_id = $2 AND part_number > $3 \
                        ORDER BY part_number LIMIT $4";
-            let rows = query(&tx, sql, &[&bucket, &upload_id, &after, &limit]).await?;
+            let rows = query(tx, sql, &[&bucket, &upload_id, &after, &limit]).await?;
             let mut parts: Vec<PartRecord> = rows.iter().map(|r| decode(r, "record")).collect::<Result<_, _>>()?;
             let is_truncated = parts.len() > max;
             parts.truncate(max);
@@ -1006,9 +1041,9 @@ impl MetadataStore for PostgresMetadataStore {
     }
 
     async fn get_completed(&self, bucket: &str, upload_id: &str) -> Result<Option<CompletedUpload>, StorageError> {
-        transaction!(self, |tx| {
+        read!(self, |tx| {
             let sql = "SELECT record FROM completed WHERE bucket = $1 AND upload_id = $2";
-            match query_opt(&tx, sql, &[&bucket, &upload_id]).await? {
+            match query_opt(tx, sql, &[&bucket, &upload_id]).await? {
                 Some(row) => Some(decode::<CompletedUpload>(&row, "record")?),
                 None => None,
             }
@@ -1034,8 +1069,8 @@ impl MetadataStore for PostgresMetadataStore {
 
     async fn blob_states(&self, blobs: &[BlobId]) -> Result<Vec<BlobState>, StorageError> {
         let ids: Vec<&[u8]> = blobs.iter().map(|b| b.0.as_bytes()).collect();
-        let known = transaction!(self, |tx| {
-            let rows = query(&tx, "SELECT id, garbage_since FROM blobs WHERE id = ANY($1)", &[&ids]).await?;
+        let known = read!(self, |tx| {
+            let rows = query(tx, "SELECT id, garbage_since FROM blobs WHERE id = ANY($1)", &[&ids]).await?;
             let mut known: HashMap<Vec<u8>, Option<i64>> = HashMap::with_capacity(rows.len());
             for row in rows {
                 known.insert(row.try_get("id")?, row.try_get("garbage_since")?);
@@ -1060,10 +1095,10 @@ impl MetadataStore for PostgresMetadataStore {
     ) -> Result<Vec<GarbageRecord>, StorageError> {
         let (since, id) = after.map_or((i64::MIN, Vec::new()), |a| (a.since.0, a.blob.0.as_bytes().to_vec()));
         let limit = i64::try_from(max).unwrap_or(i64::MAX);
-        transaction!(self, |tx| {
+        read!(self, |tx| {
             let sql = "SELECT garbage_since, id FROM blobs WHERE garbage_since IS NOT NULL \
                        AND garbage_since < $1 AND (garbage_since, id) > ($2, $3) ORDER BY garbage_since, id LIMIT $4";
-            let rows = query(&tx, sql, &[&before.0, &since, &id, &limit]).await?;
+            let rows = query(tx, sql, &[&before.0, &since, &id, &limit]).await?;
             rows.iter()
                 .map(|r| {
                     let id = String::from_utf8(r.try_get("id")?)
@@ -1119,14 +1154,14 @@ impl MetadataStore for PostgresMetadataStore {
     }
 
     async fn leases(&self) -> Result<Vec<Lease>, StorageError> {
-        transaction!(self, |tx| {
-            let rows = query(&tx, "SELECT record FROM leases ORDER BY id", &[]).await?;
+        read!(self, |tx| {
+            let rows = query(tx, "SELECT record FROM leases ORDER BY id", &[]).await?;
             rows.iter().map(|r| decode::<Lease>(r, "record")).collect::<Result<Vec<_>, _>>()?
         })
     }
 
     async fn users(&self) -> Result<Vec<UserRecord>, StorageError> {
-        transaction!(self, |tx| { all_users(&tx).await?.0.into_values().collect::<Vec<_>>() })
+        read!(self, |tx| { all_users(tx).await?.0.into_values().collect::<Vec<_>>() })
     }
 
     async fn create_user(&self, user: UserRecord) -> Result<(), StorageError> {
@@ -1165,7 +1200,7 @@ impl MetadataStore for PostgresMetadataStore {
     }
 }
 
-async fn all_users(tx: &Transaction<'_>) -> Result<Users, Fail> {
+async fn all_users(tx: &impl GenericClient) -> Result<Users, Fail> {
     let rows = query(tx, "SELECT record FROM users ORDER BY id", &[]).await?;
     let users: Vec<UserRecord> = rows.iter().map(|r| decode(r, "record")).collect::<Result<_, _>>()?;
     Ok(Users::new(users))
