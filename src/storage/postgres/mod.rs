@@ -3,8 +3,10 @@
 //! Every trait method is one transaction (READ COMMITTED) made atomic against the others by
 //! explicit locks, always taken in the same order so that they cannot deadlock:
 //!
-//! 1. the bucket row: `FOR SHARE` by everything that writes into a bucket (so a DeleteBucket
-//!    or a versioning change, which update the row, waits for them and they for it);
+//! 1. a transaction-scoped advisory lock on the bucket: shared by everything that writes
+//!    into a bucket, exclusive for DeleteBucket and a versioning change (advisory locks
+//!    queue fairly and write nothing to the bucket's row, which row locks on one hot row
+//!    would do for every write);
 //! 2. a transaction-scoped advisory lock on (bucket, key) by everything that writes a
 //!    version of that key (so writes to one key are serialised, as they are in RocksDB);
 //! 3. the upload row `FOR UPDATE` by everything that changes an upload or its parts.
@@ -15,7 +17,10 @@
 //! request fails with [`StorageError::Unavailable`] instead. A database that cannot be
 //! reached, is shutting down, is read-only (a standby after a failover) or does not answer
 //! within [`OP_TIMEOUT`] makes operations fail with `Unavailable` (503 to clients) until it
-//! is back: the pool reconnects by itself.
+//! is back: the pool reconnects by itself. A connection whose operation did not finish (it
+//! timed out, or the connection failed) is closed rather than handed out again, and the
+//! server gives up on a lock wait after [`LOCK_TIMEOUT`] and on an abandoned transaction
+//! after [`IDLE_TIMEOUT`], so nothing a lost client left behind holds locks for long.
 //!
 //! Reads run without a transaction (no BEGIN and COMMIT round trips): one statement sees a
 //! consistent state. Listings are index range scans that skip past a whole common prefix at
@@ -48,6 +53,10 @@ use crate::clock::Timestamp;
 /// How long one metadata operation may take, waiting for a connection included, before the
 /// database is declared unavailable for it.
 pub const OP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the server waits for a lock (`lock_timeout`, unless the URL sets `options`).
+const LOCK_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the server keeps a transaction nobody continues (`idle_in_transaction_session_timeout`).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long connecting may take (unless the URL sets `connect_timeout`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Attempts of a transaction that hit a retryable failure.
@@ -84,8 +93,9 @@ fn unreachable(e: &tokio_postgres::Error) -> bool {
         let c = code.code();
         // 08: connection exceptions; 57: operator intervention (shutdown, starting up,
         // statement timeout); 53300: too many connections; 25006: a read-only transaction,
-        // which is what a standby answers after a failover.
-        return c.starts_with("08") || c.starts_with("57") || c == "53300" || c == "25006";
+        // which is what a standby answers after a failover; 55P03: a lock not granted
+        // within `lock_timeout`; 25P03: the server ended an abandoned transaction.
+        return c.starts_with("08") || c.starts_with("57") || ["53300", "25006", "55P03", "25P03"].contains(&c);
     }
     if e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()) {
         return true;
@@ -104,7 +114,8 @@ pub(crate) fn pg_error(e: tokio_postgres::Error) -> StorageError {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
         None => e.to_string(),
     };
-    if unreachable(&e) { StorageError::Unavailable(text) } else { StorageError::Io(text) }
+    // A conflict that outlived its retries is the database being busy, not a fault.
+    if unreachable(&e) || retryable(&e) { StorageError::Unavailable(text) } else { StorageError::Io(text) }
 }
 
 fn pool_error(e: PoolError) -> StorageError {
@@ -137,6 +148,43 @@ async fn execute(tx: &impl GenericClient, sql: &str, params: Params<'_>) -> Resu
     Ok(tx.execute(&st, params).await?)
 }
 
+/// A pooled connection that goes back to the pool only when the operation using it
+/// finished on it: one dropped mid-statement (the operation timed out) may still be busy on
+/// the server, and one that failed as unreachable is dead; both are closed instead.
+struct Checkout {
+    conn: Option<deadpool_postgres::Object>,
+    reusable: bool,
+}
+
+impl Checkout {
+    fn new(conn: deadpool_postgres::Object) -> Checkout {
+        Checkout { conn: Some(conn), reusable: false }
+    }
+}
+
+impl std::ops::Deref for Checkout {
+    type Target = deadpool_postgres::Object;
+    fn deref(&self) -> &Self::Target {
+        self.conn.as_ref().expect("a checkout holds its connection until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Checkout {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.conn.as_mut().expect("a checkout holds its connection until dropped")
+    }
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        if !self.reusable
+            && let Some(conn) = self.conn.take()
+        {
+            drop(deadpool_postgres::Object::take(conn));
+        }
+    }
+}
+
 /// Runs `$body` (an async block using `$client`, a pooled connection, yielding
 /// `Result<_, Fail>`), retrying what may be retried on a fresh connection, within
 /// [`OP_TIMEOUT`]; records the call in the metrics.
@@ -147,22 +195,20 @@ macro_rules! with_client {
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let mut pooled = store.pool.get().await.map_err(pool_error)?;
+                let mut pooled = Checkout::new(store.pool.get().await.map_err(pool_error)?);
                 let outcome: Result<_, Fail> = {
-                    let $client = &mut pooled;
+                    let $client = &mut *pooled;
                     $body
                 }
                 .await;
+                pooled.reusable = !matches!(&outcome, Err(Fail::Db(e) | Fail::Commit(e)) if unreachable(e));
                 match outcome {
                     Ok(v) => break Ok(v),
                     Err(Fail::Store(e)) => break Err(e),
                     Err(Fail::Commit(e)) => break Err(pg_error(e)),
                     Err(Fail::Db(e)) if attempt < ATTEMPTS && (retryable(&e) || unreachable(&e)) => {
                         tracing::debug!(error = %e, attempt, "retrying a metadata operation");
-                        if unreachable(&e) {
-                            // The connection is dead: do not hand it out again.
-                            let _ = deadpool_postgres::Object::take(pooled);
-                        }
+                        drop(pooled);
                         tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
                     }
                     Err(Fail::Db(e)) => break Err(pg_error(e)),
@@ -226,6 +272,13 @@ impl PostgresMetadataStore {
         // A peer that vanished without closing the connection is noticed within a minute.
         config.keepalives(true).keepalives_idle(Duration::from_secs(15)).keepalives_interval(Duration::from_secs(5));
         config.keepalives_retries(3);
+        if config.get_options().is_none() {
+            config.options(format!(
+                "-c lock_timeout={} -c idle_in_transaction_session_timeout={}",
+                LOCK_TIMEOUT.as_millis(),
+                IDLE_TIMEOUT.as_millis()
+            ));
+        }
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(pool_size)
@@ -258,20 +311,35 @@ fn key_lock(bucket: &str, key: &str) -> i64 {
     i64::from_be_bytes(first)
 }
 
-async fn lock_key(tx: &Transaction<'_>, bucket: &str, key: &str) -> Result<(), Fail> {
-    query(tx, "SELECT pg_advisory_xact_lock($1)", &[&key_lock(bucket, key)]).await.map(drop)
+/// The advisory lock of a bucket (see the module's lock order).
+fn bucket_lock(bucket: &str) -> i64 {
+    key_lock(bucket, "\0bucket")
 }
 
-/// The bucket, locked `FOR SHARE` until commit.
-async fn bucket_shared(tx: &Transaction<'_>, bucket: &str) -> Result<Option<BucketRecord>, Fail> {
-    match query_opt(tx, "SELECT record FROM buckets WHERE name = $1 FOR SHARE", &[&bucket]).await? {
+/// Takes the bucket's lock exclusively, until commit.
+async fn lock_bucket_exclusive(tx: &Transaction<'_>, bucket: &str) -> Result<(), Fail> {
+    query(tx, "SELECT pg_advisory_xact_lock($1)", &[&bucket_lock(bucket)]).await.map(drop)
+}
+
+/// Takes the bucket's lock shared, and the lock of `key` in it when given, until commit;
+/// then reads the bucket (in a statement of its own, so that it sees what a DeleteBucket
+/// or a versioning change that held the lock committed).
+async fn bucket_shared(tx: &Transaction<'_>, bucket: &str, key: Option<&str>) -> Result<Option<BucketRecord>, Fail> {
+    match key {
+        Some(key) => {
+            let sql = "SELECT pg_advisory_xact_lock_shared($1), pg_advisory_xact_lock($2)";
+            query(tx, sql, &[&bucket_lock(bucket), &key_lock(bucket, key)]).await?
+        }
+        None => query(tx, "SELECT pg_advisory_xact_lock_shared($1)", &[&bucket_lock(bucket)]).await?,
+    };
+    match query_opt(tx, "SELECT record FROM buckets WHERE name = $1", &[&bucket]).await? {
         Some(row) => Ok(Some(decode(&row, "record")?)),
         None => Ok(None),
     }
 }
 
-async fn bucket_required(tx: &Transaction<'_>, bucket: &str) -> Result<BucketRecord, Fail> {
-    bucket_shared(tx, bucket).await?.ok_or(Fail::Store(StorageError::NotFound(Resource::Bucket)))
+async fn bucket_required(tx: &Transaction<'_>, bucket: &str, key: Option<&str>) -> Result<BucketRecord, Fail> {
+    bucket_shared(tx, bucket, key).await?.ok_or(Fail::Store(StorageError::NotFound(Resource::Bucket)))
 }
 
 /// Blob ids as the `blobs` table keys them (their bytes), each once.
@@ -529,9 +597,15 @@ fn listing_start(prefix: &str, delimiter: Option<&str>, marker: Option<&str>) ->
 #[async_trait]
 impl MetadataStore for PostgresMetadataStore {
     async fn health(&self) -> Result<(), StorageError> {
-        read!(self, |tx| {
-            query(tx, "SELECT 1", &[]).await?;
-        })
+        // A standby answers reads but refuses every write: not ready for a balancer.
+        let standby = read!(self, |tx| {
+            let row = query_opt(tx, "SELECT pg_is_in_recovery()", &[]).await?;
+            row.map(|r| r.try_get::<_, bool>(0)).transpose()?.unwrap_or(false)
+        })?;
+        if standby {
+            return Err(StorageError::Unavailable("the database is a read-only standby".into()));
+        }
+        Ok(())
     }
 
     async fn create_bucket(&self, bucket: BucketRecord) -> Result<(), StorageError> {
@@ -562,6 +636,7 @@ impl MetadataStore for PostgresMetadataStore {
 
     async fn delete_bucket(&self, name: &str) -> Result<(), StorageError> {
         transaction!(self, |tx| {
+            lock_bucket_exclusive(&tx, name).await?;
             if query_opt(&tx, "SELECT 1 FROM buckets WHERE name = $1 FOR UPDATE", &[&name]).await?.is_none() {
                 return Err(StorageError::NotFound(Resource::Bucket).into());
             }
@@ -587,6 +662,7 @@ impl MetadataStore for PostgresMetadataStore {
 
     async fn set_versioning(&self, bucket: &str, versioning: Versioning) -> Result<(), StorageError> {
         transaction!(self, |tx| {
+            lock_bucket_exclusive(&tx, bucket).await?;
             let row = query_opt(&tx, "SELECT record FROM buckets WHERE name = $1 FOR UPDATE", &[&bucket]).await?;
             let mut record: BucketRecord = match row {
                 Some(row) => decode(&row, "record")?,
@@ -622,7 +698,7 @@ impl MetadataStore for PostgresMetadataStore {
         let k = setting_kind(kind);
         let encoded = setting.as_ref().map(codec::encode).transpose()?;
         transaction!(self, |tx| {
-            bucket_required(&tx, bucket).await?;
+            bucket_required(&tx, bucket, None).await?;
             match &encoded {
                 Some(record) => {
                     let sql = "INSERT INTO bucket_settings (bucket, kind, record) VALUES ($1, $2, $3) \
@@ -662,8 +738,7 @@ impl MetadataStore for PostgresMetadataStore {
 
     async fn put_object(&self, object: ObjectRecord, condition: &WriteCondition) -> Result<PutOutcome, StorageError> {
         transaction!(self, |tx| {
-            let versioning = bucket_required(&tx, &object.bucket).await?.versioning;
-            lock_key(&tx, &object.bucket, &object.key).await?;
+            let versioning = bucket_required(&tx, &object.bucket, Some(&object.key)).await?.versioning;
             let current = newest(&tx, &object.bucket, &object.key).await?;
             condition.check(current.as_ref())?;
             let (stored, replaced) = write_version(&tx, object.clone(), versioning, current.as_ref()).await?;
@@ -693,8 +768,7 @@ impl MetadataStore for PostgresMetadataStore {
         owner: &Owner,
     ) -> Result<DeleteOutcome, StorageError> {
         transaction!(self, |tx| {
-            let versioning = bucket_required(&tx, bucket).await?.versioning;
-            lock_key(&tx, bucket, key).await?;
+            let versioning = bucket_required(&tx, bucket, Some(key)).await?.versioning;
             match version {
                 Some(v) => {
                     let removed = match find_version(&tx, bucket, key, v).await? {
@@ -719,8 +793,7 @@ impl MetadataStore for PostgresMetadataStore {
         owner: &Owner,
     ) -> Result<DeleteOutcome, StorageError> {
         transaction!(self, |tx| {
-            let versioning = bucket_required(&tx, bucket).await?.versioning;
-            lock_key(&tx, bucket, key).await?;
+            let versioning = bucket_required(&tx, bucket, Some(key)).await?.versioning;
             let current = newest(&tx, bucket, key).await?;
             if current.as_ref().map(|v| v.version_key) != Some(expected) {
                 DeleteOutcome::default()
@@ -738,8 +811,7 @@ impl MetadataStore for PostgresMetadataStore {
         tags: Vec<(String, String)>,
     ) -> Result<VersionId, StorageError> {
         transaction!(self, |tx| {
-            bucket_required(&tx, bucket).await?;
-            lock_key(&tx, bucket, key).await?;
+            bucket_required(&tx, bucket, Some(key)).await?;
             let mut target = match version {
                 None => newest(&tx, bucket, key).await?.ok_or(StorageError::NotFound(Resource::Object))?,
                 Some(v) => find_version(&tx, bucket, key, v).await?.ok_or(StorageError::NotFound(Resource::Version))?,
@@ -857,7 +929,7 @@ impl MetadataStore for PostgresMetadataStore {
     async fn create_upload(&self, upload: UploadRecord) -> Result<(), StorageError> {
         let record = codec::encode(&upload)?;
         transaction!(self, |tx| {
-            bucket_required(&tx, &upload.bucket).await?;
+            bucket_required(&tx, &upload.bucket, None).await?;
             let sql = "INSERT INTO uploads (bucket, upload_id, key, initiated, record) VALUES ($1, $2, $3, $4, $5) \
                        ON CONFLICT (bucket, upload_id) DO NOTHING";
             let params: Params<'_> =
@@ -1013,8 +1085,7 @@ impl MetadataStore for PostgresMetadataStore {
         condition: &WriteCondition,
     ) -> Result<CompleteOutcome, StorageError> {
         transaction!(self, |tx| {
-            let bucket = bucket_shared(&tx, &object.bucket).await?;
-            lock_key(&tx, &object.bucket, &object.key).await?;
+            let bucket = bucket_shared(&tx, &object.bucket, Some(&object.key)).await?;
             lock_upload(&tx, &object.bucket, &object.key, upload_id).await?;
             let versioning = bucket.ok_or(StorageError::NotFound(Resource::Bucket))?.versioning;
             let current = newest(&tx, &object.bucket, &object.key).await?;
