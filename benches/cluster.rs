@@ -10,84 +10,19 @@
 //! `cargo bench --bench cluster` (S3D_BENCH_SECS per operation, default 5; S3D_BENCH_CLIENTS,
 //! default 16). Built and run briefly by `cargo test --all-targets`.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
-use s3d::auth::sigv4::signing::sign_headers;
-use s3d::auth::{Identity, SecretKey, UserCredential};
-use s3d::clock::Timestamp;
-use s3d::config::{Config, LogFormat, MetadataConfig, MetricsConfig};
+use common::{Conn, config, env_or, full_run};
+use s3d::config::MetadataConfig;
 use s3d::testing::TestPostgres;
 
-const AK: &str = "bench-access";
-const SK: &str = "bench-secret";
 const OBJECT: usize = 4096;
-
-fn config(dir: &std::path::Path, metadata: MetadataConfig, blob_dir: std::path::PathBuf) -> Config {
-    Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: dir.to_path_buf(),
-        region: "us-east-1".into(),
-        domains: vec![],
-        fsync: true,
-        log_format: LogFormat::Text,
-        shutdown_timeout: Duration::from_secs(5),
-        tls: None,
-        limits: s3d::http::Limits::default(),
-        gc: s3d::storage::GcConfig::default(),
-        lifecycle: s3d::storage::expiry::LifecycleSettings::default(),
-        metadata,
-        blob_dir,
-        metrics: MetricsConfig::default(),
-        users: vec![UserCredential {
-            access_key: AK.into(),
-            secret_key: SecretKey::new(SK),
-            identity: Identity { id: "bench".into(), display_name: "bench".into() },
-            admin: false,
-        }],
-    }
-}
-
-/// One keep-alive connection to a node.
-struct Conn {
-    addr: SocketAddr,
-    sender: SendRequest<Full<Bytes>>,
-}
-
-impl Conn {
-    async fn open(addr: SocketAddr) -> Conn {
-        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
-        tokio::spawn(connection);
-        Conn { addr, sender }
-    }
-
-    /// Sends a signed request and reads the whole answer; panics unless it is 200.
-    async fn call(&mut self, method: &str, path: &str, query: &str, body: Bytes) -> Bytes {
-        let host = self.addr.to_string();
-        let signed = sign_headers(method, path, query, &host, &body, AK, SK, "us-east-1", Timestamp::now());
-        let target = if query.is_empty() { path.to_owned() } else { format!("{path}?{query}") };
-        let mut req = http::Request::builder().method(method).uri(target).header("host", &host);
-        for (k, v) in signed {
-            req = req.header(k, v);
-        }
-        let req = req.body(Full::new(body)).expect("request");
-        self.sender.ready().await.expect("connection ready");
-        let resp = self.sender.send_request(req).await.expect("response");
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-        assert!(status.is_success(), "{method} {path}?{query}: {status} {}", String::from_utf8_lossy(&bytes));
-        bytes
-    }
-}
 
 #[derive(Clone, Copy, Debug)]
 enum Op {
@@ -144,10 +79,9 @@ async fn measure(nodes: &[SocketAddr], op: Op, clients: usize, secs: f64, keys: 
 }
 
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
-    let env = |k: &str, d: f64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
-    let secs = if full { env("S3D_BENCH_SECS", 5.0) } else { 0.3 };
-    let clients = if full { env("S3D_BENCH_CLIENTS", 16.0) as usize } else { 2 };
+    let full = full_run();
+    let secs = if full { env_or("S3D_BENCH_SECS", 5.0) } else { 0.3 };
+    let clients = if full { env_or("S3D_BENCH_CLIENTS", 16.0) as usize } else { 2 };
     let keys = if full { 1000 } else { 20 };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async {

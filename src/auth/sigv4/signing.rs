@@ -45,21 +45,37 @@ pub fn sign_headers(
     region: &str,
     now: crate::clock::Timestamp,
 ) -> Vec<(&'static str, String)> {
+    sign_headers_for(method, path, query, host, &sha256_hex(body), access_key, secret, region, now)
+}
+
+/// Like [`sign_headers`] with the payload hash given: a body's SHA-256 in hex, or
+/// `UNSIGNED-PAYLOAD`.
+#[allow(clippy::too_many_arguments)]
+pub fn sign_headers_for(
+    method: &str,
+    path: &str,
+    query: &str,
+    host: &str,
+    payload: &str,
+    access_key: &str,
+    secret: &str,
+    region: &str,
+    now: crate::clock::Timestamp,
+) -> Vec<(&'static str, String)> {
     use super::canonical::{canonical_query, canonical_request, canonical_uri};
-    let payload = sha256_hex(body);
     let amz_date = now.to_amz_date();
     let date = amz_date.get(..8).unwrap_or_default();
     let signed = ["host".to_owned(), "x-amz-content-sha256".to_owned(), "x-amz-date".to_owned()];
     let headers = format!("host:{host}\nx-amz-content-sha256:{payload}\nx-amz-date:{amz_date}\n");
     let creq =
-        canonical_request(method, &canonical_uri(path), &canonical_query(query, None), &headers, &signed, &payload);
+        canonical_request(method, &canonical_uri(path), &canonical_query(query, None), &headers, &signed, payload);
     let scope = format!("{date}/{region}/s3/aws4_request");
     let signature = sign(&signing_key(secret, date, region, "s3"), &string_to_sign(&amz_date, &scope, &creq));
     let authorization = format!(
         "AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={}, Signature={signature}",
         signed.join(";")
     );
-    vec![("x-amz-date", amz_date), ("x-amz-content-sha256", payload), ("authorization", authorization)]
+    vec![("x-amz-date", amz_date), ("x-amz-content-sha256", payload.to_owned()), ("authorization", authorization)]
 }
 
 /// Hex signature of `string_to_sign` under `key`.

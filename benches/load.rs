@@ -1,0 +1,307 @@
+//! s3d against a bare hyper server, driven by the same client in the same run: each
+//! operation's throughput on s3d as a share of what the same load gets from a server that
+//! does no work at all. s3d runs as shipped: one node on the embedded RocksDB, fsync on
+//! (every 200 is durable). Operations:
+//!
+//! - CreateMultipartUpload, 4 KiB PutObject and 4 KiB GetObject with 16 concurrent clients;
+//! - 64 MiB PutObject with 4 streams and with 1 (the single stream also against the speed of
+//!   MD5 on one core, which bounds it: the ETag is an MD5 of the body), 64 MiB GetObject;
+//! - a 1 GiB multipart upload in 8 MiB parts, 4 in flight;
+//! - listing 10,000 keys with ListObjectsV2 (10 pages of 1,000).
+//!
+//! `cargo bench --bench load` (S3D_BENCH_SECS per operation, default 5; S3D_BENCH_CLIENTS,
+//! default 16). `cargo test --all-targets` runs it briefly with small sizes as a smoke test.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{Conn, Payload, bare_hyper, env_or, full_run, rocks_config};
+
+/// Sizes and counts: the full run's, or a smoke test's.
+struct Plan {
+    secs: f64,
+    clients: usize,
+    small: usize,
+    large: usize,
+    multipart: usize,
+    part: usize,
+    list_keys: usize,
+    get_keys: usize,
+}
+
+impl Plan {
+    fn new() -> Plan {
+        if full_run() {
+            Plan {
+                secs: env_or("S3D_BENCH_SECS", 5.0),
+                clients: env_or("S3D_BENCH_CLIENTS", 16.0) as usize,
+                small: 4 << 10,
+                large: 64 << 20,
+                multipart: 1 << 30,
+                part: 8 << 20,
+                list_keys: 10_000,
+                get_keys: 1_000,
+            }
+        } else {
+            Plan {
+                secs: 0.2,
+                clients: 2,
+                small: 4 << 10,
+                large: 1 << 20,
+                multipart: 10 << 20,
+                part: 5 << 20,
+                list_keys: 30,
+                get_keys: 10,
+            }
+        }
+    }
+}
+
+/// Completed operations and bytes moved per second by `clients` clients, each on its own
+/// connection, repeating `step(conn, client, n)` until `secs` have passed.
+async fn rate<F, Fut>(addr: SocketAddr, clients: usize, secs: f64, size_hint: u64, step: F) -> (f64, f64)
+where
+    F: Fn(Conn, usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = (Conn, u64)> + Send,
+{
+    let (ops, bytes) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let step = Arc::new(step);
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (ops, bytes, step) = (Arc::clone(&ops), Arc::clone(&bytes), Arc::clone(&step));
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(addr).await;
+            conn.size_hint = size_hint;
+            let mut n = 0;
+            while Instant::now() < deadline {
+                let (c2, moved) = step(conn, c, n).await;
+                conn = c2;
+                n += 1;
+                ops.fetch_add(1, Ordering::Relaxed);
+                bytes.fetch_add(moved, Ordering::Relaxed);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("client");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    (ops.load(Ordering::Relaxed) as f64 / elapsed, bytes.load(Ordering::Relaxed) as f64 / elapsed)
+}
+
+/// `4 KiB`, `64 MiB`, `1 GiB`.
+fn human(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 30 => format!("{} GiB", b >> 30),
+        b if b >= 1 << 20 => format!("{} MiB", b >> 20),
+        b => format!("{} KiB", b >> 10),
+    }
+}
+
+/// Percent-encodes a query value.
+fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn between<'a>(xml: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let start = xml.find(open)? + open.len();
+    Some(&xml[start..start + xml[start..].find(close)?])
+}
+
+/// Seconds one multipart upload of `total` bytes in `part`-byte parts takes, `inflight`
+/// parts at a time.
+async fn multipart(addr: SocketAddr, key: &str, total: usize, part: usize, inflight: usize) -> f64 {
+    let started = Instant::now();
+    let mut conn = Conn::open(addr).await;
+    let a = conn.call("POST", key, "uploads", Bytes::new()).await;
+    let xml = String::from_utf8_lossy(&a.head).into_owned();
+    let upload_id = encode(between(&xml, "<UploadId>", "</UploadId>").expect("UploadId"));
+    let parts = total.div_ceil(part);
+    let next = Arc::new(AtomicU64::new(0));
+    let body = Bytes::from(vec![b'm'; part]);
+    let mut tasks = Vec::new();
+    for _ in 0..inflight {
+        let (next, body, key, upload_id) = (Arc::clone(&next), body.clone(), key.to_owned(), upload_id.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(addr).await;
+            let mut etags = Vec::new();
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed) as usize;
+                if n >= parts {
+                    return etags;
+                }
+                let q = format!("partNumber={}&uploadId={upload_id}", n + 1);
+                let a = conn.expect("PUT", &key, &q, body.clone(), Payload::Unsigned).await;
+                etags.push((n + 1, a.etag.unwrap_or_else(|| "\"x\"".into())));
+            }
+        }));
+    }
+    let mut etags = Vec::new();
+    for t in tasks {
+        etags.extend(t.await.expect("part uploader"));
+    }
+    etags.sort();
+    let mut xml = String::from("<CompleteMultipartUpload>");
+    for (n, etag) in etags {
+        xml.push_str(&format!("<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"));
+    }
+    xml.push_str("</CompleteMultipartUpload>");
+    conn.call("POST", key, &format!("uploadId={upload_id}"), Bytes::from(xml)).await;
+    started.elapsed().as_secs_f64()
+}
+
+/// MiB per second of MD5 on one core.
+fn md5_speed(size: usize) -> f64 {
+    use md5::Digest;
+    let data = vec![b'x'; size];
+    let started = Instant::now();
+    let mut rounds = 0;
+    while rounds < 3 || started.elapsed() < Duration::from_millis(500) {
+        std::hint::black_box(md5::Md5::digest(&data));
+        rounds += 1;
+    }
+    (size * rounds) as f64 / (1 << 20) as f64 / started.elapsed().as_secs_f64()
+}
+
+struct Report {
+    rows: Vec<(String, String, f64, f64)>,
+}
+
+impl Report {
+    fn row(&mut self, name: &str, unit: &str, s3d: f64, bare: f64) {
+        println!("{name:<40} {s3d:>12.1} {bare:>12.1} {unit:<6} {:>6.0}%", 100.0 * s3d / bare);
+        self.rows.push((name.into(), unit.into(), s3d, bare));
+    }
+}
+
+fn main() {
+    let plan = Plan::new();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = s3d::app::start(rocks_config(dir.path())).await.expect("s3d");
+        let bare = bare_hyper().await;
+        let s3d = server.addr;
+        let mut setup = Conn::open(s3d).await;
+        setup.call("PUT", "/bench", "", Bytes::new()).await;
+        let small = Bytes::from(vec![b's'; plan.small]);
+        let large = Bytes::from(vec![b'l'; plan.large]);
+        for k in 0..plan.get_keys {
+            setup.call("PUT", &format!("/bench/small/{k}"), "", small.clone()).await;
+        }
+        setup.expect("PUT", "/bench/large", "", large.clone(), Payload::Unsigned).await;
+        for k in 0..plan.list_keys {
+            setup.call("PUT", &format!("/bench/list/{k:06}"), "", Bytes::new()).await;
+        }
+        let page = setup.call("GET", "/bench", "list-type=2&max-keys=1000&prefix=list%2F", Bytes::new()).await.len;
+
+        let (secs, clients) = (plan.secs, plan.clients);
+        let (small_len, large_len) = (plan.small as u64, plan.large as u64);
+        let mib = |b: f64| b / (1 << 20) as f64;
+        println!("load: s3d (RocksDB, fsync on) against a bare hyper server, same client, {secs} s per operation");
+        println!("{:<40} {:>12} {:>12} {:<6} {:>7}", "operation", "s3d", "bare hyper", "unit", "share");
+        let mut report = Report { rows: Vec::new() };
+        let initiate = |addr| {
+            rate(addr, clients, secs, 0, |mut c: Conn, client, n| async move {
+                c.call("POST", &format!("/bench/up/{client}-{n}"), "uploads", Bytes::new()).await;
+                (c, 0)
+            })
+        };
+        let (a, b) = (initiate(s3d).await.0, initiate(bare).await.0);
+        report.row(&format!("CreateMultipartUpload, {clients} clients"), "ops/s", a, b);
+
+        let put_small = |addr| {
+            let body = small.clone();
+            rate(addr, clients, secs, 0, move |mut c: Conn, client, n| {
+                let body = body.clone();
+                async move {
+                    c.call("PUT", &format!("/bench/put/{client}-{n}"), "", body).await;
+                    (c, small_len)
+                }
+            })
+        };
+        let (a, b) = (put_small(s3d).await.0, put_small(bare).await.0);
+        report.row(&format!("PutObject {}, {clients} clients", human(plan.small)), "ops/s", a, b);
+
+        let keys = plan.get_keys;
+        let get_small = |addr| {
+            rate(addr, clients, secs, small_len, move |mut c: Conn, client, n| async move {
+                let a = c.call("GET", &format!("/bench/small/{}", (client * 7919 + n) % keys), "", Bytes::new()).await;
+                (c, a.len)
+            })
+        };
+        let (a, b) = (get_small(s3d).await.0, get_small(bare).await.0);
+        report.row(&format!("GetObject {}, {clients} clients", human(plan.small)), "ops/s", a, b);
+
+        let put_large = |addr, streams| {
+            let body = large.clone();
+            rate(addr, streams, secs, 0, move |mut c: Conn, client, n| {
+                let body = body.clone();
+                async move {
+                    c.expect("PUT", &format!("/bench/large-{client}-{}", n % 2), "", body, Payload::Unsigned).await;
+                    (c, large_len)
+                }
+            })
+        };
+        let (a, b) = (put_large(s3d, 4).await.1, put_large(bare, 4).await.1);
+        let large_name = human(plan.large);
+        report.row(&format!("PutObject {large_name}, 4 streams"), "MiB/s", mib(a), mib(b));
+        let (a, b) = (put_large(s3d, 1).await.1, put_large(bare, 1).await.1);
+        report.row(&format!("PutObject {large_name}, 1 stream"), "MiB/s", mib(a), mib(b));
+        report.row(&format!("PutObject {large_name}, 1 stream / MD5, 1 core"), "MiB/s", mib(a), md5_speed(plan.large));
+
+        let get_large = |addr, streams| {
+            rate(addr, streams, secs, large_len, move |mut c: Conn, _, _| async move {
+                let a = c.call("GET", "/bench/large", "", Bytes::new()).await;
+                (c, a.len)
+            })
+        };
+        let (a, b) = (get_large(s3d, 4).await.1, get_large(bare, 4).await.1);
+        report.row(&format!("GetObject {large_name}, 4 streams"), "MiB/s", mib(a), mib(b));
+
+        let (total, part) = (plan.multipart, plan.part);
+        let a = multipart(s3d, "/bench/multipart", total, part, 4).await;
+        let b = multipart(bare, "/bench/multipart", total, part, 4).await;
+        let name = format!("multipart {}, {} parts, 4 in flight", human(total), human(part));
+        report.row(&name, "MiB/s", mib(total as f64) / a, mib(total as f64) / b);
+
+        let pages = plan.list_keys.div_ceil(1000);
+        let list = |addr| {
+            rate(addr, 4, secs, page, move |mut c: Conn, _, _| async move {
+                let mut token: Option<String> = None;
+                let mut moved = 0;
+                for _ in 0..pages {
+                    let q = match &token {
+                        Some(t) => format!("continuation-token={}&list-type=2&max-keys=1000&prefix=list%2F", encode(t)),
+                        None => "list-type=2&max-keys=1000&prefix=list%2F".to_owned(),
+                    };
+                    let a = c.call("GET", "/bench", &q, Bytes::new()).await;
+                    moved += a.len;
+                    token = between(
+                        &String::from_utf8_lossy(&a.head),
+                        "<NextContinuationToken>",
+                        "</NextContinuationToken>",
+                    )
+                    .map(str::to_owned);
+                }
+                (c, moved)
+            })
+        };
+        let (a, b) = (list(s3d).await.0, list(bare).await.0);
+        report.row(&format!("ListObjectsV2 of {} keys, 4 clients", plan.list_keys), "lists/s", a, b);
+        assert!(report.rows.iter().all(|(_, _, s, b)| *s > 0.0 && *b > 0.0), "every operation ran");
+        server.stop().await;
+    });
+}
