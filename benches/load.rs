@@ -10,7 +10,7 @@
 //! - listing 10,000 keys with ListObjectsV2 (10 pages of 1,000).
 //!
 //! `cargo bench --bench load` (S3D_BENCH_SECS per operation, default 5; S3D_BENCH_CLIENTS,
-//! default 16). `cargo test --all-targets` runs it briefly with small sizes as a smoke test.
+//! default 16; S3D_BENCH_ONLY to pick operations, see [`wanted`]). `cargo test --all-targets` runs it briefly with small sizes as a smoke test.
 
 mod common;
 
@@ -115,9 +115,18 @@ fn encode(v: &str) -> String {
         .collect()
 }
 
-fn between<'a>(xml: &'a str, open: &str, close: &str) -> Option<&'a str> {
-    let start = xml.find(open)? + open.len();
-    Some(&xml[start..start + xml[start..].find(close)?])
+/// The text between `open` and `close` in a byte answer (no UTF-8 check of the whole page).
+fn between_bytes(xml: &[u8], open: &str, close: &str) -> Option<String> {
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    let start = find(xml, open.as_bytes())? + open.len();
+    let len = find(&xml[start..], close.as_bytes())?;
+    Some(String::from_utf8_lossy(&xml[start..start + len]).into_owned())
+}
+
+/// Whether `S3D_BENCH_ONLY` (comma-separated: initiate, put, get, put-large, get-large,
+/// multipart, list) selects an operation; all run without it.
+fn wanted(op: &str) -> bool {
+    std::env::var("S3D_BENCH_ONLY").map_or(true, |v| v.split(',').any(|o| o.trim() == op))
 }
 
 /// Seconds one multipart upload of `total` bytes in `part`-byte parts takes, `inflight`
@@ -126,8 +135,7 @@ async fn multipart(addr: SocketAddr, key: &str, total: usize, part: usize, infli
     let started = Instant::now();
     let mut conn = Conn::open(addr).await;
     let a = conn.call("POST", key, "uploads", Bytes::new()).await;
-    let xml = String::from_utf8_lossy(&a.head).into_owned();
-    let upload_id = encode(between(&xml, "<UploadId>", "</UploadId>").expect("UploadId"));
+    let upload_id = encode(&between_bytes(&a.head, "<UploadId>", "</UploadId>").expect("UploadId"));
     let parts = total.div_ceil(part);
     let next = Arc::new(AtomicU64::new(0));
     let body = Bytes::from(vec![b'm'; part]);
@@ -219,8 +227,10 @@ fn main() {
                 (c, 0)
             })
         };
-        let (a, b) = (initiate(s3d).await.0, initiate(bare).await.0);
-        report.row(&format!("CreateMultipartUpload, {clients} clients"), "ops/s", a, b);
+        if wanted("initiate") {
+            let (a, b) = (initiate(s3d).await.0, initiate(bare).await.0);
+            report.row(&format!("CreateMultipartUpload, {clients} clients"), "ops/s", a, b);
+        }
 
         let put_small = |addr| {
             let body = small.clone();
@@ -232,8 +242,10 @@ fn main() {
                 }
             })
         };
-        let (a, b) = (put_small(s3d).await.0, put_small(bare).await.0);
-        report.row(&format!("PutObject {}, {clients} clients", human(plan.small)), "ops/s", a, b);
+        if wanted("put") {
+            let (a, b) = (put_small(s3d).await.0, put_small(bare).await.0);
+            report.row(&format!("PutObject {}, {clients} clients", human(plan.small)), "ops/s", a, b);
+        }
 
         let keys = plan.get_keys;
         let get_small = |addr| {
@@ -242,8 +254,10 @@ fn main() {
                 (c, a.len)
             })
         };
-        let (a, b) = (get_small(s3d).await.0, get_small(bare).await.0);
-        report.row(&format!("GetObject {}, {clients} clients", human(plan.small)), "ops/s", a, b);
+        if wanted("get") {
+            let (a, b) = (get_small(s3d).await.0, get_small(bare).await.0);
+            report.row(&format!("GetObject {}, {clients} clients", human(plan.small)), "ops/s", a, b);
+        }
 
         let put_large = |addr, streams| {
             let body = large.clone();
@@ -255,12 +269,15 @@ fn main() {
                 }
             })
         };
-        let (a, b) = (put_large(s3d, 4).await.1, put_large(bare, 4).await.1);
         let large_name = human(plan.large);
-        report.row(&format!("PutObject {large_name}, 4 streams"), "MiB/s", mib(a), mib(b));
-        let (a, b) = (put_large(s3d, 1).await.1, put_large(bare, 1).await.1);
-        report.row(&format!("PutObject {large_name}, 1 stream"), "MiB/s", mib(a), mib(b));
-        report.row(&format!("PutObject {large_name}, 1 stream / MD5, 1 core"), "MiB/s", mib(a), md5_speed(plan.large));
+        if wanted("put-large") {
+            let (a, b) = (put_large(s3d, 4).await.1, put_large(bare, 4).await.1);
+            report.row(&format!("PutObject {large_name}, 4 streams"), "MiB/s", mib(a), mib(b));
+            let (a, b) = (put_large(s3d, 1).await.1, put_large(bare, 1).await.1);
+            report.row(&format!("PutObject {large_name}, 1 stream"), "MiB/s", mib(a), mib(b));
+            let md5 = md5_speed(plan.large);
+            report.row(&format!("PutObject {large_name}, 1 stream / MD5, 1 core"), "MiB/s", mib(a), md5);
+        }
 
         let get_large = |addr, streams| {
             rate(addr, streams, secs, large_len, move |mut c: Conn, _, _| async move {
@@ -268,14 +285,18 @@ fn main() {
                 (c, a.len)
             })
         };
-        let (a, b) = (get_large(s3d, 4).await.1, get_large(bare, 4).await.1);
-        report.row(&format!("GetObject {large_name}, 4 streams"), "MiB/s", mib(a), mib(b));
+        if wanted("get-large") {
+            let (a, b) = (get_large(s3d, 4).await.1, get_large(bare, 4).await.1);
+            report.row(&format!("GetObject {large_name}, 4 streams"), "MiB/s", mib(a), mib(b));
+        }
 
         let (total, part) = (plan.multipart, plan.part);
-        let a = multipart(s3d, "/bench/multipart", total, part, 4).await;
-        let b = multipart(bare, "/bench/multipart", total, part, 4).await;
-        let name = format!("multipart {}, {} parts, 4 in flight", human(total), human(part));
-        report.row(&name, "MiB/s", mib(total as f64) / a, mib(total as f64) / b);
+        if wanted("multipart") {
+            let a = multipart(s3d, "/bench/multipart", total, part, 4).await;
+            let b = multipart(bare, "/bench/multipart", total, part, 4).await;
+            let name = format!("multipart {}, {} parts, 4 in flight", human(total), human(part));
+            report.row(&name, "MiB/s", mib(total as f64) / a, mib(total as f64) / b);
+        }
 
         let pages = plan.list_keys.div_ceil(1000);
         let list = |addr| {
@@ -289,19 +310,16 @@ fn main() {
                     };
                     let a = c.call("GET", "/bench", &q, Bytes::new()).await;
                     moved += a.len;
-                    token = between(
-                        &String::from_utf8_lossy(&a.head),
-                        "<NextContinuationToken>",
-                        "</NextContinuationToken>",
-                    )
-                    .map(str::to_owned);
+                    token = between_bytes(&a.head, "<NextContinuationToken>", "</NextContinuationToken>");
                 }
                 (c, moved)
             })
         };
-        let (a, b) = (list(s3d).await.0, list(bare).await.0);
-        report.row(&format!("ListObjectsV2 of {} keys, 4 clients", plan.list_keys), "lists/s", a, b);
-        assert!(report.rows.iter().all(|(_, _, s, b)| *s > 0.0 && *b > 0.0), "every operation ran");
+        if wanted("list") {
+            let (a, b) = (list(s3d).await.0, list(bare).await.0);
+            report.row(&format!("ListObjectsV2 of {} keys, 4 clients", plan.list_keys), "lists/s", a, b);
+        }
+        assert!(report.rows.iter().all(|(_, _, s, b)| *s > 0.0 && *b > 0.0), "every operation moved");
         server.stop().await;
     });
 }

@@ -3,23 +3,17 @@
 //! the throughput as a ratio against a bare hyper server that moves the same bytes in the
 //! same run. Run with `cargo bench --bench stream_memory` (size: S3D_BENCH_MIB, default 1024).
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use common::{AK, SK};
 use s3d::auth::sigv4::{canonical, signing};
-use s3d::auth::{Identity, SecretKey, UserCredential};
 use s3d::clock::Timestamp;
-use s3d::config::{Config, LogFormat};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
-const AK: &str = "bench-access";
-const SK: &str = "bench-secret";
 const CHUNK: usize = 256 * 1024;
 
 fn rss_kib(field: &str) -> u64 {
@@ -95,40 +89,6 @@ async fn exchange(addr: SocketAddr, head: &str, size: u64) -> u64 {
     got
 }
 
-/// A bare hyper server: discards request bodies, answers GET with `size` zero bytes in chunks.
-async fn bare_hyper(size: u64) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.expect("accept");
-            tokio::spawn(async move {
-                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| async move {
-                    let get = req.method() == hyper::Method::GET;
-                    let mut body = req.into_body();
-                    while let Some(f) = body.frame().await {
-                        let _ = f?;
-                    }
-                    let resp: hyper::Response<http_body_util::combinators::BoxBody<Bytes, hyper::Error>> = if get {
-                        let stream = futures_util::stream::iter((0..size.div_ceil(CHUNK as u64)).map(move |i| {
-                            let n = (size - i * CHUNK as u64).min(CHUNK as u64) as usize;
-                            Ok::<_, hyper::Error>(hyper::body::Frame::data(Bytes::from(vec![0u8; n])))
-                        }));
-                        let mut r = hyper::Response::new(http_body_util::StreamBody::new(stream).boxed());
-                        r.headers_mut().insert("content-length", size.into());
-                        r
-                    } else {
-                        hyper::Response::new(Full::new(Bytes::new()).map_err(|e| match e {}).boxed())
-                    };
-                    Ok::<_, hyper::Error>(resp)
-                });
-                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-            });
-        }
-    });
-    addr
-}
-
 fn main() {
     // `cargo bench` passes --bench; under `cargo test --all-targets` this runs as a quick smoke
     // test on a small object.
@@ -139,28 +99,7 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = Config {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            data_dir: dir.path().to_path_buf(),
-            region: "us-east-1".into(),
-            domains: vec![],
-            fsync: true,
-            log_format: LogFormat::Text,
-            shutdown_timeout: std::time::Duration::from_secs(5),
-            tls: None,
-            limits: s3d::http::Limits::default(),
-            gc: s3d::storage::GcConfig::default(),
-            lifecycle: s3d::storage::expiry::LifecycleSettings::default(),
-            metadata: s3d::config::MetadataConfig::Rocks { dir: dir.path().join("meta") },
-            blob_dir: dir.path().join("blobs"),
-            metrics: s3d::config::MetricsConfig::default(),
-            users: vec![UserCredential {
-                access_key: AK.into(),
-                secret_key: SecretKey::new(SK),
-                identity: Identity { id: "bench".into(), display_name: "bench".into() },
-                admin: false,
-            }],
-        };
+        let config = common::rocks_config(dir.path());
         let server = s3d::app::start(config).await.expect("start");
         let addr = server.addr;
         let host = addr.to_string();
@@ -176,12 +115,12 @@ fn main() {
         let peak = rss_kib("VmHWM:");
         server.stop().await;
 
-        let bare = bare_hyper(size).await;
+        let bare = common::bare_hyper().await;
         let t = Instant::now();
         exchange(bare, &format!("PUT /x HTTP/1.1\r\nhost: b\r\ncontent-length: {size}\r\n\r\n"), size).await;
         let bare_up = t.elapsed();
         let t = Instant::now();
-        exchange(bare, "GET /x HTTP/1.1\r\nhost: b\r\n\r\n", 0).await;
+        exchange(bare, &format!("GET /x HTTP/1.1\r\nhost: b\r\n{}: {size}\r\n\r\n", common::SIZE_HEADER), 0).await;
         let bare_down = t.elapsed();
 
         let mibps = |d: std::time::Duration| mib as f64 / d.as_secs_f64();

@@ -42,6 +42,8 @@ pub struct Running {
     housekeeping: JoinHandle<()>,
     lifecycle: JoinHandle<()>,
     users: JoinHandle<()>,
+    /// The metadata store, to see it closed: gone once every task using it has ended.
+    meta: std::sync::Weak<dyn MetadataStore>,
 }
 
 impl Running {
@@ -54,13 +56,26 @@ impl Running {
     }
 
     /// Stops accepting, lets in-flight requests finish, flushes and closes the stores.
+    /// Returns once the stores are closed (the data directory may then be opened again),
+    /// or after 30 seconds if something still holds them.
     pub async fn stop(self) {
-        self.housekeeping.abort();
-        self.lifecycle.abort();
-        self.users.abort();
+        for task in [self.housekeeping, self.lifecycle, self.users] {
+            task.abort();
+            // An aborted task ends at its next await; what it started on a blocking thread
+            // finishes first.
+            let _ = task.await;
+        }
         let _ = self.shutdown.send(());
         if let Err(e) = self.task.await {
             tracing::error!(error = %e, "server task failed");
+        }
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.meta.strong_count() > 0 {
+            if tokio::time::Instant::now() > deadline {
+                tracing::warn!("the metadata store is still in use after shutting down");
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
 }
@@ -97,7 +112,8 @@ pub async fn start_with_stores(
 ) -> Result<Running, AppError> {
     // Other processes may share the stores, so even at start-up only what is older than the
     // grace period is reclaimed; the first sweep runs at once, in the background.
-    let storage = Storage::new(Arc::clone(&meta), blobs, config.gc);
+    let storage = Storage::new(Arc::clone(&meta), blobs, config.gc, config.inline_max);
+    let weak_meta = Arc::downgrade(&meta);
     let max_connections = connection_budget(config.limits.max_connections);
     let limits = crate::http::Limits { max_connections, ..config.limits };
     let listener = TcpListener::bind(config.listen)
@@ -167,7 +183,7 @@ pub async fn start_with_stores(
         tracing::info!("serving TLS at {a}");
     }
     warn_about_dev_credentials(&config);
-    Ok(Running { addr, tls_addr, acceptor, shutdown: tx, task, housekeeping, lifecycle, users })
+    Ok(Running { addr, tls_addr, acceptor, shutdown: tx, task, housekeeping, lifecycle, users, meta: weak_meta })
 }
 
 /// File descriptors each connection may need: its socket and a blob file.

@@ -69,11 +69,25 @@ impl Default for RawMetadata {
 }
 
 /// `[blobs]`: where object bytes live.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawBlobs {
     /// Defaults to `data_dir/blobs`; nodes sharing a metadata store share this directory.
     pub dir: Option<PathBuf>,
+    /// Objects up to this many bytes (by a PUT or a copy) are kept inside their metadata
+    /// record instead of a file; 0 turns that off.
+    pub inline_max: u64,
+}
+
+/// Default of `[blobs] inline_max`.
+pub const DEFAULT_INLINE_MAX: u64 = 64 * 1024;
+/// Largest `[blobs] inline_max`: an inline body is held in memory until it is committed.
+pub const MAX_INLINE_MAX: u64 = 1024 * 1024;
+
+impl Default for RawBlobs {
+    fn default() -> Self {
+        RawBlobs { dir: None, inline_max: DEFAULT_INLINE_MAX }
+    }
 }
 
 /// `[lifecycle]`: how the lifecycle worker keeps time.
@@ -207,6 +221,8 @@ pub struct Config {
     pub metadata: MetadataConfig,
     /// Where blobs live (`data_dir/blobs` unless `[blobs] dir` says otherwise).
     pub blob_dir: PathBuf,
+    /// Objects up to this size are kept in their metadata record (`[blobs] inline_max`).
+    pub inline_max: u64,
     pub metrics: MetricsConfig,
     pub users: Vec<UserCredential>,
 }
@@ -459,6 +475,9 @@ impl RawConfig {
             Some(d) => d,
             None => self.data_dir.join("blobs"),
         };
+        if self.blobs.inline_max > MAX_INLINE_MAX {
+            return Err(invalid("blobs.inline_max", format!("must be at most {MAX_INLINE_MAX}")));
+        }
         let metrics = validate_metrics(self.metrics)?;
         if self.users.is_empty() {
             return Err(invalid("users", "at least one user is required"));
@@ -511,6 +530,7 @@ impl RawConfig {
             lifecycle,
             metadata,
             blob_dir,
+            inline_max: self.blobs.inline_max,
             metrics,
             users,
         })

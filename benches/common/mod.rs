@@ -22,14 +22,15 @@ use s3d::config::{Config, LogFormat, MetadataConfig, MetricsConfig};
 pub const AK: &str = "bench-access";
 pub const SK: &str = "bench-secret";
 
-/// A durable (fsync on) server on 127.0.0.1:0 with one user.
+/// A durable (fsync on, unless `S3D_BENCH_FSYNC=false` asks to see what durability costs)
+/// server on 127.0.0.1:0 with one user.
 pub fn config(dir: &Path, metadata: MetadataConfig, blob_dir: PathBuf) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: dir.to_path_buf(),
         region: "us-east-1".into(),
         domains: vec![],
-        fsync: true,
+        fsync: std::env::var("S3D_BENCH_FSYNC").map_or(true, |v| v != "false"),
         log_format: LogFormat::Text,
         shutdown_timeout: Duration::from_secs(5),
         tls: None,
@@ -38,6 +39,7 @@ pub fn config(dir: &Path, metadata: MetadataConfig, blob_dir: PathBuf) -> Config
         lifecycle: s3d::storage::expiry::LifecycleSettings::default(),
         metadata,
         blob_dir,
+        inline_max: s3d::config::DEFAULT_INLINE_MAX,
         metrics: MetricsConfig::default(),
         users: vec![UserCredential {
             access_key: AK.into(),
@@ -70,8 +72,8 @@ pub struct Conn {
     pub size_hint: u64,
 }
 
-/// What came back: the status, the first bytes of the body (enough for any XML answer the
-/// benchmarks parse) and the body's full length.
+/// What came back: the status, the first bytes of the body (enough for the XML elements the
+/// benchmarks read, which come before any list of entries) and the body's full length.
 pub struct Answer {
     pub status: http::StatusCode,
     pub etag: Option<String>,
@@ -79,7 +81,7 @@ pub struct Answer {
     pub len: u64,
 }
 
-const KEEP: usize = 1 << 20;
+const KEEP: usize = 16 << 10;
 
 impl Conn {
     pub async fn open(addr: SocketAddr) -> Conn {

@@ -6,6 +6,7 @@
 //!   classes as strings, and objects had no versions.
 //! - `2`: typed records; objects are versions (`version_id`, `version_key`, delete markers)
 //!   and buckets carry their versioning state.
+//! - `3`: parts may hold their bytes (`inline`: small objects kept in the record).
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -14,12 +15,19 @@ use crate::storage::StorageError;
 
 const V1: u8 = 1;
 const V2: u8 = 2;
+const V3: u8 = 3;
 
 /// A record a metadata store keeps.
 pub trait Record: Serialize + DeserializeOwned {
     /// Reads a value written in format 1; records whose layout did not change decode as they
     /// are.
     fn from_v1(bytes: &[u8]) -> Result<Self, StorageError> {
+        postcard_decode(bytes)
+    }
+
+    /// Reads a value written in format 2; records whose layout did not change decode as they
+    /// are.
+    fn from_v2(bytes: &[u8]) -> Result<Self, StorageError> {
         postcard_decode(bytes)
     }
 }
@@ -29,14 +37,15 @@ fn postcard_decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StorageError>
 }
 
 pub fn encode<T: Record>(value: &T) -> Result<Vec<u8>, StorageError> {
-    let mut out = vec![V2];
+    let mut out = vec![V3];
     postcard::to_io(value, &mut out).map_err(|e| StorageError::Corrupt(format!("encode: {e}")))?;
     Ok(out)
 }
 
 pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, StorageError> {
     match bytes.split_first() {
-        Some((&V2, rest)) => postcard_decode(rest),
+        Some((&V3, rest)) => postcard_decode(rest),
+        Some((&V2, rest)) => T::from_v2(rest),
         Some((&V1, rest)) => T::from_v1(rest),
         Some((v, _)) => Err(StorageError::Corrupt(format!("unknown record version {v}"))),
         None => Err(StorageError::Corrupt("empty record".into())),
@@ -147,6 +156,7 @@ mod v1 {
                 md5: self.md5,
                 last_modified: self.last_modified,
                 checksums: checksums(self.checksums)?,
+                inline: None,
             })
         }
     }
@@ -219,6 +229,84 @@ mod v1 {
     }
 }
 
+/// Format 2 layouts that format 3 changed (parts gained `inline`), and their conversions.
+mod v2 {
+    use serde::Deserialize;
+
+    use crate::clock::Timestamp;
+    use crate::storage::{
+        BlobId, ChecksumAlgorithm, ContentHeaders, ObjectChecksum, ObjectRecord, Owner, PartRecord, StorageClass,
+        VersionId, VersionKey,
+    };
+
+    #[derive(Deserialize)]
+    pub struct Part {
+        part_number: u32,
+        blob: BlobId,
+        size: u64,
+        md5: [u8; 16],
+        last_modified: Timestamp,
+        checksums: Vec<(ChecksumAlgorithm, String)>,
+    }
+
+    impl From<Part> for PartRecord {
+        fn from(p: Part) -> Self {
+            PartRecord {
+                part_number: p.part_number,
+                blob: p.blob,
+                size: p.size,
+                md5: p.md5,
+                last_modified: p.last_modified,
+                checksums: p.checksums,
+                inline: None,
+            }
+        }
+    }
+
+    #[derive(Deserialize)]
+    pub struct Object {
+        bucket: String,
+        key: String,
+        version_id: VersionId,
+        version_key: VersionKey,
+        delete_marker: bool,
+        size: u64,
+        etag: String,
+        last_modified: Timestamp,
+        owner: Owner,
+        storage_class: StorageClass,
+        headers: ContentHeaders,
+        user_metadata: Vec<(String, String)>,
+        tags: Vec<(String, String)>,
+        parts: Vec<Part>,
+        multipart: bool,
+        checksum: Option<ObjectChecksum>,
+    }
+
+    impl From<Object> for ObjectRecord {
+        fn from(o: Object) -> Self {
+            ObjectRecord {
+                bucket: o.bucket,
+                key: o.key,
+                version_id: o.version_id,
+                version_key: o.version_key,
+                delete_marker: o.delete_marker,
+                size: o.size,
+                etag: o.etag,
+                last_modified: o.last_modified,
+                owner: o.owner,
+                storage_class: o.storage_class,
+                headers: o.headers,
+                user_metadata: o.user_metadata,
+                tags: o.tags,
+                parts: o.parts.into_iter().map(Into::into).collect(),
+                multipart: o.multipart,
+                checksum: o.checksum,
+            }
+        }
+    }
+}
+
 use crate::storage::{BucketRecord, BucketSetting, CompletedUpload, Lease, ObjectRecord, PartRecord, UploadRecord};
 
 impl Record for BucketRecord {
@@ -237,11 +325,19 @@ impl Record for PartRecord {
     fn from_v1(bytes: &[u8]) -> Result<Self, StorageError> {
         postcard_decode::<v1::Part>(bytes)?.convert()
     }
+
+    fn from_v2(bytes: &[u8]) -> Result<Self, StorageError> {
+        postcard_decode::<v2::Part>(bytes).map(Into::into)
+    }
 }
 
 impl Record for ObjectRecord {
     fn from_v1(bytes: &[u8]) -> Result<Self, StorageError> {
         postcard_decode::<v1::Object>(bytes)?.convert()
+    }
+
+    fn from_v2(bytes: &[u8]) -> Result<Self, StorageError> {
+        postcard_decode::<v2::Object>(bytes).map(Into::into)
     }
 }
 
@@ -280,7 +376,7 @@ mod tests {
             versioning: Versioning::Enabled,
         };
         let bytes = encode(&b).expect("encodes");
-        assert_eq!(bytes[0], 2);
+        assert_eq!(bytes[0], 3);
         assert_eq!(decode::<BucketRecord>(&bytes).expect("decodes"), b);
         let mut future = bytes.clone();
         future[0] = 9;
@@ -371,5 +467,82 @@ mod tests {
         let mut bad = old;
         bad.storage_class = "GLACIER".into();
         assert!(matches!(decode::<ObjectRecord>(&v1(&bad)), Err(StorageError::Corrupt(_))));
+    }
+
+    /// Format-2 objects (parts without `inline`) read as objects whose bytes are in blobs;
+    /// inline bytes round-trip in format 3.
+    #[test]
+    fn format_2_objects_read_and_inline_bytes_round_trip() {
+        #[derive(Serialize)]
+        struct Part2 {
+            part_number: u32,
+            blob: BlobId,
+            size: u64,
+            md5: [u8; 16],
+            last_modified: Timestamp,
+            checksums: Vec<(ChecksumAlgorithm, String)>,
+        }
+        #[derive(Serialize)]
+        struct Object2 {
+            bucket: String,
+            key: String,
+            version_id: VersionId,
+            version_key: crate::storage::VersionKey,
+            delete_marker: bool,
+            size: u64,
+            etag: String,
+            last_modified: Timestamp,
+            owner: Owner,
+            storage_class: StorageClass,
+            headers: ContentHeaders,
+            user_metadata: Vec<(String, String)>,
+            tags: Vec<(String, String)>,
+            parts: Vec<Part2>,
+            multipart: bool,
+            checksum: Option<crate::storage::ObjectChecksum>,
+        }
+        let key = crate::storage::version::new_key(Timestamp(5), false).expect("key");
+        let part = || Part2 {
+            part_number: 1,
+            blob: BlobId("0123456789abcdef0123456789abcdef".into()),
+            size: 3,
+            md5: [2; 16],
+            last_modified: Timestamp(5),
+            checksums: vec![(ChecksumAlgorithm::Crc32, "AAAAAA==".into())],
+        };
+        let old = Object2 {
+            bucket: "b".into(),
+            key: "k".into(),
+            version_id: VersionId::Id(key),
+            version_key: key,
+            delete_marker: false,
+            size: 3,
+            etag: "e".into(),
+            last_modified: Timestamp(5),
+            owner: owner(),
+            storage_class: StorageClass::Standard,
+            headers: ContentHeaders::default(),
+            user_metadata: vec![("m".into(), "v".into())],
+            tags: vec![],
+            parts: vec![part()],
+            multipart: false,
+            checksum: None,
+        };
+        let mut bytes = vec![2];
+        postcard::to_io(&old, &mut bytes).expect("encodes");
+        let o: ObjectRecord = decode(&bytes).expect("object");
+        assert_eq!((o.version_id, o.parts[0].inline.as_ref(), o.blobs().count()), (VersionId::Id(key), None, 1));
+        assert_eq!(o.user_metadata, vec![("m".to_string(), "v".to_string())]);
+        let mut bytes = vec![2];
+        postcard::to_io(&part(), &mut bytes).expect("encodes");
+        assert_eq!(decode::<PartRecord>(&bytes).expect("part").inline, None);
+
+        let mut inline = o.clone();
+        inline.parts[0].inline = Some(bytes::Bytes::from_static(b"abc\xff\x00"));
+        let encoded = encode(&inline).expect("encodes");
+        assert_eq!(encoded[0], 3);
+        let back: ObjectRecord = decode(&encoded).expect("decodes");
+        assert_eq!(back, inline);
+        assert_eq!(back.blobs().count(), 0, "an inline object has no blob");
     }
 }

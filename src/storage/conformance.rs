@@ -187,6 +187,7 @@ fn part(n: u32, blob: &str) -> PartRecord {
         md5: [n as u8; 16],
         last_modified: Timestamp(n.into()),
         checksums: vec![(ChecksumAlgorithm::Crc32, "AAAAAA==".into())],
+        inline: None,
     }
 }
 
@@ -647,7 +648,9 @@ async fn garbage_and_leases(store: &dyn MetadataStore) {
 async fn survivors(store: &dyn MetadataStore) {
     let q = ListBucketsQuery { owner_id: Some("alice".into()), prefix: String::new(), start_after: None, max: 100 };
     let names: Vec<String> = store.list_buckets(&q).await.expect("list").buckets.into_iter().map(|b| b.name).collect();
-    assert_eq!(names, ["b1", "b2", "c1", "dbu-neighbour", "lc", "lst", "mp", "oc", "ua", "uc"]);
+    assert_eq!(names, ["b1", "b2", "c1", "dbu-neighbour", "del", "inl", "lc", "lst", "mp", "oc", "ua", "uc"]);
+    let small = store.get_object("inl", "small", None).await.expect("get").expect("inline object");
+    assert_eq!(small.parts[0].inline.as_deref(), Some(&b"\x00tiny\xff"[..]));
     let obj = store.get_object("mp", "obj", None).await.expect("get").expect("completed object");
     assert_eq!(obj.parts.iter().map(|p| p.blob.0.as_str()).collect::<Vec<_>>(), ["p1", "p3", "p5"]);
     assert!(in_use(store, "p1").await && in_use(store, "p5").await && in_use(store, "dbu-p3").await);
@@ -812,12 +815,77 @@ async fn listings_match_the_reference(store: &dyn MetadataStore) {
     }
 }
 
+/// An object kept inline: its bytes come back from the record (also after a reopen); no
+/// blob is referenced or becomes garbage when it is replaced or removed.
+async fn inline_objects(store: &dyn MetadataStore) {
+    store.create_bucket(bucket("inl", "alice")).await.expect("create");
+    let mut small = object("inl", "small", &[""]);
+    small.parts[0].inline = Some(bytes::Bytes::from_static(b"\x00tiny\xff"));
+    small.parts[0].size = 6;
+    small.size = 6;
+    store.put_object(small.clone(), &WriteCondition::None).await.expect("put inline");
+    same(store.get_object("inl", "small", None).await.expect("get"), &small);
+    assert_eq!(state(store, "").await, BlobState::Unknown, "no blob named");
+    // Replaced by a blob-backed version, and back: only the real blob's state changes.
+    store.put_object(object("inl", "small", &["ib"]), &WriteCondition::None).await.expect("put blob");
+    store.put_object(small.clone(), &WriteCondition::None).await.expect("put inline again");
+    assert!(is_garbage(store, "ib").await);
+    assert_eq!(state(store, "").await, BlobState::Unknown);
+    let q = ListObjectsQuery { max: 10, ..ListObjectsQuery::default() };
+    let listed = store.list_objects("inl", &q).await.expect("list").objects;
+    assert_eq!(listed.iter().map(|o| (o.key.as_str(), o.size)).collect::<Vec<_>>(), [("small", 6)]);
+}
+
+/// DeleteObjects: each entry as its own DeleteObject would do, in order, also when a key
+/// comes twice (the second sees the first) and in a versioned bucket.
+async fn batch_deletes(store: &dyn MetadataStore) {
+    let alice = owner("alice");
+    store.create_bucket(bucket("del", "alice")).await.expect("create");
+    for (k, blob) in [("a", "da"), ("b", "db"), ("c", "dc")] {
+        store.put_object(object("del", k, &[blob]), &WriteCondition::None).await.expect("put");
+    }
+    let items = vec![
+        ("a".to_string(), None),
+        ("missing".to_string(), None),
+        ("b".to_string(), Some(VersionId::Null)),
+        ("a".to_string(), None),
+    ];
+    let out = store.delete_objects("del", &items, &alice).await.expect("delete objects");
+    let removed: Vec<Option<&str>> = out
+        .iter()
+        .map(|r| r.as_ref().expect("each entry").removed.as_ref().map(|o| o.parts[0].blob.0.as_str()))
+        .collect();
+    assert_eq!(removed, [Some("da"), None, Some("db"), None]);
+    assert!(is_garbage(store, "da").await && is_garbage(store, "db").await && in_use(store, "dc").await);
+    let q = ListObjectsQuery { max: 10, ..ListObjectsQuery::default() };
+    let left: Vec<String> =
+        store.list_objects("del", &q).await.expect("list").objects.into_iter().map(|o| o.key).collect();
+    assert_eq!(left, ["c"]);
+
+    // Versioned: markers for entries without a version; a version id removes that version.
+    store.set_versioning("del", Versioning::Enabled).await.expect("enable");
+    let v = store.put_object(object("del", "c", &["dc2"]), &WriteCondition::None).await.expect("put");
+    let items = vec![("c".to_string(), None), ("c".to_string(), Some(v.version_id))];
+    let out = store.delete_objects("del", &items, &alice).await.expect("delete objects");
+    let first = out[0].as_ref().expect("marker");
+    assert!(first.marker.as_ref().is_some_and(|m| m.delete_marker) && first.removed.is_none());
+    assert_eq!(out[1].as_ref().expect("version").removed.as_ref().map(|o| o.version_id), Some(v.version_id));
+    assert!(is_garbage(store, "dc2").await && in_use(store, "dc").await);
+    assert!(store.get_object("del", "c", None).await.expect("get").expect("latest").delete_marker);
+    assert!(matches!(
+        store.delete_objects("nope", &[("k".to_string(), None)], &alice).await.map(|v| v.into_iter().next()),
+        Err(StorageError::NotFound(Resource::Bucket)) | Ok(Some(Err(StorageError::NotFound(Resource::Bucket))))
+    ));
+}
+
 async fn run_all(store: &dyn MetadataStore) {
     buckets(store).await;
     uploads(store).await;
     objects(store).await;
     parts_and_completion(store).await;
     versions(store).await;
+    batch_deletes(store).await;
+    inline_objects(store).await;
     lifecycle_support(store).await;
     bucket_deletion_takes_uploads(store).await;
     garbage_and_leases(store).await;

@@ -401,6 +401,7 @@ mod tests {
                 md5: [0; 16],
                 last_modified: at,
                 checksums: vec![],
+                inline: None,
             }],
             multipart: false,
             checksum: None,

@@ -61,11 +61,33 @@ pub struct Storage {
     meta: Arc<dyn MetadataStore>,
     blobs: Arc<dyn BlobStore>,
     gc: GcConfig,
+    inline_max: u64,
+}
+
+/// A piece of an object's bytes to read: a range of a blob (of the given size), or inline
+/// bytes.
+enum Segment {
+    Blob(BlobId, Range<u64>, u64),
+    Inline(bytes::Bytes),
+}
+
+/// Opens one segment of a read.
+async fn open_segment(blobs: &Arc<dyn BlobStore>, segment: Segment) -> Result<ByteStream, StorageError> {
+    match segment {
+        Segment::Blob(id, r, size) => blobs.get(&id, (r != (0..size)).then_some(r)).await,
+        Segment::Inline(bytes) => Ok(Box::pin(futures_util::stream::iter([Ok(bytes)]))),
+    }
 }
 
 impl Storage {
-    pub fn new(meta: Arc<dyn MetadataStore>, blobs: Arc<dyn BlobStore>, gc: GcConfig) -> Arc<Storage> {
-        Arc::new(Storage { meta, blobs, gc })
+    /// Objects of at most `inline_max` bytes may be kept in their metadata records.
+    pub fn new(meta: Arc<dyn MetadataStore>, blobs: Arc<dyn BlobStore>, gc: GcConfig, inline_max: u64) -> Arc<Storage> {
+        Arc::new(Storage { meta, blobs, gc, inline_max })
+    }
+
+    /// Whether an object of `len` bytes is kept inside its metadata record.
+    pub fn inlines(&self, len: u64) -> bool {
+        len <= self.inline_max
     }
 
     /// The metadata store, for reads and for changes that write no new blob.
@@ -138,19 +160,32 @@ impl Storage {
             }
             let from = range.start.max(start) - start;
             let to = range.end.min(end) - start;
-            segments.push((p.blob.clone(), from..to, p.size));
+            segments.push(match &p.inline {
+                Some(bytes) => {
+                    let (from, to) = (from as usize, (to as usize).min(bytes.len()));
+                    Segment::Inline(bytes.slice(from.min(to)..to))
+                }
+                None => Segment::Blob(p.blob.clone(), from..to, p.size),
+            });
         }
-        let lease = self.lease(segments.iter().map(|(id, _, _)| id.clone()).collect());
+        let leased: Vec<BlobId> = segments
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Blob(id, ..) => Some(id.clone()),
+                Segment::Inline(_) => None,
+            })
+            .collect();
+        let lease = self.lease(leased);
         let blobs = Arc::clone(&self.blobs);
         let mut iter = segments.into_iter();
         let first = match iter.next() {
-            Some((id, r, size)) => Some(blobs.get(&id, (r != (0..size)).then_some(r)).await?),
+            Some(segment) => Some(open_segment(&blobs, segment).await?),
             None => None,
         };
         let rest = futures_util::stream::iter(iter)
-            .then(move |(id, r, size)| {
+            .then(move |segment| {
                 let blobs = Arc::clone(&blobs);
-                async move { blobs.get(&id, (r != (0..size)).then_some(r)).await }
+                async move { open_segment(&blobs, segment).await }
             })
             .map_err(|e: StorageError| std::io::Error::other(e.to_string()))
             .try_flatten();
@@ -161,6 +196,9 @@ impl Storage {
     /// A lease on `blobs` that is written only if the read lasts (most reads finish long
     /// before the grace period and need none) and is removed when the guard drops.
     fn lease(&self, blobs: Vec<BlobId>) -> LeaseGuard {
+        if blobs.is_empty() {
+            return LeaseGuard { _stop: tokio::sync::oneshot::channel().0 };
+        }
         let every = self.gc.grace / 3;
         let grace = self.gc.grace;
         let meta = Arc::clone(&self.meta);
@@ -347,7 +385,7 @@ mod tests {
 
     fn storage(grace_ms: u64) -> Arc<Storage> {
         let gc = GcConfig { grace: Duration::from_millis(grace_ms), ..GcConfig::default() };
-        Storage::new(Arc::new(MemoryMetadataStore::new()), Arc::new(MemoryBlobStore::new()), gc)
+        Storage::new(Arc::new(MemoryMetadataStore::new()), Arc::new(MemoryBlobStore::new()), gc, 0)
     }
 
     fn body(bytes: &'static [u8]) -> ByteStream {
@@ -381,6 +419,7 @@ mod tests {
                 md5: [0; 16],
                 last_modified: Timestamp(0),
                 checksums: vec![],
+                inline: None,
             });
         }
         ObjectRecord {

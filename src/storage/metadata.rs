@@ -86,6 +86,21 @@ pub trait MetadataStore: Send + Sync + 'static {
         owner: &super::Owner,
     ) -> Result<DeleteOutcome, StorageError>;
 
+    /// DeleteObjects: `delete_object` of each `(key, version)` in order, one result each.
+    /// Stores that can commit them together (one synced write for the lot) do.
+    async fn delete_objects(
+        &self,
+        bucket: &str,
+        items: &[(String, Option<VersionId>)],
+        owner: &super::Owner,
+    ) -> Result<Vec<Result<DeleteOutcome, StorageError>>, StorageError> {
+        let mut out = Vec::with_capacity(items.len());
+        for (key, version) in items {
+            out.push(self.delete_object(bucket, key, *version, owner).await);
+        }
+        Ok(out)
+    }
+
     /// As `delete_object` without a version, but only while the latest version is still
     /// `expected` (the lifecycle worker expires what it looked at, never a newer write).
     async fn expire_object(

@@ -279,11 +279,19 @@ pub struct PartRecord {
     pub last_modified: Timestamp,
     /// Flexible checksums of the part (base64 values), as sent or computed.
     pub checksums: Vec<(ChecksumAlgorithm, String)>,
+    /// The bytes themselves, for a small object kept inside its metadata record (one synced
+    /// commit, no file); then `blob` names no blob. Parts of uploads are never inline.
+    pub inline: Option<bytes::Bytes>,
 }
 
 impl PartRecord {
     pub fn checksum(&self, algorithm: ChecksumAlgorithm) -> Option<&str> {
         self.checksums.iter().find(|(a, _)| *a == algorithm).map(|(_, v)| v.as_str())
+    }
+
+    /// The blob holding the bytes, unless they are inline.
+    pub fn stored_blob(&self) -> Option<&BlobId> {
+        self.inline.is_none().then_some(&self.blob)
     }
 }
 
@@ -315,8 +323,9 @@ pub struct ObjectRecord {
 }
 
 impl ObjectRecord {
+    /// The blobs holding the object's bytes (none for an inline object or a marker).
     pub fn blobs(&self) -> impl Iterator<Item = &BlobId> {
-        self.parts.iter().map(|p| &p.blob)
+        self.parts.iter().filter_map(PartRecord::stored_blob)
     }
 
     /// A delete marker for `key`, owned by `owner`; the store gives it its version.

@@ -142,7 +142,8 @@ def test_aws_cli_lifecycle_aborts_uploads_and_expires_objects(lifecycle_server, 
         "s3api", "upload-part", "--bucket", "life", "--key", "stale.bin", "--upload-id", created["UploadId"],
         "--part-number", "1", "--body", str(part),
     )
-    (tmp_path / "keep").write_bytes(b"kept")
+    # Larger than [blobs] inline_max, so that each object has a file of its own.
+    (tmp_path / "keep").write_bytes(os.urandom(100 * 1024))
     aws.run("s3api", "put-object", "--bucket", "life", "--key", "keep", "--body", str(tmp_path / "keep"))
     aws.run("s3api", "put-object", "--bucket", "life", "--key", "tmp/scratch", "--body", str(tmp_path / "keep"))
     head = aws.json("s3api", "head-object", "--bucket", "life", "--key", "tmp/scratch")

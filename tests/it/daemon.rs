@@ -120,6 +120,63 @@ async fn acknowledged_uploads_survive_kill_9() {
     assert_eq!(list.uploads()[0].upload_id(), up.upload_id());
 }
 
+/// Concurrent writes commit together (their WAL syncs shared); each 200 still means durable:
+/// 64 PUTs, 16 CreateMultipartUploads and a DeleteObjects of 300 keys (one commit) run at
+/// once, and the server is killed with SIGKILL the moment the last 200 arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn group_committed_writes_survive_kill_9_right_after_their_200s() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = spawn(command(dir.path()));
+    let s3 = sdk_client(d.addr.port(), DEV, Style::Path);
+    s3.create_bucket().bucket("group").send().await.expect("bucket");
+    for k in 0..300 {
+        s3.put_object().bucket("group").key(format!("old/{k}")).body(vec![1u8].into()).send().await.expect("old");
+    }
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let s3 = s3.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = format!("object {i} ").repeat(400).into_bytes();
+            s3.put_object().bucket("group").key(format!("new/{i}")).body(body.into()).send().await.expect("put");
+            None
+        }));
+    }
+    for i in 0..16 {
+        let s3 = s3.clone();
+        tasks.push(tokio::spawn(async move {
+            let up = s3.create_multipart_upload().bucket("group").key(format!("up/{i}")).send().await.expect("up");
+            up.upload_id().map(str::to_owned)
+        }));
+    }
+    let ids: Vec<_> = (0..300)
+        .map(|k| aws_sdk_s3::types::ObjectIdentifier::builder().key(format!("old/{k}")).build().expect("id"))
+        .collect();
+    let delete = aws_sdk_s3::types::Delete::builder().set_objects(Some(ids)).quiet(true).build().expect("delete");
+    let deleted = s3.delete_objects().bucket("group").delete(delete).send().await.expect("delete objects");
+    assert!(deleted.errors().is_empty(), "{:?}", deleted.errors());
+    let mut uploads = Vec::new();
+    for t in tasks {
+        uploads.extend(t.await.expect("writer"));
+    }
+    signal(&d, "-KILL");
+    drop(d);
+
+    let d = spawn(command(dir.path()));
+    let s3 = sdk_client(d.addr.port(), DEV, Style::VirtualHost);
+    for i in 0..64 {
+        let got = s3.get_object().bucket("group").key(format!("new/{i}")).send().await.expect("acknowledged put");
+        let bytes = got.body.collect().await.expect("body").into_bytes();
+        assert_eq!(bytes, format!("object {i} ").repeat(400).as_bytes(), "new/{i}");
+    }
+    let old = s3.list_objects_v2().bucket("group").prefix("old/").send().await.expect("list");
+    assert_eq!(old.key_count(), Some(0), "every acknowledged delete stayed deleted");
+    let listed = s3.list_multipart_uploads().bucket("group").send().await.expect("uploads");
+    let mut listed: Vec<_> = listed.uploads().iter().filter_map(|u| u.upload_id().map(str::to_owned)).collect();
+    listed.sort();
+    uploads.sort();
+    assert_eq!(listed, uploads, "every acknowledged upload");
+}
+
 #[tokio::test]
 async fn credentials_from_the_environment() {
     let dir = tempfile::tempdir().expect("tempdir");

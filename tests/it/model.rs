@@ -458,6 +458,8 @@ enum Backend {
 
 /// Runs the phases against `backend`; persistent backends are reopened between phases.
 async fn run(seed: u64, backend: Backend) {
+    // A server error is a finding: its cause is in the server's log.
+    let _ = tracing_subscriber::fmt().with_env_filter("s3d=warn").with_test_writer().try_init();
     let ops = env_or("S3D_MODEL_OPS", 40);
     let phases = env_or("S3D_MODEL_PHASES", 3);
     let persistent = backend != Backend::Memory;

@@ -405,3 +405,74 @@ async fn delete_objects_verifies_whichever_digest_is_sent() {
     assert_eq!(s3.list_objects_v2().bucket("bkt").send().await.expect("list").key_count(), Some(0));
     server.stop().await;
 }
+
+/// Small objects are kept inside their metadata records (no blob file): every read path —
+/// whole, ranges, `partNumber`, copies, UploadPartCopy — serves them like any other, and
+/// `[blobs] inline_max = 0` keeps every object in a file.
+#[tokio::test]
+async fn small_objects_are_kept_inline_and_read_like_any_other() {
+    let (server, s3) = setup(Style::Path).await;
+    let small = (0..1000u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>();
+    s3.put_object().bucket("bkt").key("small").body(small.clone().into()).send().await.expect("put");
+    assert_eq!(blob_count(&server), 0, "a 1,000-byte object is kept inline");
+    assert_eq!(get_bytes(&s3, "small").await, small);
+    let range = s3.get_object().bucket("bkt").key("small").range("bytes=10-19").send().await.expect("range");
+    assert_eq!(range.content_range(), Some("bytes 10-19/1000"));
+    assert_eq!(range.body.collect().await.expect("body").into_bytes(), small[10..20]);
+    let suffix = s3.get_object().bucket("bkt").key("small").range("bytes=-5").send().await.expect("suffix");
+    assert_eq!(suffix.body.collect().await.expect("body").into_bytes(), small[995..]);
+    let part = s3.get_object().bucket("bkt").key("small").part_number(1).send().await.expect("part 1");
+    assert_eq!(part.content_length(), Some(1000));
+    let head = s3.head_object().bucket("bkt").key("small").send().await.expect("head");
+    assert_eq!(head.e_tag(), Some(format!("\"{}\"", hex::encode(Md5::digest(&small))).as_str()));
+
+    // A copy of an inline object is inline too; a part copied from it is a blob (parts never
+    // are inline), and the completed object reads back.
+    s3.copy_object().bucket("bkt").key("copy").copy_source("bkt/small").send().await.expect("copy");
+    assert_eq!(get_bytes(&s3, "copy").await, small);
+    assert_eq!(blob_count(&server), 0);
+    let up = s3.create_multipart_upload().bucket("bkt").key("mp").send().await.expect("create");
+    let id = up.upload_id().expect("id");
+    let copied = s3
+        .upload_part_copy()
+        .bucket("bkt")
+        .key("mp")
+        .upload_id(id)
+        .part_number(1)
+        .copy_source("bkt/small")
+        .copy_source_range("bytes=100-199")
+        .send()
+        .await
+        .expect("part copy");
+    assert_eq!(blob_count(&server), 1);
+    let etag = copied.copy_part_result().and_then(|r| r.e_tag()).expect("etag").to_owned();
+    let parts = aws_sdk_s3::types::CompletedMultipartUpload::builder()
+        .parts(aws_sdk_s3::types::CompletedPart::builder().part_number(1).e_tag(etag).build())
+        .build();
+    s3.complete_multipart_upload()
+        .bucket("bkt")
+        .key("mp")
+        .upload_id(id)
+        .multipart_upload(parts)
+        .send()
+        .await
+        .expect("complete");
+    assert_eq!(get_bytes(&s3, "mp").await, small[100..200]);
+
+    // Past the limit, an object gets its file; deleting the inline ones leaves it alone.
+    let big = vec![7u8; 64 * 1024 + 1];
+    s3.put_object().bucket("bkt").key("big").body(big.clone().into()).send().await.expect("put big");
+    assert_eq!(blob_count(&server), 2);
+    s3.delete_object().bucket("bkt").key("small").send().await.expect("delete");
+    s3.delete_object().bucket("bkt").key("copy").send().await.expect("delete");
+    assert_eq!(get_bytes(&s3, "big").await, big);
+    server.stop().await;
+
+    let server = TestServer::start_configured(|c| c.inline_max = 0).await;
+    let s3 = server.client(ALICE, Style::Path);
+    s3.create_bucket().bucket("bkt").send().await.expect("bucket");
+    s3.put_object().bucket("bkt").key("tiny").body(b"tiny".to_vec().into()).send().await.expect("put");
+    assert_eq!(blob_count(&server), 1, "inline_max = 0 keeps every object in a file");
+    assert_eq!(get_bytes(&s3, "tiny").await, b"tiny");
+    server.stop().await;
+}

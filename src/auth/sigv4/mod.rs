@@ -309,7 +309,7 @@ fn verify_signature(
     );
     let scope_string = scope.scope_string();
     let string_to_sign = signing::string_to_sign(&timestamp, &scope_string, &canonical_request);
-    let key = signing::signing_key(user.secret_key.expose(), &scope.date, &scope.region, &scope.service);
+    let key = signing::cached_signing_key(user.secret_key.expose(), &scope.date, &scope.region, &scope.service);
     if !signing::verify(&key, &string_to_sign, &signed.signature) {
         return Err(AuthError::SignatureDoesNotMatch {
             access_key: scope.access_key.clone(),

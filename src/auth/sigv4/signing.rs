@@ -24,6 +24,29 @@ pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8
     hmac(&k_service, b"aws4_request")
 }
 
+/// [`signing_key`], remembered: a key depends only on the secret and the scope, which stay
+/// the same for a day, so most requests skip the four HMACs. The cache is dropped whole
+/// when it grows past a bound (many users, or a new day).
+pub fn cached_signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Scope = (String, String, String, String);
+    static CACHE: OnceLock<Mutex<HashMap<Scope, [u8; 32]>>> = OnceLock::new();
+    const MAX: usize = 4096;
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let scope = (secret.to_owned(), date.to_owned(), region.to_owned(), service.to_owned());
+    if let Some(key) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&scope) {
+        return *key;
+    }
+    let key = signing_key(secret, date, region, service);
+    let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if map.len() >= MAX {
+        map.clear();
+    }
+    map.insert(scope, key);
+    key
+}
+
 /// `AWS4-HMAC-SHA256\n<timestamp>\n<scope>\n<hex sha256 of the canonical request>`.
 pub fn string_to_sign(timestamp: &str, scope: &str, canonical_request: &str) -> String {
     format!("AWS4-HMAC-SHA256\n{timestamp}\n{scope}\n{}", sha256_hex(canonical_request.as_bytes()))
@@ -103,6 +126,13 @@ mod tests {
     fn derives_documented_signing_key() {
         let k = signing_key("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "20120215", "us-east-1", "iam");
         assert_eq!(hex::encode(k), "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d");
+        // The cache gives the same key, and a different secret or scope a different one.
+        let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+        for _ in 0..2 {
+            assert_eq!(cached_signing_key(secret, "20120215", "us-east-1", "iam"), k);
+        }
+        assert_ne!(cached_signing_key("other", "20120215", "us-east-1", "iam"), k);
+        assert_ne!(cached_signing_key(secret, "20120216", "us-east-1", "iam"), k);
     }
 
     #[test]

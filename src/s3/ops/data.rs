@@ -4,7 +4,8 @@
 
 use std::ops::Range;
 
-use futures_util::TryStreamExt;
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
 use http::HeaderMap;
 
 use crate::auth::PayloadHash;
@@ -17,7 +18,7 @@ use crate::s3::types::ChecksumAlgorithm;
 use crate::s3::types::{VersionId, parse_version_id};
 use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Response, headers};
 use crate::storage::{
-    BlobRef, BucketRecord, BucketSetting, BucketSettingKind, ChecksumType, LifecycleConfiguration, ObjectChecksum,
+    BlobId, BucketRecord, BucketSetting, BucketSettingKind, ChecksumType, LifecycleConfiguration, ObjectChecksum,
     ObjectRecord, PartRecord, Storage, StorageClass, StorageError, UploadRecord, VersionKey, Versioning,
     WriteCondition,
 };
@@ -85,10 +86,11 @@ fn chunked_error(e: ChunkedError) -> S3Error {
     }
 }
 
-/// A stored body: its blob, and its MD5, length and flexible checksums (the requested one
-/// first).
+/// A stored body: its blob (or its bytes, kept inline), and its MD5, length and flexible
+/// checksums (the requested one first).
 pub struct Stored {
-    pub blob: BlobRef,
+    pub blob: BlobId,
+    pub inline: Option<Bytes>,
     pub digest: BodyDigest,
 }
 
@@ -107,27 +109,66 @@ impl Stored {
     pub fn part(&self, part_number: u32) -> PartRecord {
         PartRecord {
             part_number,
-            blob: self.blob.id.clone(),
+            blob: self.blob.clone(),
             size: self.digest.len,
             md5: self.digest.md5,
             last_modified: Timestamp::now(),
             checksums: self.records(),
+            inline: self.inline.clone(),
         }
     }
 }
 
-/// Streams a verified body into a new (not yet referenced) blob. Nothing is kept if
-/// verification fails.
-pub async fn store_verified(storage: &Storage, body: VerifiedBody) -> Result<Stored, S3Error> {
+/// Where a verified body goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Into a blob of its own.
+    InBlob,
+    /// Into memory, to be kept in the metadata record, as long as it stays within the
+    /// store's inline limit (the length was declared within it; a body that turns out
+    /// longer goes to a blob after all).
+    Inline,
+}
+
+/// Streams a verified body into a new (not yet referenced) blob, or keeps it in memory for
+/// its record. Nothing is kept if verification fails.
+pub async fn store_verified(storage: &Storage, body: VerifiedBody, keep: Keep) -> Result<Stored, S3Error> {
     let digest = body.digest();
-    let blob = storage.write_blob(Box::pin(body.map_err(std::io::Error::other))).await?;
+    let (blob, inline) = match keep {
+        Keep::InBlob => (Some(storage.write_blob(Box::pin(body.map_err(std::io::Error::other))).await?.id), None),
+        Keep::Inline => match collect_small(storage, body).await? {
+            Small::Bytes(b) => (None, Some(b)),
+            Small::Spilled(blob) => (Some(blob), None),
+        },
+    };
     match digest.get() {
-        Some(d) => Ok(Stored { blob, digest: d.clone() }),
+        Some(d) => Ok(Stored { blob: blob.unwrap_or_else(|| BlobId(String::new())), inline, digest: d.clone() }),
         None => {
-            storage.discard(vec![blob.id]).await;
+            storage.discard(blob.into_iter().collect()).await;
             Err(S3Error::internal("body ended without a digest"))
         }
     }
+}
+
+enum Small {
+    Bytes(Bytes),
+    Spilled(BlobId),
+}
+
+/// Reads a body declared small into memory; one that grows past the inline limit is
+/// written to a blob instead (what was read first, then the rest).
+async fn collect_small(storage: &Storage, mut body: VerifiedBody) -> Result<Small, S3Error> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        if !storage.inlines((buf.len() + chunk.len()) as u64) {
+            let head = futures_util::stream::iter([Ok(buf.freeze()), Ok(chunk)]);
+            let all = head.chain(body).map_err(std::io::Error::other);
+            return Ok(Small::Spilled(storage.write_blob(Box::pin(all)).await?.id));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Small::Bytes(buf.freeze()))
 }
 
 /// Streams a request body into a new blob: `aws-chunked` framing decoded and its signatures
@@ -140,6 +181,7 @@ pub async fn store_body(
     declared: Option<u64>,
     limit: u64,
     checksum: &RequestChecksum,
+    keep: Keep,
 ) -> Result<Stored, S3Error> {
     let (body, trailers): (BodyStream, _) = match cx.auth.payload {
         PayloadHash::Streaming(mode) => {
@@ -152,7 +194,7 @@ pub async fn store_body(
     let content_md5 = headers::content_md5(h)?;
     let verified =
         VerifiedBody::with_limit(body, cx.auth.payload, content_md5, limit).with_checksum(checksum, trailers);
-    store_verified(&cx.s3.storage, verified).await
+    store_verified(&cx.s3.storage, verified, keep).await
 }
 
 /// The bytes `range` of an object, readable to the end whatever happens to the object

@@ -49,6 +49,7 @@ pub fn test_config(data_dir: PathBuf) -> Config {
     Config {
         metadata: s3d::config::MetadataConfig::Rocks { dir: data_dir.join("meta") },
         blob_dir: data_dir.join("blobs"),
+        inline_max: s3d::config::DEFAULT_INLINE_MAX,
         metrics: s3d::config::MetricsConfig::default(),
         listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
         data_dir,

@@ -60,7 +60,8 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
             checksum.algorithm = a;
         }
     }
-    let stored = data::store_body(cx, req.body, &req.headers, declared, MAX_PUT_SIZE, &checksum).await?;
+    let stored =
+        data::store_body(cx, req.body, &req.headers, declared, MAX_PUT_SIZE, &checksum, data::Keep::InBlob).await?;
     let (algorithm, sum) = stored.checksum();
     let md5 = stored.digest.md5;
     commit(&cx.s3.storage, &cx.bucket()?.name, cx.key()?, super::upload_id(cx), stored.part(number)).await?;
@@ -81,7 +82,7 @@ pub async fn call_copy(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Err
     let (bucket, key, id) = (cx.bucket()?.name.clone(), cx.key()?.to_owned(), super::upload_id(cx).to_owned());
     let resource = format!("/{bucket}/{key}");
     let work = async move {
-        let mut part = copy::copy_bytes(Arc::clone(&storage), source, range).await?;
+        let mut part = copy::copy_bytes(Arc::clone(&storage), source, range, data::Keep::InBlob).await?;
         part.part_number = number;
         let (etag, modified) = (hex::encode(part.md5), part.last_modified);
         commit(&storage, &bucket, &key, &id, part).await?;

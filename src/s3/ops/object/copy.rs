@@ -112,18 +112,20 @@ pub fn source_range(h: &HeaderMap, size: u64) -> Result<Option<std::ops::Range<u
     }
 }
 
-/// Streams `range` of `source` into a new (not yet referenced) blob, returning it as a
-/// one-part manifest entry. Owns what it needs, so that it can run detached.
+/// Streams `range` of `source` into a new (not yet referenced) blob, or into memory for an
+/// inline record, returning it as a one-part manifest entry. Owns what it needs, so that it
+/// can run detached.
 pub async fn copy_bytes(
     storage: Arc<Storage>,
     source: ObjectRecord,
     range: std::ops::Range<u64>,
+    keep: data::Keep,
 ) -> Result<PartRecord, S3Error> {
     let stream: BodyStream = Box::pin(storage.read(&source, range).await?.map_err(S3Error::internal));
     // The source bytes are trusted: no client digest to verify, the server's checksum computed.
     let verified =
         VerifiedBody::new(stream, PayloadHash::Unsigned, None).with_checksum(&RequestChecksum::server_default(), None);
-    let stored = data::store_verified(&storage, verified).await?;
+    let stored = data::store_verified(&storage, verified, keep).await?;
     Ok(stored.part(1))
 }
 
@@ -178,7 +180,8 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let versioned = bucket.versioning != Versioning::Unversioned;
     let work = async move {
         let size = source.size;
-        let part = copy_bytes(Arc::clone(&storage), source, 0..size).await?;
+        let keep = if storage.inlines(size) { data::Keep::Inline } else { data::Keep::InBlob };
+        let part = copy_bytes(Arc::clone(&storage), source, 0..size, keep).await?;
         let attributes = ObjectAttributes { storage_class, content, user_metadata, tags };
         let object = data::single_part_object(&bucket_name, &key_name, owner, part, attributes);
         let (etag, modified) = (object.etag.clone(), object.last_modified);

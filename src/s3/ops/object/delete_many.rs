@@ -43,8 +43,9 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let delete = parse(&doc)?;
     let quiet = delete.quiet.as_deref().is_some_and(|q| q.trim().eq_ignore_ascii_case("true"));
 
-    let owner = cx.owner();
-    let mut w = XmlWriter::new("DeleteResult");
+    // Entries that name a valid key and version are deleted together (one commit where the
+    // store can); the others answer their error in place.
+    let mut checked = Vec::with_capacity(delete.objects.len());
     for o in &delete.objects {
         let Some(key) = o.key.as_deref() else {
             return Err(S3Error::new(S3ErrorCode::MalformedXML));
@@ -55,11 +56,26 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
                 S3Error::with_message(S3ErrorCode::NoSuchVersion, "The specified version does not exist.")
             }),
         };
-        let result = match (validate_key(key), version) {
-            (Err(e), _) | (_, Err(e)) => Err(e),
-            (Ok(()), Ok(version)) => {
-                cx.s3.meta.delete_object(&bucket.name, key, version, &owner).await.map_err(S3Error::from)
-            }
+        checked.push(validate_key(key).and(version));
+    }
+    let items: Vec<(String, Option<VersionId>)> =
+        delete.objects.iter().zip(&checked).filter_map(|(o, c)| Some((o.key.clone()?, *c.as_ref().ok()?))).collect();
+    let mut outcomes = match cx.s3.meta.delete_objects(&bucket.name, &items, &cx.owner()).await {
+        Ok(outcomes) => outcomes.into_iter().map(|r| r.map_err(S3Error::from)).collect::<Vec<_>>(),
+        Err(e) => {
+            let e = S3Error::from(e);
+            tracing::error!(error = %e, "delete failed");
+            items.iter().map(|_| Err(S3Error::with_message(e.code, e.message.clone()))).collect()
+        }
+    }
+    .into_iter();
+
+    let mut w = XmlWriter::new("DeleteResult");
+    for (o, check) in delete.objects.iter().zip(checked) {
+        let key = o.key.as_deref().unwrap_or_default();
+        let result = match check {
+            Err(e) => Err(e),
+            Ok(_) => outcomes.next().unwrap_or_else(|| Err(S3Error::new(S3ErrorCode::InternalError))),
         };
         match result {
             Ok(_) if quiet => {}

@@ -1,0 +1,170 @@
+//! The locks that make each [`super::RocksMetadataStore`] method atomic against the others
+//! that touch the same records, while methods that touch different records run at once.
+//!
+//! A method holds its locks from before its reads until its batch is written. Writers of
+//! different keys therefore reach RocksDB together, and RocksDB commits them as one write
+//! group with one WAL sync: group commit, with each acknowledged write still synced before
+//! it returns.
+//!
+//! Locks are striped (a name hashes to one of a fixed set) and taken all at once, in one
+//! order — the bucket's, then the names' in ascending stripe order — so two methods can
+//! never wait for each other in a cycle. A collision only makes two unrelated names wait
+//! for each other briefly.
+
+use std::hash::{Hash, Hasher};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+const BUCKET_STRIPES: usize = 64;
+const NAME_STRIPES: usize = 1024;
+
+/// How a method holds its bucket's lock.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum BucketMode {
+    /// Writes inside the bucket (objects, uploads, parts): many at once.
+    Shared,
+    /// Changes of the bucket itself (creation, deletion, versioning, settings): alone.
+    Exclusive,
+}
+
+/// What a method locks, built up before taking it.
+#[derive(Default)]
+pub(super) struct LockSet<'a> {
+    bucket: Option<(&'a str, BucketMode)>,
+    names: Vec<usize>,
+}
+
+impl<'a> LockSet<'a> {
+    pub(super) fn bucket(bucket: &'a str, mode: BucketMode) -> Self {
+        LockSet { bucket: Some((bucket, mode)), names: Vec::new() }
+    }
+
+    pub(super) fn none() -> Self {
+        LockSet::default()
+    }
+
+    /// Adds the lock of a name: `kind` keeps different kinds of names (an object key, an
+    /// upload id, a blob id) apart.
+    pub(super) fn name(mut self, kind: &str, parts: &[&str]) -> Self {
+        self.names.push(stripe((kind, parts), NAME_STRIPES));
+        self
+    }
+
+    /// The lock of `key` in `bucket`.
+    pub(super) fn key(self, bucket: &str, key: &str) -> Self {
+        self.name("key", &[bucket, key])
+    }
+
+    /// The lock of an upload.
+    pub(super) fn upload(self, bucket: &str, upload_id: &str) -> Self {
+        self.name("upload", &[bucket, upload_id])
+    }
+}
+
+fn stripe(value: impl Hash, stripes: usize) -> usize {
+    let mut h = std::hash::DefaultHasher::new();
+    value.hash(&mut h);
+    (h.finish() % stripes as u64) as usize
+}
+
+/// The lock table of one store.
+pub(super) struct Locks {
+    buckets: Vec<RwLock<()>>,
+    names: Vec<Mutex<()>>,
+    users: Mutex<()>,
+}
+
+/// Locks held until dropped.
+#[must_use]
+pub(super) struct Held<'a> {
+    _bucket: Option<BucketGuard<'a>>,
+    _names: Vec<MutexGuard<'a, ()>>,
+}
+
+enum BucketGuard<'a> {
+    Shared(#[allow(dead_code)] RwLockReadGuard<'a, ()>),
+    Exclusive(#[allow(dead_code)] RwLockWriteGuard<'a, ()>),
+}
+
+impl Locks {
+    pub(super) fn new() -> Locks {
+        Locks {
+            buckets: (0..BUCKET_STRIPES).map(|_| RwLock::new(())).collect(),
+            names: (0..NAME_STRIPES).map(|_| Mutex::new(())).collect(),
+            users: Mutex::new(()),
+        }
+    }
+
+    /// Takes every lock of `set`, in the one order all methods use. A lock whose holder
+    /// panicked is taken anyway: the holder's batch was either written whole or not at all.
+    pub(super) fn acquire(&self, set: LockSet<'_>) -> Held<'_> {
+        let bucket = set.bucket.map(|(name, mode)| {
+            let lock = &self.buckets[stripe(name, BUCKET_STRIPES)];
+            match mode {
+                BucketMode::Shared => BucketGuard::Shared(lock.read().unwrap_or_else(|p| p.into_inner())),
+                BucketMode::Exclusive => BucketGuard::Exclusive(lock.write().unwrap_or_else(|p| p.into_inner())),
+            }
+        });
+        let mut names = set.names;
+        names.sort_unstable();
+        names.dedup();
+        let names = names.into_iter().map(|i| self.names[i].lock().unwrap_or_else(|p| p.into_inner())).collect();
+        Held { _bucket: bucket, _names: names }
+    }
+
+    /// The lock of the user table (every user change reads all users).
+    pub(super) fn users(&self) -> MutexGuard<'_, ()> {
+        self.users.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn names_in_any_order_never_deadlock_and_exclude_each_other() {
+        let locks = Arc::new(Locks::new());
+        let inside = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let (locks, inside) = (Arc::clone(&locks), Arc::clone(&inside));
+                std::thread::spawn(move || {
+                    for i in 0..2000 {
+                        // Two names, given in opposite orders by odd and even threads.
+                        let (a, b) = if t % 2 == 0 { ("x", "y") } else { ("y", "x") };
+                        let set = LockSet::bucket("b", BucketMode::Shared).key("b", a).key("b", b);
+                        let _held = locks.acquire(set);
+                        assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "iteration {i}");
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("no thread panicked");
+        }
+    }
+
+    #[test]
+    fn an_exclusive_bucket_lock_waits_for_shared_holders() {
+        let locks = Locks::new();
+        let held = locks.acquire(LockSet::bucket("b", BucketMode::Shared).key("b", "k"));
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let _x = locks.acquire(LockSet::bucket("b", BucketMode::Exclusive));
+            });
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(!waiter.is_finished(), "the exclusive lock waited");
+            drop(held);
+            waiter.join().expect("took the lock once released");
+        });
+        // Different keys of one bucket do not wait for each other (taken here by one thread,
+        // which would never return if the second waited for the first).
+        let (k1, k2) = (LockSet::none().key("b", "k1"), LockSet::none().key("b", "k2"));
+        assert_ne!(k1.names, k2.names, "the two keys fall on different stripes");
+        let _a = locks.acquire(LockSet::bucket("b", BucketMode::Shared).key("b", "k1"));
+        let _b = locks.acquire(LockSet::none().key("b", "k2"));
+    }
+}
