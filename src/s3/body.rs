@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
+
 use futures_util::{Stream, StreamExt};
 use md5::Md5;
 use sha2::{Digest, Sha256};
@@ -34,20 +35,124 @@ pub struct BodyDigest {
     pub checksums: Vec<(ChecksumAlgorithm, String)>,
 }
 
+/// One digest a body needs.
+enum Hasher {
+    Md5(Md5),
+    Sha256(Sha256),
+    Sum(Checksummer),
+}
+
+/// A finished [`Hasher`].
+enum HashOut {
+    Md5([u8; 16]),
+    Sha256([u8; 32]),
+    Sum(String),
+}
+
+impl Hasher {
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Md5(h) => h.update(data),
+            Hasher::Sha256(h) => h.update(data),
+            Hasher::Sum(c) => c.update(data),
+        }
+    }
+
+    fn finish(self) -> HashOut {
+        match self {
+            Hasher::Md5(h) => HashOut::Md5(h.finalize().into()),
+            Hasher::Sha256(h) => HashOut::Sha256(h.finalize().into()),
+            Hasher::Sum(c) => HashOut::Sum(c.finalize()),
+        }
+    }
+
+    /// Whether hashing is costly enough to deserve a thread of its own (the CRCs are not).
+    fn heavy(&self) -> bool {
+        !matches!(self, Hasher::Sum(Checksummer::Crc(..)))
+    }
+}
+
+/// Bodies at least this long (or of unknown length) are hashed beside the stream.
+const OFFLOAD_MIN: u64 = 1024 * 1024;
+/// Chunks a hashing thread may fall behind by (they are shared, not copied).
+const LANE_DEPTH: usize = 4;
+
+/// Hashers running on a blocking thread, fed chunk by chunk. `order` places each result
+/// among the body's digests.
+struct Lane {
+    tx: tokio_util::sync::PollSender<Bytes>,
+    done: tokio::sync::oneshot::Receiver<Vec<HashOut>>,
+    order: Vec<usize>,
+}
+
+impl Lane {
+    fn spawn(order: Vec<usize>, mut hashers: Vec<Hasher>) -> Lane {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(LANE_DEPTH);
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        tokio::task::spawn_blocking(move || {
+            while let Some(chunk) = rx.blocking_recv() {
+                for h in &mut hashers {
+                    h.update(&chunk);
+                }
+            }
+            let _ = done_tx.send(hashers.into_iter().map(Hasher::finish).collect());
+        });
+        Lane { tx: tokio_util::sync::PollSender::new(tx), done, order }
+    }
+}
+
+type Finishing = Pin<Box<dyn std::future::Future<Output = Option<Vec<HashOut>>> + Send>>;
+
+/// Where a body's digests are computed.
+enum Hashing {
+    /// On the stream's own task, chunk by chunk: for small bodies, cheaper than threads.
+    Here(Vec<Hasher>),
+    /// On blocking threads (one per costly digest), in parallel with reading the body and
+    /// writing it out; a thread that falls behind holds the stream back.
+    Lanes(Vec<Lane>),
+    /// The body ended: waiting for the lanes' results.
+    Finishing(Finishing),
+    /// Finished.
+    Done,
+}
+
+/// Ends every lane's input (dropping its sender) and waits for its digests, putting them in
+/// the body's order.
+fn finishing(lanes: Vec<Lane>) -> Finishing {
+    let waits: Vec<_> = lanes.into_iter().map(|lane| (lane.done, lane.order)).collect();
+    Box::pin(async move {
+        let mut outs: Vec<Option<HashOut>> = Vec::new();
+        for (done, order) in waits {
+            let results = done.await.ok()?;
+            for (i, out) in order.into_iter().zip(results) {
+                if outs.len() <= i {
+                    outs.resize_with(i + 1, || None);
+                }
+                outs[i] = Some(out);
+            }
+        }
+        outs.into_iter().collect()
+    })
+}
+
 /// Checks a body against the digests the client declared, failing at the end of the stream
 /// with the code S3 uses (`XAmzContentSHA256Mismatch`, `BadDigest`), and measures its MD5
 /// (the ETag) and length on the way. Bodies longer than `limit` fail with `EntityTooLarge`
 /// as soon as the limit is crossed.
 pub struct VerifiedBody {
     inner: BodyStream,
-    sha256: Option<(Sha256, [u8; 32])>,
-    md5: Md5,
+    /// The hashers, in this order: MD5, SHA-256 (when `sha256` is expected), the requested
+    /// checksum (when `checksum` is set) and CRC64NVME (when `crc64`).
+    hashing: Hashing,
+    sha256: Option<[u8; 32]>,
     expected_md5: Option<[u8; 16]>,
     len: u64,
     limit: u64,
     digest: Arc<OnceLock<BodyDigest>>,
-    checksum: Option<(Checksummer, ChecksumAlgorithm, Expected, Option<Trailers>)>,
-    crc64: Option<Checksummer>,
+    checksum: Option<(ChecksumAlgorithm, Expected, Option<Trailers>)>,
+    crc64: bool,
+    /// The inner stream ended (the digests may still be coming).
+    ended: bool,
     done: bool,
 }
 
@@ -57,30 +162,64 @@ impl VerifiedBody {
     }
 
     pub fn with_limit(inner: BodyStream, payload: PayloadHash, content_md5: Option<[u8; 16]>, limit: u64) -> Self {
+        let sha256 = match payload {
+            PayloadHash::Sha256(expected) => Some(expected),
+            _ => None,
+        };
+        let mut hashers = vec![Hasher::Md5(Md5::new())];
+        if sha256.is_some() {
+            hashers.push(Hasher::Sha256(Sha256::new()));
+        }
         VerifiedBody {
             inner,
-            sha256: match payload {
-                PayloadHash::Sha256(expected) => Some((Sha256::new(), expected)),
-                _ => None,
-            },
-            md5: Md5::new(),
+            hashing: Hashing::Here(hashers),
+            sha256,
             expected_md5: content_md5,
             len: 0,
             limit,
             digest: Arc::new(OnceLock::new()),
             checksum: None,
-            crc64: None,
+            crc64: false,
+            ended: false,
             done: false,
         }
     }
 
     /// Also computes (and, when the client sent one in a header or trailer, verifies) a
-    /// flexible checksum.
+    /// flexible checksum. Call before [`VerifiedBody::offloaded`].
     pub fn with_checksum(mut self, request: &RequestChecksum, trailers: Option<Trailers>) -> Self {
         let a = request.algorithm;
-        self.checksum = Some((Checksummer::new(a), a, request.expected.clone(), trailers));
-        if a != ChecksumAlgorithm::Crc64Nvme {
-            self.crc64 = Some(Checksummer::new(ChecksumAlgorithm::Crc64Nvme));
+        if let Hashing::Here(hashers) = &mut self.hashing {
+            self.checksum = Some((a, request.expected.clone(), trailers));
+            self.crc64 = a != ChecksumAlgorithm::Crc64Nvme;
+            hashers.push(Hasher::Sum(Checksummer::new(a)));
+            if self.crc64 {
+                hashers.push(Hasher::Sum(Checksummer::new(ChecksumAlgorithm::Crc64Nvme)));
+            }
+        }
+        self
+    }
+
+    /// Hashes on blocking threads beside the stream when the body is expected to be
+    /// `expected_len` long (unknown: maybe long) and that pays for the threads. Call last,
+    /// from within the runtime.
+    pub fn offloaded(mut self, expected_len: Option<u64>) -> Self {
+        if expected_len.is_some_and(|n| n < OFFLOAD_MIN) {
+            return self;
+        }
+        if let Hashing::Here(hashers) = std::mem::replace(&mut self.hashing, Hashing::Done) {
+            // Costly digests get a thread each; the cheap ones ride with the first (MD5).
+            let mut groups: Vec<(Vec<usize>, Vec<Hasher>)> = Vec::new();
+            for (i, h) in hashers.into_iter().enumerate() {
+                match groups.first_mut() {
+                    Some((order, group)) if !h.heavy() => {
+                        order.push(i);
+                        group.push(h);
+                    }
+                    _ => groups.push((vec![i], vec![h])),
+                }
+            }
+            self.hashing = Hashing::Lanes(groups.into_iter().map(|(order, hs)| Lane::spawn(order, hs)).collect());
         }
         self
     }
@@ -90,16 +229,22 @@ impl VerifiedBody {
         Arc::clone(&self.digest)
     }
 
-    fn finish(&mut self) -> Result<(), S3Error> {
-        if let Some((hasher, expected)) = self.sha256.take() {
-            let actual: [u8; 32] = hasher.finalize().into();
-            if actual != expected {
+    /// Checks the finished digests (in the body's order) and records them.
+    fn finish(&mut self, outs: Vec<HashOut>) -> Result<(), S3Error> {
+        let mut outs = outs.into_iter();
+        let Some(HashOut::Md5(actual)) = outs.next() else {
+            return Err(S3Error::internal("the body's MD5 is missing"));
+        };
+        if let Some(expected) = self.sha256 {
+            let Some(HashOut::Sha256(sha)) = outs.next() else {
+                return Err(S3Error::internal("the body's SHA-256 is missing"));
+            };
+            if sha != expected {
                 return Err(S3Error::new(S3ErrorCode::XAmzContentSHA256Mismatch)
                     .field("ClientComputedContentSHA256", hex::encode(expected))
-                    .field("S3ComputedContentSHA256", hex::encode(actual)));
+                    .field("S3ComputedContentSHA256", hex::encode(sha)));
             }
         }
-        let actual: [u8; 16] = std::mem::take(&mut self.md5).finalize().into();
         if let Some(expected) = self.expected_md5
             && actual != expected
         {
@@ -109,9 +254,13 @@ impl VerifiedBody {
                 .field("ExpectedDigest", b64.encode(expected))
                 .field("CalculatedDigest", b64.encode(actual)));
         }
+        let mut sums = outs.filter_map(|o| match o {
+            HashOut::Sum(s) => Some(s),
+            _ => None,
+        });
         let mut checksums = Vec::new();
-        if let Some((hasher, a, expected, trailers)) = self.checksum.take() {
-            let sum = hasher.finalize();
+        if let Some((a, expected, trailers)) = self.checksum.take() {
+            let sum = sums.next().ok_or_else(|| S3Error::internal("the body's checksum is missing"))?;
             let sent = match expected {
                 Expected::Header(v) => Some(v),
                 // A trailer-announcing body may still end without the trailer (the checksum is
@@ -130,12 +279,36 @@ impl VerifiedBody {
                 ));
             }
             checksums.push((a, sum));
-            if let Some(c) = self.crc64.take() {
-                checksums.push((ChecksumAlgorithm::Crc64Nvme, c.finalize()));
+            if self.crc64 {
+                let crc = sums.next().ok_or_else(|| S3Error::internal("the body's CRC64NVME is missing"))?;
+                checksums.push((ChecksumAlgorithm::Crc64Nvme, crc));
             }
         }
         let _ = self.digest.set(BodyDigest { md5: actual, len: self.len, checksums });
         Ok(())
+    }
+
+    /// The digests, once every hasher has seen the whole body.
+    fn poll_digests(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<HashOut>>> {
+        loop {
+            match std::mem::replace(&mut self.hashing, Hashing::Done) {
+                Hashing::Here(hashers) => return Poll::Ready(Some(hashers.into_iter().map(Hasher::finish).collect())),
+                Hashing::Lanes(lanes) => {
+                    // No more chunks: the threads finish what they have and answer.
+                    self.hashing = Hashing::Finishing(finishing(lanes));
+                }
+                Hashing::Finishing(mut f) => {
+                    return match f.as_mut().poll(cx) {
+                        Poll::Ready(outs) => Poll::Ready(outs),
+                        Poll::Pending => {
+                            self.hashing = Hashing::Finishing(f);
+                            Poll::Pending
+                        }
+                    };
+                }
+                Hashing::Done => return Poll::Ready(None),
+            }
+        }
     }
 }
 
@@ -143,41 +316,61 @@ impl Stream for VerifiedBody {
     type Item = Result<Bytes, S3Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.done {
+        let this = &mut *self;
+        if this.done {
             return Poll::Ready(None);
         }
-        match ready!(self.inner.as_mut().poll_next(cx)) {
-            Some(Ok(chunk)) => {
-                self.len += chunk.len() as u64;
-                if self.len > self.limit {
-                    self.done = true;
-                    return Poll::Ready(Some(Err(
-                        S3Error::new(S3ErrorCode::EntityTooLarge).field("MaxSizeAllowed", self.limit.to_string())
-                    )));
-                }
-                if let Some((h, _)) = &mut self.sha256 {
-                    h.update(&chunk);
-                }
-                if let Some((c, ..)) = &mut self.checksum {
-                    c.update(&chunk);
-                }
-                if let Some(c) = &mut self.crc64 {
-                    c.update(&chunk);
-                }
-                self.md5.update(&chunk);
-                Poll::Ready(Some(Ok(chunk)))
-            }
-            Some(Err(e)) => {
-                self.done = true;
-                Poll::Ready(Some(Err(e)))
-            }
-            None => {
-                self.done = true;
-                match self.finish() {
-                    Ok(()) => Poll::Ready(None),
-                    Err(e) => Poll::Ready(Some(Err(e))),
+        if !this.ended {
+            // With hashing threads, a chunk is taken only when each of them has room for it.
+            if let Hashing::Lanes(lanes) = &mut this.hashing {
+                for lane in lanes.iter_mut() {
+                    if ready!(lane.tx.poll_reserve(cx)).is_err() {
+                        this.done = true;
+                        return Poll::Ready(Some(Err(S3Error::internal("a hashing thread stopped"))));
+                    }
                 }
             }
+            match ready!(this.inner.as_mut().poll_next(cx)) {
+                Some(Ok(chunk)) => {
+                    this.len += chunk.len() as u64;
+                    if this.len > this.limit {
+                        this.done = true;
+                        return Poll::Ready(Some(Err(
+                            S3Error::new(S3ErrorCode::EntityTooLarge).field("MaxSizeAllowed", this.limit.to_string())
+                        )));
+                    }
+                    match &mut this.hashing {
+                        Hashing::Here(hashers) => {
+                            for h in hashers {
+                                h.update(&chunk);
+                            }
+                        }
+                        Hashing::Lanes(lanes) => {
+                            for lane in lanes {
+                                // Room was reserved above.
+                                let _ = lane.tx.send_item(chunk.clone());
+                            }
+                        }
+                        Hashing::Finishing(_) | Hashing::Done => {}
+                    }
+                    return Poll::Ready(Some(Ok(chunk)));
+                }
+                Some(Err(e)) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                None => this.ended = true,
+            }
+        }
+        let outs = ready!(this.poll_digests(cx));
+        this.done = true;
+        let result = match outs {
+            Some(outs) => this.finish(outs),
+            None => Err(S3Error::internal("a hashing thread stopped")),
+        };
+        match result {
+            Ok(()) => Poll::Ready(None),
+            Err(e) => Poll::Ready(Some(Err(e))),
         }
     }
 }
@@ -250,5 +443,38 @@ mod tests {
 
         let err = read_small(body(&[b"hello", b"world"]), PayloadHash::Unsigned, None, 7).await.expect_err("limit");
         assert_eq!(err.code, S3ErrorCode::MaxMessageLengthExceeded);
+    }
+
+    /// The same body hashed on the stream's task and on hashing threads gives the same
+    /// digests and the same failures.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hashing_threads_agree_with_hashing_in_place() {
+        let data: Vec<u8> = (0..3 * OFFLOAD_MIN as usize).map(|i| (i * 7 % 251) as u8).collect();
+        let chunks = || -> BodyStream {
+            let parts: Vec<Result<Bytes, S3Error>> =
+                data.chunks(100_000).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+            Box::pin(futures_util::stream::iter(parts))
+        };
+        async fn run(mut body: VerifiedBody) -> Result<BodyDigest, S3Error> {
+            let digest = body.digest();
+            while let Some(chunk) = body.next().await {
+                chunk?;
+            }
+            Ok(digest.get().cloned().expect("a digest"))
+        }
+        for algorithm in [ChecksumAlgorithm::Crc32c, ChecksumAlgorithm::Sha256, ChecksumAlgorithm::Crc64Nvme] {
+            let request = RequestChecksum { algorithm, expected: Expected::None, explicit: true };
+            let make = |payload| VerifiedBody::new(chunks(), payload, None).with_checksum(&request, None);
+            let here = run(make(sha(&data))).await.expect("in place");
+            let there = run(make(sha(&data)).offloaded(None)).await.expect("on threads");
+            assert_eq!(here, there);
+            assert_eq!(here.md5, <[u8; 16]>::from(Md5::digest(&data)));
+            assert_eq!(here.checksums.len(), if algorithm == ChecksumAlgorithm::Crc64Nvme { 1 } else { 2 });
+            let err = run(make(sha(b"other")).offloaded(Some(data.len() as u64))).await.expect_err("mismatch");
+            assert_eq!(err.code, S3ErrorCode::XAmzContentSHA256Mismatch);
+        }
+        let md5 = Some([0u8; 16]);
+        let err = run(VerifiedBody::new(chunks(), PayloadHash::Unsigned, md5).offloaded(None)).await.expect_err("md5");
+        assert_eq!(err.code, S3ErrorCode::BadDigest);
     }
 }

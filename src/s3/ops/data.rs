@@ -192,8 +192,9 @@ pub async fn store_body(
         _ => (body, None),
     };
     let content_md5 = headers::content_md5(h)?;
-    let verified =
-        VerifiedBody::with_limit(body, cx.auth.payload, content_md5, limit).with_checksum(checksum, trailers);
+    let verified = VerifiedBody::with_limit(body, cx.auth.payload, content_md5, limit)
+        .with_checksum(checksum, trailers)
+        .offloaded(declared);
     store_verified(&cx.s3.storage, verified, keep).await
 }
 

@@ -121,10 +121,12 @@ pub async fn copy_bytes(
     range: std::ops::Range<u64>,
     keep: data::Keep,
 ) -> Result<PartRecord, S3Error> {
+    let len = range.end - range.start;
     let stream: BodyStream = Box::pin(storage.read(&source, range).await?.map_err(S3Error::internal));
     // The source bytes are trusted: no client digest to verify, the server's checksum computed.
-    let verified =
-        VerifiedBody::new(stream, PayloadHash::Unsigned, None).with_checksum(&RequestChecksum::server_default(), None);
+    let verified = VerifiedBody::new(stream, PayloadHash::Unsigned, None)
+        .with_checksum(&RequestChecksum::server_default(), None)
+        .offloaded(Some(len));
     let stored = data::store_verified(&storage, verified, keep).await?;
     Ok(stored.part(1))
 }
