@@ -19,6 +19,32 @@ fn push_escaped(out: &mut Vec<u8>, s: &str, terminate: bool) {
     }
 }
 
+/// The object key inside an `Objects` or `Versions` key (`bucket 0x00 esc(key) 0x00 0x01 …`)
+/// that starts after `skip` bytes (the bucket's prefix); `None` if it is not one.
+pub fn object_key_of(raw: &[u8], skip: usize) -> Option<String> {
+    let mut out = Vec::with_capacity(raw.len().saturating_sub(skip));
+    let mut i = skip;
+    while let Some(&b) = raw.get(i) {
+        if b == 0 {
+            match raw.get(i + 1) {
+                Some(0xFF) => out.push(0),
+                Some(0x01) => return String::from_utf8(out).ok(),
+                _ => return None,
+            }
+            i += 2;
+            continue;
+        }
+        out.push(b);
+        i += 1;
+    }
+    None
+}
+
+/// The first `Objects`/`Versions` key after every key of `bucket` that starts with `prefix`.
+pub fn after_prefix(bucket: &str, prefix: &str) -> Option<Vec<u8>> {
+    crate::storage::prefix_end(&upload_prefix(bucket, prefix))
+}
+
 /// `bucket 0x00`: the start of everything in a bucket.
 pub fn bucket_prefix(bucket: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(bucket.len() + 1);
@@ -154,6 +180,20 @@ pub fn successor(mut key: Vec<u8>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn object_keys_read_back_from_index_keys() {
+        for key in ["", "a/b", "nul\0inside\0", "\u{10ffff}~", "\0"] {
+            let raw = object("bkt", key);
+            assert_eq!(object_key_of(&raw, bucket_prefix("bkt").len()).as_deref(), Some(key));
+            // Everything under a prefix sorts before the key after it, nothing else does.
+            let after = after_prefix("bkt", key).expect("a key follows");
+            assert!(raw < after);
+            assert!(object("bkt", &format!("{key}zzz")) < after);
+        }
+        assert_eq!(object_key_of(b"bkt\0unterminated", 4), None);
+        assert_eq!(object_key_of(b"bkt\0bad\0\x07", 4), None);
+    }
 
     #[test]
     fn upload_keys_sort_like_object_keys_then_time() {
