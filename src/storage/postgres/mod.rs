@@ -567,9 +567,21 @@ impl<T> Pager<T> {
         self.entries.push(entry);
         step
     }
+}
 
-    fn finish(self) -> Grouped<T> {
-        Grouped { entries: self.entries, truncated: self.truncated }
+impl Pager<Row> {
+    /// The page, each row made an item by `item`.
+    fn rows_into<U>(self, item: impl Fn(&Row) -> Result<U, Fail>) -> Result<Grouped<U>, Fail> {
+        let truncated = self.truncated;
+        let entries = self
+            .entries
+            .into_iter()
+            .map(|e| match e {
+                Entry::Item(row) => item(&row).map(Entry::Item),
+                Entry::CommonPrefix(p) => Ok(Entry::CommonPrefix(p)),
+            })
+            .collect::<Result<Vec<_>, Fail>>()?;
+        Ok(Grouped { entries, truncated })
     }
 }
 
@@ -858,17 +870,7 @@ impl MetadataStore for PostgresMetadataStore {
                     }
                 }
             }
-            let truncated = pager.truncated;
-            let entries = pager
-                .finish()
-                .entries
-                .into_iter()
-                .map(|e| match e {
-                    Entry::Item(row) => decode::<ObjectRecord>(&row, "record").map(Entry::Item),
-                    Entry::CommonPrefix(p) => Ok(Entry::CommonPrefix(p)),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            ObjectPage::from_grouped(Grouped { entries, truncated })
+            ObjectPage::from_grouped(pager.rows_into(|row| decode::<ObjectRecord>(row, "record"))?)
         })
     }
 
@@ -909,20 +911,12 @@ impl MetadataStore for PostgresMetadataStore {
                     }
                 }
             }
-            let truncated = pager.truncated;
-            let entries = pager
-                .finish()
-                .entries
-                .into_iter()
-                .map(|e| match e {
-                    Entry::Item(row) => Ok(Entry::Item(VersionEntry {
-                        object: decode::<ObjectRecord>(&row, "record")?,
-                        is_latest: row.try_get("is_latest")?,
-                    })),
-                    Entry::CommonPrefix(p) => Ok(Entry::CommonPrefix(p)),
+            VersionPage::from_grouped(pager.rows_into(|row| {
+                Ok(VersionEntry {
+                    object: decode::<ObjectRecord>(row, "record")?,
+                    is_latest: row.try_get("is_latest")?,
                 })
-                .collect::<Result<Vec<_>, Fail>>()?;
-            VersionPage::from_grouped(Grouped { entries, truncated })
+            })?)
         })
     }
 
@@ -1011,17 +1005,7 @@ impl MetadataStore for PostgresMetadataStore {
                     }
                 }
             }
-            let truncated = pager.truncated;
-            let entries = pager
-                .finish()
-                .entries
-                .into_iter()
-                .map(|e| match e {
-                    Entry::Item(row) => decode::<UploadRecord>(&row, "record").map(Entry::Item),
-                    Entry::CommonPrefix(p) => Ok(Entry::CommonPrefix(p)),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            UploadPage::from_grouped(Grouped { entries, truncated })
+            UploadPage::from_grouped(pager.rows_into(|row| decode::<UploadRecord>(row, "record"))?)
         })
     }
 
