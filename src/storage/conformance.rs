@@ -872,6 +872,22 @@ async fn batch_deletes(store: &dyn MetadataStore) {
     assert_eq!(out[1].as_ref().expect("version").removed.as_ref().map(|o| o.version_id), Some(v.version_id));
     assert!(is_garbage(store, "dc2").await && in_use(store, "dc").await);
     assert!(store.get_object("del", "c", None).await.expect("get").expect("latest").delete_marker);
+
+    // Lifecycle's removal of a noncurrent version leaves a version that has become the latest.
+    let old = store.put_object(object("del", "n", &["n1"]), &WriteCondition::None).await.expect("put");
+    let new = store.put_object(object("del", "n", &["n2"]), &WriteCondition::None).await.expect("put");
+    let key_of = |id: VersionId| match id {
+        VersionId::Id(k) => k,
+        VersionId::Null => panic!("a versioned bucket gives ids"),
+    };
+    store.delete_object("del", "n", Some(new.version_id), &alice).await.expect("delete newest");
+    assert_eq!(store.remove_noncurrent("del", "n", key_of(old.version_id)).await.expect("latest kept"), None);
+    assert!(in_use(store, "n1").await);
+    let newer = store.put_object(object("del", "n", &["n3"]), &WriteCondition::None).await.expect("put");
+    let removed = store.remove_noncurrent("del", "n", key_of(old.version_id)).await.expect("noncurrent");
+    assert_eq!(removed.map(|r| r.version_id), Some(old.version_id));
+    assert!(is_garbage(store, "n1").await);
+    assert_eq!(store.get_object("del", "n", None).await.expect("get").map(|o| o.version_id), Some(newer.version_id));
     assert!(matches!(
         store.delete_objects("nope", &[("k".to_string(), None)], &alice).await.map(|v| v.into_iter().next()),
         Err(StorageError::NotFound(Resource::Bucket)) | Ok(Some(Err(StorageError::NotFound(Resource::Bucket))))

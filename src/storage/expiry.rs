@@ -313,11 +313,8 @@ impl LifecycleWorker {
                         })
                 });
                 index = index.saturating_add(1);
-                if remove {
-                    let out = self.meta.delete_object(&bucket.name, &o.key, Some(o.version_id), &bucket.owner).await?;
-                    if out.removed.is_some() {
-                        stats.noncurrent_removed += 1;
-                    }
+                if remove && self.meta.remove_noncurrent(&bucket.name, &o.key, o.version_key).await?.is_some() {
+                    stats.noncurrent_removed += 1;
                 }
             }
             if !page.is_truncated || !renew().await? {

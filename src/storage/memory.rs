@@ -408,6 +408,20 @@ impl MetadataStore for MemoryMetadataStore {
         }
     }
 
+    async fn remove_noncurrent(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: VersionKey,
+    ) -> Result<Option<ObjectRecord>, StorageError> {
+        let mut s = self.state();
+        s.versioning(bucket)?;
+        if s.newest(bucket, key).map(|v| v.version_key) == Some(version) {
+            return Ok(None);
+        }
+        Ok(s.remove_version(bucket, key, version))
+    }
+
     async fn expire_object(
         &self,
         bucket: &str,

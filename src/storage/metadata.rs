@@ -101,6 +101,16 @@ pub trait MetadataStore: Send + Sync + 'static {
         Ok(out)
     }
 
+    /// Lifecycle: removes `version` of `key` for good unless it is the key's latest (a
+    /// delete of the newer versions may have made it so since the worker listed it); `None`
+    /// when nothing was removed.
+    async fn remove_noncurrent(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: VersionKey,
+    ) -> Result<Option<super::ObjectRecord>, StorageError>;
+
     /// As `delete_object` without a version, but only while the latest version is still
     /// `expected` (the lifecycle worker expires what it looked at, never a newer write).
     async fn expire_object(

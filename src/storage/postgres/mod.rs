@@ -797,6 +797,21 @@ impl MetadataStore for PostgresMetadataStore {
         })
     }
 
+    async fn remove_noncurrent(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: VersionKey,
+    ) -> Result<Option<ObjectRecord>, StorageError> {
+        transaction!(self, |tx| {
+            bucket_required(&tx, bucket, Some(key)).await?;
+            match newest(&tx, bucket, key).await? {
+                Some(latest) if latest.version_key == version => None,
+                _ => remove_version(&tx, bucket, key, &version).await?,
+            }
+        })
+    }
+
     async fn expire_object(
         &self,
         bucket: &str,

@@ -901,6 +901,27 @@ impl MetadataStore for RocksMetadataStore {
         .await
     }
 
+    async fn remove_noncurrent(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: VersionKey,
+    ) -> Result<Option<ObjectRecord>, StorageError> {
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        self.blocking(move |db| {
+            let _guard = db.locks.acquire(LockSet::bucket(&bucket, BucketMode::Shared).key(&bucket, &key));
+            db.versioning(&bucket)?;
+            if db.newest(&bucket, &key)?.map(|v| v.version_key) == Some(version) {
+                return Ok(None);
+            }
+            let mut batch = WriteBatch::default();
+            let removed = db.stage_version_removal(&mut batch, &bucket, &key, &version)?;
+            db.write(batch)?;
+            Ok(removed)
+        })
+        .await
+    }
+
     async fn expire_object(
         &self,
         bucket: &str,
