@@ -9,9 +9,11 @@
 //! Several processes may share one store: nothing here assumes it is the only writer (the
 //! temporary files of a crashed writer are removed by age, never wholesale at start-up).
 
+use std::collections::HashSet;
 use std::io::ErrorKind;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -30,6 +32,8 @@ const READ_CHUNK: usize = 256 * 1024;
 pub struct FsBlobStore {
     root: PathBuf,
     fsync: bool,
+    /// Fan-out directories known to exist durably (at most 65,536).
+    known_dirs: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
 fn io(context: &str, e: std::io::Error) -> StorageError {
@@ -47,20 +51,11 @@ impl Drop for DeleteOnDrop {
     }
 }
 
-/// fsyncs a directory so that a rename or unlink in it is durable.
-async fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
-        .await
-        .map_err(|e| StorageError::Io(format!("sync task: {e}")))?
-        .map_err(|e| io("fsync directory", e))
-}
-
 impl FsBlobStore {
     /// Opens (creating) the store under `root`.
     pub async fn open(root: &Path, fsync: bool) -> Result<Self, StorageError> {
         tokio::fs::create_dir_all(root.join("tmp")).await.map_err(|e| io("create blob dir", e))?;
-        Ok(FsBlobStore { root: root.to_path_buf(), fsync })
+        Ok(FsBlobStore { root: root.to_path_buf(), fsync, known_dirs: Arc::default() })
     }
 
     fn path(&self, id: &BlobId) -> Result<PathBuf, StorageError> {
@@ -69,40 +64,42 @@ impl FsBlobStore {
         }
         Ok(self.root.join(&id.0[0..2]).join(&id.0[2..4]).join(&id.0))
     }
+}
 
-    /// Creates a fan-out directory (and its parent) if missing. A directory created here is
-    /// made durable by fsyncing its parent, or a crash could lose it with the blobs in it.
-    async fn ensure_dir(&self, dir: &Path) -> Result<(), StorageError> {
-        let mut missing = Vec::new();
-        let mut d = dir.to_path_buf();
-        while d != self.root {
-            match tokio::fs::metadata(&d).await {
-                Ok(_) => break,
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    missing.push(d.clone());
-                    if !d.pop() {
-                        break;
-                    }
-                }
-                Err(e) => return Err(io("stat fan-out dir", e)),
-            }
-        }
-        for d in missing.into_iter().rev() {
-            match tokio::fs::create_dir(&d).await {
-                Ok(()) => {
-                    if self.fsync
-                        && let Some(parent) = d.parent()
-                    {
-                        sync_dir(parent).await?;
-                    }
-                }
-                // Another writer made it first; it syncs its parent.
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(io("create fan-out dir", e)),
-            }
-        }
-        Ok(())
+/// Creates a fan-out directory (and its parent) if missing, unless `known` says it exists.
+/// A directory created here is made durable by fsyncing its parent, or a crash could lose
+/// it with the blobs in it; one that another writer created is synced again, as that writer
+/// may not have got there yet.
+fn ensure_dir(root: &Path, dir: &Path, fsync: bool, known: &Mutex<HashSet<PathBuf>>) -> std::io::Result<()> {
+    if known.lock().unwrap_or_else(|p| p.into_inner()).contains(dir) {
+        return Ok(());
     }
+    let mut missing = Vec::new();
+    let mut d = dir.to_path_buf();
+    while d != root {
+        match std::fs::metadata(&d) {
+            Ok(_) => break,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                missing.push(d.clone());
+                if !d.pop() {
+                    break;
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    for d in missing.into_iter().rev() {
+        match std::fs::create_dir(&d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        if fsync && let Some(parent) = d.parent() {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+    }
+    known.lock().unwrap_or_else(|p| p.into_inner()).insert(dir.to_path_buf());
+    Ok(())
 }
 
 /// How long ago a file was last written or renamed (its status-change time; a rename into
@@ -184,22 +181,31 @@ impl BlobStore for FsBlobStore {
             out.write_all(&chunk).await.map_err(|e| io("write blob", e))?;
         }
         out.flush().await.map_err(|e| io("flush blob", e))?;
-        let file = out.into_inner();
-        if self.fsync {
-            // The bytes must be on disk before any metadata can point at them.
-            file.sync_all().await.map_err(|e| io("fsync blob", e))?;
-        }
-        drop(file);
+        let file = out.into_inner().into_std().await;
         let final_path = self.path(&id)?;
         let dir = final_path.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
-        self.ensure_dir(&dir).await?;
-        tokio::fs::rename(&tmp_path, &final_path).await.map_err(|e| io("rename blob", e))?;
+        let (root, fsync, known) = (self.root.clone(), self.fsync, Arc::clone(&self.known_dirs));
+        let tmp = tmp_path.clone();
+        // The rest in one trip to a blocking thread.
+        tokio::task::spawn_blocking(move || -> Result<(), StorageError> {
+            if fsync {
+                // The bytes (and the length, which fdatasync covers) must be on disk before
+                // any metadata can point at them.
+                file.sync_data().map_err(|e| io("fsync blob", e))?;
+            }
+            drop(file);
+            ensure_dir(&root, &dir, fsync, &known).map_err(|e| io("create fan-out dir", e))?;
+            std::fs::rename(&tmp, &final_path).map_err(|e| io("rename blob", e))?;
+            if fsync {
+                // The new name must be durable too, or a crash could lose the file after the
+                // metadata naming it was committed.
+                std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| io("fsync directory", e))?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| StorageError::Io(format!("blob write task: {e}")))??;
         guard.0 = None;
-        if self.fsync {
-            // The new name must be durable too, or a crash could lose the file after the
-            // metadata naming it was committed.
-            sync_dir(&dir).await?;
-        }
         Ok(BlobRef { id, len })
     }
 
