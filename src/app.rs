@@ -55,9 +55,24 @@ impl Running {
         }
     }
 
-    /// Stops accepting, lets in-flight requests finish, flushes and closes the stores.
-    /// Returns once the stores are closed (the data directory may then be opened again),
-    /// or after 30 seconds if something still holds them.
+    /// Stops, then waits until the stores are closed, so that the same data directory can be
+    /// opened again in this process (tests restart servers so), or 30 seconds at most: a
+    /// client connection left open holds them until it ends.
+    pub async fn stop_and_close(self) {
+        let meta = self.meta.clone();
+        self.stop().await;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while meta.strong_count() > 0 {
+            if tokio::time::Instant::now() > deadline {
+                tracing::warn!("the metadata store is still in use after shutting down");
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Stops accepting, lets in-flight requests finish and flushes the stores (which close
+    /// when the last connection using them ends).
     pub async fn stop(self) {
         for task in [self.housekeeping, self.lifecycle, self.users] {
             task.abort();
@@ -68,14 +83,6 @@ impl Running {
         let _ = self.shutdown.send(());
         if let Err(e) = self.task.await {
             tracing::error!(error = %e, "server task failed");
-        }
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-        while self.meta.strong_count() > 0 {
-            if tokio::time::Instant::now() > deadline {
-                tracing::warn!("the metadata store is still in use after shutting down");
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
 }

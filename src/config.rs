@@ -80,7 +80,7 @@ pub struct RawBlobs {
 }
 
 /// Default of `[blobs] inline_max`.
-pub const DEFAULT_INLINE_MAX: u64 = 64 * 1024;
+pub const DEFAULT_INLINE_MAX: u64 = 16 * 1024;
 /// Largest `[blobs] inline_max`: an inline body is held in memory until it is committed.
 pub const MAX_INLINE_MAX: u64 = 1024 * 1024;
 

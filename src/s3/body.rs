@@ -76,6 +76,31 @@ impl Hasher {
 const OFFLOAD_MIN: u64 = 1024 * 1024;
 /// Chunks a hashing thread may fall behind by (they are shared, not copied).
 const LANE_DEPTH: usize = 4;
+/// Bodies hashed on threads at once (each holds up to three blocking threads for as long
+/// as it streams); the others hash in place, so that long uploads can never take the
+/// blocking pool that blob writes and metadata calls need.
+const MAX_OFFLOADED: usize = 16;
+
+static OFFLOADED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One of the [`MAX_OFFLOADED`] places, given back when the body is dropped.
+struct OffloadSlot;
+
+impl OffloadSlot {
+    fn take() -> Option<OffloadSlot> {
+        use std::sync::atomic::Ordering;
+        OFFLOADED
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < MAX_OFFLOADED).then_some(n + 1))
+            .ok()
+            .map(|_| OffloadSlot)
+    }
+}
+
+impl Drop for OffloadSlot {
+    fn drop(&mut self) {
+        OFFLOADED.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
 
 /// Hashers running on a blocking thread, fed chunk by chunk. `order` places each result
 /// among the body's digests.
@@ -154,6 +179,7 @@ pub struct VerifiedBody {
     /// The inner stream ended (the digests may still be coming).
     ended: bool,
     done: bool,
+    _slot: Option<OffloadSlot>,
 }
 
 impl VerifiedBody {
@@ -182,6 +208,7 @@ impl VerifiedBody {
             crc64: false,
             ended: false,
             done: false,
+            _slot: None,
         }
     }
 
@@ -204,9 +231,13 @@ impl VerifiedBody {
     /// `expected_len` long (unknown: maybe long) and that pays for the threads. Call last,
     /// from within the runtime.
     pub fn offloaded(mut self, expected_len: Option<u64>) -> Self {
-        if expected_len.is_some_and(|n| n < OFFLOAD_MIN) {
+        if expected_len.is_some_and(|n| n < OFFLOAD_MIN) || !matches!(self.hashing, Hashing::Here(_)) {
             return self;
         }
+        let Some(slot) = OffloadSlot::take() else {
+            return self;
+        };
+        self._slot = Some(slot);
         if let Hashing::Here(hashers) = std::mem::replace(&mut self.hashing, Hashing::Done) {
             // Costly digests get a thread each; the cheap ones ride with the first (MD5).
             let mut groups: Vec<(Vec<usize>, Vec<Hasher>)> = Vec::new();

@@ -19,6 +19,10 @@ const V3: u8 = 3;
 
 /// A record a metadata store keeps.
 pub trait Record: Serialize + DeserializeOwned {
+    /// The format it is written in: the oldest whose layout it still has, so that records
+    /// an older release can read stay readable to it.
+    const FORMAT: u8 = V2;
+
     /// Reads a value written in format 1; records whose layout did not change decode as they
     /// are.
     fn from_v1(bytes: &[u8]) -> Result<Self, StorageError> {
@@ -37,7 +41,7 @@ fn postcard_decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StorageError>
 }
 
 pub fn encode<T: Record>(value: &T) -> Result<Vec<u8>, StorageError> {
-    let mut out = vec![V3];
+    let mut out = vec![T::FORMAT];
     postcard::to_io(value, &mut out).map_err(|e| StorageError::Corrupt(format!("encode: {e}")))?;
     Ok(out)
 }
@@ -322,6 +326,8 @@ impl Record for UploadRecord {
 }
 
 impl Record for PartRecord {
+    const FORMAT: u8 = V3;
+
     fn from_v1(bytes: &[u8]) -> Result<Self, StorageError> {
         postcard_decode::<v1::Part>(bytes)?.convert()
     }
@@ -332,6 +338,8 @@ impl Record for PartRecord {
 }
 
 impl Record for ObjectRecord {
+    const FORMAT: u8 = V3;
+
     fn from_v1(bytes: &[u8]) -> Result<Self, StorageError> {
         postcard_decode::<v1::Object>(bytes)?.convert()
     }
@@ -376,7 +384,7 @@ mod tests {
             versioning: Versioning::Enabled,
         };
         let bytes = encode(&b).expect("encodes");
-        assert_eq!(bytes[0], 3);
+        assert_eq!(bytes[0], 2, "a layout format 3 did not change is written as format 2");
         assert_eq!(decode::<BucketRecord>(&bytes).expect("decodes"), b);
         let mut future = bytes.clone();
         future[0] = 9;

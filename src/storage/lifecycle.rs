@@ -87,7 +87,7 @@ impl Storage {
 
     /// Whether an object of `len` bytes is kept inside its metadata record.
     pub fn inlines(&self, len: u64) -> bool {
-        len <= self.inline_max
+        self.inline_max > 0 && len <= self.inline_max
     }
 
     /// The metadata store, for reads and for changes that write no new blob.

@@ -67,9 +67,9 @@ impl FsBlobStore {
 }
 
 /// Creates a fan-out directory (and its parent) if missing, unless `known` says it exists.
-/// A directory created here is made durable by fsyncing its parent, or a crash could lose
-/// it with the blobs in it; one that another writer created is synced again, as that writer
-/// may not have got there yet.
+/// The first time a process uses a directory, its parents are fsynced, whoever created it
+/// (another writer may not have synced them yet), or a crash could lose the directory with
+/// the blobs in it.
 fn ensure_dir(root: &Path, dir: &Path, fsync: bool, known: &Mutex<HashSet<PathBuf>>) -> std::io::Result<()> {
     if known.lock().unwrap_or_else(|p| p.into_inner()).contains(dir) {
         return Ok(());
@@ -94,8 +94,14 @@ fn ensure_dir(root: &Path, dir: &Path, fsync: bool, known: &Mutex<HashSet<PathBu
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
-        if fsync && let Some(parent) = d.parent() {
+    }
+    if fsync {
+        let mut d = dir;
+        while d != root
+            && let Some(parent) = d.parent()
+        {
             std::fs::File::open(parent)?.sync_all()?;
+            d = parent;
         }
     }
     known.lock().unwrap_or_else(|p| p.into_inner()).insert(dir.to_path_buf());

@@ -301,6 +301,15 @@ impl Inner {
     ) -> Result<(), StorageError> {
         let k = keys::object(bucket, key);
         match latest.filter(|v| !v.delete_marker) {
+            // The listing index needs no object bytes (reads go to the version's record):
+            // inline parts are kept there empty, so that listings stay small.
+            Some(v) if v.parts.iter().any(|p| p.inline.is_some()) => {
+                let mut listed = v.clone();
+                for p in &mut listed.parts {
+                    p.inline = p.inline.as_ref().map(|_| bytes::Bytes::new());
+                }
+                batch.put_cf(self.cf(Cf::Objects)?, k, codec::encode(&listed)?)
+            }
             Some(v) => batch.put_cf(self.cf(Cf::Objects)?, k, codec::encode(v)?),
             None => batch.delete_cf(self.cf(Cf::Objects)?, k),
         }
@@ -882,17 +891,19 @@ impl MetadataStore for RocksMetadataStore {
                     .map(|(key, version)| db.stage_delete(&mut batch, &bucket, key, *version, versioning, &owner))
                     .collect();
                 if outcomes.iter().all(Result::is_ok) {
-                    db.write(batch)?;
-                    out.extend(outcomes);
+                    // Earlier chunks are committed: a failure here is this chunk's alone.
+                    match db.write(batch) {
+                        Ok(()) => out.extend(outcomes),
+                        Err(e) => out.extend(chunk.iter().map(|_| Err(StorageError::Io(e.to_string())))),
+                    }
                     continue;
                 }
                 // A failed entry may have staged part of its writes: commit each on its own.
                 for (key, version) in chunk {
                     let mut batch = WriteBatch::default();
-                    let outcome = db.stage_delete(&mut batch, &bucket, key, *version, versioning, &owner);
-                    if outcome.is_ok() {
-                        db.write(batch)?;
-                    }
+                    let outcome = db
+                        .stage_delete(&mut batch, &bucket, key, *version, versioning, &owner)
+                        .and_then(|o| db.write(batch).map(|()| o));
                     out.push(outcome);
                 }
             }

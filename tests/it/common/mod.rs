@@ -118,7 +118,7 @@ impl TestServer {
     /// Stops gracefully and starts again on the same data (on a new port).
     pub async fn restart(mut self) -> TestServer {
         if let Some(r) = self.running.take() {
-            r.stop().await;
+            r.stop_and_close().await;
         }
         Self::start_in(self.dir).await
     }
@@ -126,7 +126,7 @@ impl TestServer {
     /// Stops gracefully and starts again on the same data with an adjusted configuration.
     pub async fn restart_configured(mut self, f: impl FnOnce(&mut Config)) -> TestServer {
         if let Some(r) = self.running.take() {
-            r.stop().await;
+            r.stop_and_close().await;
         }
         let mut config = test_config(self.dir.path().to_path_buf());
         f(&mut config);
