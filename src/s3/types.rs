@@ -41,11 +41,18 @@ pub fn validate_key(key: &str) -> Result<(), S3Error> {
     Ok(())
 }
 
-/// A fresh multipart upload id: 192 random bits, base64url without padding (32 characters).
+/// A fresh multipart upload id: 192 random bits, base64url without padding (32 characters),
+/// starting with a letter or digit: an id starting with `-` reads as an option to command
+/// lines such as `aws s3api … --upload-id ID`.
 pub fn new_upload_id() -> Result<String, S3Error> {
-    let mut bytes = [0u8; 24];
-    getrandom::fill(&mut bytes).map_err(|e| S3Error::internal(format!("random source: {e}")))?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    loop {
+        let mut bytes = [0u8; 24];
+        getrandom::fill(&mut bytes).map_err(|e| S3Error::internal(format!("random source: {e}")))?;
+        let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        if id.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return Ok(id);
+        }
+    }
 }
 
 pub use crate::storage::{ChecksumAlgorithm, ChecksumType, StorageClass, VersionId};
@@ -106,6 +113,10 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert_ne!(a, b);
         assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        // Never read as a command-line option (1 in 32 would start with `-` or `_` otherwise).
+        for _ in 0..2000 {
+            assert!(new_upload_id().expect("random").starts_with(|c: char| c.is_ascii_alphanumeric()));
+        }
     }
 
     #[test]
