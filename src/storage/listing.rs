@@ -14,6 +14,106 @@ pub struct Grouped<T> {
     pub truncated: bool,
 }
 
+/// What a listing scan does after offering a key to a [`Pager`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    Next,
+    /// Continue at the first key at or after this one (past a common prefix).
+    SkipTo(Vec<u8>),
+    Stop,
+}
+
+/// Where an offered key goes.
+enum Place {
+    Outside,
+    Prefix(String),
+    Item,
+}
+
+/// Collects one listing page: keys are offered in order, keys that contain the delimiter
+/// after the prefix fold into common prefixes, and after a common prefix the scan is told
+/// to skip past all of its keys (a store seeks; a plain iteration passes them over).
+pub struct Pager<T> {
+    prefix: String,
+    delimiter: Option<String>,
+    max: usize,
+    entries: Vec<Entry<T>>,
+    truncated: bool,
+}
+
+impl<T> Pager<T> {
+    pub fn new(prefix: &str, delimiter: Option<&str>, max: usize) -> Self {
+        Pager {
+            prefix: prefix.to_owned(),
+            delimiter: delimiter.filter(|d| !d.is_empty()).map(str::to_owned),
+            max,
+            entries: Vec::new(),
+            truncated: false,
+        }
+    }
+
+    /// How many more keys a scan needs: those the page can still show, and one more to tell
+    /// whether it is truncated.
+    pub fn wanted(&self) -> usize {
+        self.max.saturating_sub(self.entries.len()).saturating_add(1)
+    }
+
+    /// Offers the next key in order with its item.
+    pub fn offer(&mut self, key: &str, item: T) -> Step {
+        let place = self.place(key);
+        self.take(place, item)
+    }
+
+    fn place(&self, key: &str) -> Place {
+        if !key.starts_with(&self.prefix) {
+            return Place::Outside;
+        }
+        match common_prefix(key, &self.prefix, self.delimiter.as_deref()) {
+            Some(cp) => Place::Prefix(cp.to_owned()),
+            None => Place::Item,
+        }
+    }
+
+    fn take(&mut self, place: Place, item: T) -> Step {
+        // Asked for nothing: nothing, and nothing more to come (as AWS answers max-keys=0).
+        if matches!(place, Place::Outside) || self.max == 0 {
+            return Step::Stop;
+        }
+        if self.entries.len() == self.max {
+            self.truncated = true;
+            return Step::Stop;
+        }
+        match place {
+            Place::Prefix(cp) => {
+                let step = prefix_end(cp.as_bytes()).map_or(Step::Stop, Step::SkipTo);
+                self.entries.push(Entry::CommonPrefix(cp));
+                step
+            }
+            _ => {
+                self.entries.push(Entry::Item(item));
+                Step::Next
+            }
+        }
+    }
+
+    pub fn finish(self) -> Grouped<T> {
+        Grouped { entries: self.entries, truncated: self.truncated }
+    }
+
+    /// The page, each item turned into a `U` by `f`.
+    pub fn try_map<U, E>(self, mut f: impl FnMut(T) -> Result<U, E>) -> Result<Grouped<U>, E> {
+        let entries = self
+            .entries
+            .into_iter()
+            .map(|e| match e {
+                Entry::Item(item) => f(item).map(Entry::Item),
+                Entry::CommonPrefix(p) => Ok(Entry::CommonPrefix(p)),
+            })
+            .collect::<Result<Vec<_>, E>>()?;
+        Ok(Grouped { entries, truncated: self.truncated })
+    }
+}
+
 /// Groups `items` (sorted by key, starting at or after `prefix`) into a page of at most `max`
 /// entries. Iteration stops at the first key outside `prefix`. Keys under `skip_under` (a
 /// common prefix the previous page ended with) are passed over.
@@ -25,39 +125,39 @@ pub fn group<T, E>(
     skip_under: Option<&str>,
     max: usize,
 ) -> Result<Grouped<T>, E> {
-    let delimiter = delimiter.filter(|d| !d.is_empty());
-    let mut entries = Vec::new();
-    // Asked for nothing: nothing, and nothing more to come (as AWS answers max-keys=0).
-    if max == 0 {
-        return Ok(Grouped { entries, truncated: false });
-    }
-    let mut last_prefix: Option<String> = None;
-    let mut truncated = false;
+    let mut pager = Pager::new(prefix, delimiter, max);
+    let mut skip_below: Option<Vec<u8>> = None;
     for item in items {
         let item = item?;
         let key = key_of(&item);
-        if !key.starts_with(prefix) {
-            break;
-        }
-        if skip_under.is_some_and(|s| key.starts_with(s)) {
+        if skip_under.is_some_and(|s| key.starts_with(s)) || skip_below.as_deref().is_some_and(|k| key.as_bytes() < k) {
             continue;
         }
-        let entry = match common_prefix(key, prefix, delimiter) {
-            Some(cp) if last_prefix.as_deref() == Some(cp) => continue,
-            Some(cp) => {
-                let cp = cp.to_owned();
-                last_prefix = Some(cp.clone());
-                Entry::CommonPrefix(cp)
-            }
-            None => Entry::Item(item),
-        };
-        if entries.len() == max {
-            truncated = true;
-            break;
+        let place = pager.place(key);
+        match pager.take(place, item) {
+            Step::Next => {}
+            Step::SkipTo(k) => skip_below = Some(k),
+            Step::Stop => break,
         }
-        entries.push(entry);
     }
-    Ok(Grouped { entries, truncated })
+    Ok(pager.finish())
+}
+
+/// Where a listing of keys under `prefix` starts: at `prefix`, or past `marker` (and past
+/// everything under it when it is a common prefix); `None` when nothing can follow.
+pub fn listing_start(prefix: &str, delimiter: Option<&str>, marker: Option<&str>) -> Option<Vec<u8>> {
+    let marker = marker.filter(|m| *m >= prefix);
+    match marker {
+        None => Some(prefix.as_bytes().to_vec()),
+        Some(m) => match marker_common_prefix(m, prefix, delimiter) {
+            Some(cp) => prefix_end(cp.as_bytes()),
+            None => {
+                let mut next = m.as_bytes().to_vec();
+                next.push(0);
+                Some(next)
+            }
+        },
+    }
 }
 
 /// The common prefix `key` (which starts with `prefix`) is listed under: up to and including

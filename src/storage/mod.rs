@@ -27,7 +27,7 @@ use std::fmt;
 
 pub use blob::{BlobId, BlobListing, BlobRef, BlobStore, ByteStream};
 pub use lifecycle::{GcConfig, Storage};
-pub use listing::{Entry, Grouped, common_prefix, group, marker_common_prefix, prefix_end};
+pub use listing::{Entry, Grouped, Pager, Step, common_prefix, group, listing_start, marker_common_prefix, prefix_end};
 pub use metadata::MetadataStore;
 pub use model::*;
 pub use rules::{

@@ -40,13 +40,14 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use super::codec::{self, Record};
+use super::listing::{Pager, Step, listing_start};
 use super::users::{UserChange, Users};
 use super::{
     BlobId, BlobState, BucketPage, BucketRecord, BucketSetting, BucketSettingKind, CompleteOutcome, CompletedUpload,
-    DeleteOutcome, Entry, GarbageRecord, Grouped, Lease, ListBucketsQuery, ListObjectsQuery, ListUploadsQuery,
-    ListVersionsQuery, MetadataStore, ObjectPage, ObjectRecord, Owner, PartPage, PartRecord, PutOutcome, Resource,
-    StorageError, UploadPage, UploadRecord, UserRecord, VersionEntry, VersionId, VersionKey, VersionPage, Versioning,
-    WriteCondition, common_prefix, marker_common_prefix, prefix_end,
+    DeleteOutcome, GarbageRecord, Lease, ListBucketsQuery, ListObjectsQuery, ListUploadsQuery, ListVersionsQuery,
+    MetadataStore, ObjectPage, ObjectRecord, Owner, PartPage, PartRecord, PutOutcome, Resource, StorageError,
+    UploadPage, UploadRecord, UserRecord, VersionEntry, VersionId, VersionKey, VersionPage, Versioning, WriteCondition,
+    prefix_end,
 };
 use crate::clock::Timestamp;
 
@@ -513,97 +514,13 @@ async fn remove_upload(tx: &Transaction<'_>, bucket: &str, upload_id: &str) -> R
 
 // ---- Listings -------------------------------------------------------------------------
 
-/// What a listing scan does after offering an entry.
-enum Step {
-    Next,
-    /// Continue at the first key at or after this one (past a common prefix).
-    SkipTo(Vec<u8>),
-    Stop,
-}
-
-/// Collects a listing page: entries in key order, keys folded into common prefixes.
-struct Pager<T> {
-    prefix: String,
-    delimiter: Option<String>,
-    max: usize,
-    entries: Vec<Entry<T>>,
-    truncated: bool,
-}
-
-impl<T> Pager<T> {
-    fn new(prefix: &str, delimiter: Option<&str>, max: usize) -> Self {
-        Pager {
-            prefix: prefix.to_owned(),
-            delimiter: delimiter.filter(|d| !d.is_empty()).map(str::to_owned),
-            max,
-            entries: Vec::new(),
-            truncated: false,
-        }
-    }
-
-    /// Rows to fetch next: what can still be shown, and one more to tell whether the page is
-    /// truncated, at most [`BATCH`].
-    fn batch(&self) -> i64 {
-        let wanted = self.max.saturating_sub(self.entries.len()).saturating_add(1);
-        i64::try_from(wanted).unwrap_or(i64::MAX).min(BATCH)
-    }
-
-    fn offer(&mut self, key: &str, item: T) -> Step {
-        if !key.starts_with(&self.prefix) {
-            return Step::Stop;
-        }
-        let entry = match common_prefix(key, &self.prefix, self.delimiter.as_deref()) {
-            Some(cp) => Entry::CommonPrefix(cp.to_owned()),
-            None => Entry::Item(item),
-        };
-        if self.entries.len() == self.max {
-            self.truncated = true;
-            return Step::Stop;
-        }
-        let step = match &entry {
-            Entry::CommonPrefix(cp) => prefix_end(cp.as_bytes()).map_or(Step::Stop, Step::SkipTo),
-            Entry::Item(_) => Step::Next,
-        };
-        self.entries.push(entry);
-        step
-    }
-}
-
-impl Pager<Row> {
-    /// The page, each row made an item by `item`.
-    fn rows_into<U>(self, item: impl Fn(&Row) -> Result<U, Fail>) -> Result<Grouped<U>, Fail> {
-        let truncated = self.truncated;
-        let entries = self
-            .entries
-            .into_iter()
-            .map(|e| match e {
-                Entry::Item(row) => item(&row).map(Entry::Item),
-                Entry::CommonPrefix(p) => Ok(Entry::CommonPrefix(p)),
-            })
-            .collect::<Result<Vec<_>, Fail>>()?;
-        Ok(Grouped { entries, truncated })
-    }
+/// Rows a listing fetches next: what its page still wants, at most [`BATCH`].
+fn batch<T>(pager: &Pager<T>) -> i64 {
+    i64::try_from(pager.wanted()).unwrap_or(i64::MAX).min(BATCH)
 }
 
 fn utf8(bytes: Vec<u8>) -> Result<String, Fail> {
     String::from_utf8(bytes).map_err(|_| Fail::Store(StorageError::Corrupt("an object key is not UTF-8".into())))
-}
-
-/// Where a listing of keys under `prefix` starts: at `prefix`, or past `marker` (and past
-/// everything under it when it is a common prefix); `None` when nothing can follow.
-fn listing_start(prefix: &str, delimiter: Option<&str>, marker: Option<&str>) -> Option<Vec<u8>> {
-    let marker = marker.filter(|m| *m >= prefix);
-    match marker {
-        None => Some(prefix.as_bytes().to_vec()),
-        Some(m) => match marker_common_prefix(m, prefix, delimiter) {
-            Some(cp) => prefix_end(cp.as_bytes()),
-            None => {
-                let mut next = m.as_bytes().to_vec();
-                next.push(0);
-                Some(next)
-            }
-        },
-    }
 }
 
 #[async_trait]
@@ -864,7 +781,7 @@ impl MetadataStore for PostgresMetadataStore {
                 let sql = "SELECT key, record FROM versions WHERE bucket = $1 AND key >= $2 \
                            AND ($3::bytea IS NULL OR key < $3) AND is_latest AND NOT delete_marker \
                            ORDER BY key LIMIT $4";
-                let limit = pager.batch();
+                let limit = batch(&pager);
                 let rows = query(tx, sql, &[&bucket, &at, &upper, &limit]).await?;
                 let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == limit;
                 for row in rows {
@@ -885,7 +802,7 @@ impl MetadataStore for PostgresMetadataStore {
                     }
                 }
             }
-            ObjectPage::from_grouped(pager.rows_into(|row| decode::<ObjectRecord>(row, "record"))?)
+            ObjectPage::from_grouped(pager.try_map(|row| decode::<ObjectRecord>(&row, "record"))?)
         })
     }
 
@@ -906,7 +823,7 @@ impl MetadataStore for PostgresMetadataStore {
                 let sql = "SELECT key, version_key, is_latest, record FROM versions \
                            WHERE bucket = $1 AND (bucket, key, version_key) > ($1, $2, $3) \
                            AND ($4::bytea IS NULL OR key < $4) ORDER BY key, version_key LIMIT $5";
-                let limit = pager.batch();
+                let limit = batch(&pager);
                 let rows = query(tx, sql, &[&bucket, &key_at, &version_at, &upper, &limit]).await?;
                 let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == limit;
                 for row in rows {
@@ -926,9 +843,9 @@ impl MetadataStore for PostgresMetadataStore {
                     }
                 }
             }
-            VersionPage::from_grouped(pager.rows_into(|row| {
-                Ok(VersionEntry {
-                    object: decode::<ObjectRecord>(row, "record")?,
+            VersionPage::from_grouped(pager.try_map(|row| {
+                Ok::<_, Fail>(VersionEntry {
+                    object: decode::<ObjectRecord>(&row, "record")?,
                     is_latest: row.try_get("is_latest")?,
                 })
             })?)
@@ -1000,7 +917,7 @@ impl MetadataStore for PostgresMetadataStore {
                 let sql = "SELECT key, initiated, upload_id, record FROM uploads \
                            WHERE bucket = $1 AND (bucket, key, initiated, upload_id) > ($1, $2, $3, $4) \
                            AND ($5::bytea IS NULL OR key < $5) ORDER BY key, initiated, upload_id LIMIT $6";
-                let limit = pager.batch();
+                let limit = batch(&pager);
                 let rows = query(tx, sql, &[&bucket, &key_at, &initiated_at, &id_at, &upper, &limit]).await?;
                 let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == limit;
                 for row in rows {
@@ -1020,7 +937,7 @@ impl MetadataStore for PostgresMetadataStore {
                     }
                 }
             }
-            UploadPage::from_grouped(pager.rows_into(|row| decode::<UploadRecord>(row, "record"))?)
+            UploadPage::from_grouped(pager.try_map(|row| decode::<UploadRecord>(&row, "record"))?)
         })
     }
 

@@ -7,8 +7,8 @@ use crate::storage::{BucketSettingKind, VersionKey};
 
 /// Escapes 0x00 as 0x00 0xFF; `terminate` appends 0x00 0x01, which sorts before any
 /// continuation, so `a` < `a\0` < `ab`.
-fn push_escaped(out: &mut Vec<u8>, s: &str, terminate: bool) {
-    for &b in s.as_bytes() {
+fn push_escaped(out: &mut Vec<u8>, s: &[u8], terminate: bool) {
+    for &b in s {
         out.push(b);
         if b == 0 {
             out.push(0xFF);
@@ -40,9 +40,13 @@ pub fn object_key_of(raw: &[u8], skip: usize) -> Option<String> {
     None
 }
 
-/// The first `Objects`/`Versions` key after every key of `bucket` that starts with `prefix`.
-pub fn after_prefix(bucket: &str, prefix: &str) -> Option<Vec<u8>> {
-    crate::storage::prefix_end(&upload_prefix(bucket, prefix))
+/// Where an `Objects` or `Versions` scan of `bucket` seeks to reach the first key at or after
+/// the object key bytes `at` (which need not be UTF-8: listings seek past a common prefix to
+/// [`crate::storage::prefix_end`] of it).
+pub fn object_seek(bucket: &str, at: &[u8]) -> Vec<u8> {
+    let mut k = bucket_prefix(bucket);
+    push_escaped(&mut k, at, false);
+    k
 }
 
 /// `bucket 0x00`: the start of everything in a bucket.
@@ -61,7 +65,7 @@ fn push_timestamp(out: &mut Vec<u8>, t: Timestamp) {
 /// Uploads: `bucket 0x00 esc(key) 0x00 0x01 initiated upload_id`.
 pub fn upload(bucket: &str, key: &str, initiated: Timestamp, upload_id: &str) -> Vec<u8> {
     let mut k = bucket_prefix(bucket);
-    push_escaped(&mut k, key, true);
+    push_escaped(&mut k, key.as_bytes(), true);
     push_timestamp(&mut k, initiated);
     k.extend_from_slice(upload_id.as_bytes());
     k
@@ -70,14 +74,14 @@ pub fn upload(bucket: &str, key: &str, initiated: Timestamp, upload_id: &str) ->
 /// The first upload key whose object key starts with `prefix`.
 pub fn upload_prefix(bucket: &str, prefix: &str) -> Vec<u8> {
     let mut k = bucket_prefix(bucket);
-    push_escaped(&mut k, prefix, false);
+    push_escaped(&mut k, prefix.as_bytes(), false);
     k
 }
 
 /// Just past every upload of `key`.
 pub fn upload_after_key(bucket: &str, key: &str) -> Vec<u8> {
     let mut k = bucket_prefix(bucket);
-    push_escaped(&mut k, key, false);
+    push_escaped(&mut k, key.as_bytes(), false);
     k.extend_from_slice(&[0x00, 0x02]);
     k
 }
@@ -90,7 +94,7 @@ pub fn upload_id(bucket: &str, upload_id: &str) -> Vec<u8> {
 /// Objects: `bucket 0x00 esc(key) 0x00 0x01`.
 pub fn object(bucket: &str, key: &str) -> Vec<u8> {
     let mut k = bucket_prefix(bucket);
-    push_escaped(&mut k, key, true);
+    push_escaped(&mut k, key.as_bytes(), true);
     k
 }
 
@@ -186,10 +190,14 @@ mod tests {
         for key in ["", "a/b", "nul\0inside\0", "\u{10ffff}~", "\0"] {
             let raw = object("bkt", key);
             assert_eq!(object_key_of(&raw, bucket_prefix("bkt").len()).as_deref(), Some(key));
-            // Everything under a prefix sorts before the key after it, nothing else does.
-            let after = after_prefix("bkt", key).expect("a key follows");
-            assert!(raw < after);
-            assert!(object("bkt", &format!("{key}zzz")) < after);
+            // Seeking to a key's own bytes finds it; seeking past its prefix passes everything
+            // under the prefix and nothing after it.
+            assert!(object_seek("bkt", key.as_bytes()) <= raw);
+            let past = object_seek("bkt", &crate::storage::prefix_end(key.as_bytes()).unwrap_or_default());
+            if !key.is_empty() {
+                assert!(raw < past && object("bkt", &format!("{key}zzz")) < past);
+                assert!(object("bkt", &format!("{key}\u{10ffff}")) < past);
+            }
         }
         assert_eq!(object_key_of(b"bkt\0unterminated", 4), None);
         assert_eq!(object_key_of(b"bkt\0bad\0\x07", 4), None);

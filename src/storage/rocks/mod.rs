@@ -32,7 +32,7 @@ use super::{
     UploadPage, UploadRecord, UserRecord, VersionEntry, VersionId, VersionKey, VersionPage, Versioning, WorkClaim,
     WriteCondition, group, marker_common_prefix,
 };
-use super::{Entry, Grouped};
+use super::{Grouped, Pager, Step, listing_start};
 use crate::clock::Timestamp;
 
 /// The column families, one per record kind.
@@ -155,71 +155,36 @@ impl Inner {
         }
     }
 
-    /// One page of latest objects from `start`, grouped as [`group`] does, but reading
-    /// keys rather than records: a common prefix is one seek past all of its keys, and only
-    /// the records on the page are decoded.
+    /// One page of latest objects, from the object key bytes `start`, reading index keys:
+    /// a common prefix is one seek past all of its keys, and only the records on the page
+    /// are decoded.
     fn group_objects(
         &self,
         bucket: &str,
         start: &[u8],
         prefix: &str,
         delimiter: Option<&str>,
-        skip_under: Option<&str>,
         max: usize,
     ) -> Result<Grouped<ObjectRecord>, StorageError> {
-        let mut out = Grouped { entries: Vec::new(), truncated: false };
-        if max == 0 {
-            return Ok(out);
-        }
         let bucket_prefix = keys::bucket_prefix(bucket);
+        let mut pager = Pager::new(prefix, delimiter, max);
         let mut it = self.db.raw_iterator_cf(self.cf(Cf::Objects)?);
-        it.seek(start);
-        // Seeks past every key under `p`, or ends the listing when nothing can follow.
-        let past = |it: &mut rocksdb::DBRawIteratorWithThreadMode<'_, DB>, p: &str| match keys::after_prefix(bucket, p)
-        {
-            Some(k) => {
-                it.seek(&k);
-                true
-            }
-            None => false,
-        };
+        it.seek(keys::object_seek(bucket, start));
         while let Some(raw) = it.key() {
             if !raw.starts_with(&bucket_prefix) {
                 break;
             }
             let key = keys::object_key_of(raw, bucket_prefix.len())
                 .ok_or_else(|| StorageError::Corrupt("object index key".into()))?;
-            if !key.starts_with(prefix) {
-                break;
-            }
-            if let Some(s) = skip_under.filter(|s| key.starts_with(s)) {
-                if !past(&mut it, s) {
-                    break;
-                }
-                continue;
-            }
-            let common = super::common_prefix(&key, prefix, delimiter).map(str::to_owned);
-            if out.entries.len() == max {
-                out.truncated = true;
-                break;
-            }
-            match common {
-                Some(cp) => {
-                    let more = past(&mut it, &cp);
-                    out.entries.push(Entry::CommonPrefix(cp));
-                    if !more {
-                        break;
-                    }
-                }
-                None => {
-                    let value = it.value().ok_or_else(|| StorageError::Corrupt("object without a value".into()))?;
-                    out.entries.push(Entry::Item(codec::decode(value)?));
-                    it.next();
-                }
+            let value = it.value().ok_or_else(|| StorageError::Corrupt("object without a value".into()))?.to_vec();
+            match pager.offer(&key, value) {
+                Step::Next => it.next(),
+                Step::SkipTo(k) => it.seek(keys::object_seek(bucket, &k)),
+                Step::Stop => break,
             }
         }
         it.status().map_err(io)?;
-        Ok(out)
+        pager.try_map(|v| codec::decode(&v))
     }
 
     /// Marks blobs referenced.
@@ -996,13 +961,10 @@ impl MetadataStore for RocksMetadataStore {
     async fn list_objects(&self, bucket: &str, q: &ListObjectsQuery) -> Result<ObjectPage, StorageError> {
         let (bucket, q) = (bucket.to_owned(), q.clone());
         self.blocking(move |db| {
-            let start = match &q.start_after {
-                Some(after) if *after >= q.prefix => keys::successor(keys::object(&bucket, after)),
-                _ => keys::object_prefix(&bucket, &q.prefix),
+            let grouped = match listing_start(&q.prefix, q.delimiter.as_deref(), q.start_after.as_deref()) {
+                Some(start) => db.group_objects(&bucket, &start, &q.prefix, q.delimiter.as_deref(), q.max)?,
+                None => Grouped { entries: Vec::new(), truncated: false },
             };
-            let skip =
-                q.start_after.as_deref().and_then(|m| marker_common_prefix(m, &q.prefix, q.delimiter.as_deref()));
-            let grouped = db.group_objects(&bucket, &start, &q.prefix, q.delimiter.as_deref(), skip, q.max)?;
             Ok(ObjectPage::from_grouped(grouped))
         })
         .await
