@@ -231,27 +231,28 @@ impl VerifiedBody {
     /// `expected_len` long (unknown: maybe long) and that pays for the threads. Call last,
     /// from within the runtime.
     pub fn offloaded(mut self, expected_len: Option<u64>) -> Self {
-        if expected_len.is_some_and(|n| n < OFFLOAD_MIN) || !matches!(self.hashing, Hashing::Here(_)) {
+        if expected_len.is_some_and(|n| n < OFFLOAD_MIN) {
             return self;
         }
+        let Hashing::Here(hashers) = &mut self.hashing else {
+            return self;
+        };
         let Some(slot) = OffloadSlot::take() else {
             return self;
         };
-        self._slot = Some(slot);
-        if let Hashing::Here(hashers) = std::mem::replace(&mut self.hashing, Hashing::Done) {
-            // Costly digests get a thread each; the cheap ones ride with the first (MD5).
-            let mut groups: Vec<(Vec<usize>, Vec<Hasher>)> = Vec::new();
-            for (i, h) in hashers.into_iter().enumerate() {
-                match groups.first_mut() {
-                    Some((order, group)) if !h.heavy() => {
-                        order.push(i);
-                        group.push(h);
-                    }
-                    _ => groups.push((vec![i], vec![h])),
+        // Costly digests get a thread each; the cheap ones ride with the first (MD5).
+        let mut groups: Vec<(Vec<usize>, Vec<Hasher>)> = Vec::new();
+        for (i, h) in std::mem::take(hashers).into_iter().enumerate() {
+            match groups.first_mut() {
+                Some((order, group)) if !h.heavy() => {
+                    order.push(i);
+                    group.push(h);
                 }
+                _ => groups.push((vec![i], vec![h])),
             }
-            self.hashing = Hashing::Lanes(groups.into_iter().map(|(order, hs)| Lane::spawn(order, hs)).collect());
         }
+        self.hashing = Hashing::Lanes(groups.into_iter().map(|(order, hs)| Lane::spawn(order, hs)).collect());
+        self._slot = Some(slot);
         self
     }
 

@@ -130,6 +130,13 @@ pub enum Keep {
     Inline,
 }
 
+impl Keep {
+    /// For an object (never a part) of `len` bytes, when known.
+    pub fn object(storage: &Storage, len: Option<u64>) -> Keep {
+        if len.is_some_and(|n| storage.inlines(n)) { Keep::Inline } else { Keep::InBlob }
+    }
+}
+
 /// Streams a verified body into a new (not yet referenced) blob, or keeps it in memory for
 /// its record. Nothing is kept if verification fails.
 pub async fn store_verified(storage: &Storage, body: VerifiedBody, keep: Keep) -> Result<Stored, S3Error> {

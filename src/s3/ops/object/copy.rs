@@ -182,7 +182,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let versioned = bucket.versioning != Versioning::Unversioned;
     let work = async move {
         let size = source.size;
-        let keep = if storage.inlines(size) { data::Keep::Inline } else { data::Keep::InBlob };
+        let keep = data::Keep::object(&storage, Some(size));
         let part = copy_bytes(Arc::clone(&storage), source, 0..size, keep).await?;
         let attributes = ObjectAttributes { storage_class, content, user_metadata, tags };
         let object = data::single_part_object(&bucket_name, &key_name, owner, part, attributes);

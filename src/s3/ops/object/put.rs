@@ -21,10 +21,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
         condition.check(current.as_ref()).map_err(data::condition_error)?;
     }
 
-    let keep = match declared {
-        Some(n) if cx.s3.storage.inlines(n) => data::Keep::Inline,
-        _ => data::Keep::InBlob,
-    };
+    let keep = data::Keep::object(&cx.s3.storage, declared);
     let stored = data::store_body(cx, req.body, h, declared, MAX_PUT_SIZE, &checksum, keep).await?;
     let (algorithm, sum) = stored.checksum();
     let object = data::single_part_object(&bucket.name, key, cx.owner(), stored.part(1), attributes);
