@@ -150,3 +150,49 @@ pub async fn call(s3: &S3Service, req: S3Request) -> Result<S3Response, S3Error>
         _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::directory::{UserError, add_user, valid_access_key};
+    use crate::s3::xml::fuzzing::config;
+    use crate::storage::memory::MemoryMetadataStore;
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// Any body is parsed or refused without a panic, and a user made of arbitrary fields
+        /// is stored only when every field passes the rules; otherwise the answer says why.
+        #[test]
+        fn fuzz_admin_user_bodies(
+            body in proptest::collection::vec(any::<u8>(), 0..256),
+            id in "\\PC{0,3}[\\x00-\\x1f]?\\PC{0,300}",
+            name in "\\PC{0,300}",
+            key in proptest::option::of("[ -~\\x00\\u{e9}]{0,140}"),
+            secret in proptest::option::of("\\PC{0,40}"),
+        ) {
+            let _ = serde_json::from_slice::<AddUser>(&body);
+            let doc = serde_json::json!({ "id": id, "name": name, "access_key": key, "secret_key": secret });
+            let add: AddUser = serde_json::from_value(doc).expect("a well-formed document");
+            let new = NewUser {
+                id: add.id,
+                name: add.name,
+                access_key: add.access_key,
+                secret_key: add.secret_key.map(SecretKey::new),
+                admin: add.admin,
+            };
+            let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            match rt.block_on(add_user(&MemoryMetadataStore::new(), new)) {
+                Ok(user) => {
+                    prop_assert!(!user.id.is_empty() && user.id.len() <= 256 && !user.id.chars().any(char::is_control));
+                    prop_assert!(user.name.len() <= 256 && !user.name.chars().any(char::is_control));
+                    prop_assert!(valid_access_key(&user.access_key) && !user.secret_key.is_empty());
+                }
+                Err(UserError::Invalid(_)) => {}
+                Err(e) => prop_assert!(false, "unexpected {e:?}"),
+            }
+        }
+    }
+}
