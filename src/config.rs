@@ -685,6 +685,7 @@ mod tests {
             ("[metadata]\nbackend = \"postgres\"\nurl_file = \"/nonexistent/url\"", "`metadata.url_file`"),
             ("[metadata]\nurl = \"postgres://db/s3d\"", "`metadata.url`"),
             ("[blobs]\ndir = \"\"", "`blobs.dir`"),
+            ("[blobs]\ninline_max = 1048577", "`blobs.inline_max`"),
         ];
         for (text, key) in cases {
             let err = RawConfig::from_toml(text).expect("parses").validate().expect_err(text);
