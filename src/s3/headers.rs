@@ -256,6 +256,7 @@ pub fn checksum_settings(headers: &HeaderMap) -> Result<Option<(ChecksumAlgorith
 }
 
 /// What a new object (or an upload that becomes one) carries from its request headers.
+#[derive(Clone)]
 pub struct ObjectAttributes {
     pub storage_class: StorageClass,
     pub content: ContentHeaders,

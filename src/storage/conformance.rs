@@ -648,7 +648,7 @@ async fn garbage_and_leases(store: &dyn MetadataStore) {
 async fn survivors(store: &dyn MetadataStore) {
     let q = ListBucketsQuery { owner_id: Some("alice".into()), prefix: String::new(), start_after: None, max: 100 };
     let names: Vec<String> = store.list_buckets(&q).await.expect("list").buckets.into_iter().map(|b| b.name).collect();
-    assert_eq!(names, ["b1", "b2", "c1", "dbu-neighbour", "del", "inl", "lc", "lst", "mp", "oc", "ua", "uc"]);
+    assert_eq!(names, ["b1", "b2", "c1", "dbu-neighbour", "del", "inl", "lc", "lst", "mp", "oc", "sh", "ua", "uc"]);
     let small = store.get_object("inl", "small", None).await.expect("get").expect("inline object");
     assert_eq!(small.parts[0].inline.as_deref(), Some(&b"\x00tiny\xff"[..]));
     let obj = store.get_object("mp", "obj", None).await.expect("get").expect("completed object");
@@ -656,6 +656,13 @@ async fn survivors(store: &dyn MetadataStore) {
     assert!(in_use(store, "p1").await && in_use(store, "p5").await && in_use(store, "dbu-p3").await);
     assert!(is_garbage(store, "p2").await && is_garbage(store, "blob-a").await && is_garbage(store, "q1").await);
     assert_eq!(state(store, "never-committed").await, BlobState::Unknown);
+    // Reference counts are stored: a blob two versions share stays until both go (the copy
+    // is deleted on the first check, the original is still there on the second).
+    if let Some(copy) = store.get_object("sh", "kept", None).await.expect("get") {
+        store.delete_object("sh", "kept", Some(copy.version_id), &owner("alice")).await.expect("delete");
+    }
+    assert!(store.get_object("sh", "orig", None).await.expect("get").is_some());
+    assert!(in_use(store, "sh-k1").await, "the original still refers to it");
     let parts = store.list_parts("dbu-neighbour", "a", "dbu-3", 0, 10).await.expect("parts");
     assert_eq!(parts.parts, vec![part(1, "dbu-p3")]);
     let uploads = store.list_uploads("ub", &list_q("", None, None, None, 100)).await.expect("list");
@@ -894,6 +901,73 @@ async fn batch_deletes(store: &dyn MetadataStore) {
     ));
 }
 
+/// Copies share blobs: each version and part naming a blob holds one reference; the blob
+/// becomes garbage with its last, and one no longer referenced cannot be shared.
+async fn shared_blobs(store: &dyn MetadataStore) {
+    let alice = owner("alice");
+    let none = &WriteCondition::None;
+    store.create_bucket(bucket("sh", "alice")).await.expect("create");
+    store.put_object(object("sh", "src", &["sh-s1"]), none).await.expect("put");
+    store.put_object_shared(object("sh", "copy", &["sh-s1"]), none).await.expect("share");
+    // A copy onto itself replaces the null version: one reference for one record.
+    store.put_object_shared(object("sh", "copy", &["sh-s1"]), none).await.expect("copy in place");
+    store.delete_object("sh", "src", None, &alice).await.expect("delete");
+    assert!(in_use(store, "sh-s1").await, "the copy still refers to it");
+
+    // Two parts copied from the same blob, and one written; Complete uses parts 1 and 3.
+    store.create_upload(upload("sh", "mp", "u1", 1)).await.expect("upload");
+    store.put_part_shared("sh", "mp", "u1", part(1, "sh-s1")).await.expect("part 1");
+    store.put_part_shared("sh", "mp", "u1", part(2, "sh-s1")).await.expect("part 2");
+    store.put_part("sh", "mp", "u1", part(3, "sh-w3")).await.expect("part 3");
+    let mut obj = object("sh", "mp", &[]);
+    obj.parts = vec![part(1, "sh-s1"), part(3, "sh-w3")];
+    obj.multipart = true;
+    let outcome = store.complete_upload("u1", obj, none).await.expect("complete");
+    assert_eq!(outcome.discarded.iter().map(|p| p.part_number).collect::<Vec<_>>(), [2]);
+    store.delete_object("sh", "copy", None, &alice).await.expect("delete the copy");
+    assert!(in_use(store, "sh-s1").await, "the completed object still refers to it");
+    store.delete_object("sh", "mp", None, &alice).await.expect("delete the object");
+    assert!(is_garbage(store, "sh-s1").await && is_garbage(store, "sh-w3").await);
+
+    // Garbage or unknown blobs cannot be shared, and nothing changes.
+    store.create_upload(upload("sh", "mp2", "u2", 2)).await.expect("upload");
+    for blob in ["sh-s1", "never-written"] {
+        assert!(matches!(
+            store.put_object_shared(object("sh", "late", &[blob]), none).await,
+            Err(StorageError::NotFound(Resource::Blob))
+        ));
+        assert!(matches!(
+            store.put_part_shared("sh", "mp2", "u2", part(1, blob)).await,
+            Err(StorageError::NotFound(Resource::Blob))
+        ));
+    }
+    assert_eq!(store.get_object("sh", "late", None).await.expect("get"), None);
+    assert!(store.list_parts("sh", "mp2", "u2", 0, 10).await.expect("parts").parts.is_empty());
+    assert_eq!(state(store, "never-written").await, BlobState::Unknown);
+    store.delete_upload("sh", "mp2", "u2").await.expect("abort");
+
+    // Versioned: a copy in place is a second version sharing the blob.
+    store.set_versioning("sh", Versioning::Enabled).await.expect("enable");
+    let a = store.put_object(object("sh", "v", &["sh-v1"]), none).await.expect("put");
+    let b = store.put_object_shared(object("sh", "v", &["sh-v1"]), none).await.expect("copy in place");
+    store.delete_object("sh", "v", Some(a.version_id), &alice).await.expect("delete a");
+    assert!(in_use(store, "sh-v1").await);
+    store.delete_object("sh", "v", Some(b.version_id), &alice).await.expect("delete b");
+    assert!(is_garbage(store, "sh-v1").await);
+
+    // One DeleteObjects commit removing both records of a blob makes it garbage.
+    let d1 = store.put_object(object("sh", "d1", &["sh-x1"]), none).await.expect("put");
+    let d2 = store.put_object_shared(object("sh", "d2", &["sh-x1"]), none).await.expect("share");
+    let items = vec![("d1".to_string(), Some(d1.version_id)), ("d2".to_string(), Some(d2.version_id))];
+    for r in store.delete_objects("sh", &items, &alice).await.expect("delete objects") {
+        assert!(r.expect("deleted").removed.is_some());
+    }
+    assert!(is_garbage(store, "sh-x1").await);
+    // For `survivors`: a shared blob, to be checked after a reopen.
+    store.put_object(object("sh", "orig", &["sh-k1"]), none).await.expect("put");
+    store.put_object_shared(object("sh", "kept", &["sh-k1"]), none).await.expect("share");
+}
+
 async fn run_all(store: &dyn MetadataStore) {
     buckets(store).await;
     uploads(store).await;
@@ -901,6 +975,7 @@ async fn run_all(store: &dyn MetadataStore) {
     parts_and_completion(store).await;
     versions(store).await;
     batch_deletes(store).await;
+    shared_blobs(store).await;
     inline_objects(store).await;
     lifecycle_support(store).await;
     bucket_deletion_takes_uploads(store).await;

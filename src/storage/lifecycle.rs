@@ -146,6 +146,28 @@ impl Storage {
         result
     }
 
+    /// Commits an object made of blobs existing records refer to (a copy sharing them);
+    /// `NotFound(Blob)` when one was released meanwhile. Nothing is discarded on failure:
+    /// the blobs are their other records'.
+    pub async fn put_object_shared(
+        &self,
+        object: ObjectRecord,
+        condition: &WriteCondition,
+    ) -> Result<PutOutcome, StorageError> {
+        self.meta.put_object_shared(object, condition).await
+    }
+
+    /// As [`put_object_shared`](Self::put_object_shared), for a part.
+    pub async fn put_part_shared(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part: PartRecord,
+    ) -> Result<Option<PartRecord>, StorageError> {
+        self.meta.put_part_shared(bucket, key, upload_id, part).await
+    }
+
     /// The bytes `range` of `object`, read part by part. The first blob is opened now, so
     /// that a missing blob is an error status rather than a truncated body; the rest stay
     /// readable for as long as the stream lives, whatever happens to the object meanwhile.

@@ -1,12 +1,13 @@
 //! In-memory stores: the executable reference model the persistent ones are checked against,
 //! and a fast backend for tests.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
+use super::refs::{BlobRow, Origin, RefChanges};
 use super::users::{UserChange, Users};
 use super::{
     BlobId, BlobListing, BlobRef, BlobState, BlobStore, BucketPage, BucketRecord, BucketSetting, BucketSettingKind,
@@ -37,8 +38,8 @@ struct State {
     /// (bucket, upload id, part number) → part.
     parts: BTreeMap<(String, String, u32), PartRecord>,
     completed: HashMap<(String, String), CompletedUpload>,
-    /// Referenced or garbage; absent means unknown.
-    blobs: HashMap<BlobId, BlobState>,
+    /// Referenced (with its count) or garbage; absent means unknown.
+    blobs: HashMap<BlobId, BlobRow>,
     /// Garbage in the order it arose.
     garbage: BTreeMap<(Timestamp, BlobId), ()>,
     leases: BTreeMap<String, Lease>,
@@ -55,6 +56,43 @@ impl MemoryMetadataStore {
         Self::default()
     }
 
+    fn write_object(
+        &self,
+        object: ObjectRecord,
+        condition: &WriteCondition,
+        origin: Origin,
+    ) -> Result<PutOutcome, StorageError> {
+        let mut s = self.state();
+        let versioning = s.versioning(&object.bucket)?;
+        condition.check(s.newest(&object.bucket, &object.key))?;
+        if origin == Origin::Shared {
+            s.check_shared(object.blobs())?;
+        }
+        let (stored, replaced) = s.write_version(object, versioning, origin)?;
+        Ok(PutOutcome { version_id: stored.version_id, replaced })
+    }
+
+    fn write_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part: PartRecord,
+        origin: Origin,
+    ) -> Result<Option<PartRecord>, StorageError> {
+        let mut s = self.state();
+        s.find_upload(bucket, key, upload_id)?;
+        if origin == Origin::Shared {
+            s.check_shared([&part.blob])?;
+        }
+        s.reference([&part.blob], origin)?;
+        let old = s.parts.insert((bucket.to_owned(), upload_id.to_owned(), part.part_number), part);
+        if let Some(o) = &old {
+            s.release([&o.blob]);
+        }
+        Ok(old)
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave a half-applied change: every method
         // validates before it mutates, so the state is usable even if poisoned.
@@ -67,17 +105,47 @@ fn upload_key(u: &UploadRecord) -> UploadKey {
 }
 
 impl State {
-    fn reference<'a>(&mut self, blobs: impl IntoIterator<Item = &'a BlobId>) {
-        for b in blobs {
-            self.blobs.insert(b.clone(), BlobState::Referenced);
-        }
+    fn row(&self, blob: &BlobId) -> BlobRow {
+        self.blobs.get(blob).copied().unwrap_or(BlobRow::Unknown)
     }
 
-    fn mark_garbage<'a>(&mut self, blobs: impl IntoIterator<Item = &'a BlobId>) {
+    /// Applies reference changes at once (a method acquires before it releases, so that a
+    /// blob it hands on never passes through garbage).
+    fn change_refs(&mut self, changes: RefChanges) -> Result<(), StorageError> {
+        let current: Vec<BlobRow> = changes.ids().map(|b| self.row(b)).collect();
         let now = Timestamp::now();
-        for b in blobs {
-            self.blobs.insert(b.clone(), BlobState::Garbage(now));
-            self.garbage.insert((now, b.clone()), ());
+        for (blob, row) in changes.resolve(&current, now)? {
+            if let BlobRow::Garbage(since) = row {
+                self.garbage.insert((since, blob.clone()), ());
+            }
+            self.blobs.insert(blob, row);
+        }
+        Ok(())
+    }
+
+    fn reference<'a>(
+        &mut self,
+        blobs: impl IntoIterator<Item = &'a BlobId>,
+        origin: Origin,
+    ) -> Result<(), StorageError> {
+        let mut changes = RefChanges::new();
+        changes.acquire(blobs, origin);
+        self.change_refs(changes)
+    }
+
+    fn release<'a>(&mut self, blobs: impl IntoIterator<Item = &'a BlobId>) {
+        let mut changes = RefChanges::new();
+        changes.release(blobs);
+        // Releases alone never fail.
+        let _ = self.change_refs(changes);
+    }
+
+    /// Whether every blob can be shared (is referenced now): checked before a method that
+    /// shares them changes anything.
+    fn check_shared<'a>(&self, blobs: impl IntoIterator<Item = &'a BlobId>) -> Result<(), StorageError> {
+        match blobs.into_iter().all(|b| matches!(self.row(b), BlobRow::Referenced(_))) {
+            true => Ok(()),
+            false => Err(StorageError::NotFound(Resource::Blob)),
         }
     }
 
@@ -114,7 +182,7 @@ impl State {
         if removed.version_id.is_null() {
             self.nulls.remove(&(bucket.to_owned(), key.to_owned()));
         }
-        self.mark_garbage(removed.blobs());
+        self.release(removed.blobs());
         self.refresh_latest(bucket, key);
         Some(removed)
     }
@@ -125,6 +193,7 @@ impl State {
         &mut self,
         mut object: ObjectRecord,
         versioning: Versioning,
+        origin: Origin,
     ) -> Result<(ObjectRecord, Option<ObjectRecord>), StorageError> {
         let (bucket, key) = (object.bucket.clone(), object.key.clone());
         let floor = self.newest(&bucket, &key).map(|v| v.version_key.time());
@@ -141,11 +210,9 @@ impl State {
         } else {
             None
         };
-        self.reference(object.blobs());
+        self.reference(object.blobs(), origin)?;
         if let Some(r) = &replaced {
-            let kept: HashSet<&BlobId> = object.blobs().collect();
-            let gone: Vec<BlobId> = r.blobs().filter(|b| !kept.contains(b)).cloned().collect();
-            self.mark_garbage(&gone);
+            self.release(r.blobs());
         }
         if null {
             self.nulls.insert(k, object.version_key);
@@ -170,7 +237,7 @@ impl State {
             return Ok(DeleteOutcome { removed, marker: None });
         }
         let marker = ObjectRecord::delete_marker(bucket, key, owner.clone(), Timestamp::now());
-        let (marker, replaced) = self.write_version(marker, versioning)?;
+        let (marker, replaced) = self.write_version(marker, versioning, Origin::Written)?;
         Ok(DeleteOutcome { removed: replaced, marker: Some(marker) })
     }
 
@@ -245,7 +312,7 @@ impl MetadataStore for MemoryMetadataStore {
             s.uploads.range(from..).take_while(|(k, _)| k.0 == name).map(|(k, _)| k.clone()).collect();
         for k in uploads {
             let (_, parts) = s.remove_upload(name, &k.3, &k);
-            s.mark_garbage(parts.iter().map(|p| &p.blob));
+            s.release(parts.iter().map(|p| &p.blob));
         }
         s.completed.retain(|(bucket, _), _| bucket != name);
         s.settings.retain(|(bucket, _), _| bucket != name);
@@ -338,7 +405,7 @@ impl MetadataStore for MemoryMetadataStore {
         let k = s.find_upload(bucket, key, upload_id)?.clone();
         match s.remove_upload(bucket, upload_id, &k) {
             (Some(u), parts) => {
-                s.mark_garbage(parts.iter().map(|p| &p.blob));
+                s.release(parts.iter().map(|p| &p.blob));
                 Ok((u, parts))
             }
             (None, _) => Err(StorageError::NotFound(Resource::Upload)),
@@ -368,11 +435,15 @@ impl MetadataStore for MemoryMetadataStore {
     }
 
     async fn put_object(&self, object: ObjectRecord, condition: &WriteCondition) -> Result<PutOutcome, StorageError> {
-        let mut s = self.state();
-        let versioning = s.versioning(&object.bucket)?;
-        condition.check(s.newest(&object.bucket, &object.key))?;
-        let (stored, replaced) = s.write_version(object, versioning)?;
-        Ok(PutOutcome { version_id: stored.version_id, replaced })
+        self.write_object(object, condition, Origin::Written)
+    }
+
+    async fn put_object_shared(
+        &self,
+        object: ObjectRecord,
+        condition: &WriteCondition,
+    ) -> Result<PutOutcome, StorageError> {
+        self.write_object(object, condition, Origin::Shared)
     }
 
     async fn get_object(
@@ -513,15 +584,17 @@ impl MetadataStore for MemoryMetadataStore {
         upload_id: &str,
         part: PartRecord,
     ) -> Result<Option<PartRecord>, StorageError> {
-        let mut s = self.state();
-        s.find_upload(bucket, key, upload_id)?;
-        s.reference([&part.blob]);
-        let blob = part.blob.clone();
-        let old = s.parts.insert((bucket.to_owned(), upload_id.to_owned(), part.part_number), part);
-        if let Some(o) = old.as_ref().filter(|o| o.blob != blob) {
-            s.mark_garbage([&o.blob]);
-        }
-        Ok(old)
+        self.write_part(bucket, key, upload_id, part, Origin::Written)
+    }
+
+    async fn put_part_shared(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part: PartRecord,
+    ) -> Result<Option<PartRecord>, StorageError> {
+        self.write_part(bucket, key, upload_id, part, Origin::Shared)
     }
 
     async fn list_parts(
@@ -563,10 +636,10 @@ impl MetadataStore for MemoryMetadataStore {
             return Err(StorageError::PartsChanged);
         }
         let (_, parts) = s.remove_upload(&bucket, upload_id, &k);
-        let used: std::collections::HashSet<&BlobId> = object.blobs().collect();
-        let discarded: Vec<PartRecord> = parts.into_iter().filter(|p| !used.contains(&p.blob)).collect();
-        s.mark_garbage(discarded.iter().map(|p| &p.blob));
-        let (stored, replaced) = s.write_version(object, versioning)?;
+        let discarded = super::refs::unused_parts(&parts, &object);
+        // The object takes over its parts' references before the parts let go of theirs.
+        let (stored, replaced) = s.write_version(object, versioning, Origin::Written)?;
+        s.release(parts.iter().map(|p| &p.blob));
         s.completed.insert((bucket, upload_id.to_owned()), CompletedUpload::of(&stored, upload_id));
         Ok(CompleteOutcome { version_id: stored.version_id, replaced, discarded })
     }
@@ -585,13 +658,13 @@ impl MetadataStore for MemoryMetadataStore {
     async fn discard_blobs(&self, blobs: &[BlobId]) -> Result<(), StorageError> {
         let mut s = self.state();
         let unknown: Vec<BlobId> = blobs.iter().filter(|b| !s.blobs.contains_key(b)).cloned().collect();
-        s.mark_garbage(&unknown);
+        s.release(&unknown);
         Ok(())
     }
 
     async fn blob_states(&self, blobs: &[BlobId]) -> Result<Vec<BlobState>, StorageError> {
         let s = self.state();
-        Ok(blobs.iter().map(|b| s.blobs.get(b).copied().unwrap_or(BlobState::Unknown)).collect())
+        Ok(blobs.iter().map(|b| s.row(b).state()).collect())
     }
 
     async fn garbage(
@@ -616,7 +689,7 @@ impl MetadataStore for MemoryMetadataStore {
     async fn forget_garbage(&self, records: &[GarbageRecord]) -> Result<(), StorageError> {
         let mut s = self.state();
         for r in records {
-            if s.blobs.get(&r.blob) == Some(&BlobState::Garbage(r.since)) {
+            if s.row(&r.blob) == BlobRow::Garbage(r.since) {
                 s.blobs.remove(&r.blob);
             }
             s.garbage.remove(&(r.since, r.blob.clone()));

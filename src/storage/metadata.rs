@@ -7,9 +7,10 @@
 //! version of a key may be a delete marker; object listings show keys whose latest version
 //! is not one.
 //!
-//! Blob lifecycle: a method that stops referencing a blob (an overwrite, a delete, an abort, a
-//! re-uploaded part, a Complete that leaves parts out) records it as garbage in the same
-//! atomic commit. Nothing is deleted here; the collector in [`super::Storage`] reclaims garbage
+//! Blob lifecycle: every version and part that names a blob holds a reference to it (copies
+//! may share a blob between several). A method that drops the last reference (an
+//! overwrite, a delete, an abort, a re-uploaded part, a Complete that leaves parts out)
+//! records the blob as garbage in the same atomic commit. Nothing is deleted here; the collector in [`super::Storage`] reclaims garbage
 //! after a grace period, so that reads already under way finish.
 
 use async_trait::async_trait;
@@ -65,6 +66,16 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// condition does not hold; `NotFound(Object)` for `IfMatch` without an object;
     /// `NotFound(Bucket)` when the bucket is gone.
     async fn put_object(&self, object: ObjectRecord, condition: &WriteCondition) -> Result<PutOutcome, StorageError>;
+
+    /// As [`put_object`](Self::put_object), for an object made only of blobs that existing
+    /// versions or parts refer to (a copy that reuses their bytes): each gains a reference.
+    /// `NotFound(Blob)` when one is no longer referenced (what referred to it was removed
+    /// meanwhile); nothing changes then.
+    async fn put_object_shared(
+        &self,
+        object: ObjectRecord,
+        condition: &WriteCondition,
+    ) -> Result<PutOutcome, StorageError>;
 
     /// A version of an object: the latest (which may be a delete marker) without `version`.
     async fn get_object(
@@ -161,6 +172,17 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Stores a part of a live upload, returning the part it replaced (its blob becomes garbage);
     /// `NotFound(Upload)` when the upload is gone (aborted or completed meanwhile).
     async fn put_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part: PartRecord,
+    ) -> Result<Option<PartRecord>, StorageError>;
+
+    /// As [`put_part`](Self::put_part), for a part whose blob existing versions or parts
+    /// refer to (an UploadPartCopy of a whole part); `NotFound(Blob)` as for
+    /// [`put_object_shared`](Self::put_object_shared).
+    async fn put_part_shared(
         &self,
         bucket: &str,
         key: &str,

@@ -18,6 +18,7 @@ pub mod memory;
 mod metadata;
 mod model;
 pub mod postgres;
+mod refs;
 pub mod rocks;
 mod rules;
 mod users;

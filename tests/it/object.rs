@@ -476,3 +476,88 @@ async fn small_objects_are_kept_inline_and_read_like_any_other() {
     assert_eq!(get_bytes(&s3, "tiny").await, b"tiny");
     server.stop().await;
 }
+
+/// Waits (at most 10 s) until `server` has `n` blob files.
+async fn blobs_become(server: &TestServer, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while blob_count(server) != n {
+        assert!(std::time::Instant::now() < deadline, "{} blobs, expected {n}", blob_count(server));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A copy of an object kept in a file shares the file instead of copying its bytes, and so
+/// does a part copied from a whole part; the file stays while any object or part refers to
+/// it, through the collector's runs, and is reclaimed once the last reference goes.
+#[tokio::test]
+async fn copies_share_the_source_file_until_the_last_reference_goes() {
+    let server = TestServer::start_configured(fast_gc).await;
+    let s3 = server.client(ALICE, Style::Path);
+    s3.create_bucket().bucket("bkt").send().await.expect("bucket");
+    let body = data(5 * 1024 * 1024 + 7);
+    let etag = format!("\"{}\"", hex::encode(Md5::digest(&body)));
+    s3.put_object().bucket("bkt").key("src").body(body.clone().into()).send().await.expect("put");
+    assert_eq!(blob_count(&server), 1);
+
+    let copied = s3.copy_object().bucket("bkt").key("dst").copy_source("bkt/src").send().await.expect("copy");
+    assert_eq!(copied.copy_object_result().and_then(|r| r.e_tag()), Some(etag.as_str()));
+    assert_eq!(blob_count(&server), 1, "the copy shares the source's file");
+    let replaced = s3
+        .copy_object()
+        .bucket("bkt")
+        .key("dst")
+        .copy_source("bkt/dst")
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+        .metadata("colour", "blue")
+        .send()
+        .await
+        .expect("copy onto itself");
+    assert_eq!(replaced.copy_object_result().and_then(|r| r.e_tag()), Some(etag.as_str()));
+    let head = s3.head_object().bucket("bkt").key("dst").send().await.expect("head");
+    assert_eq!(head.metadata().and_then(|m| m.get("colour")).map(String::as_str), Some("blue"));
+    assert_eq!(blob_count(&server), 1);
+
+    // Part 1 copies the whole source (shared); part 2 a range of it (bytes copied).
+    let up = s3.create_multipart_upload().bucket("bkt").key("mp").send().await.expect("create");
+    let id = up.upload_id().expect("id");
+    let copy_part = |n: i32, range: Option<&str>| {
+        s3.upload_part_copy()
+            .bucket("bkt")
+            .key("mp")
+            .upload_id(id)
+            .part_number(n)
+            .copy_source("bkt/src")
+            .set_copy_source_range(range.map(str::to_owned))
+            .send()
+    };
+    let whole = copy_part(1, None).await.expect("whole part copy");
+    assert_eq!(whole.copy_part_result().and_then(|r| r.e_tag()), Some(etag.as_str()));
+    let ranged = copy_part(2, Some("bytes=0-99")).await.expect("ranged part copy");
+    assert_eq!(blob_count(&server), 2, "only the ranged copy wrote a file");
+    let part = |n: i32, r: Option<&aws_sdk_s3::types::CopyPartResult>| {
+        aws_sdk_s3::types::CompletedPart::builder()
+            .part_number(n)
+            .e_tag(r.and_then(|r| r.e_tag()).expect("etag"))
+            .build()
+    };
+    let parts = aws_sdk_s3::types::CompletedMultipartUpload::builder()
+        .parts(part(1, whole.copy_part_result()))
+        .parts(part(2, ranged.copy_part_result()))
+        .build();
+    let upload = s3.complete_multipart_upload().bucket("bkt").key("mp").upload_id(id).multipart_upload(parts);
+    upload.send().await.expect("complete");
+    let expected: Vec<u8> = body.iter().chain(&body[..100]).copied().collect();
+    assert_eq!(get_bytes(&s3, "mp").await, expected);
+
+    // The source and the copy go; the completed object still refers to the file, through
+    // several runs of the collector (300 ms grace, every 100 ms).
+    for key in ["src", "dst"] {
+        s3.delete_object().bucket("bkt").key(key).send().await.expect("delete");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(blob_count(&server), 2);
+    assert_eq!(get_bytes(&s3, "mp").await, expected);
+    s3.delete_object().bucket("bkt").key("mp").send().await.expect("delete");
+    blobs_become(&server, 0).await;
+    server.stop().await;
+}

@@ -41,6 +41,7 @@ use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use super::codec::{self, Record};
 use super::listing::{Pager, Step, listing_start};
+use super::refs::{self, BlobRow, Origin, RefChanges};
 use super::users::{UserChange, Users};
 use super::{
     BlobId, BlobState, BucketPage, BucketRecord, BucketSetting, BucketSettingKind, CompleteOutcome, CompletedUpload,
@@ -349,24 +350,55 @@ fn unique<'a>(blobs: impl IntoIterator<Item = &'a BlobId>) -> Vec<&'a [u8]> {
     blobs.into_iter().map(|b| b.0.as_bytes()).filter(|b| seen.insert(*b)).collect()
 }
 
-async fn mark_referenced<'a>(tx: &Transaction<'_>, blobs: impl IntoIterator<Item = &'a BlobId>) -> Result<(), Fail> {
-    let ids = unique(blobs);
-    if ids.is_empty() {
-        return Ok(());
+/// The rows of `ids`, in that order.
+async fn blob_rows(tx: &impl GenericClient, ids: &[&[u8]], lock: bool) -> Result<Vec<BlobRow>, Fail> {
+    // Locked in id order, the one order every transaction locks blob rows in.
+    let sql = if lock {
+        "SELECT id, refs, garbage_since FROM blobs WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+    } else {
+        "SELECT id, refs, garbage_since FROM blobs WHERE id = ANY($1)"
+    };
+    let mut found = HashMap::new();
+    for r in query(tx, sql, &[&ids]).await? {
+        let id: Vec<u8> = r.try_get("id")?;
+        let row = match r.try_get::<_, Option<i64>>("garbage_since")? {
+            Some(since) => BlobRow::Garbage(Timestamp(since)),
+            None => BlobRow::Referenced(u32::try_from(r.try_get::<_, i32>("refs")?).unwrap_or(0).max(1)),
+        };
+        found.insert(id, row);
     }
-    let sql = "INSERT INTO blobs (id, garbage_since) SELECT unnest($1::bytea[]), NULL \
-               ON CONFLICT (id) DO UPDATE SET garbage_since = NULL";
-    execute(tx, sql, &[&ids]).await.map(drop)
+    Ok(ids.iter().map(|id| found.get(*id).copied().unwrap_or(BlobRow::Unknown)).collect())
 }
 
-async fn mark_garbage<'a>(tx: &Transaction<'_>, blobs: impl IntoIterator<Item = &'a BlobId>) -> Result<(), Fail> {
-    let ids = unique(blobs);
-    if ids.is_empty() {
+/// Applies one step's reference changes to the blobs' rows (locked first). A method
+/// applies a blob's acquisitions no later than its releases, so that a blob it hands on
+/// never passes through garbage.
+async fn change_refs(tx: &Transaction<'_>, changes: &RefChanges) -> Result<(), Fail> {
+    if changes.is_empty() {
         return Ok(());
     }
-    let sql = "INSERT INTO blobs (id, garbage_since) SELECT unnest($1::bytea[]), $2 \
-               ON CONFLICT (id) DO UPDATE SET garbage_since = excluded.garbage_since";
-    execute(tx, sql, &[&ids, &Timestamp::now().0]).await.map(drop)
+    let ids: Vec<&[u8]> = changes.ids().map(|b| b.0.as_bytes()).collect();
+    let current = blob_rows(tx, &ids, true).await?;
+    let next = changes.resolve(&current, Timestamp::now())?;
+    if next.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&[u8]> = next.iter().map(|(b, _)| b.0.as_bytes()).collect();
+    let refs: Vec<i32> = next
+        .iter()
+        .map(|(_, r)| if let BlobRow::Referenced(n) = r { i32::try_from(*n).unwrap_or(i32::MAX) } else { 0 })
+        .collect();
+    let since: Vec<Option<i64>> =
+        next.iter().map(|(_, r)| if let BlobRow::Garbage(t) = r { Some(t.0) } else { None }).collect();
+    let sql = "INSERT INTO blobs (id, refs, garbage_since) SELECT * FROM unnest($1::bytea[], $2::integer[], $3::bigint[]) \
+               ON CONFLICT (id) DO UPDATE SET refs = excluded.refs, garbage_since = excluded.garbage_since";
+    execute(tx, sql, &[&ids, &refs, &since]).await.map(drop)
+}
+
+async fn release<'a>(tx: &Transaction<'_>, blobs: impl IntoIterator<Item = &'a BlobId>) -> Result<(), Fail> {
+    let mut changes = RefChanges::new();
+    changes.release(blobs);
+    change_refs(tx, &changes).await
 }
 
 /// The newest version of a key (a delete marker included).
@@ -410,6 +442,7 @@ async fn write_version(
     mut object: ObjectRecord,
     versioning: Versioning,
     newest: Option<&ObjectRecord>,
+    origin: Origin,
 ) -> Result<(ObjectRecord, Option<ObjectRecord>), Fail> {
     let (bucket, key) = (object.bucket.clone(), object.key.clone());
     let time = match newest.map(|v| v.version_key.time()) {
@@ -428,11 +461,12 @@ async fn write_version(
     } else {
         None
     };
-    mark_referenced(tx, object.blobs()).await?;
+    let mut changes = RefChanges::new();
+    changes.acquire(object.blobs(), origin);
     if let Some(r) = &replaced {
-        let kept: HashSet<&BlobId> = object.blobs().collect();
-        mark_garbage(tx, r.blobs().filter(|b| !kept.contains(b))).await?;
+        changes.release(r.blobs());
     }
+    change_refs(tx, &changes).await?;
     let sql = "UPDATE versions SET is_latest = false WHERE bucket = $1 AND key = $2 AND is_latest";
     execute(tx, sql, &[&bucket, &key.as_bytes()]).await?;
     let sql = "INSERT INTO versions (bucket, key, version_key, is_null, is_latest, delete_marker, record) \
@@ -457,7 +491,7 @@ async fn remove_version(
     };
     let was_latest: bool = row.try_get("is_latest")?;
     let removed: ObjectRecord = decode(&row, "record")?;
-    mark_garbage(tx, removed.blobs()).await?;
+    release(tx, removed.blobs()).await?;
     if was_latest {
         let sql = "UPDATE versions SET is_latest = true WHERE bucket = $1 AND key = $2 AND version_key = \
                    (SELECT version_key FROM versions WHERE bucket = $1 AND key = $2 ORDER BY version_key LIMIT 1)";
@@ -484,7 +518,7 @@ async fn delete_latest(
         return Ok(DeleteOutcome { removed, marker: None });
     }
     let marker = ObjectRecord::delete_marker(bucket, key, owner.clone(), Timestamp::now());
-    let (marker, replaced) = write_version(tx, marker, versioning, newest).await?;
+    let (marker, replaced) = write_version(tx, marker, versioning, newest, Origin::Written).await?;
     Ok(DeleteOutcome { removed: replaced, marker: Some(marker) })
 }
 
@@ -521,6 +555,53 @@ fn batch<T>(pager: &Pager<T>) -> i64 {
 
 fn utf8(bytes: Vec<u8>) -> Result<String, Fail> {
     String::from_utf8(bytes).map_err(|_| Fail::Store(StorageError::Corrupt("an object key is not UTF-8".into())))
+}
+
+impl PostgresMetadataStore {
+    async fn write_object(
+        &self,
+        object: ObjectRecord,
+        condition: &WriteCondition,
+        origin: Origin,
+    ) -> Result<PutOutcome, StorageError> {
+        transaction!(self, |tx| {
+            let versioning = bucket_required(&tx, &object.bucket, Some(&object.key)).await?.versioning;
+            let current = newest(&tx, &object.bucket, &object.key).await?;
+            condition.check(current.as_ref())?;
+            let (stored, replaced) = write_version(&tx, object.clone(), versioning, current.as_ref(), origin).await?;
+            PutOutcome { version_id: stored.version_id, replaced }
+        })
+    }
+
+    async fn write_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part: PartRecord,
+        origin: Origin,
+    ) -> Result<Option<PartRecord>, StorageError> {
+        let record = codec::encode(&part)?;
+        let number = i32::try_from(part.part_number).map_err(|_| StorageError::Corrupt("part number".into()))?;
+        transaction!(self, |tx| {
+            lock_upload(&tx, bucket, key, upload_id).await?;
+            let sql = "SELECT record FROM parts WHERE bucket = $1 AND upload_id = $2 AND part_number = $3";
+            let old: Option<PartRecord> = match query_opt(&tx, sql, &[&bucket, &upload_id, &number]).await? {
+                Some(row) => Some(decode(&row, "record")?),
+                None => None,
+            };
+            let sql = "INSERT INTO parts (bucket, upload_id, part_number, record) VALUES ($1, $2, $3, $4) \
+                       ON CONFLICT (bucket, upload_id, part_number) DO UPDATE SET record = excluded.record";
+            execute(&tx, sql, &[&bucket, &upload_id, &number, &record]).await?;
+            let mut changes = RefChanges::new();
+            changes.acquire([&part.blob], origin);
+            if let Some(old) = &old {
+                changes.release([&old.blob]);
+            }
+            change_refs(&tx, &changes).await?;
+            old
+        })
+    }
 }
 
 #[async_trait]
@@ -577,7 +658,7 @@ impl MetadataStore for PostgresMetadataStore {
             query(&tx, "SELECT 1 FROM uploads WHERE bucket = $1 FOR UPDATE", &[&name]).await?;
             let parts = query(&tx, "DELETE FROM parts WHERE bucket = $1 RETURNING record", &[&name]).await?;
             let parts: Vec<PartRecord> = parts.iter().map(|r| decode(r, "record")).collect::<Result<_, _>>()?;
-            mark_garbage(&tx, parts.iter().map(|p| &p.blob)).await?;
+            release(&tx, parts.iter().map(|p| &p.blob)).await?;
             for sql in [
                 "DELETE FROM uploads WHERE bucket = $1",
                 "DELETE FROM completed WHERE bucket = $1",
@@ -666,13 +747,15 @@ impl MetadataStore for PostgresMetadataStore {
     }
 
     async fn put_object(&self, object: ObjectRecord, condition: &WriteCondition) -> Result<PutOutcome, StorageError> {
-        transaction!(self, |tx| {
-            let versioning = bucket_required(&tx, &object.bucket, Some(&object.key)).await?.versioning;
-            let current = newest(&tx, &object.bucket, &object.key).await?;
-            condition.check(current.as_ref())?;
-            let (stored, replaced) = write_version(&tx, object.clone(), versioning, current.as_ref()).await?;
-            PutOutcome { version_id: stored.version_id, replaced }
-        })
+        self.write_object(object, condition, Origin::Written).await
+    }
+
+    async fn put_object_shared(
+        &self,
+        object: ObjectRecord,
+        condition: &WriteCondition,
+    ) -> Result<PutOutcome, StorageError> {
+        self.write_object(object, condition, Origin::Shared).await
     }
 
     async fn get_object(
@@ -889,7 +972,7 @@ impl MetadataStore for PostgresMetadataStore {
         transaction!(self, |tx| {
             let upload = lock_upload(&tx, bucket, key, upload_id).await?;
             let parts = remove_upload(&tx, bucket, upload_id).await?;
-            mark_garbage(&tx, parts.iter().map(|p| &p.blob)).await?;
+            release(&tx, parts.iter().map(|p| &p.blob)).await?;
             (upload, parts)
         })
     }
@@ -948,24 +1031,17 @@ impl MetadataStore for PostgresMetadataStore {
         upload_id: &str,
         part: PartRecord,
     ) -> Result<Option<PartRecord>, StorageError> {
-        let record = codec::encode(&part)?;
-        let number = i32::try_from(part.part_number).map_err(|_| StorageError::Corrupt("part number".into()))?;
-        transaction!(self, |tx| {
-            lock_upload(&tx, bucket, key, upload_id).await?;
-            let sql = "SELECT record FROM parts WHERE bucket = $1 AND upload_id = $2 AND part_number = $3";
-            let old: Option<PartRecord> = match query_opt(&tx, sql, &[&bucket, &upload_id, &number]).await? {
-                Some(row) => Some(decode(&row, "record")?),
-                None => None,
-            };
-            let sql = "INSERT INTO parts (bucket, upload_id, part_number, record) VALUES ($1, $2, $3, $4) \
-                       ON CONFLICT (bucket, upload_id, part_number) DO UPDATE SET record = excluded.record";
-            execute(&tx, sql, &[&bucket, &upload_id, &number, &record]).await?;
-            mark_referenced(&tx, [&part.blob]).await?;
-            if let Some(old) = old.as_ref().filter(|o| o.blob != part.blob) {
-                mark_garbage(&tx, [&old.blob]).await?;
-            }
-            old
-        })
+        self.write_part(bucket, key, upload_id, part, Origin::Written).await
+    }
+
+    async fn put_part_shared(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part: PartRecord,
+    ) -> Result<Option<PartRecord>, StorageError> {
+        self.write_part(bucket, key, upload_id, part, Origin::Shared).await
     }
 
     async fn list_parts(
@@ -1013,10 +1089,11 @@ impl MetadataStore for PostgresMetadataStore {
             if !object.parts.iter().all(|m| by_number.get(&m.part_number) == Some(&&m.blob)) {
                 return Err(StorageError::PartsChanged.into());
             }
-            let used: HashSet<&BlobId> = object.blobs().collect();
-            let discarded: Vec<PartRecord> = parts.iter().filter(|p| !used.contains(&p.blob)).cloned().collect();
-            mark_garbage(&tx, discarded.iter().map(|p| &p.blob)).await?;
-            let (stored, replaced) = write_version(&tx, object.clone(), versioning, current.as_ref()).await?;
+            let discarded = refs::unused_parts(&parts, &object);
+            // The object takes over its parts' references before the parts let go of theirs.
+            let (stored, replaced) =
+                write_version(&tx, object.clone(), versioning, current.as_ref(), Origin::Written).await?;
+            release(&tx, parts.iter().map(|p| &p.blob)).await?;
             let done = CompletedUpload::of(&stored, upload_id);
             let sql = "INSERT INTO completed (bucket, upload_id, completed, record) VALUES ($1, $2, $3, $4) \
                        ON CONFLICT (bucket, upload_id) DO UPDATE SET completed = excluded.completed, \
@@ -1048,30 +1125,16 @@ impl MetadataStore for PostgresMetadataStore {
         let ids = unique(blobs);
         transaction!(self, |tx| {
             // Only blobs the store does not know become garbage: referenced ones stay.
-            let sql =
-                "INSERT INTO blobs (id, garbage_since) SELECT unnest($1::bytea[]), $2 ON CONFLICT (id) DO NOTHING";
+            let sql = "INSERT INTO blobs (id, refs, garbage_since) SELECT unnest($1::bytea[]), 0, $2 \
+                       ON CONFLICT (id) DO NOTHING";
             execute(&tx, sql, &[&ids, &Timestamp::now().0]).await?;
         })
     }
 
     async fn blob_states(&self, blobs: &[BlobId]) -> Result<Vec<BlobState>, StorageError> {
         let ids: Vec<&[u8]> = blobs.iter().map(|b| b.0.as_bytes()).collect();
-        let known = read!(self, |tx| {
-            let rows = query(tx, "SELECT id, garbage_since FROM blobs WHERE id = ANY($1)", &[&ids]).await?;
-            let mut known: HashMap<Vec<u8>, Option<i64>> = HashMap::with_capacity(rows.len());
-            for row in rows {
-                known.insert(row.try_get("id")?, row.try_get("garbage_since")?);
-            }
-            known
-        })?;
-        Ok(blobs
-            .iter()
-            .map(|b| match known.get(b.0.as_bytes()) {
-                None => BlobState::Unknown,
-                Some(None) => BlobState::Referenced,
-                Some(Some(since)) => BlobState::Garbage(Timestamp(*since)),
-            })
-            .collect())
+        let rows = read!(self, |tx| { blob_rows(tx, &ids, false).await? })?;
+        Ok(rows.into_iter().map(BlobRow::state).collect())
     }
 
     async fn garbage(

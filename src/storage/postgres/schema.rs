@@ -18,7 +18,7 @@ use crate::storage::StorageError;
 const MIGRATION_LOCK: i64 = 0x7333_642d_6d69_6772;
 
 /// Every migration, in order. Never edit one that has shipped: add another.
-const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2)];
+const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2), (3, V3)];
 
 const V1: &str = r#"
 CREATE TABLE buckets (
@@ -95,6 +95,11 @@ CREATE TABLE users (
     access_key text COLLATE "C" NOT NULL UNIQUE,
     record bytea NOT NULL
 );
+"#;
+
+/// Reference counts: a blob may be shared by copies (every row so far had one reference).
+const V3: &str = r#"
+ALTER TABLE blobs ADD COLUMN refs integer NOT NULL DEFAULT 1;
 "#;
 
 fn io(e: tokio_postgres::Error) -> StorageError {

@@ -3,7 +3,8 @@
 //! encoding equals UTF-8 byte order of the keys, whatever bytes they contain.
 
 use crate::clock::Timestamp;
-use crate::storage::{BucketSettingKind, VersionKey};
+use crate::storage::refs::BlobRow;
+use crate::storage::{BucketSettingKind, StorageError, VersionKey};
 
 /// Escapes 0x00 as 0x00 0xFF; `terminate` appends 0x00 0x01, which sorts before any
 /// continuation, so `a` < `a\0` < `ab`.
@@ -160,19 +161,32 @@ pub fn parse_garbage(key: &[u8]) -> Option<(Timestamp, String)> {
     Some((Timestamp(raw as i64), String::from_utf8(id.to_vec()).ok()?))
 }
 
-/// A blob's state value: empty while referenced, the time it became garbage otherwise.
-pub fn garbage_since(since: Timestamp) -> [u8; 8] {
-    let mut k = Vec::with_capacity(8);
-    push_timestamp(&mut k, since);
-    let mut out = [0u8; 8];
-    out.copy_from_slice(&k);
-    out
+/// A blob's row as stored: empty while referenced once (what every release before shared
+/// blobs wrote), the count as 4 big-endian bytes while referenced more often, and the time
+/// it became garbage as 8 bytes.
+pub fn blob_row(row: BlobRow) -> Vec<u8> {
+    match row {
+        BlobRow::Referenced(n) if n > 1 => n.to_be_bytes().to_vec(),
+        BlobRow::Referenced(_) | BlobRow::Unknown => Vec::new(),
+        BlobRow::Garbage(since) => {
+            let mut k = Vec::with_capacity(8);
+            push_timestamp(&mut k, since);
+            k
+        }
+    }
 }
 
-/// Decodes a blob's state value (see [`garbage_since`]); `None` means referenced.
-pub fn parse_garbage_since(value: &[u8]) -> Option<Timestamp> {
-    let raw: [u8; 8] = value.try_into().ok()?;
-    Some(Timestamp((u64::from_be_bytes(raw) ^ (1 << 63)) as i64))
+/// Decodes a blob's row (see [`blob_row`]).
+pub fn parse_blob_row(value: &[u8]) -> Result<BlobRow, StorageError> {
+    match value.len() {
+        0 => Ok(BlobRow::Referenced(1)),
+        4 => Ok(BlobRow::Referenced(u32::from_be_bytes(value.try_into().unwrap_or_default()).max(1))),
+        8 => {
+            let raw: [u8; 8] = value.try_into().unwrap_or_default();
+            Ok(BlobRow::Garbage(Timestamp((u64::from_be_bytes(raw) ^ (1 << 63)) as i64)))
+        }
+        n => Err(StorageError::Corrupt(format!("a blob row of {n} bytes"))),
+    }
 }
 
 /// The smallest key strictly greater than `key`.
@@ -249,8 +263,11 @@ mod tests {
         let b = garbage(Timestamp(3), "0000");
         assert!(a < b);
         assert_eq!(parse_garbage(&b), Some((Timestamp(3), "0000".to_string())));
-        assert_eq!(parse_garbage_since(&garbage_since(Timestamp(-7))), Some(Timestamp(-7)));
-        assert_eq!(parse_garbage_since(b""), None);
+        for row in [BlobRow::Garbage(Timestamp(-7)), BlobRow::Referenced(1), BlobRow::Referenced(70_000)] {
+            assert_eq!(parse_blob_row(&blob_row(row)).expect("decodes"), row);
+        }
+        assert_eq!(blob_row(BlobRow::Referenced(1)), b"", "as releases before shared blobs wrote it");
+        assert!(parse_blob_row(b"abc").is_err());
     }
 
     #[test]

@@ -6,16 +6,20 @@
 //! group with one WAL sync: group commit, with each acknowledged write still synced before
 //! it returns.
 //!
-//! Locks are striped (a name hashes to one of a fixed set) and taken all at once, in one
-//! order — the bucket's, then the names' in ascending stripe order — so two methods can
-//! never wait for each other in a cycle. A collision only makes two unrelated names wait
-//! for each other briefly.
+//! Locks are striped (a name hashes to one of a fixed set) and taken in one order — the
+//! bucket's, then the names' in ascending stripe order, then, just before the batch is
+//! written, the blobs' whose reference counts it changes, in ascending stripe order — so
+//! two methods can never wait for each other in a cycle (a method holding blob locks takes
+//! nothing more). A collision only makes two unrelated names wait for each other briefly.
 
 use std::hash::{Hash, Hasher};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::storage::BlobId;
+
 const BUCKET_STRIPES: usize = 64;
 const NAME_STRIPES: usize = 1024;
+const BLOB_STRIPES: usize = 1024;
 
 /// How a method holds its bucket's lock.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -70,6 +74,7 @@ fn stripe(value: impl Hash, stripes: usize) -> usize {
 pub(super) struct Locks {
     buckets: Vec<RwLock<()>>,
     names: Vec<Mutex<()>>,
+    blobs: Vec<Mutex<()>>,
     users: Mutex<()>,
 }
 
@@ -90,6 +95,7 @@ impl Locks {
         Locks {
             buckets: (0..BUCKET_STRIPES).map(|_| RwLock::new(())).collect(),
             names: (0..NAME_STRIPES).map(|_| Mutex::new(())).collect(),
+            blobs: (0..BLOB_STRIPES).map(|_| Mutex::new(())).collect(),
             users: Mutex::new(()),
         }
     }
@@ -109,6 +115,14 @@ impl Locks {
         names.dedup();
         let names = names.into_iter().map(|i| self.names[i].lock().unwrap_or_else(|p| p.into_inner())).collect();
         Held { _bucket: bucket, _names: names }
+    }
+
+    /// The locks of blobs' reference counts: the last locks a method takes.
+    pub(super) fn blobs<'b>(&self, ids: impl IntoIterator<Item = &'b BlobId>) -> Vec<MutexGuard<'_, ()>> {
+        let mut stripes: Vec<usize> = ids.into_iter().map(|b| stripe(&b.0, BLOB_STRIPES)).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        stripes.into_iter().map(|i| self.blobs[i].lock().unwrap_or_else(|p| p.into_inner())).collect()
     }
 
     /// The lock of the user table (every user change reads all users).

@@ -7,9 +7,9 @@
 //! what they touch (see [`locks`]), which makes each trait method atomic with respect to the
 //! others while writes to different keys commit together, sharing WAL syncs.
 //!
-//! Blob states live in the `blobs` family (empty value: referenced; a time: garbage since
-//! then), with a time-ordered index of garbage in `garbage`; both change in the same batch as
-//! the records that reference or stop referencing a blob.
+//! Blob rows live in the `blobs` family (a reference count, or the time the blob became
+//! garbage), with a time-ordered index of garbage in `garbage`; both change in the same
+//! batch as the records that reference or stop referencing a blob (see [`Batch`]).
 
 mod keys;
 mod locks;
@@ -22,6 +22,8 @@ use async_trait::async_trait;
 use rocksdb::{ColumnFamily, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 
 use locks::{BucketMode, LockSet, Locks};
+
+use super::refs::{self, BlobRow, Origin, RefChanges};
 
 use super::codec::{self, Record};
 use super::users::{UserChange, Users};
@@ -60,7 +62,7 @@ enum Cf {
     Parts,
     /// keys::completed → CompletedUpload
     Completed,
-    /// blob id → empty (referenced by an object or part) or keys::garbage_since (garbage)
+    /// blob id → keys::blob_row: its reference count, or since when it is garbage
     Blobs,
     /// keys::garbage → empty: garbage in the order it arose
     Garbage,
@@ -119,6 +121,28 @@ struct Inner {
     locks: Locks,
 }
 
+/// One method's writes, with the reference changes they make to blobs: those are turned
+/// into rows when the batch is committed, under the blobs' locks, so that steps sharing a
+/// blob count it right whatever their order.
+#[derive(Default)]
+struct Batch {
+    write: WriteBatch,
+    refs: RefChanges,
+}
+
+impl std::ops::Deref for Batch {
+    type Target = WriteBatch;
+    fn deref(&self) -> &WriteBatch {
+        &self.write
+    }
+}
+
+impl std::ops::DerefMut for Batch {
+    fn deref_mut(&mut self) -> &mut WriteBatch {
+        &mut self.write
+    }
+}
+
 fn io(e: rocksdb::Error) -> StorageError {
     StorageError::Io(e.into_string())
 }
@@ -143,6 +167,40 @@ impl Inner {
         // power loss. Turning `sync` off trades that for latency.
         opts.set_sync(self.sync);
         self.db.write_opt(batch, &opts).map_err(io)
+    }
+
+    /// Writes `batch` with its blobs' new rows; `NotFound(Blob)` (and nothing written) when
+    /// it shares a blob that is no longer referenced.
+    fn commit(&self, mut batch: Batch) -> Result<(), StorageError> {
+        if batch.refs.is_empty() {
+            return self.write(batch.write);
+        }
+        let _blobs = self.locks.blobs(batch.refs.ids());
+        let current = self.blob_rows(batch.refs.ids())?;
+        for (blob, row) in batch.refs.resolve(&current, Timestamp::now())? {
+            self.stage_row(&mut batch.write, &blob, row)?;
+        }
+        self.write(batch.write)
+    }
+
+    fn blob_rows<'a>(&self, ids: impl IntoIterator<Item = &'a BlobId>) -> Result<Vec<BlobRow>, StorageError> {
+        self.db
+            .batched_multi_get_cf(self.cf(Cf::Blobs)?, ids.into_iter().map(|b| b.0.as_bytes()), false)
+            .into_iter()
+            .map(|r| match r.map_err(io)? {
+                None => Ok(BlobRow::Unknown),
+                Some(v) => keys::parse_blob_row(&v),
+            })
+            .collect()
+    }
+
+    /// Writes a blob's row, and indexes it when it becomes garbage.
+    fn stage_row(&self, batch: &mut WriteBatch, blob: &BlobId, row: BlobRow) -> Result<(), StorageError> {
+        batch.put_cf(self.cf(Cf::Blobs)?, blob.0.as_bytes(), keys::blob_row(row));
+        if let BlobRow::Garbage(since) = row {
+            batch.put_cf(self.cf(Cf::Garbage)?, keys::garbage(since, &blob.0), b"");
+        }
+        Ok(())
     }
 
     /// Whether any key of `cf` starts with `prefix`.
@@ -185,32 +243,6 @@ impl Inner {
         }
         it.status().map_err(io)?;
         pager.try_map(|v| codec::decode(&v))
-    }
-
-    /// Marks blobs referenced.
-    fn stage_referenced<'a>(
-        &self,
-        batch: &mut WriteBatch,
-        blobs: impl IntoIterator<Item = &'a BlobId>,
-    ) -> Result<(), StorageError> {
-        for b in blobs {
-            batch.put_cf(self.cf(Cf::Blobs)?, b.0.as_bytes(), b"");
-        }
-        Ok(())
-    }
-
-    /// Marks blobs garbage as of `now`, for the collector.
-    fn stage_garbage<'a>(
-        &self,
-        batch: &mut WriteBatch,
-        blobs: impl IntoIterator<Item = &'a BlobId>,
-        now: Timestamp,
-    ) -> Result<(), StorageError> {
-        for b in blobs {
-            batch.put_cf(self.cf(Cf::Blobs)?, b.0.as_bytes(), keys::garbage_since(now));
-            batch.put_cf(self.cf(Cf::Garbage)?, keys::garbage(now, &b.0), b"");
-        }
-        Ok(())
     }
 
     /// The newest `n` versions of a key (delete markers included), newest first.
@@ -282,13 +314,14 @@ impl Inner {
     }
 
     /// Adds the writes of a new version to `batch`: a new id when versioning is enabled,
-    /// else the `null` version replacing the previous one (returned; its blobs become
-    /// garbage). Version times stay strictly increasing within a key.
+    /// else the `null` version replacing the previous one (returned; its blobs lose its
+    /// references). Version times stay strictly increasing within a key.
     fn stage_version(
         &self,
-        batch: &mut WriteBatch,
+        batch: &mut Batch,
         mut object: ObjectRecord,
         versioning: Versioning,
+        origin: Origin,
     ) -> Result<(ObjectRecord, Option<ObjectRecord>), StorageError> {
         let (bucket, key) = (object.bucket.clone(), object.key.clone());
         let floor = self.newest(&bucket, &key)?.map(|v| v.version_key.time());
@@ -307,10 +340,9 @@ impl Inner {
             }
             None => None,
         };
-        self.stage_referenced(batch, object.blobs())?;
+        batch.refs.acquire(object.blobs(), origin);
         if let Some(r) = &replaced {
-            let kept: HashSet<&BlobId> = object.blobs().collect();
-            self.stage_garbage(batch, r.blobs().filter(|b| !kept.contains(b)), Timestamp::now())?;
+            batch.refs.release(r.blobs());
         }
         if null {
             batch.put_cf(self.cf(Cf::Nulls)?, keys::object(&bucket, &key), object.version_key.0);
@@ -328,7 +360,7 @@ impl Inner {
     /// unversioned bucket, else a delete marker.
     fn stage_delete_latest(
         &self,
-        batch: &mut WriteBatch,
+        batch: &mut Batch,
         bucket: &str,
         key: &str,
         versioning: Versioning,
@@ -342,14 +374,14 @@ impl Inner {
             return Ok(DeleteOutcome { removed, marker: None });
         }
         let marker = ObjectRecord::delete_marker(bucket, key, owner.clone(), Timestamp::now());
-        let (marker, replaced) = self.stage_version(batch, marker, versioning)?;
+        let (marker, replaced) = self.stage_version(batch, marker, versioning, Origin::Written)?;
         Ok(DeleteOutcome { removed: replaced, marker: Some(marker) })
     }
 
     /// Adds a DeleteObject to `batch`: of `version`, or of the latest without one.
     fn stage_delete(
         &self,
-        batch: &mut WriteBatch,
+        batch: &mut Batch,
         bucket: &str,
         key: &str,
         version: Option<VersionId>,
@@ -372,7 +404,7 @@ impl Inner {
     /// becomes the latest if it was).
     fn stage_version_removal(
         &self,
-        batch: &mut WriteBatch,
+        batch: &mut Batch,
         bucket: &str,
         key: &str,
         vkey: &VersionKey,
@@ -384,7 +416,7 @@ impl Inner {
         if removed.version_id.is_null() {
             batch.delete_cf(self.cf(Cf::Nulls)?, keys::object(bucket, key));
         }
-        self.stage_garbage(batch, removed.blobs(), Timestamp::now())?;
+        batch.refs.release(removed.blobs());
         let newest = self.newest_versions(bucket, key, 2)?;
         if newest.first().is_some_and(|v| v.version_key == *vkey) {
             self.stage_latest(batch, bucket, key, newest.get(1))?;
@@ -392,15 +424,8 @@ impl Inner {
         Ok(Some(removed))
     }
 
-    fn blob_state(&self, id: &BlobId) -> Result<BlobState, StorageError> {
-        Ok(match self.db.get_pinned_cf(self.cf(Cf::Blobs)?, id.0.as_bytes()).map_err(io)? {
-            None => BlobState::Unknown,
-            Some(v) => keys::parse_garbage_since(&v).map_or(BlobState::Referenced, BlobState::Garbage),
-        })
-    }
-
     /// Removes every upload of `bucket` with its parts, and its remembered completions.
-    fn stage_bucket_uploads_removal(&self, batch: &mut WriteBatch, bucket: &str) -> Result<(), StorageError> {
+    fn stage_bucket_uploads_removal(&self, batch: &mut Batch, bucket: &str) -> Result<(), StorageError> {
         let prefix = keys::bucket_prefix(bucket);
         let uploads: Vec<(Vec<u8>, UploadRecord)> = self
             .db
@@ -409,10 +434,9 @@ impl Inner {
             .take_while(|item| item.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
             .map(|item| item.and_then(|(k, v)| Ok((k.to_vec(), codec::decode::<UploadRecord>(&v)?))))
             .collect::<Result<_, _>>()?;
-        let now = Timestamp::now();
         for (pk, u) in uploads {
             let parts = self.stage_upload_removal(batch, &pk, bucket, &u.upload_id)?;
-            self.stage_garbage(batch, parts.iter().map(|p| &p.blob), now)?;
+            batch.refs.release(parts.iter().map(|p| &p.blob));
         }
         let completed: Vec<Vec<u8>> = self
             .db
@@ -544,6 +568,52 @@ impl RocksMetadataStore {
         Ok(RocksMetadataStore { inner: Arc::new(inner) })
     }
 
+    async fn write_object(
+        &self,
+        object: ObjectRecord,
+        condition: &WriteCondition,
+        origin: Origin,
+    ) -> Result<PutOutcome, StorageError> {
+        let condition = condition.clone();
+        self.blocking(move |db| {
+            let _guard =
+                db.locks.acquire(LockSet::bucket(&object.bucket, BucketMode::Shared).key(&object.bucket, &object.key));
+            let versioning = db.versioning(&object.bucket)?;
+            condition.check(db.newest(&object.bucket, &object.key)?.as_ref())?;
+            let mut batch = Batch::default();
+            let (stored, replaced) = db.stage_version(&mut batch, object, versioning, origin)?;
+            db.commit(batch)?;
+            Ok(PutOutcome { version_id: stored.version_id, replaced })
+        })
+        .await
+    }
+
+    async fn write_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part: PartRecord,
+        origin: Origin,
+    ) -> Result<Option<PartRecord>, StorageError> {
+        let (bucket, key, upload_id) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
+        self.blocking(move |db| {
+            let _guard = db.locks.acquire(LockSet::bucket(&bucket, BucketMode::Shared).upload(&bucket, &upload_id));
+            db.find_upload(&bucket, &key, &upload_id)?;
+            let pk = keys::part(&bucket, &upload_id, part.part_number);
+            let old: Option<PartRecord> = db.get(Cf::Parts, &pk)?;
+            let mut batch = Batch::default();
+            batch.put_cf(db.cf(Cf::Parts)?, &pk, codec::encode(&part)?);
+            batch.refs.acquire([&part.blob], origin);
+            if let Some(old) = &old {
+                batch.refs.release([&old.blob]);
+            }
+            db.commit(batch)?;
+            Ok(old)
+        })
+        .await
+    }
+
     /// Reads every user, lets `f` decide the change, and commits it in one batch.
     async fn change_users<T, F>(&self, f: F) -> Result<T, StorageError>
     where
@@ -626,13 +696,13 @@ impl MetadataStore for RocksMetadataStore {
             if db.any_with_prefix(Cf::Versions, &prefix)? {
                 return Err(StorageError::BucketNotEmpty);
             }
-            let mut batch = WriteBatch::default();
+            let mut batch = Batch::default();
             db.stage_bucket_uploads_removal(&mut batch, &name)?;
             for kind in [BucketSettingKind::Tagging, BucketSettingKind::Lifecycle] {
                 batch.delete_cf(db.cf(Cf::Settings)?, keys::setting(&name, kind));
             }
             batch.delete_cf(db.cf(Cf::Buckets)?, name.as_bytes());
-            db.write(batch)
+            db.commit(batch)
         })
         .await
     }
@@ -747,10 +817,10 @@ impl MetadataStore for RocksMetadataStore {
         self.blocking(move |db| {
             let _guard = db.locks.acquire(LockSet::bucket(&bucket, BucketMode::Shared).upload(&bucket, &upload_id));
             let (pk, record) = db.find_upload(&bucket, &key, &upload_id)?;
-            let mut batch = WriteBatch::default();
+            let mut batch = Batch::default();
             let parts = db.stage_upload_removal(&mut batch, &pk, &bucket, &upload_id)?;
-            db.stage_garbage(&mut batch, parts.iter().map(|p| &p.blob), Timestamp::now())?;
-            db.write(batch)?;
+            batch.refs.release(parts.iter().map(|p| &p.blob));
+            db.commit(batch)?;
             Ok((record, parts))
         })
         .await
@@ -781,18 +851,15 @@ impl MetadataStore for RocksMetadataStore {
     }
 
     async fn put_object(&self, object: ObjectRecord, condition: &WriteCondition) -> Result<PutOutcome, StorageError> {
-        let condition = condition.clone();
-        self.blocking(move |db| {
-            let _guard =
-                db.locks.acquire(LockSet::bucket(&object.bucket, BucketMode::Shared).key(&object.bucket, &object.key));
-            let versioning = db.versioning(&object.bucket)?;
-            condition.check(db.newest(&object.bucket, &object.key)?.as_ref())?;
-            let mut batch = WriteBatch::default();
-            let (stored, replaced) = db.stage_version(&mut batch, object, versioning)?;
-            db.write(batch)?;
-            Ok(PutOutcome { version_id: stored.version_id, replaced })
-        })
-        .await
+        self.write_object(object, condition, Origin::Written).await
+    }
+
+    async fn put_object_shared(
+        &self,
+        object: ObjectRecord,
+        condition: &WriteCondition,
+    ) -> Result<PutOutcome, StorageError> {
+        self.write_object(object, condition, Origin::Shared).await
     }
 
     async fn get_object(
@@ -821,9 +888,9 @@ impl MetadataStore for RocksMetadataStore {
         self.blocking(move |db| {
             let _guard = db.locks.acquire(LockSet::bucket(&bucket, BucketMode::Shared).key(&bucket, &key));
             let versioning = db.versioning(&bucket)?;
-            let mut batch = WriteBatch::default();
+            let mut batch = Batch::default();
             let outcome = db.stage_delete(&mut batch, &bucket, &key, version, versioning, &owner)?;
-            db.write(batch)?;
+            db.commit(batch)?;
             Ok(outcome)
         })
         .await
@@ -850,14 +917,14 @@ impl MetadataStore for RocksMetadataStore {
                     chunk.iter().fold(LockSet::bucket(&bucket, BucketMode::Shared), |s, (k, _)| s.key(&bucket, k));
                 let _guard = db.locks.acquire(set);
                 let versioning = db.versioning(&bucket)?;
-                let mut batch = WriteBatch::default();
+                let mut batch = Batch::default();
                 let outcomes: Vec<_> = chunk
                     .iter()
                     .map(|(key, version)| db.stage_delete(&mut batch, &bucket, key, *version, versioning, &owner))
                     .collect();
                 if outcomes.iter().all(Result::is_ok) {
                     // Earlier chunks are committed: a failure here is this chunk's alone.
-                    match db.write(batch) {
+                    match db.commit(batch) {
                         Ok(()) => out.extend(outcomes),
                         Err(e) => out.extend(chunk.iter().map(|_| Err(StorageError::Io(e.to_string())))),
                     }
@@ -865,10 +932,10 @@ impl MetadataStore for RocksMetadataStore {
                 }
                 // A failed entry may have staged part of its writes: commit each on its own.
                 for (key, version) in chunk {
-                    let mut batch = WriteBatch::default();
+                    let mut batch = Batch::default();
                     let outcome = db
                         .stage_delete(&mut batch, &bucket, key, *version, versioning, &owner)
-                        .and_then(|o| db.write(batch).map(|()| o));
+                        .and_then(|o| db.commit(batch).map(|()| o));
                     out.push(outcome);
                 }
             }
@@ -890,9 +957,9 @@ impl MetadataStore for RocksMetadataStore {
             if db.newest(&bucket, &key)?.map(|v| v.version_key) == Some(version) {
                 return Ok(None);
             }
-            let mut batch = WriteBatch::default();
+            let mut batch = Batch::default();
             let removed = db.stage_version_removal(&mut batch, &bucket, &key, &version)?;
-            db.write(batch)?;
+            db.commit(batch)?;
             Ok(removed)
         })
         .await
@@ -912,9 +979,9 @@ impl MetadataStore for RocksMetadataStore {
             if db.newest(&bucket, &key)?.map(|v| v.version_key) != Some(expected) {
                 return Ok(DeleteOutcome::default());
             }
-            let mut batch = WriteBatch::default();
+            let mut batch = Batch::default();
             let outcome = db.stage_delete_latest(&mut batch, &bucket, &key, versioning, &owner)?;
-            db.write(batch)?;
+            db.commit(batch)?;
             Ok(outcome)
         })
         .await
@@ -1013,22 +1080,17 @@ impl MetadataStore for RocksMetadataStore {
         upload_id: &str,
         part: PartRecord,
     ) -> Result<Option<PartRecord>, StorageError> {
-        let (bucket, key, upload_id) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
-        self.blocking(move |db| {
-            let _guard = db.locks.acquire(LockSet::bucket(&bucket, BucketMode::Shared).upload(&bucket, &upload_id));
-            db.find_upload(&bucket, &key, &upload_id)?;
-            let pk = keys::part(&bucket, &upload_id, part.part_number);
-            let old: Option<PartRecord> = db.get(Cf::Parts, &pk)?;
-            let mut batch = WriteBatch::default();
-            batch.put_cf(db.cf(Cf::Parts)?, &pk, codec::encode(&part)?);
-            db.stage_referenced(&mut batch, [&part.blob])?;
-            if let Some(old) = old.as_ref().filter(|o| o.blob != part.blob) {
-                db.stage_garbage(&mut batch, [&old.blob], Timestamp::now())?;
-            }
-            db.write(batch)?;
-            Ok(old)
-        })
-        .await
+        self.write_part(bucket, key, upload_id, part, Origin::Written).await
+    }
+
+    async fn put_part_shared(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part: PartRecord,
+    ) -> Result<Option<PartRecord>, StorageError> {
+        self.write_part(bucket, key, upload_id, part, Origin::Shared).await
     }
 
     async fn list_parts(
@@ -1067,7 +1129,7 @@ impl MetadataStore for RocksMetadataStore {
             let (pk, _) = db.find_upload(&object.bucket, &object.key, &upload_id)?;
             let versioning = db.versioning(&object.bucket)?;
             condition.check(db.newest(&object.bucket, &object.key)?.as_ref())?;
-            let mut batch = WriteBatch::default();
+            let mut batch = Batch::default();
             let parts = db.stage_upload_removal(&mut batch, &pk, &object.bucket, &upload_id)?;
             // The manifest was built from an earlier read: each of its parts must still be
             // the upload's current part, or it could name a blob a re-upload superseded.
@@ -1075,13 +1137,13 @@ impl MetadataStore for RocksMetadataStore {
             if !object.parts.iter().all(|m| by_number.get(&m.part_number) == Some(&&m.blob)) {
                 return Err(StorageError::PartsChanged);
             }
-            let used: HashSet<&BlobId> = object.blobs().collect();
-            let discarded: Vec<PartRecord> = parts.iter().filter(|p| !used.contains(&p.blob)).cloned().collect();
-            db.stage_garbage(&mut batch, discarded.iter().map(|p| &p.blob), Timestamp::now())?;
-            let (stored, replaced) = db.stage_version(&mut batch, object, versioning)?;
+            let discarded = refs::unused_parts(&parts, &object);
+            // The object takes over the references of the parts it uses.
+            batch.refs.release(parts.iter().map(|p| &p.blob));
+            let (stored, replaced) = db.stage_version(&mut batch, object, versioning, Origin::Written)?;
             let done = CompletedUpload::of(&stored, &upload_id);
             batch.put_cf(db.cf(Cf::Completed)?, keys::completed(&stored.bucket, &upload_id), codec::encode(&done)?);
-            db.write(batch)?;
+            db.commit(batch)?;
             Ok(CompleteOutcome { version_id: stored.version_id, replaced, discarded })
         })
         .await
@@ -1113,15 +1175,14 @@ impl MetadataStore for RocksMetadataStore {
     async fn discard_blobs(&self, blobs: &[BlobId]) -> Result<(), StorageError> {
         let blobs = blobs.to_vec();
         self.blocking(move |db| {
-            let _guard = db.locks.acquire(blobs.iter().fold(LockSet::none(), |s, b| s.name("blob", &[&b.0])));
+            let _guard = db.locks.blobs(&blobs);
             let mut batch = WriteBatch::default();
-            let mut unknown = Vec::new();
-            for b in &blobs {
-                if db.blob_state(b)? == BlobState::Unknown {
-                    unknown.push(b);
+            let now = Timestamp::now();
+            for (b, row) in blobs.iter().zip(db.blob_rows(&blobs)?) {
+                if row == BlobRow::Unknown {
+                    db.stage_row(&mut batch, b, BlobRow::Garbage(now))?;
                 }
             }
-            db.stage_garbage(&mut batch, unknown, Timestamp::now())?;
             db.write(batch)
         })
         .await
@@ -1129,20 +1190,7 @@ impl MetadataStore for RocksMetadataStore {
 
     async fn blob_states(&self, blobs: &[BlobId]) -> Result<Vec<BlobState>, StorageError> {
         let blobs = blobs.to_vec();
-        self.blocking(move |db| {
-            let cf = db.cf(Cf::Blobs)?;
-            db.db
-                .batched_multi_get_cf(cf, blobs.iter().map(|b| b.0.as_bytes()), false)
-                .into_iter()
-                .map(|r| {
-                    Ok(match r.map_err(io)? {
-                        None => BlobState::Unknown,
-                        Some(v) => keys::parse_garbage_since(&v).map_or(BlobState::Referenced, BlobState::Garbage),
-                    })
-                })
-                .collect()
-        })
-        .await
+        self.blocking(move |db| Ok(db.blob_rows(&blobs)?.into_iter().map(BlobRow::state).collect())).await
     }
 
     async fn garbage(
@@ -1171,10 +1219,11 @@ impl MetadataStore for RocksMetadataStore {
     async fn forget_garbage(&self, records: &[GarbageRecord]) -> Result<(), StorageError> {
         let records = records.to_vec();
         self.blocking(move |db| {
-            let _guard = db.locks.acquire(records.iter().fold(LockSet::none(), |s, r| s.name("blob", &[&r.blob.0])));
+            let _guard = db.locks.blobs(records.iter().map(|r| &r.blob));
             let mut batch = WriteBatch::default();
-            for r in &records {
-                if db.blob_state(&r.blob)? == BlobState::Garbage(r.since) {
+            let rows = db.blob_rows(records.iter().map(|r| &r.blob))?;
+            for (r, row) in records.iter().zip(rows) {
+                if row == BlobRow::Garbage(r.since) {
                     batch.delete_cf(db.cf(Cf::Blobs)?, r.blob.0.as_bytes());
                 }
                 batch.delete_cf(db.cf(Cf::Garbage)?, keys::garbage(r.since, &r.blob.0));

@@ -25,10 +25,13 @@ fn part_number(cx: &Ctx<'_>) -> Result<u32, S3Error> {
 /// Commits a stored part; if the upload vanished meanwhile (aborted or completed), the blob
 /// is discarded and the request fails with NoSuchUpload.
 async fn commit(storage: &Storage, bucket: &str, key: &str, id: &str, part: PartRecord) -> Result<(), S3Error> {
-    match storage.put_part(bucket, key, id, part).await {
-        Ok(_) => Ok(()),
-        Err(e @ StorageError::NotFound(Resource::Upload)) => Err(S3Error::from(e).field("UploadId", id)),
-        Err(e) => Err(e.into()),
+    storage.put_part(bucket, key, id, part).await.map(drop).map_err(|e| part_error(e, id))
+}
+
+fn part_error(e: StorageError, upload_id: &str) -> S3Error {
+    match e {
+        e @ StorageError::NotFound(Resource::Upload) => S3Error::from(e).field("UploadId", upload_id),
+        e => e.into(),
     }
 }
 
@@ -82,10 +85,20 @@ pub async fn call_copy(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Err
     let (bucket, key, id) = (cx.bucket()?.name.clone(), cx.key()?.to_owned(), super::upload_id(cx).to_owned());
     let resource = format!("/{bucket}/{key}");
     let work = async move {
-        let mut part = copy::copy_bytes(Arc::clone(&storage), source, range, data::Keep::InBlob).await?;
-        part.part_number = number;
+        let commit = |mut part: PartRecord, shared: bool| {
+            part.part_number = number;
+            let (storage, bucket, key, id) = (Arc::clone(&storage), &bucket, &key, &id);
+            async move {
+                if shared {
+                    storage.put_part_shared(bucket, key, id, part).await
+                } else {
+                    storage.put_part(bucket, key, id, part).await
+                }
+            }
+        };
+        let (part, _) =
+            copy::copy_part(&storage, source, range, data::Keep::InBlob, commit, |e| part_error(e, &id)).await?;
         let (etag, modified) = (hex::encode(part.md5), part.last_modified);
-        commit(&storage, &bucket, &key, &id, part).await?;
         let mut w = XmlWriter::new("CopyPartResult");
         w.elem("LastModified", &modified.to_xml()).elem("ETag", &data::quoted(&etag));
         Ok(Done { doc: w.finish(), headers: reported })

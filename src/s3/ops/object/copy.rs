@@ -17,10 +17,11 @@ use crate::s3::ops::data::{self, MAX_PUT_SIZE};
 use crate::s3::ops::keepalive::{self, Done};
 use crate::s3::ops::object::get::ByteRange;
 use crate::s3::ops::object::get::visible_version;
+use crate::s3::types::ChecksumAlgorithm;
 use crate::s3::types::{parse_version_id, validate_bucket_name, validate_key};
 use crate::s3::xml::XmlWriter;
 use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response, headers};
-use crate::storage::{ObjectRecord, PartRecord, Storage, Versioning};
+use crate::storage::{ObjectRecord, PartRecord, Resource, Storage, StorageError, Versioning};
 
 /// The object version named by `x-amz-copy-source`, whose bucket the caller must own, and
 /// the headers a copy reports about it.
@@ -112,6 +113,62 @@ pub fn source_range(h: &HeaderMap, size: u64) -> Result<Option<std::ops::Range<u
     }
 }
 
+/// The part of `source` that is exactly `range`, as a copy's one-part manifest entry sharing
+/// its blob, when that part is kept in a blob with the checksum a copy reports.
+pub fn shareable_part(source: &ObjectRecord, range: &std::ops::Range<u64>) -> Option<PartRecord> {
+    let mut offset = 0u64;
+    for p in &source.parts {
+        if offset > range.start {
+            break;
+        }
+        if offset == range.start && offset.checked_add(p.size) == Some(range.end) {
+            let crc = p.checksum(ChecksumAlgorithm::Crc64Nvme)?;
+            return Some(PartRecord {
+                part_number: 1,
+                blob: p.stored_blob()?.clone(),
+                size: p.size,
+                md5: p.md5,
+                last_modified: Timestamp::now(),
+                checksums: vec![(ChecksumAlgorithm::Crc64Nvme, crc.to_owned())],
+                inline: None,
+            });
+        }
+        offset = offset.saturating_add(p.size);
+    }
+    None
+}
+
+/// Makes the copy of `range` of `source` and has `commit` store it (as a shared part when
+/// its second argument says so), mapping its errors with `error`: without copying a byte
+/// when the range is one whole part of the source kept in a blob, whose blob the copy then
+/// shares; else by copying the bytes. If the source's blob is released between the read of
+/// the source and the commit, its bytes (kept through the grace period) are copied after all.
+pub async fn copy_part<T, Fut>(
+    storage: &Arc<Storage>,
+    source: ObjectRecord,
+    range: std::ops::Range<u64>,
+    keep: data::Keep,
+    commit: impl Fn(PartRecord, bool) -> Fut,
+    error: impl Fn(StorageError) -> S3Error,
+) -> Result<(PartRecord, T), S3Error>
+where
+    Fut: std::future::Future<Output = Result<T, StorageError>>,
+{
+    if keep == data::Keep::InBlob
+        && let Some(part) = shareable_part(&source, &range)
+    {
+        match commit(part.clone(), true).await {
+            Err(StorageError::NotFound(Resource::Blob)) => {
+                tracing::debug!("the source of a copy was released meanwhile; copying its bytes");
+            }
+            result => return result.map(|t| (part, t)).map_err(error),
+        }
+    }
+    let part = copy_bytes(Arc::clone(storage), source, range, keep).await?;
+    let t = commit(part.clone(), false).await.map_err(error)?;
+    Ok((part, t))
+}
+
 /// Streams `range` of `source` into a new (not yet referenced) blob, or into memory for an
 /// inline record, returning it as a one-part manifest entry. Owns what it needs, so that it
 /// can run detached.
@@ -183,11 +240,20 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let work = async move {
         let size = source.size;
         let keep = data::Keep::object(&storage, Some(size));
-        let part = copy_bytes(Arc::clone(&storage), source, 0..size, keep).await?;
         let attributes = ObjectAttributes { storage_class, content, user_metadata, tags };
-        let object = data::single_part_object(&bucket_name, &key_name, owner, part, attributes);
-        let (etag, modified) = (object.etag.clone(), object.last_modified);
-        let outcome = storage.put_object(object, &condition).await.map_err(data::condition_error)?;
+        let commit = |part: PartRecord, shared: bool| {
+            let object = data::single_part_object(&bucket_name, &key_name, owner.clone(), part, attributes.clone());
+            let (storage, condition) = (Arc::clone(&storage), &condition);
+            async move {
+                if shared {
+                    storage.put_object_shared(object, condition).await
+                } else {
+                    storage.put_object(object, condition).await
+                }
+            }
+        };
+        let (part, outcome) = copy_part(&storage, source, 0..size, keep, commit, data::condition_error).await?;
+        let (etag, modified) = (hex::encode(part.md5), part.last_modified);
         let mut w = XmlWriter::new("CopyObjectResult");
         w.elem("LastModified", &modified.to_xml()).elem("ETag", &data::quoted(&etag));
         if versioned {
