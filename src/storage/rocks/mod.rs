@@ -32,7 +32,7 @@ use super::{
     DeleteOutcome, GarbageRecord, Lease, ListBucketsQuery, ListObjectsQuery, ListUploadsQuery, ListVersionsQuery,
     MetadataStore, ObjectPage, ObjectRecord, Owner, PartPage, PartRecord, PutOutcome, Resource, StorageError,
     UploadPage, UploadRecord, UserRecord, VersionEntry, VersionId, VersionKey, VersionPage, Versioning, WorkClaim,
-    WriteCondition, group, marker_common_prefix,
+    WriteCondition, marker_common_prefix,
 };
 use super::{Grouped, Pager, Step, listing_start};
 use crate::clock::Timestamp;
@@ -213,9 +213,46 @@ impl Inner {
         }
     }
 
-    /// One page of latest objects, from the object key bytes `start`, reading index keys:
-    /// a common prefix is one seek past all of its keys, and only the records on the page
-    /// are decoded.
+    /// Fills `pager` from a family keyed by object key (`Objects`, `Versions`, `Uploads`),
+    /// from the raw key `start`: keys are read as they are, a common prefix is one seek past
+    /// all of its keys (as are keys under `skip_under`, the common prefix a previous page
+    /// ended with), and `item` makes each offered entry from its key and value (records are
+    /// best decoded only for the entries the page keeps).
+    fn scan_keys<T>(
+        &self,
+        cf: Cf,
+        bucket: &str,
+        start: &[u8],
+        skip_under: Option<&str>,
+        pager: &mut Pager<T>,
+        mut item: impl FnMut(&str, &[u8]) -> T,
+    ) -> Result<(), StorageError> {
+        let bucket_prefix = keys::bucket_prefix(bucket);
+        let mut it = self.db.raw_iterator_cf(self.cf(cf)?);
+        it.seek(start);
+        while let Some(raw) = it.key() {
+            if !raw.starts_with(&bucket_prefix) {
+                break;
+            }
+            let key = keys::object_key_of(raw, bucket_prefix.len())
+                .ok_or_else(|| StorageError::Corrupt(format!("{} index key", cf.name())))?;
+            let step = match skip_under.filter(|s| key.starts_with(s)) {
+                Some(s) => super::prefix_end(s.as_bytes()).map_or(Step::Stop, Step::SkipTo),
+                None => {
+                    let value = it.value().ok_or_else(|| StorageError::Corrupt(format!("{} value", cf.name())))?;
+                    pager.offer(&key, item(&key, value))
+                }
+            };
+            match step {
+                Step::Next => it.next(),
+                Step::SkipTo(k) => it.seek(keys::object_seek(bucket, &k)),
+                Step::Stop => break,
+            }
+        }
+        it.status().map_err(io)
+    }
+
+    /// One page of latest objects, from the object key bytes `start`.
     fn group_objects(
         &self,
         bucket: &str,
@@ -224,24 +261,8 @@ impl Inner {
         delimiter: Option<&str>,
         max: usize,
     ) -> Result<Grouped<ObjectRecord>, StorageError> {
-        let bucket_prefix = keys::bucket_prefix(bucket);
         let mut pager = Pager::new(prefix, delimiter, max);
-        let mut it = self.db.raw_iterator_cf(self.cf(Cf::Objects)?);
-        it.seek(keys::object_seek(bucket, start));
-        while let Some(raw) = it.key() {
-            if !raw.starts_with(&bucket_prefix) {
-                break;
-            }
-            let key = keys::object_key_of(raw, bucket_prefix.len())
-                .ok_or_else(|| StorageError::Corrupt("object index key".into()))?;
-            let value = it.value().ok_or_else(|| StorageError::Corrupt("object without a value".into()))?.to_vec();
-            match pager.offer(&key, value) {
-                Step::Next => it.next(),
-                Step::SkipTo(k) => it.seek(keys::object_seek(bucket, &k)),
-                Step::Stop => break,
-            }
-        }
-        it.status().map_err(io)?;
+        self.scan_keys(Cf::Objects, bucket, &keys::object_seek(bucket, start), None, &mut pager, |_, v| v.to_vec())?;
         pager.try_map(|v| codec::decode(&v))
     }
 
@@ -836,16 +857,10 @@ impl MetadataStore for RocksMetadataStore {
                 (Some(k), None) => keys::upload_after_key(&bucket, k),
                 (None, _) => at_prefix,
             };
-            let bucket_prefix = keys::bucket_prefix(&bucket);
-            let items = db
-                .db
-                .iterator_cf(db.cf(Cf::Uploads)?, IteratorMode::From(&start, Direction::Forward))
-                .map(|item| item.map_err(io))
-                .take_while(|item| item.as_ref().map_or(true, |(k, _)| k.starts_with(&bucket_prefix)))
-                .map(|item| item.and_then(|(_, v)| codec::decode::<UploadRecord>(&v)));
             let skip = q.key_marker.as_deref().and_then(|m| marker_common_prefix(m, &q.prefix, q.delimiter.as_deref()));
-            let grouped = group(items, |u| u.key.as_str(), &q.prefix, q.delimiter.as_deref(), skip, q.max_uploads)?;
-            Ok(UploadPage::from_grouped(grouped))
+            let mut pager = Pager::new(&q.prefix, q.delimiter.as_deref(), q.max_uploads);
+            db.scan_keys(Cf::Uploads, &bucket, &start, skip, &mut pager, |_, v| v.to_vec())?;
+            Ok(UploadPage::from_grouped(pager.try_map(|v| codec::decode::<UploadRecord>(&v))?))
         })
         .await
     }
@@ -1052,22 +1067,20 @@ impl MetadataStore for RocksMetadataStore {
                 (Some(k), None) if *k >= q.prefix => keys::upload_after_key(&bucket, k),
                 _ => keys::object_prefix(&bucket, &q.prefix),
             };
-            let bucket_prefix = keys::bucket_prefix(&bucket);
             // The first version of each key is its latest, unless the page starts inside a key.
             let mut previous: Option<String> = mid_key.map(|(k, _)| k);
-            let items = db
-                .db
-                .iterator_cf(db.cf(Cf::Versions)?, IteratorMode::From(&start, Direction::Forward))
-                .map(|item| item.map_err(io))
-                .take_while(|item| item.as_ref().map_or(true, |(k, _)| k.starts_with(&bucket_prefix)))
-                .map(|item| {
-                    let object = item.and_then(|(_, v)| codec::decode::<ObjectRecord>(&v))?;
-                    let is_latest = previous.as_deref() != Some(object.key.as_str());
-                    previous = Some(object.key.clone());
-                    Ok(VersionEntry { object, is_latest })
-                });
             let skip = q.key_marker.as_deref().and_then(|m| marker_common_prefix(m, &q.prefix, q.delimiter.as_deref()));
-            let grouped = group(items, |v| v.object.key.as_str(), &q.prefix, q.delimiter.as_deref(), skip, q.max)?;
+            let mut pager = Pager::new(&q.prefix, q.delimiter.as_deref(), q.max);
+            db.scan_keys(Cf::Versions, &bucket, &start, skip, &mut pager, |key, v| {
+                let is_latest = previous.as_deref() != Some(key);
+                if is_latest {
+                    previous = Some(key.to_owned());
+                }
+                (is_latest, v.to_vec())
+            })?;
+            let grouped = pager.try_map(|(is_latest, v)| {
+                codec::decode::<ObjectRecord>(&v).map(|object| VersionEntry { object, is_latest })
+            })?;
             Ok(VersionPage::from_grouped(grouped))
         })
         .await
