@@ -65,9 +65,7 @@ impl MemoryMetadataStore {
         let mut s = self.state();
         let versioning = s.versioning(&object.bucket)?;
         condition.check(s.newest(&object.bucket, &object.key))?;
-        if origin == Origin::Shared {
-            s.check_shared(object.blobs())?;
-        }
+        s.check_acquire(object.blobs(), origin)?;
         let (stored, replaced) = s.write_version(object, versioning, origin)?;
         Ok(PutOutcome { version_id: stored.version_id, replaced })
     }
@@ -82,9 +80,7 @@ impl MemoryMetadataStore {
     ) -> Result<Option<PartRecord>, StorageError> {
         let mut s = self.state();
         s.find_upload(bucket, key, upload_id)?;
-        if origin == Origin::Shared {
-            s.check_shared([&part.blob])?;
-        }
+        s.check_acquire([&part.blob], origin)?;
         s.reference([&part.blob], origin)?;
         let old = s.parts.insert((bucket.to_owned(), upload_id.to_owned(), part.part_number), part);
         if let Some(o) = &old {
@@ -140,13 +136,17 @@ impl State {
         let _ = self.change_refs(changes);
     }
 
-    /// Whether every blob can be shared (is referenced now): checked before a method that
-    /// shares them changes anything.
-    fn check_shared<'a>(&self, blobs: impl IntoIterator<Item = &'a BlobId>) -> Result<(), StorageError> {
-        match blobs.into_iter().all(|b| matches!(self.row(b), BlobRow::Referenced(_))) {
-            true => Ok(()),
-            false => Err(StorageError::NotFound(Resource::Blob)),
-        }
+    /// Whether `blobs` may gain references as `origin` says (what fails there fails here):
+    /// checked before a method that references them changes anything.
+    fn check_acquire<'a>(
+        &self,
+        blobs: impl IntoIterator<Item = &'a BlobId>,
+        origin: Origin,
+    ) -> Result<(), StorageError> {
+        let mut changes = RefChanges::new();
+        changes.acquire(blobs, origin);
+        let current: Vec<BlobRow> = changes.ids().map(|b| self.row(b)).collect();
+        changes.resolve(&current, Timestamp::now()).map(drop)
     }
 
     fn key_versions(&self, bucket: &str, key: &str) -> impl Iterator<Item = &ObjectRecord> {
@@ -635,6 +635,7 @@ impl MetadataStore for MemoryMetadataStore {
         if !object.parts.iter().all(current) {
             return Err(StorageError::PartsChanged);
         }
+        s.check_acquire(object.blobs(), Origin::Written)?;
         let (_, parts) = s.remove_upload(&bucket, upload_id, &k);
         let discarded = super::refs::unused_parts(&parts, &object);
         // The object takes over its parts' references before the parts let go of theirs.

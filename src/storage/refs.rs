@@ -44,6 +44,9 @@ pub enum Origin {
     Shared,
 }
 
+/// The most references a blob may have (PostgreSQL keeps counts as `integer`).
+const MAX_REFS: i64 = i32::MAX as i64;
+
 #[derive(Clone, Copy, Debug, Default)]
 struct Change {
     delta: i64,
@@ -91,7 +94,8 @@ impl RefChanges {
 
     /// The rows to write, given the current rows of [`ids`](Self::ids) in that order: only
     /// rows that change. `NotFound(Blob)` when a blob gains a reference it may not: one that
-    /// is garbage, or a shared one the store does not know (reclaimed meanwhile).
+    /// is garbage, a shared one the store does not know (reclaimed meanwhile), or one whose
+    /// count would pass what every store can hold (a copy then copies bytes instead).
     pub fn resolve(&self, current: &[BlobRow], now: Timestamp) -> Result<Vec<(BlobId, BlobRow)>, StorageError> {
         if current.len() != self.changes.len() {
             return Err(StorageError::Io("blob rows do not match the changes".into()));
@@ -110,14 +114,14 @@ impl RefChanges {
                 continue;
             }
             let next = count + change.delta;
+            if next > MAX_REFS {
+                return Err(StorageError::NotFound(Resource::Blob));
+            }
             if next < 0 {
                 tracing::warn!(blob = %id.0, count, delta = change.delta, "blob reference count would go below zero");
             }
-            let row = if next <= 0 {
-                BlobRow::Garbage(now)
-            } else {
-                BlobRow::Referenced(u32::try_from(next).unwrap_or(u32::MAX))
-            };
+            let row =
+                if next <= 0 { BlobRow::Garbage(now) } else { BlobRow::Referenced(u32::try_from(next).unwrap_or(0)) };
             out.push((id.clone(), row));
         }
         Ok(out)
@@ -188,5 +192,12 @@ mod tests {
         ));
         assert_eq!(shared.resolve(&[BlobRow::Referenced(1)], Timestamp(2)).expect("ok"), [(a, BlobRow::Referenced(2))]);
         assert!(shared.resolve(&[], Timestamp(2)).is_err(), "rows must match");
+        assert!(
+            matches!(
+                shared.resolve(&[BlobRow::Referenced(i32::MAX as u32)], Timestamp(2)),
+                Err(StorageError::NotFound(Resource::Blob))
+            ),
+            "a count never passes what the stores hold"
+        );
     }
 }

@@ -9,7 +9,9 @@
 //!    would do for every write);
 //! 2. a transaction-scoped advisory lock on (bucket, key) by everything that writes a
 //!    version of that key (so writes to one key are serialised, as they are in RocksDB);
-//! 3. the upload row `FOR UPDATE` by everything that changes an upload or its parts.
+//! 3. the upload row `FOR UPDATE` by everything that changes an upload or its parts;
+//! 4. last, the rows of the blobs whose reference counts it changes, `FOR UPDATE` in id
+//!    order, all at once.
 //!
 //! A transaction that fails because of a serialisation failure or a deadlock, or because its
 //! connection turned out to be dead before it committed, is retried on a fresh connection;
@@ -354,25 +356,27 @@ fn unique<'a>(blobs: impl IntoIterator<Item = &'a BlobId>) -> Vec<&'a [u8]> {
 async fn blob_rows(tx: &impl GenericClient, ids: &[&[u8]], lock: bool) -> Result<Vec<BlobRow>, Fail> {
     // Locked in id order, the one order every transaction locks blob rows in.
     let sql = if lock {
-        "SELECT id, refs, garbage_since FROM blobs WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+        "SELECT id, refs, garbage_at FROM blobs WHERE id = ANY($1) ORDER BY id FOR UPDATE"
     } else {
-        "SELECT id, refs, garbage_since FROM blobs WHERE id = ANY($1)"
+        "SELECT id, refs, garbage_at FROM blobs WHERE id = ANY($1)"
     };
     let mut found = HashMap::new();
     for r in query(tx, sql, &[&ids]).await? {
         let id: Vec<u8> = r.try_get("id")?;
-        let row = match r.try_get::<_, Option<i64>>("garbage_since")? {
+        let row = match r.try_get::<_, Option<i64>>("garbage_at")? {
             Some(since) => BlobRow::Garbage(Timestamp(since)),
-            None => BlobRow::Referenced(u32::try_from(r.try_get::<_, i32>("refs")?).unwrap_or(0).max(1)),
+            None => match u32::try_from(r.try_get::<_, i32>("refs")?) {
+                Ok(n) if n > 0 => BlobRow::Referenced(n),
+                _ => return Err(StorageError::Corrupt("a blob row counting no reference".into()).into()),
+            },
         };
         found.insert(id, row);
     }
     Ok(ids.iter().map(|id| found.get(*id).copied().unwrap_or(BlobRow::Unknown)).collect())
 }
 
-/// Applies one step's reference changes to the blobs' rows (locked first). A method
-/// applies a blob's acquisitions no later than its releases, so that a blob it hands on
-/// never passes through garbage.
+/// Applies one transaction's reference changes to the blobs' rows, locked first (once per
+/// transaction, in id order), so that the changes net out whatever their order.
 async fn change_refs(tx: &Transaction<'_>, changes: &RefChanges) -> Result<(), Fail> {
     if changes.is_empty() {
         return Ok(());
@@ -390,8 +394,8 @@ async fn change_refs(tx: &Transaction<'_>, changes: &RefChanges) -> Result<(), F
         .collect();
     let since: Vec<Option<i64>> =
         next.iter().map(|(_, r)| if let BlobRow::Garbage(t) = r { Some(t.0) } else { None }).collect();
-    let sql = "INSERT INTO blobs (id, refs, garbage_since) SELECT * FROM unnest($1::bytea[], $2::integer[], $3::bigint[]) \
-               ON CONFLICT (id) DO UPDATE SET refs = excluded.refs, garbage_since = excluded.garbage_since";
+    let sql = "INSERT INTO blobs (id, refs, garbage_at) SELECT * FROM unnest($1::bytea[], $2::integer[], $3::bigint[]) \
+               ON CONFLICT (id) DO UPDATE SET refs = excluded.refs, garbage_at = excluded.garbage_at";
     execute(tx, sql, &[&ids, &refs, &since]).await.map(drop)
 }
 
@@ -435,14 +439,15 @@ async fn find_version(
 
 /// Writes a new version of `object`'s key (whose newest version is `newest`): a new id when
 /// versioning is enabled, else the `null` version replacing the previous one (returned; its
-/// blobs become garbage). Version times stay strictly increasing within a key. The caller
-/// holds the key's lock.
+/// blobs lose its references, added to `refs`). Version times stay strictly increasing
+/// within a key. The caller holds the key's lock.
 async fn write_version(
     tx: &Transaction<'_>,
     mut object: ObjectRecord,
     versioning: Versioning,
     newest: Option<&ObjectRecord>,
     origin: Origin,
+    refs: &mut RefChanges,
 ) -> Result<(ObjectRecord, Option<ObjectRecord>), Fail> {
     let (bucket, key) = (object.bucket.clone(), object.key.clone());
     let time = match newest.map(|v| v.version_key.time()) {
@@ -461,12 +466,10 @@ async fn write_version(
     } else {
         None
     };
-    let mut changes = RefChanges::new();
-    changes.acquire(object.blobs(), origin);
+    refs.acquire(object.blobs(), origin);
     if let Some(r) = &replaced {
-        changes.release(r.blobs());
+        refs.release(r.blobs());
     }
-    change_refs(tx, &changes).await?;
     let sql = "UPDATE versions SET is_latest = false WHERE bucket = $1 AND key = $2 AND is_latest";
     execute(tx, sql, &[&bucket, &key.as_bytes()]).await?;
     let sql = "INSERT INTO versions (bucket, key, version_key, is_null, is_latest, delete_marker, record) \
@@ -477,13 +480,14 @@ async fn write_version(
     Ok((object, replaced))
 }
 
-/// Removes a version for good (its blobs become garbage; the next version becomes the
-/// latest if it was). The caller holds the key's lock.
+/// Removes a version for good (its blobs lose its references, added to `refs`; the next
+/// version becomes the latest if it was). The caller holds the key's lock.
 async fn remove_version(
     tx: &Transaction<'_>,
     bucket: &str,
     key: &str,
     vkey: &VersionKey,
+    refs: &mut RefChanges,
 ) -> Result<Option<ObjectRecord>, Fail> {
     let sql = "DELETE FROM versions WHERE bucket = $1 AND key = $2 AND version_key = $3 RETURNING is_latest, record";
     let Some(row) = query_opt(tx, sql, &[&bucket, &key.as_bytes(), &&vkey.0[..]]).await? else {
@@ -491,7 +495,7 @@ async fn remove_version(
     };
     let was_latest: bool = row.try_get("is_latest")?;
     let removed: ObjectRecord = decode(&row, "record")?;
-    release(tx, removed.blobs()).await?;
+    refs.release(removed.blobs());
     if was_latest {
         let sql = "UPDATE versions SET is_latest = true WHERE bucket = $1 AND key = $2 AND version_key = \
                    (SELECT version_key FROM versions WHERE bucket = $1 AND key = $2 ORDER BY version_key LIMIT 1)";
@@ -509,16 +513,17 @@ async fn delete_latest(
     versioning: Versioning,
     owner: &Owner,
     newest: Option<&ObjectRecord>,
+    refs: &mut RefChanges,
 ) -> Result<DeleteOutcome, Fail> {
     if versioning == Versioning::Unversioned {
         let removed = match find_version(tx, bucket, key, VersionId::Null).await? {
-            Some(v) => remove_version(tx, bucket, key, &v.version_key).await?,
+            Some(v) => remove_version(tx, bucket, key, &v.version_key, refs).await?,
             None => None,
         };
         return Ok(DeleteOutcome { removed, marker: None });
     }
     let marker = ObjectRecord::delete_marker(bucket, key, owner.clone(), Timestamp::now());
-    let (marker, replaced) = write_version(tx, marker, versioning, newest, Origin::Written).await?;
+    let (marker, replaced) = write_version(tx, marker, versioning, newest, Origin::Written, refs).await?;
     Ok(DeleteOutcome { removed: replaced, marker: Some(marker) })
 }
 
@@ -568,7 +573,10 @@ impl PostgresMetadataStore {
             let versioning = bucket_required(&tx, &object.bucket, Some(&object.key)).await?.versioning;
             let current = newest(&tx, &object.bucket, &object.key).await?;
             condition.check(current.as_ref())?;
-            let (stored, replaced) = write_version(&tx, object.clone(), versioning, current.as_ref(), origin).await?;
+            let mut refs = RefChanges::new();
+            let (stored, replaced) =
+                write_version(&tx, object.clone(), versioning, current.as_ref(), origin, &mut refs).await?;
+            change_refs(&tx, &refs).await?;
             PutOutcome { version_id: stored.version_id, replaced }
         })
     }
@@ -781,19 +789,22 @@ impl MetadataStore for PostgresMetadataStore {
     ) -> Result<DeleteOutcome, StorageError> {
         transaction!(self, |tx| {
             let versioning = bucket_required(&tx, bucket, Some(key)).await?.versioning;
-            match version {
+            let mut refs = RefChanges::new();
+            let outcome = match version {
                 Some(v) => {
                     let removed = match find_version(&tx, bucket, key, v).await? {
-                        Some(found) => remove_version(&tx, bucket, key, &found.version_key).await?,
+                        Some(found) => remove_version(&tx, bucket, key, &found.version_key, &mut refs).await?,
                         None => None,
                     };
                     DeleteOutcome { removed, marker: None }
                 }
                 None => {
                     let current = newest(&tx, bucket, key).await?;
-                    delete_latest(&tx, bucket, key, versioning, owner, current.as_ref()).await?
+                    delete_latest(&tx, bucket, key, versioning, owner, current.as_ref(), &mut refs).await?
                 }
-            }
+            };
+            change_refs(&tx, &refs).await?;
+            outcome
         })
     }
 
@@ -805,10 +816,13 @@ impl MetadataStore for PostgresMetadataStore {
     ) -> Result<Option<ObjectRecord>, StorageError> {
         transaction!(self, |tx| {
             bucket_required(&tx, bucket, Some(key)).await?;
-            match newest(&tx, bucket, key).await? {
+            let mut refs = RefChanges::new();
+            let removed = match newest(&tx, bucket, key).await? {
                 Some(latest) if latest.version_key == version => None,
-                _ => remove_version(&tx, bucket, key, &version).await?,
-            }
+                _ => remove_version(&tx, bucket, key, &version, &mut refs).await?,
+            };
+            change_refs(&tx, &refs).await?;
+            removed
         })
     }
 
@@ -825,7 +839,10 @@ impl MetadataStore for PostgresMetadataStore {
             if current.as_ref().map(|v| v.version_key) != Some(expected) {
                 DeleteOutcome::default()
             } else {
-                delete_latest(&tx, bucket, key, versioning, owner, current.as_ref()).await?
+                let mut refs = RefChanges::new();
+                let outcome = delete_latest(&tx, bucket, key, versioning, owner, current.as_ref(), &mut refs).await?;
+                change_refs(&tx, &refs).await?;
+                outcome
             }
         })
     }
@@ -1091,9 +1108,11 @@ impl MetadataStore for PostgresMetadataStore {
             }
             let discarded = refs::unused_parts(&parts, &object);
             // The object takes over its parts' references before the parts let go of theirs.
+            let mut refs = RefChanges::new();
             let (stored, replaced) =
-                write_version(&tx, object.clone(), versioning, current.as_ref(), Origin::Written).await?;
-            release(&tx, parts.iter().map(|p| &p.blob)).await?;
+                write_version(&tx, object.clone(), versioning, current.as_ref(), Origin::Written, &mut refs).await?;
+            refs.release(parts.iter().map(|p| &p.blob));
+            change_refs(&tx, &refs).await?;
             let done = CompletedUpload::of(&stored, upload_id);
             let sql = "INSERT INTO completed (bucket, upload_id, completed, record) VALUES ($1, $2, $3, $4) \
                        ON CONFLICT (bucket, upload_id) DO UPDATE SET completed = excluded.completed, \
@@ -1125,7 +1144,7 @@ impl MetadataStore for PostgresMetadataStore {
         let ids = unique(blobs);
         transaction!(self, |tx| {
             // Only blobs the store does not know become garbage: referenced ones stay.
-            let sql = "INSERT INTO blobs (id, refs, garbage_since) SELECT unnest($1::bytea[]), 0, $2 \
+            let sql = "INSERT INTO blobs (id, refs, garbage_at) SELECT unnest($1::bytea[]), 0, $2 \
                        ON CONFLICT (id) DO NOTHING";
             execute(&tx, sql, &[&ids, &Timestamp::now().0]).await?;
         })
@@ -1146,14 +1165,14 @@ impl MetadataStore for PostgresMetadataStore {
         let (since, id) = after.map_or((i64::MIN, Vec::new()), |a| (a.since.0, a.blob.0.as_bytes().to_vec()));
         let limit = i64::try_from(max).unwrap_or(i64::MAX);
         read!(self, |tx| {
-            let sql = "SELECT garbage_since, id FROM blobs WHERE garbage_since IS NOT NULL \
-                       AND garbage_since < $1 AND (garbage_since, id) > ($2, $3) ORDER BY garbage_since, id LIMIT $4";
+            let sql = "SELECT garbage_at, id FROM blobs WHERE garbage_at IS NOT NULL \
+                       AND garbage_at < $1 AND (garbage_at, id) > ($2, $3) ORDER BY garbage_at, id LIMIT $4";
             let rows = query(tx, sql, &[&before.0, &since, &id, &limit]).await?;
             rows.iter()
                 .map(|r| {
                     let id = String::from_utf8(r.try_get("id")?)
                         .map_err(|_| StorageError::Corrupt("a blob id is not UTF-8".into()))?;
-                    Ok(GarbageRecord { since: Timestamp(r.try_get("garbage_since")?), blob: BlobId(id) })
+                    Ok(GarbageRecord { since: Timestamp(r.try_get("garbage_at")?), blob: BlobId(id) })
                 })
                 .collect::<Result<Vec<_>, Fail>>()?
         })
@@ -1163,9 +1182,11 @@ impl MetadataStore for PostgresMetadataStore {
         let ids: Vec<&[u8]> = records.iter().map(|r| r.blob.0.as_bytes()).collect();
         let sinces: Vec<i64> = records.iter().map(|r| r.since.0).collect();
         transaction!(self, |tx| {
+            // Rows locked in id order first, as every transaction locks them.
+            query(&tx, "SELECT 1 FROM blobs WHERE id = ANY($1) ORDER BY id FOR UPDATE", &[&ids]).await?;
             // A record whose blob changed state meanwhile (garbage again, later) is kept.
             let sql = "DELETE FROM blobs b USING unnest($1::bytea[], $2::bigint[]) AS g(id, since) \
-                       WHERE b.id = g.id AND b.garbage_since = g.since";
+                       WHERE b.id = g.id AND b.garbage_at = g.since";
             execute(&tx, sql, &[&ids, &sinces]).await?;
         })
     }

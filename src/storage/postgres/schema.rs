@@ -98,8 +98,11 @@ CREATE TABLE users (
 "#;
 
 /// Reference counts: a blob may be shared by copies (every row so far had one reference).
+/// The garbage column is renamed so that a node of an earlier release, which would count
+/// references as one, fails instead of marking a shared blob garbage.
 const V3: &str = r#"
 ALTER TABLE blobs ADD COLUMN refs integer NOT NULL DEFAULT 1;
+ALTER TABLE blobs RENAME COLUMN garbage_since TO garbage_at;
 "#;
 
 fn io(e: tokio_postgres::Error) -> StorageError {

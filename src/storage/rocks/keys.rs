@@ -167,7 +167,12 @@ pub fn parse_garbage(key: &[u8]) -> Option<(Timestamp, String)> {
 pub fn blob_row(row: BlobRow) -> Vec<u8> {
     match row {
         BlobRow::Referenced(n) if n > 1 => n.to_be_bytes().to_vec(),
-        BlobRow::Referenced(_) | BlobRow::Unknown => Vec::new(),
+        BlobRow::Referenced(_) => Vec::new(),
+        // Never written: an unknown blob has no row.
+        BlobRow::Unknown => {
+            debug_assert!(false, "an unknown blob has no row to write");
+            Vec::new()
+        }
         BlobRow::Garbage(since) => {
             let mut k = Vec::with_capacity(8);
             push_timestamp(&mut k, since);
@@ -180,7 +185,10 @@ pub fn blob_row(row: BlobRow) -> Vec<u8> {
 pub fn parse_blob_row(value: &[u8]) -> Result<BlobRow, StorageError> {
     match value.len() {
         0 => Ok(BlobRow::Referenced(1)),
-        4 => Ok(BlobRow::Referenced(u32::from_be_bytes(value.try_into().unwrap_or_default()).max(1))),
+        4 => match u32::from_be_bytes(value.try_into().unwrap_or_default()) {
+            0 => Err(StorageError::Corrupt("a blob row counting no reference".into())),
+            n => Ok(BlobRow::Referenced(n)),
+        },
         8 => {
             let raw: [u8; 8] = value.try_into().unwrap_or_default();
             Ok(BlobRow::Garbage(Timestamp((u64::from_be_bytes(raw) ^ (1 << 63)) as i64)))

@@ -532,15 +532,27 @@ impl Inner {
     }
 }
 
-/// The layout `Meta["format"]` names: objects as versions.
-const FORMAT: u8 = 2;
+/// The layout `Meta["format"]` names: 2, objects as versions; 3, blob rows may count more
+/// than one reference (copies share blobs), which a release that knows only 2 would
+/// miscount, so such a release must not open it.
+const FORMAT: u8 = 3;
 
 impl Inner {
-    /// Brings a database written by an older release to the current layout, once.
+    /// Brings a database written by an older release to the current layout, once; refuses
+    /// one written by a newer release.
     fn migrate(&self) -> Result<(), StorageError> {
         let meta = self.cf(Cf::Meta)?;
-        if self.db.get_pinned_cf(meta, b"format").map_err(io)?.is_some() {
-            return Ok(());
+        match self.db.get_pinned_cf(meta, b"format").map_err(io)?.as_deref() {
+            Some([f]) if *f == FORMAT => return Ok(()),
+            Some([f]) if *f > FORMAT => {
+                return Err(StorageError::Corrupt(format!(
+                    "the metadata database has format {f}, newer than this s3d knows ({FORMAT}): upgrade s3d"
+                )));
+            }
+            // Format 2 → 3 changes no record: only the format mark.
+            Some([2]) => return self.write_format(),
+            Some(other) => return Err(StorageError::Corrupt(format!("unknown metadata format mark {other:?}"))),
+            None => {}
         }
         // Format 1 kept only the current objects: each becomes its key's `null` version.
         let mut batch = WriteBatch::default();
@@ -556,12 +568,17 @@ impl Inner {
                 self.write(std::mem::take(&mut batch))?;
             }
         }
-        batch.put_cf(meta, b"format", [FORMAT]);
         self.write(batch)?;
         if migrated > 0 {
             tracing::info!(objects = migrated, "metadata migrated to versioned objects");
         }
-        Ok(())
+        self.write_format()
+    }
+
+    fn write_format(&self) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(Cf::Meta)?, b"format", [FORMAT]);
+        self.write(batch)
     }
 }
 
@@ -1339,5 +1356,38 @@ impl MetadataStore for RocksMetadataStore {
 
     async fn flush(&self) -> Result<(), StorageError> {
         self.blocking(|db| db.db.flush_wal(true).map_err(io)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set_format(path: &Path, mark: Option<u8>) {
+        let store = RocksMetadataStore::open(path, false).expect("open");
+        let meta = store.inner.cf(Cf::Meta).expect("meta family");
+        match mark {
+            Some(m) => store.inner.db.put_cf(meta, b"format", [m]).expect("put"),
+            None => store.inner.db.delete_cf(meta, b"format").expect("delete"),
+        }
+    }
+
+    fn format(path: &Path) -> Option<Vec<u8>> {
+        let store = RocksMetadataStore::open(path, false).expect("open");
+        let meta = store.inner.cf(Cf::Meta).expect("meta family");
+        store.inner.db.get_cf(meta, b"format").expect("get")
+    }
+
+    #[test]
+    fn formats_upgrade_forward_and_a_newer_one_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(format(dir.path()), Some(vec![FORMAT]), "a new database has the current format");
+        set_format(dir.path(), Some(2));
+        assert_eq!(format(dir.path()), Some(vec![FORMAT]), "format 2 is marked 3 on open");
+        set_format(dir.path(), None);
+        assert_eq!(format(dir.path()), Some(vec![FORMAT]), "format 1 is migrated");
+        set_format(dir.path(), Some(FORMAT + 1));
+        let refused = RocksMetadataStore::open(dir.path(), false).err().expect("refused");
+        assert!(refused.to_string().contains("newer than this s3d knows"), "{refused}");
     }
 }
