@@ -161,7 +161,12 @@ pub struct RequestChecksum {
 impl RequestChecksum {
     /// What the server computes when the client names no checksum: CRC64NVME, as AWS does.
     pub fn server_default() -> Self {
-        RequestChecksum { algorithm: ChecksumAlgorithm::Crc64Nvme, expected: Expected::None, explicit: false }
+        Self::computed(ChecksumAlgorithm::Crc64Nvme)
+    }
+
+    /// A checksum of `algorithm` the server computes (of bytes it copies).
+    pub fn computed(algorithm: ChecksumAlgorithm) -> Self {
+        RequestChecksum { algorithm, expected: Expected::None, explicit: false }
     }
 }
 

@@ -561,3 +561,51 @@ async fn copies_share_the_source_file_until_the_last_reference_goes() {
     blobs_become(&server, 0).await;
     server.stop().await;
 }
+
+/// UploadPartCopy into an upload created with a checksum algorithm gives the part that
+/// checksum (reported in CopyPartResult), whether it shares the source's file or copies
+/// bytes, so that Complete builds the object's checksum from the parts.
+#[tokio::test]
+async fn copied_parts_carry_the_uploads_checksum() {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+    let server = TestServer::start().await;
+    let s3 = server.client(ALICE, Style::VirtualHost);
+    s3.create_bucket().bucket("bkt").send().await.expect("bucket");
+    let body = data(5 * 1024 * 1024);
+    let put = s3.put_object().bucket("bkt").key("crc32").body(body.clone().into());
+    put.checksum_algorithm(ChecksumAlgorithm::Crc32).send().await.expect("put with CRC32");
+    let put = s3.put_object().bucket("bkt").key("sha").body(body.clone().into());
+    put.checksum_algorithm(ChecksumAlgorithm::Sha256).send().await.expect("put with SHA-256");
+    assert_eq!(blob_count(&server), 2);
+
+    let up = s3.create_multipart_upload().bucket("bkt").key("mp").checksum_algorithm(ChecksumAlgorithm::Crc32);
+    let id = up.send().await.expect("create").upload_id().expect("id").to_owned();
+    let mut completed = Vec::new();
+    // Shared (the source has a CRC32), copied (it has none), copied (a range).
+    for (n, source, range) in [(1, "bkt/crc32", None), (2, "bkt/sha", None), (3, "bkt/crc32", Some("bytes=0-9"))] {
+        let copied = s3
+            .upload_part_copy()
+            .bucket("bkt")
+            .key("mp")
+            .upload_id(&id)
+            .part_number(n)
+            .copy_source(source)
+            .set_copy_source_range(range.map(str::to_owned))
+            .send()
+            .await
+            .expect("part copy");
+        let result = copied.copy_part_result().expect("result");
+        let crc = result.checksum_crc32().expect("the upload's checksum").to_owned();
+        let part = CompletedPart::builder().part_number(n).e_tag(result.e_tag().expect("etag")).checksum_crc32(crc);
+        completed.push(part.build());
+    }
+    assert_eq!(blob_count(&server), 4, "part 1 shares a file; parts 2 and 3 have their own");
+    assert_eq!(completed[0].checksum_crc32(), completed[1].checksum_crc32(), "same bytes, same CRC32");
+    let manifest = CompletedMultipartUpload::builder().set_parts(Some(completed)).build();
+    let done = s3.complete_multipart_upload().bucket("bkt").key("mp").upload_id(&id).multipart_upload(manifest);
+    let done = done.send().await.expect("complete");
+    assert!(done.checksum_crc32().is_some_and(|c| c.ends_with("-3")), "{:?}", done.checksum_crc32());
+    let expected: Vec<u8> = body.iter().chain(&body).chain(&body[..10]).copied().collect();
+    assert_eq!(get_bytes(&s3, "mp").await, expected);
+    server.stop().await;
+}

@@ -10,7 +10,7 @@ use super::live_upload;
 use crate::s3::ops::data::{self, MAX_PUT_SIZE};
 use crate::s3::ops::keepalive::{self, Done};
 use crate::s3::ops::object::copy;
-use crate::s3::types::ChecksumType;
+use crate::s3::types::{ChecksumAlgorithm, ChecksumType};
 use crate::s3::xml::XmlWriter;
 use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response, checksum};
 use crate::storage::{PartRecord, Resource, Storage, StorageError};
@@ -75,7 +75,10 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
 
 pub async fn call_copy(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let number = part_number(cx)?;
-    live_upload(cx).await?;
+    // A part of an upload with a checksum algorithm carries that checksum (and reports it),
+    // so that Complete can build the object's.
+    let upload_algorithm = live_upload(cx).await?.checksum_algorithm;
+    let algorithm = upload_algorithm.unwrap_or(ChecksumAlgorithm::Crc64Nvme);
     let (source, reported) = copy::source_object(cx, &req.headers).await?;
     let range = copy::source_range(&req.headers, source.size)?.unwrap_or(0..source.size);
     if range.end - range.start > MAX_PUT_SIZE {
@@ -96,11 +99,15 @@ pub async fn call_copy(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Err
                 }
             }
         };
+        let keep = data::Keep::InBlob;
         let (part, _) =
-            copy::copy_part(&storage, source, range, data::Keep::InBlob, commit, |e| part_error(e, &id)).await?;
+            copy::copy_part(&storage, source, range, algorithm, keep, commit, |e| part_error(e, &id)).await?;
         let (etag, modified) = (hex::encode(part.md5), part.last_modified);
         let mut w = XmlWriter::new("CopyPartResult");
         w.elem("LastModified", &modified.to_xml()).elem("ETag", &data::quoted(&etag));
+        if let Some(value) = upload_algorithm.and_then(|a| part.checksum(a)) {
+            w.elem(algorithm.xml_name(), value);
+        }
         Ok(Done { doc: w.finish(), headers: reported })
     };
     keepalive::respond(work, req.ids.clone(), resource).await

@@ -114,22 +114,32 @@ pub fn source_range(h: &HeaderMap, size: u64) -> Result<Option<std::ops::Range<u
 }
 
 /// The part of `source` that is exactly `range`, as a copy's one-part manifest entry sharing
-/// its blob, when that part is kept in a blob with the checksum a copy reports.
-pub fn shareable_part(source: &ObjectRecord, range: &std::ops::Range<u64>) -> Option<PartRecord> {
+/// its blob, when that part is kept in a blob with the checksums a copy records: `algorithm`'s
+/// and CRC64NVME (as [`copy_bytes`] computes them).
+pub fn shareable_part(
+    source: &ObjectRecord,
+    range: &std::ops::Range<u64>,
+    algorithm: ChecksumAlgorithm,
+) -> Option<PartRecord> {
     let mut offset = 0u64;
     for p in &source.parts {
         if offset > range.start {
             break;
         }
         if offset == range.start && offset.checked_add(p.size) == Some(range.end) {
-            let crc = p.checksum(ChecksumAlgorithm::Crc64Nvme)?;
+            let mut checksums = Vec::new();
+            for a in [algorithm, ChecksumAlgorithm::Crc64Nvme] {
+                if !checksums.iter().any(|(have, _)| *have == a) {
+                    checksums.push((a, p.checksum(a)?.to_owned()));
+                }
+            }
             return Some(PartRecord {
                 part_number: 1,
                 blob: p.stored_blob()?.clone(),
                 size: p.size,
                 md5: p.md5,
                 last_modified: Timestamp::now(),
-                checksums: vec![(ChecksumAlgorithm::Crc64Nvme, crc.to_owned())],
+                checksums,
                 inline: None,
             });
         }
@@ -147,6 +157,7 @@ pub async fn copy_part<T, Fut>(
     storage: &Arc<Storage>,
     source: ObjectRecord,
     range: std::ops::Range<u64>,
+    algorithm: ChecksumAlgorithm,
     keep: data::Keep,
     commit: impl Fn(PartRecord, bool) -> Fut,
     error: impl Fn(StorageError) -> S3Error,
@@ -155,7 +166,7 @@ where
     Fut: std::future::Future<Output = Result<T, StorageError>>,
 {
     if keep == data::Keep::InBlob
-        && let Some(part) = shareable_part(&source, &range)
+        && let Some(part) = shareable_part(&source, &range, algorithm)
     {
         match commit(part.clone(), true).await {
             Err(StorageError::NotFound(Resource::Blob)) => {
@@ -164,25 +175,26 @@ where
             result => return result.map(|t| (part, t)).map_err(error),
         }
     }
-    let part = copy_bytes(Arc::clone(storage), source, range, keep).await?;
+    let part = copy_bytes(Arc::clone(storage), source, range, algorithm, keep).await?;
     let t = commit(part.clone(), false).await.map_err(error)?;
     Ok((part, t))
 }
 
 /// Streams `range` of `source` into a new (not yet referenced) blob, or into memory for an
-/// inline record, returning it as a one-part manifest entry. Owns what it needs, so that it
-/// can run detached.
+/// inline record, returning it as a one-part manifest entry with its `algorithm` checksum
+/// (and CRC64NVME). Owns what it needs, so that it can run detached.
 pub async fn copy_bytes(
     storage: Arc<Storage>,
     source: ObjectRecord,
     range: std::ops::Range<u64>,
+    algorithm: ChecksumAlgorithm,
     keep: data::Keep,
 ) -> Result<PartRecord, S3Error> {
     let len = range.end - range.start;
     let stream: BodyStream = Box::pin(storage.read(&source, range).await?.map_err(S3Error::internal));
     // The source bytes are trusted: no client digest to verify, the server's checksum computed.
     let verified = VerifiedBody::new(stream, PayloadHash::Unsigned, None)
-        .with_checksum(&RequestChecksum::server_default(), None)
+        .with_checksum(&RequestChecksum::computed(algorithm), None)
         .offloaded(Some(len));
     let stored = data::store_verified(&storage, verified, keep).await?;
     Ok(stored.part(1))
@@ -252,7 +264,8 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
                 }
             }
         };
-        let (part, outcome) = copy_part(&storage, source, 0..size, keep, commit, data::condition_error).await?;
+        let crc64 = ChecksumAlgorithm::Crc64Nvme;
+        let (part, outcome) = copy_part(&storage, source, 0..size, crc64, keep, commit, data::condition_error).await?;
         let (etag, modified) = (hex::encode(part.md5), part.last_modified);
         let mut w = XmlWriter::new("CopyObjectResult");
         w.elem("LastModified", &modified.to_xml()).elem("ETag", &data::quoted(&etag));
