@@ -117,7 +117,19 @@ fn encode(v: &str) -> String {
 
 /// The text between `open` and `close` in a byte answer (no UTF-8 check of the whole page).
 fn between_bytes(xml: &[u8], open: &str, close: &str) -> Option<String> {
-    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    // Linear: candidates by their first byte, then compared (a window compare at every
+    // position made the client, not the server, the cost of a listing).
+    let find = |hay: &[u8], needle: &[u8]| {
+        let first = *needle.first()?;
+        let mut at = 0;
+        while let Some(p) = hay.get(at..)?.iter().position(|&b| b == first) {
+            if hay[at + p..].starts_with(needle) {
+                return Some(at + p);
+            }
+            at += p + 1;
+        }
+        None
+    };
     let start = find(xml, open.as_bytes())? + open.len();
     let len = find(&xml[start..], close.as_bytes())?;
     Some(String::from_utf8_lossy(&xml[start..start + len]).into_owned())

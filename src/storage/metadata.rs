@@ -144,6 +144,8 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> Result<VersionId, StorageError>;
 
     /// Keys whose latest version is not a delete marker, in key order, grouped by delimiter.
+    /// The records carry what a listing shows ([`ObjectRecord::listed`]); a store may leave
+    /// out the rest.
     async fn list_objects(&self, bucket: &str, query: &ListObjectsQuery) -> Result<ObjectPage, StorageError>;
 
     /// Every version and delete marker, in key order and newest first within a key.

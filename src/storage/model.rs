@@ -328,6 +328,29 @@ impl ObjectRecord {
         self.parts.iter().filter_map(PartRecord::stored_blob)
     }
 
+    /// What a listing of objects shows of this version: everything but its parts, content
+    /// headers and user metadata.
+    pub fn listed(&self) -> ObjectRecord {
+        ObjectRecord {
+            bucket: self.bucket.clone(),
+            key: self.key.clone(),
+            version_id: self.version_id,
+            version_key: self.version_key,
+            delete_marker: self.delete_marker,
+            size: self.size,
+            etag: self.etag.clone(),
+            last_modified: self.last_modified,
+            owner: self.owner.clone(),
+            storage_class: self.storage_class,
+            headers: ContentHeaders::default(),
+            user_metadata: Vec::new(),
+            tags: self.tags.clone(),
+            parts: Vec::new(),
+            multipart: self.multipart,
+            checksum: self.checksum.clone(),
+        }
+    }
+
     /// A delete marker for `key`, owned by `owner`; the store gives it its version.
     pub fn delete_marker(bucket: &str, key: &str, owner: Owner, now: Timestamp) -> ObjectRecord {
         ObjectRecord {

@@ -90,6 +90,18 @@ async fn every_algorithm_round_trips_and_validates() {
     // Not without checksum mode.
     let plain = s3.head_object().bucket("bkt").key("k-CRC32").send().await.expect("head");
     assert_eq!(plain.checksum_crc32(), None);
+    // Listings name each object's algorithm and type, as AWS does.
+    let listed = s3.list_objects_v2().bucket("bkt").send().await.expect("list");
+    let algorithms: Vec<(&str, Vec<ChecksumAlgorithm>, Option<&ChecksumType>)> = listed
+        .contents()
+        .iter()
+        .map(|o| (o.key().unwrap_or_default(), o.checksum_algorithm().to_vec(), o.checksum_type()))
+        .collect();
+    assert_eq!(algorithms.len(), 5);
+    for (key, a, t) in algorithms {
+        assert_eq!(format!("k-{}", a.first().map(|a| a.as_str()).unwrap_or("?")), key);
+        assert_eq!(t, Some(&ChecksumType::FullObject), "{key}");
+    }
     server.stop().await;
 }
 

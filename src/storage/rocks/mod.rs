@@ -319,16 +319,10 @@ impl Inner {
     ) -> Result<(), StorageError> {
         let k = keys::object(bucket, key);
         match latest.filter(|v| !v.delete_marker) {
-            // The listing index needs no object bytes (reads go to the version's record):
-            // inline parts are kept there empty, so that listings stay small.
-            Some(v) if v.parts.iter().any(|p| p.inline.is_some()) => {
-                let mut listed = v.clone();
-                for p in &mut listed.parts {
-                    p.inline = p.inline.as_ref().map(|_| bytes::Bytes::new());
-                }
-                batch.put_cf(self.cf(Cf::Objects)?, k, codec::encode(&listed)?)
-            }
-            Some(v) => batch.put_cf(self.cf(Cf::Objects)?, k, codec::encode(v)?),
+            // The listing index keeps what a listing shows: reads go to the version's record,
+            // so its parts, content headers and user metadata are left out, and listings
+            // decode small records.
+            Some(v) => batch.put_cf(self.cf(Cf::Objects)?, k, codec::encode(&v.listed())?),
             None => batch.delete_cf(self.cf(Cf::Objects)?, k),
         }
         Ok(())

@@ -54,6 +54,9 @@ async fn page(cx: &Ctx<'_>, p: &Params<'_>, start_after: Option<String>) -> Resu
         .await?)
 }
 
+/// About what one listed entry takes in XML, to size a page's document at once.
+const ENTRY_BYTES: usize = 320;
+
 fn owner(w: &mut XmlWriter, o: &ObjectRecord) {
     w.start("Owner").elem("ID", &o.owner.id).elem("DisplayName", &o.owner.display_name).end();
 }
@@ -65,6 +68,9 @@ fn entry(w: &mut XmlWriter, o: &ObjectRecord, key: &str, with_owner: bool) {
         .elem("LastModified", &o.last_modified.to_xml())
         .elem("ETag", &data::quoted(&o.etag))
         .elem("Size", &o.size.to_string());
+    if let Some(c) = &o.checksum {
+        w.elem("ChecksumAlgorithm", c.algorithm.as_str()).elem("ChecksumType", c.kind.as_str());
+    }
     if with_owner {
         owner(w, o);
     }
@@ -106,6 +112,7 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request, flavor: Flavor) -> Result<S3Res
             let marker = cx.query.get("marker").unwrap_or("");
             let page = page(cx, &p, Some(marker.to_owned()).filter(|m| !m.is_empty())).await?;
             let mut w = XmlWriter::new("ListBucketResult");
+            w.reserve(page.objects.len() * ENTRY_BYTES);
             w.elem("Name", &bucket.name).elem("Prefix", &enc(p.prefix)).elem("Marker", &enc(marker));
             // v1 names the next marker only when a delimiter is used; clients otherwise
             // continue from the last key.
@@ -133,6 +140,7 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request, flavor: Flavor) -> Result<S3Res
             let fetch_owner = cx.query.get("fetch-owner") == Some("true");
             let page = page(cx, &p, from).await?;
             let mut w = XmlWriter::new("ListBucketResult");
+            w.reserve(page.objects.len() * ENTRY_BYTES);
             w.elem("Name", &bucket.name).elem("Prefix", &enc(p.prefix));
             w.opt("Delimiter", p.delimiter.map(enc).as_deref());
             w.elem("MaxKeys", &p.max.to_string())
@@ -177,6 +185,7 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request, flavor: Flavor) -> Result<S3Res
                 other => other?,
             };
             let mut w = XmlWriter::new("ListVersionsResult");
+            w.reserve(page.versions.len() * ENTRY_BYTES);
             w.elem("Name", &bucket.name)
                 .elem("Prefix", &enc(p.prefix))
                 .elem("KeyMarker", &enc(key_marker))
