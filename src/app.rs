@@ -44,6 +44,9 @@ pub struct Running {
     users: JoinHandle<()>,
     /// The metadata store, to see it closed: gone once every task using it has ended.
     meta: std::sync::Weak<dyn MetadataStore>,
+    /// Whether the store's engine has closed too (work it runs on blocking threads may
+    /// outlive the last handle of a request that was cut off).
+    engine_closed: Option<Box<dyn Fn() -> bool + Send + Sync>>,
 }
 
 impl Running {
@@ -58,11 +61,12 @@ impl Running {
     /// Stops, then waits until the stores are closed, so that the same data directory can be
     /// opened again in this process (tests restart servers so), or 30 seconds at most: a
     /// client connection left open holds them until it ends.
-    pub async fn stop_and_close(self) {
+    pub async fn stop_and_close(mut self) {
         let meta = self.meta.clone();
+        let engine_closed = self.engine_closed.take();
         self.stop().await;
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-        while meta.strong_count() > 0 {
+        while meta.strong_count() > 0 || engine_closed.as_ref().is_some_and(|closed| !closed()) {
             if tokio::time::Instant::now() > deadline {
                 tracing::warn!("the metadata store is still in use after shutting down");
                 break;
@@ -77,7 +81,7 @@ impl Running {
         for task in [self.housekeeping, self.lifecycle, self.users] {
             task.abort();
             // An aborted task ends at its next await; what it started on a blocking thread
-            // finishes first.
+            // may still be running (`stop_and_close` waits for that).
             let _ = task.await;
         }
         let _ = self.shutdown.send(());
@@ -91,11 +95,14 @@ impl Running {
 pub async fn start(config: Config) -> Result<Running, AppError> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| AppError(format!("cannot create data_dir {}: {e}", config.data_dir.display())))?;
+    let mut engine_closed: Option<Box<dyn Fn() -> bool + Send + Sync>> = None;
     let meta: Arc<dyn MetadataStore> = match &config.metadata {
-        MetadataConfig::Rocks { dir } => Arc::new(
-            RocksMetadataStore::open(dir, config.fsync)
-                .map_err(|e| AppError(format!("cannot open metadata store in {}: {e}", dir.display())))?,
-        ),
+        MetadataConfig::Rocks { dir } => {
+            let store = RocksMetadataStore::open(dir, config.fsync)
+                .map_err(|e| AppError(format!("cannot open metadata store in {}: {e}", dir.display())))?;
+            engine_closed = Some(Box::new(store.closed_probe()));
+            Arc::new(store)
+        }
         MetadataConfig::Postgres { url, pool_size } => Arc::new(
             PostgresMetadataStore::connect(url, *pool_size)
                 .await
@@ -108,7 +115,9 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             .await
             .map_err(|e| AppError(format!("cannot open blob store in {}: {e}", blob_dir.display())))?,
     );
-    start_with_stores(config, meta, blobs).await
+    let mut running = start_with_stores(config, meta, blobs).await?;
+    running.engine_closed = engine_closed;
+    Ok(running)
 }
 
 /// Serves `config` on the given stores (the in-memory ones in tests).
@@ -190,7 +199,18 @@ pub async fn start_with_stores(
         tracing::info!("serving TLS at {a}");
     }
     warn_about_dev_credentials(&config);
-    Ok(Running { addr, tls_addr, acceptor, shutdown: tx, task, housekeeping, lifecycle, users, meta: weak_meta })
+    Ok(Running {
+        addr,
+        tls_addr,
+        acceptor,
+        shutdown: tx,
+        task,
+        housekeeping,
+        lifecycle,
+        users,
+        meta: weak_meta,
+        engine_closed: None,
+    })
 }
 
 /// File descriptors each connection may need: its socket and a blob file.

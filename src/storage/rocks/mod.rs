@@ -646,6 +646,13 @@ impl RocksMetadataStore {
         .await
     }
 
+    /// Whether the database has closed: every handle is gone, and so is every piece of work
+    /// it ran on a blocking thread (which may outlive a request that was cut off).
+    pub fn closed_probe(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let weak = Arc::downgrade(&self.inner);
+        move || weak.strong_count() == 0
+    }
+
     /// Reads every user, lets `f` decide the change, and commits it in one batch.
     async fn change_users<T, F>(&self, f: F) -> Result<T, StorageError>
     where
