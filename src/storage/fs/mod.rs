@@ -17,15 +17,22 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use super::blob::{BlobId, BlobListing, BlobRef, BlobStore, ByteStream};
 use super::{Resource, StorageError};
 
-/// Write buffer: large sequential writes keep syscalls and blocking-pool hops few.
-const WRITE_BUFFER: usize = 1 << 20;
+/// A body up to this long is written in one trip to a blocking thread once it has arrived;
+/// a longer one streams to a writer thread as it arrives.
+const STREAM_AFTER: u64 = 1 << 20;
+/// Chunks queued for a writer thread (about 1 MiB at hyper's usual chunk sizes): enough to
+/// write in large calls while memory stays bounded.
+const QUEUED_CHUNKS: usize = 64;
+/// Chunks written with one vectored call.
+const WRITE_BATCH: usize = 64;
 /// Read chunk size of GET streams.
 const READ_CHUNK: usize = 256 * 1024;
 
@@ -49,6 +56,137 @@ impl Drop for DeleteOnDrop {
             let _ = std::fs::remove_file(p);
         }
     }
+}
+
+/// What a writer thread receives: the body's bytes, then the end of the body (a channel
+/// that closes without it means the write was cut off).
+enum Piece {
+    Data(Bytes),
+    End,
+}
+
+/// Where a new blob goes: its temporary file, its place, and whether to make it durable.
+struct Placing {
+    tmp: PathBuf,
+    path: PathBuf,
+    dir: PathBuf,
+    root: PathBuf,
+    fsync: bool,
+}
+
+impl Placing {
+    /// On a blocking thread: creates the temporary file, writes `head` and then whatever
+    /// `rest` brings until its end, and puts the file in place. Removes the temporary file
+    /// if anything fails or the body is cut off.
+    fn write(
+        self,
+        head: Vec<Bytes>,
+        rest: Option<tokio::sync::mpsc::Receiver<Piece>>,
+        known: &Mutex<HashSet<PathBuf>>,
+    ) -> Result<(), StorageError> {
+        let result = self.write_all(head, rest, known);
+        if result.is_err() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        result
+    }
+
+    fn write_all(
+        &self,
+        head: Vec<Bytes>,
+        rest: Option<tokio::sync::mpsc::Receiver<Piece>>,
+        known: &Mutex<HashSet<PathBuf>>,
+    ) -> Result<(), StorageError> {
+        // Locked while being written, so that a sweep (of this or another process sharing
+        // the directory) never removes the temporary file of a slow but live upload.
+        let mut file = std::fs::File::create(&self.tmp).map_err(|e| io("create blob", e))?;
+        file.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::Error(e) => io("lock blob", e),
+            std::fs::TryLockError::WouldBlock => StorageError::Io("a new temporary file is locked".into()),
+        })?;
+        write_chunks(&mut file, &head).map_err(|e| io("write blob", e))?;
+        let mut writeback = Writeback::default();
+        writeback
+            .wrote(&file, head.iter().map(|c| c.len() as u64).sum(), self.fsync)
+            .map_err(|e| io("fsync blob", e))?;
+        if let Some(mut rx) = rest {
+            let mut batch = Vec::with_capacity(WRITE_BATCH);
+            let mut ended = false;
+            while !ended {
+                match rx.blocking_recv() {
+                    Some(Piece::Data(c)) => batch.push(c),
+                    Some(Piece::End) => ended = true,
+                    None => return Err(StorageError::Io("the body was cut off".into())),
+                }
+                while !ended && batch.len() < WRITE_BATCH {
+                    match rx.try_recv() {
+                        Ok(Piece::Data(c)) => batch.push(c),
+                        Ok(Piece::End) => ended = true,
+                        Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
+                        Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
+                            return Err(StorageError::Io("the body was cut off".into()));
+                        }
+                    }
+                }
+                write_chunks(&mut file, &batch).map_err(|e| io("write blob", e))?;
+                let n = batch.iter().map(|c| c.len() as u64).sum();
+                writeback.wrote(&file, n, self.fsync).map_err(|e| io("fsync blob", e))?;
+                batch.clear();
+            }
+        }
+        if self.fsync {
+            // The bytes (and the length, which fdatasync covers) must be on disk before any
+            // metadata can point at them.
+            file.sync_data().map_err(|e| io("fsync blob", e))?;
+        }
+        drop(file);
+        ensure_dir(&self.root, &self.dir, self.fsync, known).map_err(|e| io("create fan-out dir", e))?;
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| io("rename blob", e))?;
+        if self.fsync {
+            // The new name must be durable too, or a crash could lose the file after the
+            // metadata naming it was committed.
+            std::fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| io("fsync directory", e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Makes a long file's bytes durable while later ones still arrive (on the writer thread,
+/// beside the network and the hashing), so that the fsync at the end waits for the last
+/// few MiB rather than for the whole file.
+#[derive(Default)]
+struct Writeback {
+    written: u64,
+    synced: u64,
+}
+
+/// How far the bytes written may run ahead of the bytes synced.
+const WRITEBACK_EVERY: u64 = 8 << 20;
+
+impl Writeback {
+    fn wrote(&mut self, file: &std::fs::File, n: u64, durable: bool) -> std::io::Result<()> {
+        self.written += n;
+        if durable && self.written - self.synced >= WRITEBACK_EVERY {
+            file.sync_data()?;
+            self.synced = self.written;
+        }
+        Ok(())
+    }
+}
+
+/// Writes every chunk, with as few vectored calls as the kernel allows.
+fn write_chunks(file: &mut std::fs::File, chunks: &[Bytes]) -> std::io::Result<()> {
+    use std::io::{IoSlice, Write};
+    let mut slices: Vec<IoSlice<'_>> = chunks.iter().filter(|c| !c.is_empty()).map(|c| IoSlice::new(c)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = file.write_vectored(rest)?;
+        if n == 0 {
+            return Err(std::io::Error::new(ErrorKind::WriteZero, "failed to write a blob"));
+        }
+        IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
 }
 
 impl FsBlobStore {
@@ -162,55 +300,62 @@ fn walk(root: &Path, tx: &tokio::sync::mpsc::Sender<Result<(BlobId, std::time::D
 impl BlobStore for FsBlobStore {
     async fn put(&self, mut body: ByteStream) -> Result<BlobRef, StorageError> {
         let id = BlobId::generate()?;
-        let tmp_path = self.root.join("tmp").join(&id.0);
-        let mut guard = DeleteOnDrop(Some(tmp_path.clone()));
-        // Locked while being written, so that a sweep (of this or another process sharing
-        // the directory) never removes the temporary file of a slow but live upload.
-        let path = tmp_path.clone();
-        let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
-            let f = std::fs::File::create(&path)?;
-            f.try_lock().map_err(|e| match e {
-                std::fs::TryLockError::Error(e) => e,
-                std::fs::TryLockError::WouldBlock => std::io::Error::other("a new temporary file is locked"),
-            })?;
-            Ok(f)
-        })
-        .await
-        .map_err(|e| StorageError::Io(format!("create task: {e}")))?
-        .map_err(|e| io("create blob", e))?;
-        let file = tokio::fs::File::from_std(file);
-        let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
+        let tmp = self.root.join("tmp").join(&id.0);
+        let path = self.path(&id)?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
+        let place = Placing { tmp: tmp.clone(), path, dir, root: self.root.clone(), fsync: self.fsync };
+        let known = Arc::clone(&self.known_dirs);
+        // Removes the temporary file if this write is dropped or fails (the writer thread
+        // also removes it when it is cut off).
+        let mut guard = DeleteOnDrop(Some(tmp));
+        // A body that fits in the first chunks is written in one trip to a blocking thread.
+        let mut head = Vec::new();
         let mut len = 0u64;
+        let mut ended = true;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(StorageError::Input)?;
             len += chunk.len() as u64;
-            out.write_all(&chunk).await.map_err(|e| io("write blob", e))?;
+            head.push(chunk);
+            if len >= STREAM_AFTER {
+                ended = false;
+                break;
+            }
         }
-        out.flush().await.map_err(|e| io("flush blob", e))?;
-        let file = out.into_inner().into_std().await;
-        let final_path = self.path(&id)?;
-        let dir = final_path.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
-        let (root, fsync, known) = (self.root.clone(), self.fsync, Arc::clone(&self.known_dirs));
-        let tmp = tmp_path.clone();
-        // The rest in one trip to a blocking thread.
-        tokio::task::spawn_blocking(move || -> Result<(), StorageError> {
-            if fsync {
-                // The bytes (and the length, which fdatasync covers) must be on disk before
-                // any metadata can point at them.
-                file.sync_data().map_err(|e| io("fsync blob", e))?;
+        let task = |rx: Option<tokio::sync::mpsc::Receiver<Piece>>| {
+            tokio::task::spawn_blocking(move || place.write(head, rx, &known))
+        };
+        if ended {
+            task(None).await.map_err(|e| StorageError::Io(format!("blob write task: {e}")))??;
+        } else {
+            // A longer body streams to a writer thread, which takes the chunks as they come
+            // (no copy on the way) and writes what has queued up with one call.
+            let (tx, rx) = tokio::sync::mpsc::channel(QUEUED_CHUNKS);
+            let writer = task(Some(rx));
+            let mut failed = None;
+            while let Some(chunk) = body.next().await {
+                match chunk {
+                    Ok(c) => {
+                        len += c.len() as u64;
+                        if tx.send(Piece::Data(c)).await.is_err() {
+                            break; // the writer failed: its error is the answer
+                        }
+                    }
+                    Err(e) => {
+                        failed = Some(StorageError::Input(e));
+                        break;
+                    }
+                }
             }
-            drop(file);
-            ensure_dir(&root, &dir, fsync, &known).map_err(|e| io("create fan-out dir", e))?;
-            std::fs::rename(&tmp, &final_path).map_err(|e| io("rename blob", e))?;
-            if fsync {
-                // The new name must be durable too, or a crash could lose the file after the
-                // metadata naming it was committed.
-                std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| io("fsync directory", e))?;
+            if failed.is_none() {
+                let _ = tx.send(Piece::End).await;
             }
-            Ok(())
-        })
-        .await
-        .map_err(|e| StorageError::Io(format!("blob write task: {e}")))??;
+            drop(tx);
+            let written = writer.await.map_err(|e| StorageError::Io(format!("blob write task: {e}")))?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            written?;
+        }
         guard.0 = None;
         Ok(BlobRef { id, len })
     }
