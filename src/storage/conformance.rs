@@ -1080,6 +1080,24 @@ async fn blobs_conform(store: &dyn BlobStore) {
     assert!(matches!(store.put(failing).await, Err(StorageError::Input(_))));
     assert_eq!(blob_ids(store).await, both);
 
+    // Long bodies (written while they arrive, in many chunks), whole and failing late.
+    let piece = |i: usize| bytes::Bytes::from(vec![(i % 251) as u8; 64 * 1024 + i]);
+    let long: Vec<bytes::Bytes> = (0..200).map(piece).collect();
+    let expected: Vec<u8> = long.iter().flat_map(|c| c.iter().copied()).collect();
+    let stream: ByteStream = Box::pin(futures_util::stream::iter(long.clone().into_iter().map(Ok)));
+    let big = store.put(stream).await.expect("long put");
+    assert_eq!(big.len, expected.len() as u64);
+    assert_eq!(read_all(store.get(&big.id, None).await.expect("get")).await, expected);
+    let from = 10 * 1024 * 1024 + 5;
+    let tail = read_all(store.get(&big.id, Some(from as u64..expected.len() as u64)).await.expect("range")).await;
+    assert_eq!(tail, expected[from..]);
+    let failing_late: ByteStream = Box::pin(futures_util::stream::iter(
+        long.into_iter().map(Ok).chain([Err(std::io::Error::other("client went away"))]),
+    ));
+    assert!(matches!(store.put(failing_late).await, Err(StorageError::Input(_))));
+    store.delete(&big.id).await.expect("delete");
+    assert_eq!(blob_ids(store).await, both);
+
     store.delete(&a.id).await.expect("delete");
     assert!(matches!(store.get(&a.id, None).await, Err(StorageError::NotFound(Resource::Blob))));
     store.delete(&a.id).await.expect("deleting a missing blob is fine");
@@ -1097,6 +1115,8 @@ async fn fs_blob_store_conforms_and_keeps_blobs_across_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = FsBlobStore::open(dir.path(), true).await.expect("open");
     blobs_conform(&store).await;
+    let temporaries = std::fs::read_dir(dir.path().join("tmp")).expect("tmp").count();
+    assert_eq!(temporaries, 0, "failed writes leave no temporary file");
     let kept = store.put(chunks(&[b"durable"])).await.expect("put");
     drop(store);
     // A temporary file left by a crash survives opening (another process sharing the store
