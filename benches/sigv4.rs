@@ -54,10 +54,11 @@ fn bench(c: &mut Criterion) {
         query: "uploads",
         headers: &headers,
         authority: "bucket.s3.localhost:9000",
+        host_bucket: Some("bucket"),
     };
-    authenticate(&parts, &creds, "us-east-1", now).expect("the benchmark request verifies");
+    authenticate(&parts, &creds, "us-east-1", now, true).expect("the benchmark request verifies");
     c.bench_function("sigv4/verify_header_auth", |b| {
-        b.iter(|| authenticate(black_box(&parts), &creds, "us-east-1", now).expect("verifies"))
+        b.iter(|| authenticate(black_box(&parts), &creds, "us-east-1", now, true).expect("verifies"))
     });
     c.bench_function("sigv4/signing_key", |b| {
         b.iter(|| signing::signing_key(black_box(SK), "20260101", "us-east-1", "s3"))

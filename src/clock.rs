@@ -95,6 +95,16 @@ impl Timestamp {
         httpdate::parse_http_date(s.trim()).ok().map(Self::from_system_time)
     }
 
+    /// Parses a `Date` as Signature Version 2 clients send it: an HTTP date, or RFC 2822
+    /// with a numeric zone (`Tue, 27 Mar 2007 19:36:42 +0000`).
+    pub fn parse_sigv2_date(s: &str) -> Option<Self> {
+        let s = s.trim();
+        Self::parse_http_date(s).or_else(|| {
+            let t = OffsetDateTime::parse(s, &time::format_description::well_known::Rfc2822).ok()?;
+            Some(Timestamp(i64::try_from(t.unix_timestamp_nanos()).ok()?))
+        })
+    }
+
     /// Whole seconds, truncating: HTTP dates carry no fractions, so comparisons use these.
     pub fn unix_seconds(self) -> i64 {
         self.0.div_euclid(1_000_000_000)

@@ -33,7 +33,23 @@ pub struct RawConfig {
     pub metadata: RawMetadata,
     pub blobs: RawBlobs,
     pub metrics: RawMetrics,
+    pub auth: RawAuth,
     pub users: Vec<RawUser>,
+}
+
+/// `[auth]`: which signature versions are accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAuth {
+    /// Accept Signature Version 2 (HMAC-SHA1): presigned URLs of aws-cli v1 and boto3's
+    /// defaults, s3cmd with `signature_v2`.
+    pub sigv2: bool,
+}
+
+impl Default for RawAuth {
+    fn default() -> Self {
+        RawAuth { sigv2: true }
+    }
 }
 
 /// `[metrics]`: the Prometheus endpoint `/-/metrics`.
@@ -185,6 +201,7 @@ impl Default for RawConfig {
             metadata: RawMetadata::default(),
             blobs: RawBlobs::default(),
             metrics: RawMetrics::default(),
+            auth: RawAuth::default(),
             users: vec![RawUser {
                 id: "s3d-dev".into(),
                 name: "dev".into(),
@@ -224,6 +241,8 @@ pub struct Config {
     /// Objects up to this size are kept in their metadata record (`[blobs] inline_max`).
     pub inline_max: u64,
     pub metrics: MetricsConfig,
+    /// Accept Signature Version 2 (`[auth] sigv2`).
+    pub sigv2: bool,
     pub users: Vec<UserCredential>,
 }
 
@@ -532,6 +551,7 @@ impl RawConfig {
             blob_dir,
             inline_max: self.blobs.inline_max,
             metrics,
+            sigv2: self.auth.sigv2,
             users,
         })
     }

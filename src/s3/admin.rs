@@ -98,7 +98,7 @@ fn required<'q>(query: &'q Query, name: &str) -> Result<&'q str, S3Error> {
 pub async fn call(s3: &S3Service, req: S3Request) -> Result<S3Response, S3Error> {
     headers::check_header_section(&req.headers)?;
     let authority = S3Service::authority(&req);
-    let authenticated = s3.authenticate(&req, &authority)?;
+    let authenticated = s3.authenticate(&req, &authority, None)?;
     // Presigned URLs are for handing out one object operation, never user management.
     let admin = s3.credentials.lookup(&authenticated.access_key).is_some_and(|c| c.admin);
     if !admin || authenticated.presigned {

@@ -188,13 +188,18 @@ impl From<AuthError> for S3Error {
                 S3Error::new(C::InvalidAccessKeyId).field("AWSAccessKeyId", access_key)
             }
             AuthError::SignatureDoesNotMatch { access_key, string_to_sign, canonical_request, signature_provided } => {
-                S3Error::new(C::SignatureDoesNotMatch)
+                let e = S3Error::new(C::SignatureDoesNotMatch)
                     .field("AWSAccessKeyId", access_key)
                     .field("StringToSign", string_to_sign.clone())
                     .field("SignatureProvided", signature_provided)
-                    .field("StringToSignBytes", spaced_hex(string_to_sign.as_bytes()))
-                    .field("CanonicalRequest", canonical_request.clone())
-                    .field("CanonicalRequestBytes", spaced_hex(canonical_request.as_bytes()))
+                    .field("StringToSignBytes", spaced_hex(string_to_sign.as_bytes()));
+                // Signature Version 2 has no canonical request.
+                if canonical_request.is_empty() {
+                    e
+                } else {
+                    e.field("CanonicalRequest", canonical_request.clone())
+                        .field("CanonicalRequestBytes", spaced_hex(canonical_request.as_bytes()))
+                }
             }
             AuthError::RequestTimeTooSkewed { request_time, server_time } => S3Error::new(C::RequestTimeTooSkewed)
                 .field("RequestTime", request_time)

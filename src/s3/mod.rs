@@ -34,6 +34,8 @@ pub struct S3Config {
     pub region: String,
     /// Base domains for virtual-host addressing: `<bucket>.<domain>`.
     pub domains: Vec<String>,
+    /// Accept Signature Version 2.
+    pub sigv2: bool,
 }
 
 /// The identifiers of one request, shown in headers and error bodies.
@@ -182,15 +184,24 @@ impl S3Service {
     }
 
     /// Verifies the request's signature against the user directory.
-    fn authenticate(&self, req: &S3Request, authority: &str) -> Result<auth::Authenticated, S3Error> {
+    /// `host_bucket` is the bucket the host names (virtual-host style), if any.
+    fn authenticate(
+        &self,
+        req: &S3Request,
+        authority: &str,
+        host_bucket: Option<&str>,
+    ) -> Result<auth::Authenticated, S3Error> {
         let parts = auth::RequestParts {
             method: req.method.as_str(),
             path: req.uri.path(),
             query: req.uri.query().unwrap_or(""),
             headers: &req.headers,
             authority,
+            host_bucket,
         };
-        let authenticated = auth::authenticate(&parts, &*self.credentials, &self.config.region, Timestamp::now())?;
+        let now = Timestamp::now();
+        let sigv2 = self.config.sigv2;
+        let authenticated = auth::authenticate(&parts, &*self.credentials, &self.config.region, now, sigv2)?;
         tracing::Span::current().record("user", authenticated.identity.id.as_str());
         Ok(authenticated)
     }
@@ -203,7 +214,8 @@ impl S3Service {
         let op = route::classify(&req.method, &addr, &query, &req.headers)?;
         tracing::Span::current().record("op", op.as_str());
         *classified = Some(op);
-        let authenticated = self.authenticate(&req, &authority)?;
+        let host_bucket = addr.bucket.as_deref().filter(|_| addr.virtual_host);
+        let authenticated = self.authenticate(&req, &authority, host_bucket)?;
 
         let bucket = match ops::access(op) {
             ops::Access::NotImplemented => return Err(ops::not_implemented(op)),

@@ -31,6 +31,9 @@ pub struct RequestParts<'a> {
     pub headers: &'a HeaderMap,
     /// The request's authority, used when there is no `host` header (HTTP/2).
     pub authority: &'a str,
+    /// The bucket named by the host (virtual-host style), which Signature Version 2 signs
+    /// as part of the resource.
+    pub host_bucket: Option<&'a str>,
 }
 
 /// The `aws-chunked` body framings S3 accepts.

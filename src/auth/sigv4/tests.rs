@@ -34,7 +34,14 @@ fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
 
 fn auth(method: &str, path: &str, query: &str, h: &HeaderMap) -> Result<Authenticated, AuthError> {
     authenticate(
-        &RequestParts { method, path, query, headers: h, authority: "examplebucket.s3.amazonaws.com" },
+        &RequestParts {
+            method,
+            path,
+            query,
+            headers: h,
+            authority: "examplebucket.s3.amazonaws.com",
+            host_bucket: None,
+        },
         &creds(),
         "us-east-1",
         now(),
@@ -176,7 +183,7 @@ fn aws_example_presigned_get() {
     // A day and a second later it has expired.
     let later = Timestamp(now().0 + 86_401 * 1_000_000_000);
     let err = authenticate(
-        &RequestParts { method: "GET", path: "/test.txt", query, headers: &h, authority: "" },
+        &RequestParts { method: "GET", path: "/test.txt", query, headers: &h, authority: "", host_bucket: None },
         &creds(),
         "us-east-1",
         later,
