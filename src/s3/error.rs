@@ -41,9 +41,11 @@ macro_rules! s3_error_codes {
 s3_error_codes! {
     AccessControlListNotSupported => 400, "The bucket does not allow ACLs";
     AccessDenied => 403, "Access Denied";
+    AccessForbidden => 403, "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.";
     AuthorizationHeaderMalformed => 400, "The authorization header is malformed.";
     AuthorizationQueryParametersError => 400, "Error parsing the query-string authentication parameters.";
     BadDigest => 400, "The Content-MD5 you specified did not match what we received.";
+    BadRequest => 400, "Insufficient information. Origin request header needed.";
     BucketAlreadyExists => 409, "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.";
     BucketAlreadyOwnedByYou => 409, "Your previous request to create the named bucket succeeded and you already own it.";
     BucketNotEmpty => 409, "The bucket you tried to delete is not empty";
@@ -77,6 +79,7 @@ s3_error_codes! {
     MethodNotAllowed => 405, "The specified method is not allowed against this resource.";
     MissingContentLength => 411, "You must provide the Content-Length HTTP header.";
     NoSuchBucket => 404, "The specified bucket does not exist";
+    NoSuchCORSConfiguration => 404, "The CORS configuration does not exist";
     NoSuchEntity => 404, "The user does not exist.";
     NoSuchKey => 404, "The specified key does not exist.";
     NoSuchVersion => 404, "The specified version does not exist.";

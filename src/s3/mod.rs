@@ -157,9 +157,19 @@ impl S3Service {
         let head = req.method == Method::HEAD;
         let resource = req.uri.path().to_owned();
         let ids = req.ids.clone();
+        let origin = req.headers.get(http::header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let method = req.method.clone();
         let mut op = None;
-        let result = self.dispatch(req, &mut op).await;
+        let mut bucket = None;
+        let result = self.dispatch(req, &mut op, &mut bucket).await;
         let mut resp = answer(result, &resource, &ids, head);
+        // A cross-origin request gets its bucket's CORS headers, answer or error alike (a
+        // preflight has set its own).
+        if let (Some(origin), Some(bucket)) = (origin, bucket)
+            && op != Some(OpName::OptionsObject)
+        {
+            resp = ops::bucket::cors::decorate(self, &origin, method.as_str(), &bucket, resp).await;
+        }
         resp.operation = op.map_or("Unknown", OpName::as_str);
         resp
     }
@@ -206,14 +216,27 @@ impl S3Service {
         Ok(authenticated)
     }
 
-    async fn dispatch(&self, req: S3Request, classified: &mut Option<OpName>) -> Result<S3Response, S3Error> {
+    /// Answers one request; `classified` and `addressed` learn its operation and bucket as
+    /// soon as they are known.
+    async fn dispatch(
+        &self,
+        req: S3Request,
+        classified: &mut Option<OpName>,
+        addressed: &mut Option<String>,
+    ) -> Result<S3Response, S3Error> {
         headers::check_header_section(&req.headers)?;
         let authority = Self::authority(&req);
         let addr = address::resolve(Some(&authority), req.uri.path(), &self.config.domains)?;
+        addressed.clone_from(&addr.bucket);
         let query = Query::parse(req.uri.query().unwrap_or(""));
         let op = route::classify(&req.method, &addr, &query, &req.headers)?;
         tracing::Span::current().record("op", op.as_str());
         *classified = Some(op);
+        if op == OpName::OptionsObject {
+            let bucket =
+                addr.bucket.as_deref().ok_or_else(|| S3Error::internal("preflight routed without a bucket"))?;
+            return ops::bucket::cors::preflight(self, &req.headers, bucket, addr.key.is_some()).await;
+        }
         let host_bucket = addr.bucket.as_deref().filter(|_| addr.virtual_host);
         let authenticated = self.authenticate(&req, &authority, host_bucket)?;
 

@@ -39,7 +39,7 @@ op_names! {
     GetObjectAcl, GetObjectAttributes, GetObjectLegalHold, GetObjectLockConfiguration,
     GetObjectRetention, GetObjectTagging, GetObjectTorrent, GetPublicAccessBlock, HeadBucket,
     HeadObject, ListBuckets, ListMultipartUploads, ListObjectVersions, ListObjects,
-    ListObjectsV2, ListParts, PostObject, PutBucketAccelerateConfiguration, PutBucketAcl,
+    ListObjectsV2, ListParts, OptionsObject, PostObject, PutBucketAccelerateConfiguration, PutBucketAcl,
     PutBucketAnalyticsConfiguration, PutBucketCors, PutBucketEncryption,
     PutBucketIntelligentTieringConfiguration, PutBucketInventoryConfiguration,
     PutBucketLifecycleConfiguration, PutBucketLogging, PutBucketMetricsConfiguration,
@@ -99,6 +99,9 @@ use OpName::*;
 /// Most specific first: a route must come before any route whose conditions are a subset.
 pub static ROUTES: &[Route] = &[
     r(ListBuckets, Method::GET, S, &[]),
+    // CORS preflights, of objects and of buckets.
+    r(OptionsObject, Method::OPTIONS, O, &[]),
+    r(OptionsObject, Method::OPTIONS, B, &[]),
     // Bucket subresources.
     r(PutBucketAccelerateConfiguration, Method::PUT, B, &["accelerate"]),
     r(PutBucketAcl, Method::PUT, B, &["acl"]),

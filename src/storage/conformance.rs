@@ -583,6 +583,25 @@ async fn bucket_deletion_takes_uploads(store: &dyn MetadataStore) {
     store.put_part("dbu", "b/c", "dbu-2", part(2, "dbu-p2")).await.expect("part");
     store.put_part("dbu-neighbour", "a", "dbu-3", part(1, "dbu-p3")).await.expect("part");
     store.put_object(object("dbu", "o", &["dbu-o"]), &WriteCondition::None).await.expect("object");
+    // Every kind of setting is kept, and goes with the bucket.
+    let cors = CorsConfiguration {
+        rules: vec![CorsRule {
+            allowed_methods: vec!["GET".into()],
+            allowed_origins: vec!["*".into()],
+            ..CorsRule::default()
+        }],
+    };
+    let settings = [
+        BucketSetting::Tagging(vec![("k".into(), "v".into())]),
+        BucketSetting::Lifecycle(LifecycleConfiguration::default()),
+        BucketSetting::Cors(cors),
+    ];
+    for s in &settings {
+        store.put_bucket_setting("dbu", s.kind(), Some(s.clone())).await.expect("setting");
+    }
+    for s in &settings {
+        assert_eq!(store.get_bucket_setting("dbu", s.kind()).await.expect("get").as_ref(), Some(s));
+    }
     assert!(matches!(store.delete_bucket("dbu").await, Err(StorageError::BucketNotEmpty)));
     assert!(in_use(store, "dbu-p1").await, "a refused delete changes nothing");
     store.delete_object("dbu", "o", None, &owner("alice")).await.expect("delete object");
@@ -593,6 +612,9 @@ async fn bucket_deletion_takes_uploads(store: &dyn MetadataStore) {
     assert!(in_use(store, "dbu-p3").await, "the neighbouring bucket keeps its upload");
     // A bucket made again under the same name starts empty.
     store.create_bucket(bucket("dbu", "alice")).await.expect("again");
+    for kind in BucketSettingKind::ALL {
+        assert_eq!(store.get_bucket_setting("dbu", kind).await.expect("get"), None, "{kind:?}");
+    }
     let page = store.list_uploads("dbu", &list_q("", None, None, None, 10)).await.expect("list");
     assert!(page.uploads.is_empty());
     assert!(matches!(

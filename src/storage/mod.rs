@@ -9,6 +9,7 @@ pub mod blob;
 mod codec;
 #[cfg(test)]
 mod conformance;
+pub mod cors;
 pub mod expiry;
 pub mod fs;
 mod lifecycle;
@@ -27,6 +28,7 @@ mod version;
 use std::fmt;
 
 pub use blob::{BlobId, BlobListing, BlobRef, BlobStore, ByteStream};
+pub use cors::{CorsConfiguration, CorsRule};
 pub use lifecycle::{GcConfig, Storage};
 pub use listing::{Entry, Grouped, Pager, Step, common_prefix, group, listing_start, marker_common_prefix, prefix_end};
 pub use metadata::MetadataStore;

@@ -125,6 +125,12 @@ impl ChecksumType {
 pub enum BucketSettingKind {
     Tagging,
     Lifecycle,
+    Cors,
+}
+
+impl BucketSettingKind {
+    pub const ALL: [BucketSettingKind; 3] =
+        [BucketSettingKind::Tagging, BucketSettingKind::Lifecycle, BucketSettingKind::Cors];
 }
 
 /// A bucket setting other than its versioning state (which every write reads, so it lives in
@@ -133,6 +139,7 @@ pub enum BucketSettingKind {
 pub enum BucketSetting {
     Tagging(Vec<(String, String)>),
     Lifecycle(super::LifecycleConfiguration),
+    Cors(super::CorsConfiguration),
 }
 
 impl BucketSetting {
@@ -140,6 +147,7 @@ impl BucketSetting {
         match self {
             BucketSetting::Tagging(_) => BucketSettingKind::Tagging,
             BucketSetting::Lifecycle(_) => BucketSettingKind::Lifecycle,
+            BucketSetting::Cors(_) => BucketSettingKind::Cors,
         }
     }
 }

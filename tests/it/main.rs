@@ -13,6 +13,8 @@ mod auth;
 mod bucket;
 /// Flexible checksums and aws-chunked bodies.
 mod checksum;
+/// CORS rules, preflights and response headers.
+mod cors;
 /// The built binary: config, health, restart persistence, signals.
 mod daemon;
 /// Malformed input: bad headers, names, digests; no panics, no hangs.

@@ -1,7 +1,7 @@
 //! One module per S3 operation: parse the request, execute against storage, render the
 //! response. The [`registry!`] maps every [`OpName`] to its access rule and module.
 
-mod bucket;
+pub mod bucket;
 pub mod data;
 mod keepalive;
 mod multipart;
@@ -56,6 +56,9 @@ registry! {
         GetBucketVersioning: BucketOwner => |cx, req| bucket::versioning::get(cx, req);
         PutBucketLifecycleConfiguration: BucketOwner => |cx, req| bucket::lifecycle::put(cx, req);
         GetBucketLifecycleConfiguration: BucketOwner => |cx, req| bucket::lifecycle::get(cx, req);
+        PutBucketCors: BucketOwner => |cx, req| bucket::cors::put(cx, req);
+        GetBucketCors: BucketOwner => |cx, req| bucket::cors::get(cx, req);
+        DeleteBucketCors: BucketOwner => |cx, req| bucket::cors::delete(cx, req);
         DeleteBucketLifecycle: BucketOwner => |cx, req| bucket::lifecycle::delete(cx, req);
         PutBucketTagging: BucketOwner => |cx, req| tagging::put_bucket(cx, req);
         GetBucketTagging: BucketOwner => |cx, req| tagging::get_bucket(cx, req);
@@ -82,24 +85,27 @@ registry! {
         ListObjectVersions: BucketOwner => |cx, req| object::list::call(cx, req, object::list::Flavor::Versions);
     }
     not_implemented {
-            DeleteBucketAnalyticsConfiguration, DeleteBucketCors, DeleteBucketEncryption,
+            DeleteBucketAnalyticsConfiguration, DeleteBucketEncryption,
             DeleteBucketIntelligentTieringConfiguration, DeleteBucketInventoryConfiguration,
             DeleteBucketMetricsConfiguration, DeleteBucketOwnershipControls, DeleteBucketPolicy,
             DeleteBucketReplication, DeleteBucketWebsite, DeletePublicAccessBlock,
             GetBucketAccelerateConfiguration, GetBucketAcl, GetBucketAnalyticsConfiguration,
-            GetBucketCors, GetBucketEncryption, GetBucketIntelligentTieringConfiguration,
+            GetBucketEncryption, GetBucketIntelligentTieringConfiguration,
             GetBucketInventoryConfiguration, GetBucketLogging, GetBucketMetricsConfiguration,
             GetBucketNotificationConfiguration, GetBucketOwnershipControls, GetBucketPolicy,
             GetBucketPolicyStatus, GetBucketReplication, GetBucketRequestPayment, GetBucketWebsite,
             GetObjectAcl, GetObjectLegalHold, GetObjectLockConfiguration, GetObjectRetention,
             GetObjectTorrent, GetPublicAccessBlock, PostObject, PutBucketAccelerateConfiguration,
-            PutBucketAcl, PutBucketAnalyticsConfiguration, PutBucketCors, PutBucketEncryption,
+            PutBucketAcl, PutBucketAnalyticsConfiguration, PutBucketEncryption,
             PutBucketIntelligentTieringConfiguration, PutBucketInventoryConfiguration,
             PutBucketLogging, PutBucketMetricsConfiguration, PutBucketNotificationConfiguration,
             PutBucketOwnershipControls, PutBucketPolicy, PutBucketReplication,
             PutBucketRequestPayment, PutBucketWebsite, PutObjectAcl, PutObjectLegalHold,
             PutObjectLockConfiguration, PutObjectRetention, PutPublicAccessBlock, RestoreObject,
             SelectObjectContent,
+            // Answered before authentication (browsers send preflights without credentials):
+            // see `S3::dispatch`.
+            OptionsObject,
     }
 }
 

@@ -1301,5 +1301,6 @@ fn setting_kind(kind: BucketSettingKind) -> i16 {
     match kind {
         BucketSettingKind::Tagging => 1,
         BucketSettingKind::Lifecycle => 2,
+        BucketSettingKind::Cors => 3,
     }
 }

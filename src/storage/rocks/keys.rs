@@ -112,6 +112,7 @@ pub fn setting(bucket: &str, kind: BucketSettingKind) -> Vec<u8> {
     k.push(match kind {
         BucketSettingKind::Tagging => 1,
         BucketSettingKind::Lifecycle => 2,
+        BucketSettingKind::Cors => 3,
     });
     k
 }

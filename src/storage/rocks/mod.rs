@@ -737,7 +737,7 @@ impl MetadataStore for RocksMetadataStore {
             }
             let mut batch = Batch::default();
             db.stage_bucket_uploads_removal(&mut batch, &name)?;
-            for kind in [BucketSettingKind::Tagging, BucketSettingKind::Lifecycle] {
+            for kind in BucketSettingKind::ALL {
                 batch.delete_cf(db.cf(Cf::Settings)?, keys::setting(&name, kind));
             }
             batch.delete_cf(db.cf(Cf::Buckets)?, name.as_bytes());

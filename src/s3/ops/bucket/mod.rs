@@ -1,5 +1,6 @@
 //! Bucket operations.
 
+pub mod cors;
 pub mod create;
 pub mod delete;
 pub mod head;
