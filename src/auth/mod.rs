@@ -41,8 +41,10 @@ pub fn authenticate(
     };
     if mixed {
         return Err(AuthError::InvalidArgument {
-            message: "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature                       query string parameter or the Authorization header should be specified"
-                .into(),
+            message:
+                "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string \
+                      parameter or the Authorization header should be specified"
+                    .into(),
             name: "Authorization".into(),
             value: String::new(),
         });

@@ -58,6 +58,32 @@ const SUB_RESOURCES: &[&str] = &[
     "website",
 ];
 
+/// Whether Signature Version 2 signs the query parameter `name` (the sub-resources, and
+/// `list-type`, which only picks the listing's format).
+pub fn signs_parameter(name: &str) -> bool {
+    SUB_RESOURCES.contains(&name) || name == "list-type"
+}
+
+/// Presigned URLs carry the `x-amz-*`, `Content-Type` and `Content-MD5` headers their signer
+/// signed as query parameters (botocore moves them there): they count as those headers, for
+/// the signature and the operation alike. A header also sent as a header keeps the value
+/// sent, which the signature then has to cover.
+pub fn promote_query_headers(query: &str, headers: &mut http::HeaderMap) {
+    for (k, v) in canonical::query_pairs(query) {
+        let name = String::from_utf8_lossy(&k).to_ascii_lowercase();
+        if !(name.starts_with("x-amz-") || name == "content-type" || name == "content-md5") {
+            continue;
+        }
+        let (Ok(name), Ok(value)) = (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_bytes(&v))
+        else {
+            continue;
+        };
+        if !headers.contains_key(&name) {
+            headers.insert(name, value);
+        }
+    }
+}
+
 /// Which form of Signature Version 2 a request uses, if any.
 pub enum Form<'a> {
     /// `Authorization: AWS <key>:<signature>`; the part after `AWS `.
@@ -99,7 +125,7 @@ fn header<'h>(req: &'h RequestParts<'_>, name: &str) -> Option<&'h str> {
 }
 
 /// The string to sign of `req`, with `date` in the date line.
-pub fn string_to_sign(req: &RequestParts<'_>, date: &str) -> String {
+pub fn string_to_sign(req: &RequestParts<'_>, date: &str) -> Result<String, AuthError> {
     string_to_sign_with(req, date, false)
 }
 
@@ -109,20 +135,19 @@ fn bucket_only_path(req: &RequestParts<'_>) -> bool {
     req.host_bucket.is_none() && req.path.len() > 1 && !req.path[1..].contains('/')
 }
 
-fn string_to_sign_with(req: &RequestParts<'_>, date: &str, bucket_slash: bool) -> String {
+fn string_to_sign_with(req: &RequestParts<'_>, date: &str, bucket_slash: bool) -> Result<String, AuthError> {
     let mut out = String::with_capacity(256);
-    out.push_str(&req.method.to_ascii_uppercase());
+    out.push_str(req.method);
     out.push('\n');
-    out.push_str(header(req, "content-md5").map(str::trim).unwrap_or(""));
+    out.push_str(&single(req, "content-md5")?);
     out.push('\n');
-    out.push_str(header(req, "content-type").map(str::trim).unwrap_or(""));
+    out.push_str(&single(req, "content-type")?);
     out.push('\n');
     out.push_str(date);
     out.push('\n');
     let mut amz: Vec<(&str, String)> = Vec::new();
     for name in req.headers.keys().filter(|n| n.as_str().starts_with("x-amz-")) {
-        let values: Vec<&str> =
-            req.headers.get_all(name).iter().map(|v| v.to_str().map(str::trim).unwrap_or("")).collect();
+        let values: Vec<String> = req.headers.get_all(name).iter().map(|v| text(v.as_bytes())).collect();
         amz.push((name.as_str(), values.join(",")));
     }
     amz.sort();
@@ -140,19 +165,21 @@ fn string_to_sign_with(req: &RequestParts<'_>, date: &str, bucket_slash: bool) -
     if bucket_slash {
         out.push('/');
     }
-    let mut subs: Vec<(String, Option<String>)> = canonical::query_pairs(req.query)
-        .filter_map(|(k, v)| {
-            let k = String::from_utf8(k).ok()?;
-            SUB_RESOURCES.contains(&k.as_str()).then_some((k, v))
-        })
-        .map(|(k, v)| {
-            // A parameter without `=` signs as its name alone.
-            let raw = req.query.split('&').find(|p| p.split('=').next() == Some(k.as_str()));
-            let has_value = raw.is_some_and(|p| p.contains('='));
-            (k, has_value.then(|| String::from_utf8_lossy(&v).into_owned()))
-        })
-        .collect();
-    subs.sort();
+    // Sub-resources by name (a stable sort: repeated ones keep their order); a parameter
+    // without `=` signs as its name alone.
+    let mut subs: Vec<(String, Option<String>)> = Vec::new();
+    for pair in req.query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = match pair.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (pair, None),
+        };
+        let name = percent_encoding::percent_decode_str(k).decode_utf8_lossy();
+        if SUB_RESOURCES.contains(&name.as_ref()) {
+            let value = v.map(|v| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned());
+            subs.push((name.into_owned(), value));
+        }
+    }
+    subs.sort_by(|a, b| a.0.cmp(&b.0));
     for (i, (k, v)) in subs.iter().enumerate() {
         out.push(if i == 0 { '?' } else { '&' });
         out.push_str(k);
@@ -161,7 +188,31 @@ fn string_to_sign_with(req: &RequestParts<'_>, date: &str, bucket_slash: bool) -
             out.push_str(v);
         }
     }
-    out
+    Ok(out)
+}
+
+/// Header bytes as text, as the operations read them: UTF-8, or latin-1 when not (what
+/// Python clients send for text they signed), trimmed.
+fn text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.trim().to_owned(),
+        Err(_) => bytes.iter().map(|&b| char::from(b)).collect::<String>().trim().to_owned(),
+    }
+}
+
+/// A header that signs as one line: its value, or empty; sent twice, refused (one signed
+/// value must not stand for another stored beside it).
+fn single(req: &RequestParts<'_>, name: &str) -> Result<String, AuthError> {
+    let mut values = req.headers.get_all(name).iter();
+    let first = values.next().map(|v| text(v.as_bytes())).unwrap_or_default();
+    if values.next().is_some() {
+        return Err(AuthError::InvalidArgument {
+            message: format!("The {name} header may be sent only once."),
+            name: name.to_owned(),
+            value: first,
+        });
+    }
+    Ok(first)
 }
 
 /// Payload handling: none signed, unless the client also sent a SHA-256 of the body.
@@ -193,10 +244,10 @@ fn check(
     let user = credentials
         .lookup(access_key)
         .ok_or_else(|| AuthError::InvalidAccessKeyId { access_key: access_key.to_owned() })?;
-    let string_to_sign = string_to_sign(req, date);
+    let string_to_sign = string_to_sign(req, date)?;
     let secret = user.secret_key.expose();
     let verified = verify(secret, &string_to_sign, signature)
-        || (bucket_only_path(req) && verify(secret, &string_to_sign_with(req, date, true), signature));
+        || (bucket_only_path(req) && verify(secret, &string_to_sign_with(req, date, true)?, signature));
     if !verified {
         return Err(AuthError::SignatureDoesNotMatch {
             access_key: access_key.to_owned(),
@@ -214,6 +265,7 @@ fn check(
         payload,
         signing,
         presigned,
+        signature_v2: true,
     })
 }
 
@@ -325,13 +377,16 @@ mod tests {
         let date = "Tue, 27 Mar 2007 19:36:42 +0000";
         let h = headers(&[("date", date)]);
         let get = parts("GET", "/photos/puppy.jpg", "", &h, Some("awsexamplebucket1"));
-        let sts = string_to_sign(&get, date);
+        let sts = string_to_sign(&get, date).expect("sts");
         assert_eq!(sts, format!("GET\n\n\n{date}\n/awsexamplebucket1/photos/puppy.jpg"));
         assert_eq!(sign(SK, &sts), "qgk2+6Sv9/oM7G3qLEjTH1a1l1g=");
 
         let h = headers(&[("content-type", "image/jpeg"), ("date", "Tue, 27 Mar 2007 21:15:45 +0000")]);
         let put = parts("PUT", "/awsexamplebucket1/photos/puppy.jpg", "", &h, None);
-        assert_eq!(sign(SK, &string_to_sign(&put, "Tue, 27 Mar 2007 21:15:45 +0000")), "iqRzw+ileNPu1fhspnRs8nOjjIA=");
+        assert_eq!(
+            sign(SK, &string_to_sign(&put, "Tue, 27 Mar 2007 21:15:45 +0000").expect("sts")),
+            "iqRzw+ileNPu1fhspnRs8nOjjIA="
+        );
 
         // x-amz-* headers lower-cased, sorted, repeated values joined; Content-MD5 signed.
         let h = headers(&[
@@ -344,7 +399,7 @@ mod tests {
             ("x-amz-acl", "public-read"),
         ]);
         let put = parts("PUT", "/db-backup.dat.gz", "", &h, Some("static.example.com"));
-        let sts = string_to_sign(&put, "Tue, 27 Mar 2007 21:06:08 +0000");
+        let sts = string_to_sign(&put, "Tue, 27 Mar 2007 21:06:08 +0000").expect("sts");
         assert!(sts.contains("x-amz-meta-reviewedby:joe@example.com,jane@example.com\n"), "{sts}");
         assert_eq!(sign(SK, &sts), "jtBQa0Aq+DkULFI8qrpwIjGEx0E=");
 
@@ -352,11 +407,43 @@ mod tests {
         // signs as itself.
         let h = HeaderMap::new();
         let post = parts("POST", "/b/k", "uploadId=abc&x-id=UploadPart&partNumber=2", &h, None);
-        assert_eq!(sign(SK, &string_to_sign(&post, "Tue, 27 Mar 2007 21:15:45 +0000")), "eN2x5wTMbtg9C9wfnWWMWvAHlfQ=");
+        assert_eq!(
+            sign(SK, &string_to_sign(&post, "Tue, 27 Mar 2007 21:15:45 +0000").expect("sts")),
+            "eN2x5wTMbtg9C9wfnWWMWvAHlfQ="
+        );
         let uploads = parts("GET", "/", "uploads", &h, Some("awsexamplebucket1"));
-        assert!(string_to_sign(&uploads, "").ends_with("/awsexamplebucket1/?uploads"));
+        assert!(string_to_sign(&uploads, "").expect("sts").ends_with("/awsexamplebucket1/?uploads"));
         let listed = parts("GET", "/", "uploads=&prefix=a", &h, Some("b"));
-        assert!(string_to_sign(&listed, "").ends_with("/b/?uploads="));
+        assert!(string_to_sign(&listed, "").expect("sts").ends_with("/b/?uploads="));
+    }
+
+    #[test]
+    fn what_is_signed_is_what_the_operations_read() {
+        let date = "Tue, 27 Mar 2007 19:36:42 +0000";
+        // One Content-Type only: a second could be stored beside the signed one.
+        let h = headers(&[("content-type", "text/plain"), ("content-type", "text/html")]);
+        let twice = parts("PUT", "/b/k", "", &h, None);
+        assert!(matches!(string_to_sign(&twice, date), Err(AuthError::InvalidArgument { .. })));
+        // Bytes that are not ASCII sign as the text they are (latin-1 when not UTF-8).
+        let mut h = HeaderMap::new();
+        h.insert("x-amz-meta-word", HeaderValue::from_bytes(b"caf\xe9").expect("latin-1"));
+        h.insert("content-type", HeaderValue::from_bytes("text/plain; x=\u{e9}".as_bytes()).expect("utf-8"));
+        let sts = string_to_sign(&parts("PUT", "/b/k", "", &h, None), date).expect("sts");
+        assert!(sts.contains("x-amz-meta-word:caf\u{e9}\n") && sts.contains("text/plain; x=\u{e9}\n"), "{sts}");
+        // Sub-resource names are decoded; each keeps whether it had a value.
+        let none = HeaderMap::new();
+        let sts = string_to_sign(&parts("PUT", "/b/k", "%70artNumber=2&uploadId=u", &none, None), "").expect("sts");
+        assert!(sts.ends_with("/b/k?partNumber=2&uploadId=u"), "{sts}");
+        let sts = string_to_sign(&parts("GET", "/b", "uploads&uploads=x", &none, None), "").expect("sts");
+        assert!(sts.ends_with("/b?uploads&uploads=x"), "{sts}");
+        // Query parameters a presigned URL carries for headers count as those headers.
+        let mut h = headers(&[("x-amz-meta-a", "sent")]);
+        promote_query_headers("x-amz-meta-a=query&X-Amz-Meta-B=b&Content-Type=text%2Fplain&other=1", &mut h);
+        assert_eq!(h.get("x-amz-meta-a").map(|v| v.as_bytes()), Some(&b"sent"[..]), "a header sent wins");
+        assert_eq!(h.get("x-amz-meta-b").map(|v| v.as_bytes()), Some(&b"b"[..]));
+        assert_eq!(h.get("content-type").map(|v| v.as_bytes()), Some(&b"text/plain"[..]));
+        assert!(h.get("other").is_none());
+        assert!(signs_parameter("uploadId") && signs_parameter("list-type") && !signs_parameter("retention"));
     }
 
     #[test]

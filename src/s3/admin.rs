@@ -99,9 +99,10 @@ pub async fn call(s3: &S3Service, req: S3Request) -> Result<S3Response, S3Error>
     headers::check_header_section(&req.headers)?;
     let authority = S3Service::authority(&req);
     let authenticated = s3.authenticate(&req, &authority, None)?;
-    // Presigned URLs are for handing out one object operation, never user management.
+    // Presigned URLs are for handing out one object operation, never user management; and
+    // Signature Version 2 does not sign the query string that names the user to change.
     let admin = s3.credentials.lookup(&authenticated.access_key).is_some_and(|c| c.admin);
-    if !admin || authenticated.presigned {
+    if !admin || authenticated.presigned || authenticated.signature_v2 {
         return Err(S3Error::with_message(S3ErrorCode::AccessDenied, "Only an admin user may manage users."));
     }
     if req.uri.path() != USERS {

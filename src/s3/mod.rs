@@ -225,6 +225,14 @@ impl S3Service {
         addressed: &mut Option<String>,
     ) -> Result<S3Response, S3Error> {
         headers::check_header_section(&req.headers)?;
+        let mut req = req;
+        let authorization = req.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        if self.config.sigv2
+            && matches!(auth::sigv2::form(authorization, req.uri.query().unwrap_or("")), Some(auth::sigv2::Form::Query))
+        {
+            let query = req.uri.query().unwrap_or("").to_owned();
+            auth::sigv2::promote_query_headers(&query, &mut req.headers);
+        }
         let authority = Self::authority(&req);
         let addr = address::resolve(Some(&authority), req.uri.path(), &self.config.domains)?;
         addressed.clone_from(&addr.bucket);
@@ -239,6 +247,19 @@ impl S3Service {
         }
         let host_bucket = addr.bucket.as_deref().filter(|_| addr.virtual_host);
         let authenticated = self.authenticate(&req, &authority, host_bucket)?;
+        if authenticated.signature_v2 {
+            // An operation picked by a parameter Signature Version 2 leaves unsigned could
+            // otherwise be swapped for another under the same signature.
+            let needed = route::ROUTES.iter().filter(|r| r.op == op).flat_map(|r| r.query.iter());
+            if let Some(name) =
+                needed.map(|q| q.split('=').next().unwrap_or(q)).find(|n| !auth::sigv2::signs_parameter(n))
+            {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::InvalidRequest,
+                    format!("Signature Version 2 does not sign the {name} parameter; please use AWS4-HMAC-SHA256."),
+                ));
+            }
+        }
 
         let bucket = match ops::access(op) {
             ops::Access::NotImplemented => return Err(ops::not_implemented(op)),

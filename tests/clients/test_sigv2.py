@@ -71,6 +71,13 @@ def test_default_presigned_urls_of_boto3_and_aws_cli(server, tmp_path):
     src.write_bytes(os.urandom(MIB + 5))
     status, err = curl("-T", str(src), put_url)
     assert status == 200, err
+    # Metadata signed into a presigned PUT travels in its query string and is stored.
+    meta_url = s3.generate_presigned_url(
+        "put_object", Params={"Bucket": "shared", "Key": "tagged.bin", "Metadata": {"colour": "red"}}, ExpiresIn=300,
+    )
+    status, err = curl("-T", str(src), meta_url)
+    assert status == 200, err
+    assert s3.head_object(Bucket="shared", Key="tagged.bin")["Metadata"] == {"colour": "red"}
     for style in ("path", "virtual"):
         aws = Aws(server, tmp_path, style)
         url = aws.run("s3", "presign", "s3://shared/upload.bin", "--expires-in", "300").stdout.strip()

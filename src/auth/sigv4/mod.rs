@@ -105,6 +105,8 @@ pub struct Authenticated {
     pub signing: SigningContext,
     /// Signed in the query string (a presigned URL) rather than the Authorization header.
     pub presigned: bool,
+    /// Signed with Signature Version 2, which leaves most of the query string unsigned.
+    pub signature_v2: bool,
 }
 
 /// Verifies the request's SigV4 signature (header or query form) from its headers alone.
@@ -214,7 +216,7 @@ fn header_auth(
     let (identity, access_key, signing) =
         verify_signature(req, &signed, credentials, timestamp, &canonical_query, content_sha256)?;
     require_signed_amz_headers(req.headers, &signed.signed_headers)?;
-    Ok(Authenticated { identity, access_key, payload, signing, presigned: false })
+    Ok(Authenticated { identity, access_key, payload, signing, presigned: false, signature_v2: false })
 }
 
 /// Every `x-amz-*` header must be covered by the signature, or whoever holds a signed request
@@ -286,7 +288,7 @@ fn query_auth(
     let (identity, access_key, signing) =
         verify_signature(req, &params.signed, credentials, params.date.clone(), &canonical_query, content_sha256)?;
     require_signed_amz_headers(req.headers, &params.signed.signed_headers)?;
-    Ok(Authenticated { identity, access_key, payload, signing, presigned: true })
+    Ok(Authenticated { identity, access_key, payload, signing, presigned: true, signature_v2: false })
 }
 
 /// Looks up the access key and checks the signature over the canonical request.
