@@ -266,6 +266,7 @@ fn check(
         signing,
         presigned,
         signature_v2: true,
+        anonymous: false,
     })
 }
 

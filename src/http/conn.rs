@@ -144,16 +144,25 @@ impl Drop for RequestGuard {
     }
 }
 
+/// Where a request came from: the peer's address and whether the connection is TLS (the
+/// `aws:SourceIp` and `aws:SecureTransport` of bucket policies).
+#[derive(Clone, Copy, Debug)]
+pub struct ConnInfo {
+    pub peer: std::net::IpAddr,
+    pub secure: bool,
+}
+
 /// The router as a hyper service that marks each request in progress on its connection.
 #[derive(Clone)]
 pub struct Tracked {
     router: Router,
     activity: Arc<Activity>,
+    info: ConnInfo,
 }
 
 impl Tracked {
-    pub fn new(router: Router, activity: Arc<Activity>) -> Self {
-        Tracked { router, activity }
+    pub fn new(router: Router, activity: Arc<Activity>, info: ConnInfo) -> Self {
+        Tracked { router, activity, info }
     }
 }
 
@@ -164,7 +173,8 @@ impl hyper::service::Service<Request<Incoming>> for Tracked {
     type Error = Infallible;
     type Future = BoxFuture<Result<Response<Body>, Infallible>>;
 
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        req.extensions_mut().insert(self.info);
         let guard = self.activity.begin();
         let router = self.router.clone();
         Box::pin(async move {

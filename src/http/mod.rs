@@ -204,7 +204,16 @@ fn to_s3_request(req: Request, ids: RequestIds, body_idle: Duration) -> S3Reques
         let data = body.into_data_stream().map_err(|e| S3Error::new(S3ErrorCode::IncompleteBody).source(e));
         Box::pin(IdleBody::new(data, body_idle))
     };
-    S3Request { method: parts.method, uri: parts.uri, headers: parts.headers, body, ids }
+    let conn = parts.extensions.get::<conn::ConnInfo>().copied();
+    S3Request {
+        method: parts.method,
+        uri: parts.uri,
+        headers: parts.headers,
+        body,
+        ids,
+        peer: conn.map(|c| c.peer),
+        secure: conn.is_some_and(|c| c.secure),
+    }
 }
 
 fn into_http(resp: S3Response, ids: &RequestIds, head: bool) -> Response {

@@ -200,10 +200,11 @@ async fn accept_loop(listener: Listener, ctx: AcceptContext, mut stop: watch::Re
         let activity = Activity::new();
         let registered = ctx.open.register(Arc::clone(&activity));
         let io = IdleIo::new(stream, Arc::clone(&activity), ctx.limits);
-        let service = Tracked::new(ctx.router.clone(), activity);
+        let acceptor = listener.tls.as_ref().map(|t| t.get());
+        let info = super::conn::ConnInfo { peer: peer.ip(), secure: acceptor.is_some() };
+        let service = Tracked::new(ctx.router.clone(), activity, info);
         let watcher = ctx.graceful.watcher();
         let builder = ctx.builder.clone();
-        let acceptor = listener.tls.as_ref().map(|t| t.get());
         tokio::spawn(async move {
             let _slot = (permit, registered);
             let result = match acceptor {

@@ -72,6 +72,7 @@ s3_error_codes! {
     InvalidTag => 400, "The tag provided was not a valid tag.";
     InvalidURI => 400, "Couldn't parse the specified URI.";
     KeyTooLongError => 400, "Your key is too long";
+    MalformedPolicy => 400, "Policies must be valid JSON and the first byte must be '{'";
     MalformedXML => 400, "The XML you provided was not well-formed or did not validate against our published schema";
     MalformedTrailerError => 400, "The request contained trailing data that was not well-formed or did not conform to our published schema.";
     MaxMessageLengthExceeded => 400, "Your request was too big.";
@@ -79,6 +80,7 @@ s3_error_codes! {
     MethodNotAllowed => 405, "The specified method is not allowed against this resource.";
     MissingContentLength => 411, "You must provide the Content-Length HTTP header.";
     NoSuchBucket => 404, "The specified bucket does not exist";
+    NoSuchBucketPolicy => 404, "The bucket policy does not exist";
     NoSuchCORSConfiguration => 404, "The CORS configuration does not exist";
     NoSuchEntity => 404, "The user does not exist.";
     NoSuchKey => 404, "The specified key does not exist.";

@@ -8,6 +8,7 @@ pub mod checksum;
 pub mod error;
 pub mod headers;
 pub mod ops;
+pub mod policy;
 pub mod query;
 pub mod route;
 pub mod types;
@@ -20,7 +21,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 
 use crate::auth::{self, Authenticated, CredentialStore};
 use crate::clock::Timestamp;
-use crate::storage::{BucketRecord, MetadataStore, Storage};
+use crate::storage::{BucketRecord, BucketSetting, BucketSettingKind, MetadataStore, Storage};
 pub use body::BodyStream;
 pub use error::{S3Error, S3ErrorCode};
 use query::Query;
@@ -54,6 +55,10 @@ pub struct S3Request {
     pub headers: HeaderMap,
     pub body: BodyStream,
     pub ids: RequestIds,
+    /// The client's address, when known.
+    pub peer: Option<std::net::IpAddr>,
+    /// Whether the request came over TLS.
+    pub secure: bool,
 }
 
 pub enum ResponseBody {
@@ -122,6 +127,19 @@ pub struct Ctx<'a> {
     pub bucket_name: Option<&'a str>,
     pub key: Option<&'a str>,
     pub bucket: Option<BucketRecord>,
+    /// The client's address, when known, and whether it came over TLS.
+    pub peer: Option<std::net::IpAddr>,
+    pub secure: bool,
+}
+
+/// What a policy's conditions may look at besides the caller.
+pub struct RequestFacts<'a> {
+    pub query: &'a Query,
+    pub headers: &'a http::HeaderMap,
+    pub peer: Option<std::net::IpAddr>,
+    pub secure: bool,
+    /// Whether the request names a version (`versionId`).
+    pub versioned: bool,
 }
 
 impl Ctx<'_> {
@@ -138,10 +156,15 @@ impl Ctx<'_> {
     }
 
     /// The caller as a stored owner.
+    /// Who owns what this request creates: the caller, or for an anonymous writer (one a
+    /// bucket policy lets in) the bucket's owner, as with AWS's default object ownership.
     pub fn owner(&self) -> crate::storage::Owner {
-        crate::storage::Owner {
-            id: self.auth.identity.id.clone(),
-            display_name: self.auth.identity.display_name.clone(),
+        match &self.bucket {
+            Some(b) if self.auth.anonymous => b.owner.clone(),
+            _ => crate::storage::Owner {
+                id: self.auth.identity.id.clone(),
+                display_name: self.auth.identity.display_name.clone(),
+            },
         }
     }
 }
@@ -191,6 +214,76 @@ impl S3Service {
             .or_else(|| req.uri.authority().map(|a| a.as_str()))
             .unwrap_or("")
             .to_owned()
+    }
+
+    /// Whether the caller may do `op` (on `key`) in the bucket `record`: as its owner, or as
+    /// its policy allows; an explicit Deny in the policy refuses even the owner, except the
+    /// policy operations themselves (so that the owner can always repair the policy).
+    pub async fn authorize(
+        &self,
+        auth: &auth::Authenticated,
+        record: &BucketRecord,
+        op: OpName,
+        key: Option<&str>,
+        facts: &RequestFacts<'_>,
+    ) -> Result<(), S3Error> {
+        let owner = !auth.anonymous && record.owner.id == auth.identity.id;
+        let denied = || S3Error::new(S3ErrorCode::AccessDenied);
+        let text = match self.meta.get_bucket_setting(&record.name, BucketSettingKind::Policy).await? {
+            Some(BucketSetting::Policy(text)) => text,
+            _ => return if owner { Ok(()) } else { Err(denied()) },
+        };
+        let doc = match policy::Policy::parse(text.as_bytes(), &record.name) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(bucket = %record.name, error = %e, "a stored bucket policy does not parse; ignored");
+                return if owner { Ok(()) } else { Err(denied()) };
+            }
+        };
+        let Some((action, on_object)) = policy::action(op, facts.versioned) else {
+            return if owner { Ok(()) } else { Err(denied()) };
+        };
+        let resource = match (on_object, key) {
+            (true, Some(k)) => format!("arn:aws:s3:::{}/{k}", record.name),
+            (true, None) | (false, _) if op == OpName::DeleteObjects => format!("arn:aws:s3:::{}/*", record.name),
+            _ => format!("arn:aws:s3:::{}", record.name),
+        };
+        let user = (!auth.anonymous).then_some((auth.identity.id.as_str(), auth.identity.display_name.as_str()));
+        let mut keys = policy::base_keys(user, facts.peer, facts.secure);
+        for (name, param) in [
+            ("s3:prefix", "prefix"),
+            ("s3:delimiter", "delimiter"),
+            ("s3:max-keys", "max-keys"),
+            ("s3:versionid", "versionId"),
+        ] {
+            if let Some(v) = facts.query.get(param) {
+                keys.insert(name.to_owned(), vec![v.to_owned()]);
+            }
+        }
+        if let Some(acl) = facts.headers.get("x-amz-acl").and_then(|v| v.to_str().ok()) {
+            keys.insert("s3:x-amz-acl".to_owned(), vec![acl.trim().to_owned()]);
+        }
+        if let Ok(tags) = headers::tagging(facts.headers)
+            && !tags.is_empty()
+        {
+            keys.insert("s3:requestobjecttagkeys".to_owned(), tags.iter().map(|(k, _)| k.clone()).collect());
+            for (k, v) in tags {
+                keys.insert(format!("s3:requestobjecttag/{}", k.to_ascii_lowercase()), vec![v]);
+            }
+        }
+        let auth_type = if auth.presigned { "REST-QUERY-STRING" } else { "REST-HEADER" };
+        keys.insert("s3:authtype".to_owned(), vec![auth_type.to_owned()]);
+        let version = if auth.signature_v2 { "AWS" } else { "AWS4-HMAC-SHA256" };
+        keys.insert("s3:signatureversion".to_owned(), vec![version.to_owned()]);
+        let cx = policy::RequestContext { user, action, resource: &resource, keys: &keys };
+        let policy_op = matches!(op, OpName::PutBucketPolicy | OpName::GetBucketPolicy | OpName::DeleteBucketPolicy);
+        match doc.evaluate(&cx) {
+            policy::Decision::Deny if owner && policy_op => Ok(()),
+            policy::Decision::Deny => Err(denied()),
+            policy::Decision::Allow => Ok(()),
+            policy::Decision::Silent if owner => Ok(()),
+            policy::Decision::Silent => Err(denied()),
+        }
     }
 
     /// Verifies the request's signature against the user directory.
@@ -246,7 +339,16 @@ impl S3Service {
             return ops::bucket::cors::preflight(self, &req.headers, bucket, addr.key.is_some()).await;
         }
         let host_bucket = addr.bucket.as_deref().filter(|_| addr.virtual_host);
-        let authenticated = self.authenticate(&req, &authority, host_bucket)?;
+        // A request with no signature at all is anonymous: only a bucket policy can allow it.
+        let raw_query = req.uri.query().unwrap_or("");
+        let signed_query = auth::sigv4::canonical::query_pairs(raw_query).any(|(k, _)| {
+            matches!(k.as_slice(), b"X-Amz-Algorithm" | b"X-Amz-Signature" | b"AWSAccessKeyId" | b"Signature")
+        });
+        let authenticated = if req.headers.contains_key(http::header::AUTHORIZATION) || signed_query {
+            self.authenticate(&req, &authority, host_bucket)?
+        } else {
+            auth::Authenticated::anonymous(&req.headers)
+        };
         if authenticated.signature_v2 {
             // An operation picked by a parameter Signature Version 2 leaves unsigned could
             // otherwise be swapped for another under the same signature.
@@ -263,6 +365,7 @@ impl S3Service {
 
         let bucket = match ops::access(op) {
             ops::Access::NotImplemented => return Err(ops::not_implemented(op)),
+            ops::Access::AnyUser if authenticated.anonymous => return Err(S3Error::new(S3ErrorCode::AccessDenied)),
             ops::Access::AnyUser => None,
             ops::Access::BucketOwner => {
                 let name = addr.bucket.as_deref().ok_or_else(|| S3Error::internal("bucket route without bucket"))?;
@@ -271,9 +374,14 @@ impl S3Service {
                     .get_bucket(name)
                     .await?
                     .ok_or_else(|| S3Error::new(S3ErrorCode::NoSuchBucket).field("BucketName", name))?;
-                if record.owner.id != authenticated.identity.id {
-                    return Err(S3Error::new(S3ErrorCode::AccessDenied));
-                }
+                let facts = RequestFacts {
+                    query: &query,
+                    headers: &req.headers,
+                    peer: req.peer,
+                    secure: req.secure,
+                    versioned: query.get("versionId").is_some(),
+                };
+                self.authorize(&authenticated, &record, op, addr.key.as_deref(), &facts).await?;
                 if let Some(expected) = headers::text(&req.headers, "x-amz-expected-bucket-owner")?
                     && expected != record.owner.id
                 {
@@ -289,6 +397,8 @@ impl S3Service {
             bucket_name: addr.bucket.as_deref(),
             key: addr.key.as_deref(),
             bucket,
+            peer: req.peer,
+            secure: req.secure,
         };
         ops::call(op, &cx, req).await
     }

@@ -126,11 +126,12 @@ pub enum BucketSettingKind {
     Tagging,
     Lifecycle,
     Cors,
+    Policy,
 }
 
 impl BucketSettingKind {
-    pub const ALL: [BucketSettingKind; 3] =
-        [BucketSettingKind::Tagging, BucketSettingKind::Lifecycle, BucketSettingKind::Cors];
+    pub const ALL: [BucketSettingKind; 4] =
+        [BucketSettingKind::Tagging, BucketSettingKind::Lifecycle, BucketSettingKind::Cors, BucketSettingKind::Policy];
 }
 
 /// A bucket setting other than its versioning state (which every write reads, so it lives in
@@ -140,6 +141,8 @@ pub enum BucketSetting {
     Tagging(Vec<(String, String)>),
     Lifecycle(super::LifecycleConfiguration),
     Cors(super::CorsConfiguration),
+    /// A bucket policy, as the JSON document it was set with.
+    Policy(String),
 }
 
 impl BucketSetting {
@@ -148,6 +151,7 @@ impl BucketSetting {
             BucketSetting::Tagging(_) => BucketSettingKind::Tagging,
             BucketSetting::Lifecycle(_) => BucketSettingKind::Lifecycle,
             BucketSetting::Cors(_) => BucketSettingKind::Cors,
+            BucketSetting::Policy(_) => BucketSettingKind::Policy,
         }
     }
 }

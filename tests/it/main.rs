@@ -33,6 +33,8 @@ mod model;
 mod multipart;
 /// Objects: put, get, head, ranges, conditionals, delete, copy, listings.
 mod object;
+/// Bucket policies: anonymous and other users' access, Deny, conditions.
+mod policy;
 /// The PostgreSQL metadata store: nodes sharing it, the database lost and back.
 mod postgres;
 /// Races with readers and Complete; housekeeping in the background.

@@ -107,6 +107,33 @@ pub struct Authenticated {
     pub presigned: bool,
     /// Signed with Signature Version 2, which leaves most of the query string unsigned.
     pub signature_v2: bool,
+    /// Not signed at all: a request only a bucket policy can allow.
+    pub anonymous: bool,
+}
+
+impl Authenticated {
+    /// An unsigned request. Its body is taken as sent (or checked against a SHA-256 sent in
+    /// `x-amz-content-sha256`).
+    pub fn anonymous(headers: &HeaderMap) -> Authenticated {
+        let payload = match header_str(headers, "x-amz-content-sha256").map(str::trim).and_then(PayloadHash::parse) {
+            Some(p @ PayloadHash::Sha256(_)) => p,
+            _ => PayloadHash::Unsigned,
+        };
+        Authenticated {
+            identity: Identity { id: String::new(), display_name: String::new() },
+            access_key: String::new(),
+            payload,
+            signing: SigningContext {
+                key: [0; 32],
+                timestamp: String::new(),
+                scope: String::new(),
+                seed_signature: String::new(),
+            },
+            presigned: false,
+            signature_v2: false,
+            anonymous: true,
+        }
+    }
 }
 
 /// Verifies the request's SigV4 signature (header or query form) from its headers alone.
@@ -216,7 +243,15 @@ fn header_auth(
     let (identity, access_key, signing) =
         verify_signature(req, &signed, credentials, timestamp, &canonical_query, content_sha256)?;
     require_signed_amz_headers(req.headers, &signed.signed_headers)?;
-    Ok(Authenticated { identity, access_key, payload, signing, presigned: false, signature_v2: false })
+    Ok(Authenticated {
+        identity,
+        access_key,
+        payload,
+        signing,
+        presigned: false,
+        signature_v2: false,
+        anonymous: false,
+    })
 }
 
 /// Every `x-amz-*` header must be covered by the signature, or whoever holds a signed request
@@ -288,7 +323,7 @@ fn query_auth(
     let (identity, access_key, signing) =
         verify_signature(req, &params.signed, credentials, params.date.clone(), &canonical_query, content_sha256)?;
     require_signed_amz_headers(req.headers, &params.signed.signed_headers)?;
-    Ok(Authenticated { identity, access_key, payload, signing, presigned: true, signature_v2: false })
+    Ok(Authenticated { identity, access_key, payload, signing, presigned: true, signature_v2: false, anonymous: false })
 }
 
 /// Looks up the access key and checks the signature over the canonical request.

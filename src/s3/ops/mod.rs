@@ -15,7 +15,7 @@ use super::{Ctx, OpName, S3Error, S3ErrorCode, S3Request, S3Response};
 pub enum Access {
     /// Any authenticated user (ListBuckets, CreateBucket).
     AnyUser,
-    /// The owner of the addressed bucket, which must exist.
+    /// The owner of the addressed bucket (which must exist), or whoever its policy allows.
     BucketOwner,
     /// Recognised, but not offered by this server.
     NotImplemented,
@@ -59,6 +59,10 @@ registry! {
         PutBucketCors: BucketOwner => |cx, req| bucket::cors::put(cx, req);
         GetBucketCors: BucketOwner => |cx, req| bucket::cors::get(cx, req);
         DeleteBucketCors: BucketOwner => |cx, req| bucket::cors::delete(cx, req);
+        PutBucketPolicy: BucketOwner => |cx, req| bucket::policy::put(cx, req);
+        GetBucketPolicy: BucketOwner => |cx, req| bucket::policy::get(cx, req);
+        DeleteBucketPolicy: BucketOwner => |cx, req| bucket::policy::delete(cx, req);
+        GetBucketPolicyStatus: BucketOwner => |cx, req| bucket::policy::status(cx, req);
         DeleteBucketLifecycle: BucketOwner => |cx, req| bucket::lifecycle::delete(cx, req);
         PutBucketTagging: BucketOwner => |cx, req| tagging::put_bucket(cx, req);
         GetBucketTagging: BucketOwner => |cx, req| tagging::get_bucket(cx, req);
@@ -87,19 +91,18 @@ registry! {
     not_implemented {
             DeleteBucketAnalyticsConfiguration, DeleteBucketEncryption,
             DeleteBucketIntelligentTieringConfiguration, DeleteBucketInventoryConfiguration,
-            DeleteBucketMetricsConfiguration, DeleteBucketOwnershipControls, DeleteBucketPolicy,
+            DeleteBucketMetricsConfiguration, DeleteBucketOwnershipControls,
             DeleteBucketReplication, DeleteBucketWebsite, DeletePublicAccessBlock,
             GetBucketAccelerateConfiguration, GetBucketAcl, GetBucketAnalyticsConfiguration,
             GetBucketEncryption, GetBucketIntelligentTieringConfiguration,
             GetBucketInventoryConfiguration, GetBucketLogging, GetBucketMetricsConfiguration,
-            GetBucketNotificationConfiguration, GetBucketOwnershipControls, GetBucketPolicy,
-            GetBucketPolicyStatus, GetBucketReplication, GetBucketRequestPayment, GetBucketWebsite,
+            GetBucketNotificationConfiguration, GetBucketOwnershipControls, GetBucketReplication, GetBucketRequestPayment, GetBucketWebsite,
             GetObjectAcl, GetObjectLegalHold, GetObjectLockConfiguration, GetObjectRetention,
             GetObjectTorrent, GetPublicAccessBlock, PostObject, PutBucketAccelerateConfiguration,
             PutBucketAcl, PutBucketAnalyticsConfiguration, PutBucketEncryption,
             PutBucketIntelligentTieringConfiguration, PutBucketInventoryConfiguration,
             PutBucketLogging, PutBucketMetricsConfiguration, PutBucketNotificationConfiguration,
-            PutBucketOwnershipControls, PutBucketPolicy, PutBucketReplication,
+            PutBucketOwnershipControls, PutBucketReplication,
             PutBucketRequestPayment, PutBucketWebsite, PutObjectAcl, PutObjectLegalHold,
             PutObjectLockConfiguration, PutObjectRetention, PutPublicAccessBlock, RestoreObject,
             SelectObjectContent,

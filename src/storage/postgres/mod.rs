@@ -1302,5 +1302,6 @@ fn setting_kind(kind: BucketSettingKind) -> i16 {
         BucketSettingKind::Tagging => 1,
         BucketSettingKind::Lifecycle => 2,
         BucketSettingKind::Cors => 3,
+        BucketSettingKind::Policy => 4,
     }
 }

@@ -113,6 +113,7 @@ pub fn setting(bucket: &str, kind: BucketSettingKind) -> Vec<u8> {
         BucketSettingKind::Tagging => 1,
         BucketSettingKind::Lifecycle => 2,
         BucketSettingKind::Cors => 3,
+        BucketSettingKind::Policy => 4,
     });
     k
 }

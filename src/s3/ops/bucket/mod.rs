@@ -7,4 +7,5 @@ pub mod head;
 pub mod lifecycle;
 pub mod list;
 pub mod location;
+pub mod policy;
 pub mod versioning;

@@ -50,9 +50,15 @@ pub async fn source_object(
         .get_bucket(bucket)
         .await?
         .ok_or_else(|| S3Error::new(S3ErrorCode::NoSuchBucket).field("BucketName", bucket))?;
-    if record.owner.id != cx.auth.identity.id {
-        return Err(S3Error::new(S3ErrorCode::AccessDenied));
-    }
+    // Reading the source needs what a GET of it needs.
+    let facts = crate::s3::RequestFacts {
+        query: cx.query,
+        headers: h,
+        peer: cx.peer,
+        secure: cx.secure,
+        versioned: version.is_some(),
+    };
+    cx.s3.authorize(cx.auth, &record, crate::s3::OpName::GetObject, Some(key), &facts).await?;
     let found = cx.s3.meta.get_object(bucket, key, version).await?;
     if version.is_some() && found.as_ref().is_some_and(|o| o.delete_marker) {
         return Err(S3Error::with_message(

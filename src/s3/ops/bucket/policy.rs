@@ -1,0 +1,59 @@
+//! PutBucketPolicy, GetBucketPolicy, DeleteBucketPolicy, GetBucketPolicyStatus:
+//! <https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutBucketPolicy.html>,
+//! <https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetBucketPolicy.html>,
+//! <https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteBucketPolicy.html>,
+//! <https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetBucketPolicyStatus.html>
+//!
+//! The policy is validated when it is set and kept as the document it was set with, which
+//! every node reads from the metadata store; [`crate::s3::policy`] evaluates it.
+
+use http::StatusCode;
+
+use crate::s3::ops::read_document;
+use crate::s3::policy::{MAX_POLICY_BYTES, Policy};
+use crate::s3::xml::XmlWriter;
+use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response};
+use crate::storage::{BucketSetting, BucketSettingKind};
+
+pub async fn put(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
+    let bucket = cx.bucket()?;
+    let doc = read_document(cx, req, MAX_POLICY_BYTES + 1).await?;
+    Policy::parse(&doc, &bucket.name)?;
+    let text = String::from_utf8(doc.to_vec()).map_err(|_| {
+        S3Error::with_message(
+            S3ErrorCode::MalformedPolicy,
+            "Policies must be valid JSON and the first byte must be '{'",
+        )
+    })?;
+    let setting = Some(BucketSetting::Policy(text));
+    cx.s3.meta.put_bucket_setting(&bucket.name, BucketSettingKind::Policy, setting).await?;
+    Ok(S3Response::new(StatusCode::NO_CONTENT))
+}
+
+async fn stored(cx: &Ctx<'_>) -> Result<String, S3Error> {
+    let bucket = cx.bucket()?;
+    match cx.s3.meta.get_bucket_setting(&bucket.name, BucketSettingKind::Policy).await? {
+        Some(BucketSetting::Policy(text)) => Ok(text),
+        _ => Err(S3Error::new(S3ErrorCode::NoSuchBucketPolicy).field("BucketName", &bucket.name)),
+    }
+}
+
+pub async fn get(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> {
+    let mut resp = S3Response::new(StatusCode::OK).header("content-type", "application/json");
+    resp.body = crate::s3::ResponseBody::Full(stored(cx).await?.into());
+    Ok(resp)
+}
+
+pub async fn delete(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> {
+    let bucket = cx.bucket()?;
+    cx.s3.meta.put_bucket_setting(&bucket.name, BucketSettingKind::Policy, None).await?;
+    Ok(S3Response::new(StatusCode::NO_CONTENT))
+}
+
+pub async fn status(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> {
+    let bucket = cx.bucket()?;
+    let policy = Policy::parse(stored(cx).await?.as_bytes(), &bucket.name)?;
+    let mut w = XmlWriter::new("PolicyStatus");
+    w.elem("IsPublic", if policy.is_public() { "true" } else { "false" });
+    Ok(S3Response::xml(w.finish()))
+}

@@ -1,0 +1,91 @@
+use crate::common::*;
+
+fn anonymous(server: &TestServer, method: &str, target: &str) -> Raw {
+    Raw::new(method, &server.host("pub", Style::Path), target)
+}
+
+const PUBLIC_READ: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"PublicRead","Effect":"Allow",
+    "Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::pub/*"}]}"#;
+
+/// Bucket policies: a public-read bucket serves anonymous GETs and nothing else, a second
+/// user gets what a statement naming it allows, an explicit Deny stops even the owner (who
+/// can still repair the policy), and conditions see the client's address.
+#[tokio::test]
+async fn bucket_policies_decide_who_may_do_what() {
+    let server = TestServer::start().await;
+    let s3 = server.client(ALICE, Style::Path);
+    s3.create_bucket().bucket("pub").send().await.expect("bucket");
+    s3.put_object().bucket("pub").key("a.txt").body(b"hello".to_vec().into()).send().await.expect("put");
+    anonymous(&server, "GET", "/pub/a.txt").send(server.addr).await.assert_error(403, "AccessDenied");
+    let err = s3.get_bucket_policy().bucket("pub").send().await.expect_err("none yet");
+    assert_eq!(err.into_service_error().meta().code(), Some("NoSuchBucketPolicy"));
+
+    s3.put_bucket_policy().bucket("pub").policy(PUBLIC_READ).send().await.expect("policy");
+    let got = s3.get_bucket_policy().bucket("pub").send().await.expect("get policy");
+    assert_eq!(got.policy(), Some(PUBLIC_READ));
+    let status = s3.get_bucket_policy_status().bucket("pub").send().await.expect("status");
+    assert_eq!(status.policy_status().and_then(|s| s.is_public()), Some(true));
+
+    let get = anonymous(&server, "GET", "/pub/a.txt").send(server.addr).await;
+    assert_eq!((get.status, get.body.as_slice()), (200, &b"hello"[..]));
+    anonymous(&server, "GET", "/pub/missing").send(server.addr).await.assert_error(404, "NoSuchKey");
+    anonymous(&server, "PUT", "/pub/b.txt").body(b"x").send(server.addr).await.assert_error(403, "AccessDenied");
+    anonymous(&server, "GET", "/pub").send(server.addr).await.assert_error(403, "AccessDenied");
+    anonymous(&server, "DELETE", "/pub/a.txt").send(server.addr).await.assert_error(403, "AccessDenied");
+    anonymous(&server, "GET", "/").send(server.addr).await.assert_error(403, "AccessDenied");
+    // A signed request from another user is not anonymous, and the policy names anyone.
+    let bob = server.client(BOB, Style::VirtualHost);
+    bob.get_object().bucket("pub").key("a.txt").send().await.expect("bob reads a public object");
+    let err = bob.put_object().bucket("pub").key("b").body(b"x".to_vec().into()).send().await.expect_err("bob writes");
+    assert_eq!(err.into_service_error().meta().code(), Some("AccessDenied"));
+
+    // A read-only user: GET and list, nothing else.
+    let read_only = r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:user/bob"},
+        "Action":["s3:GetObject","s3:ListBucket"],"Resource":["arn:aws:s3:::pub","arn:aws:s3:::pub/*"]}]}"#;
+    s3.put_bucket_policy().bucket("pub").policy(read_only).send().await.expect("policy");
+    anonymous(&server, "GET", "/pub/a.txt").send(server.addr).await.assert_error(403, "AccessDenied");
+    bob.get_object().bucket("pub").key("a.txt").send().await.expect("bob reads");
+    let listed = bob.list_objects_v2().bucket("pub").send().await.expect("bob lists");
+    assert_eq!(listed.contents().len(), 1);
+    let err = bob.delete_object().bucket("pub").key("a.txt").send().await.expect_err("bob deletes");
+    assert_eq!(err.into_service_error().meta().code(), Some("AccessDenied"));
+    let err = bob.get_bucket_policy().bucket("pub").send().await.expect_err("bob reads the policy");
+    assert_eq!(err.into_service_error().meta().code(), Some("AccessDenied"));
+    let status = s3.get_bucket_policy_status().bucket("pub").send().await.expect("status");
+    assert_eq!(status.policy_status().and_then(|s| s.is_public()), Some(false));
+
+    // An explicit Deny stops the owner too; the owner can still replace the policy.
+    let deny = r#"{"Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:DeleteObject","Resource":"arn:aws:s3:::pub/*"}]}"#;
+    s3.put_bucket_policy().bucket("pub").policy(deny).send().await.expect("policy");
+    let err = s3.delete_object().bucket("pub").key("a.txt").send().await.expect_err("denied");
+    assert_eq!(err.into_service_error().meta().code(), Some("AccessDenied"));
+    s3.delete_bucket_policy().bucket("pub").send().await.expect("the owner removes it");
+    s3.get_object().bucket("pub").key("a.txt").send().await.expect("the owner reads");
+
+    // Conditions see the client's address (127.0.0.1 here).
+    let from = |net: &str| {
+        format!(
+            r#"{{"Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::pub/*",
+            "Condition":{{"IpAddress":{{"aws:SourceIp":"{net}"}}}}}}]}}"#
+        )
+    };
+    s3.put_bucket_policy().bucket("pub").policy(from("127.0.0.0/8")).send().await.expect("policy");
+    assert_eq!(anonymous(&server, "GET", "/pub/a.txt").send(server.addr).await.status, 200);
+    s3.put_bucket_policy().bucket("pub").policy(from("10.0.0.0/8")).send().await.expect("policy");
+    anonymous(&server, "GET", "/pub/a.txt").send(server.addr).await.assert_error(403, "AccessDenied");
+
+    // Malformed policies get AWS's code; the bucket keeps the policy it had.
+    for bad in [
+        "not json",
+        r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::other/*"}]}"#,
+    ] {
+        let err = s3.put_bucket_policy().bucket("pub").policy(bad).send().await.expect_err("malformed");
+        assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(400));
+        assert_eq!(err.into_service_error().meta().code(), Some("MalformedPolicy"));
+    }
+    assert_eq!(
+        s3.get_bucket_policy().bucket("pub").send().await.expect("kept").policy(),
+        Some(from("10.0.0.0/8").as_str())
+    );
+    server.stop().await;
+}
