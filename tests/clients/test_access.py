@@ -65,3 +65,63 @@ def test_cors_preflight_and_cross_origin_get(server):
     assert h["access-control-expose-headers"] == "ETag"
     assert "Origin" in h["vary"]
     s3.delete_bucket_cors(Bucket="site")
+
+
+def test_public_read_bucket_and_read_only_user(tmp_path, certs):
+    """A public-read bucket policy lets curl without credentials GET an object but not list or
+    write; a second user with a read-only policy can GET but gets AccessDenied on PUT."""
+    import json
+
+    import boto3
+    import botocore
+    from botocore.config import Config
+
+    from conftest import ACCESS_KEY, REGION, SECRET_KEY, Server
+
+    extra = '[[users]]\nid = "reader-id"\nname = "reader"\naccess_key = "reader-key"\nsecret_key = "reader-secret"\n'
+    (tmp_path / "srv").mkdir()
+    server = Server(tmp_path / "srv", certs, extra=extra)
+    server.start()
+    try:
+        def client(key, secret):
+            return boto3.client(
+                "s3", endpoint_url=server.endpoint, region_name=REGION,
+                aws_access_key_id=key, aws_secret_access_key=secret,
+                config=Config(s3={"addressing_style": "path"}),
+            )
+
+        owner = client(ACCESS_KEY, SECRET_KEY)
+        owner.create_bucket(Bucket="assets")
+        owner.put_object(Bucket="assets", Key="logo.svg", Body=b"<svg/>")
+        url = f"{server.endpoint}/assets/logo.svg"
+
+        def curl(*args):
+            p = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", *args], capture_output=True, text=True, timeout=60)
+            assert p.returncode == 0, p.stderr
+            return int(p.stdout)
+
+        assert curl(url) == 403
+        owner.put_bucket_policy(Bucket="assets", Policy=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Sid": "PublicRead", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                 "Resource": "arn:aws:s3:::assets/*"},
+                {"Sid": "Reader", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::000000000000:user/reader"},
+                 "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": ["arn:aws:s3:::assets", "arn:aws:s3:::assets/*"]},
+            ],
+        }))
+        assert owner.get_bucket_policy_status(Bucket="assets")["PolicyStatus"]["IsPublic"] is True
+        assert curl(url) == 200
+        assert curl(f"{server.endpoint}/assets") == 403, "no anonymous listing"
+        assert curl("-X", "PUT", "--data-binary", "x", f"{server.endpoint}/assets/new.txt") == 403
+
+        reader = client("reader-key", "reader-secret")
+        assert reader.get_object(Bucket="assets", Key="logo.svg")["Body"].read() == b"<svg/>"
+        assert [o["Key"] for o in reader.list_objects_v2(Bucket="assets")["Contents"]] == ["logo.svg"]
+        try:
+            reader.put_object(Bucket="assets", Key="new.txt", Body=b"x")
+            raise AssertionError("the reader wrote")
+        except botocore.exceptions.ClientError as e:
+            assert e.response["Error"]["Code"] == "AccessDenied"
+    finally:
+        server.stop()
