@@ -132,6 +132,93 @@ pub struct Ctx<'a> {
     pub secure: bool,
 }
 
+/// Who may do what in one bucket: its owner, or whoever its policy allows; an explicit Deny
+/// in the policy refuses even the owner, except the policy operations themselves (so that the
+/// owner can always repair the policy), which only the owner may use.
+pub struct BucketAccess<'a> {
+    auth: &'a Authenticated,
+    record: &'a BucketRecord,
+    policy: Option<policy::Policy>,
+}
+
+impl BucketAccess<'_> {
+    pub fn is_owner(&self) -> bool {
+        !self.auth.anonymous && self.record.owner.id == self.auth.identity.id
+    }
+
+    pub fn check(&self, op: OpName, key: Option<&str>, facts: &RequestFacts<'_>) -> Result<(), S3Error> {
+        let owner = self.is_owner();
+        let denied = || S3Error::new(S3ErrorCode::AccessDenied);
+        let policy_op = matches!(op, OpName::PutBucketPolicy | OpName::GetBucketPolicy | OpName::DeleteBucketPolicy);
+        let (Some(doc), Some((action, on_object))) = (&self.policy, policy::action(op, facts.versioned)) else {
+            return if owner { Ok(()) } else { Err(denied()) };
+        };
+        let name = &self.record.name;
+        let resource = match (on_object, key) {
+            (true, Some(k)) => format!("arn:aws:s3:::{name}/{k}"),
+            _ => format!("arn:aws:s3:::{name}"),
+        };
+        let auth = self.auth;
+        let user = (!auth.anonymous).then_some((auth.identity.id.as_str(), auth.identity.display_name.as_str()));
+        let keys = condition_keys(op, auth, user, facts);
+        let cx = policy::RequestContext { user, action, resource: &resource, keys: &keys };
+        match doc.evaluate(&cx) {
+            policy::Decision::Deny if owner && policy_op => Ok(()),
+            policy::Decision::Deny => Err(denied()),
+            // Only the bucket's owner manages its policy, whatever the policy says.
+            policy::Decision::Allow if policy_op && !owner => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
+            policy::Decision::Allow => Ok(()),
+            policy::Decision::Silent if owner => Ok(()),
+            policy::Decision::Silent => Err(denied()),
+        }
+    }
+}
+
+/// The condition keys of a request, each only for the operations S3 gives it to.
+fn condition_keys(
+    op: OpName,
+    auth: &Authenticated,
+    user: Option<(&str, &str)>,
+    facts: &RequestFacts<'_>,
+) -> std::collections::HashMap<String, Vec<String>> {
+    let mut keys = policy::base_keys(user, facts.peer, facts.secure);
+    let mut put = |k: &str, v: Vec<String>| {
+        keys.insert(k.to_owned(), v);
+    };
+    if matches!(op, OpName::ListObjects | OpName::ListObjectsV2 | OpName::ListObjectVersions) {
+        for (name, param) in [("s3:prefix", "prefix"), ("s3:delimiter", "delimiter"), ("s3:max-keys", "max-keys")] {
+            if let Some(v) = facts.query.get(param) {
+                put(name, vec![v.to_owned()]);
+            }
+        }
+    }
+    if facts.versioned
+        && let Some(v) = facts.query.get("versionId")
+    {
+        put("s3:versionid", vec![v.to_owned()]);
+    }
+    let writes = matches!(op, OpName::PutObject | OpName::CopyObject | OpName::CreateMultipartUpload);
+    if writes && let Some(acl) = facts.headers.get("x-amz-acl").and_then(|v| v.to_str().ok()) {
+        put("s3:x-amz-acl", vec![acl.trim().to_owned()]);
+    }
+    let tags = match facts.tags {
+        Some(t) => Some(t.to_vec()),
+        None if writes => headers::tagging(facts.headers).ok(),
+        None => None,
+    };
+    if let Some(tags) = tags.filter(|t| !t.is_empty()) {
+        put("s3:requestobjecttagkeys", tags.iter().map(|(k, _)| k.clone()).collect());
+        for (k, v) in tags {
+            put(&format!("s3:requestobjecttag/{}", k.to_ascii_lowercase()), vec![v]);
+        }
+    }
+    if !auth.anonymous {
+        put("s3:authtype", vec![if auth.presigned { "REST-QUERY-STRING" } else { "REST-HEADER" }.to_owned()]);
+        put("s3:signatureversion", vec![if auth.signature_v2 { "AWS" } else { "AWS4-HMAC-SHA256" }.to_owned()]);
+    }
+    keys
+}
+
 /// What a policy's conditions may look at besides the caller.
 pub struct RequestFacts<'a> {
     pub query: &'a Query,
@@ -140,6 +227,8 @@ pub struct RequestFacts<'a> {
     pub secure: bool,
     /// Whether the request names a version (`versionId`).
     pub versioned: bool,
+    /// The tags a request sets in its body (PutObjectTagging), when known.
+    pub tags: Option<&'a [(String, String)]>,
 }
 
 impl Ctx<'_> {
@@ -156,15 +245,20 @@ impl Ctx<'_> {
     }
 
     /// The caller as a stored owner.
-    /// Who owns what this request creates: the caller, or for an anonymous writer (one a
-    /// bucket policy lets in) the bucket's owner, as with AWS's default object ownership.
+    /// Who owns what this request creates: in a bucket, its owner (AWS's default object
+    /// ownership, BucketOwnerEnforced, whoever a policy let write); else the caller.
     pub fn owner(&self) -> crate::storage::Owner {
         match &self.bucket {
-            Some(b) if self.auth.anonymous => b.owner.clone(),
-            _ => crate::storage::Owner {
-                id: self.auth.identity.id.clone(),
-                display_name: self.auth.identity.display_name.clone(),
-            },
+            Some(b) => b.owner.clone(),
+            None => self.caller(),
+        }
+    }
+
+    /// The caller, as an upload's initiator (an anonymous caller has an empty id).
+    pub fn caller(&self) -> crate::storage::Owner {
+        crate::storage::Owner {
+            id: self.auth.identity.id.clone(),
+            display_name: self.auth.identity.display_name.clone(),
         }
     }
 }
@@ -216,9 +310,7 @@ impl S3Service {
             .to_owned()
     }
 
-    /// Whether the caller may do `op` (on `key`) in the bucket `record`: as its owner, or as
-    /// its policy allows; an explicit Deny in the policy refuses even the owner, except the
-    /// policy operations themselves (so that the owner can always repair the policy).
+    /// Whether the caller may do `op` (on `key`) in the bucket `record`: see [`BucketAccess`].
     pub async fn authorize(
         &self,
         auth: &auth::Authenticated,
@@ -227,63 +319,27 @@ impl S3Service {
         key: Option<&str>,
         facts: &RequestFacts<'_>,
     ) -> Result<(), S3Error> {
-        let owner = !auth.anonymous && record.owner.id == auth.identity.id;
-        let denied = || S3Error::new(S3ErrorCode::AccessDenied);
-        let text = match self.meta.get_bucket_setting(&record.name, BucketSettingKind::Policy).await? {
-            Some(BucketSetting::Policy(text)) => text,
-            _ => return if owner { Ok(()) } else { Err(denied()) },
+        self.bucket_access(auth, record).await?.check(op, key, facts)
+    }
+
+    /// The caller's standing in the bucket `record` (its policy read once), to check one
+    /// operation or many (each key of a DeleteObjects).
+    pub async fn bucket_access<'a>(
+        &self,
+        auth: &'a auth::Authenticated,
+        record: &'a BucketRecord,
+    ) -> Result<BucketAccess<'a>, S3Error> {
+        let policy = match self.meta.get_bucket_setting(&record.name, BucketSettingKind::Policy).await? {
+            Some(BucketSetting::Policy(text)) => match policy::Policy::parse(text.as_bytes(), &record.name) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::warn!(bucket = %record.name, error = %e, "a stored bucket policy does not parse; ignored");
+                    None
+                }
+            },
+            _ => None,
         };
-        let doc = match policy::Policy::parse(text.as_bytes(), &record.name) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(bucket = %record.name, error = %e, "a stored bucket policy does not parse; ignored");
-                return if owner { Ok(()) } else { Err(denied()) };
-            }
-        };
-        let Some((action, on_object)) = policy::action(op, facts.versioned) else {
-            return if owner { Ok(()) } else { Err(denied()) };
-        };
-        let resource = match (on_object, key) {
-            (true, Some(k)) => format!("arn:aws:s3:::{}/{k}", record.name),
-            (true, None) | (false, _) if op == OpName::DeleteObjects => format!("arn:aws:s3:::{}/*", record.name),
-            _ => format!("arn:aws:s3:::{}", record.name),
-        };
-        let user = (!auth.anonymous).then_some((auth.identity.id.as_str(), auth.identity.display_name.as_str()));
-        let mut keys = policy::base_keys(user, facts.peer, facts.secure);
-        for (name, param) in [
-            ("s3:prefix", "prefix"),
-            ("s3:delimiter", "delimiter"),
-            ("s3:max-keys", "max-keys"),
-            ("s3:versionid", "versionId"),
-        ] {
-            if let Some(v) = facts.query.get(param) {
-                keys.insert(name.to_owned(), vec![v.to_owned()]);
-            }
-        }
-        if let Some(acl) = facts.headers.get("x-amz-acl").and_then(|v| v.to_str().ok()) {
-            keys.insert("s3:x-amz-acl".to_owned(), vec![acl.trim().to_owned()]);
-        }
-        if let Ok(tags) = headers::tagging(facts.headers)
-            && !tags.is_empty()
-        {
-            keys.insert("s3:requestobjecttagkeys".to_owned(), tags.iter().map(|(k, _)| k.clone()).collect());
-            for (k, v) in tags {
-                keys.insert(format!("s3:requestobjecttag/{}", k.to_ascii_lowercase()), vec![v]);
-            }
-        }
-        let auth_type = if auth.presigned { "REST-QUERY-STRING" } else { "REST-HEADER" };
-        keys.insert("s3:authtype".to_owned(), vec![auth_type.to_owned()]);
-        let version = if auth.signature_v2 { "AWS" } else { "AWS4-HMAC-SHA256" };
-        keys.insert("s3:signatureversion".to_owned(), vec![version.to_owned()]);
-        let cx = policy::RequestContext { user, action, resource: &resource, keys: &keys };
-        let policy_op = matches!(op, OpName::PutBucketPolicy | OpName::GetBucketPolicy | OpName::DeleteBucketPolicy);
-        match doc.evaluate(&cx) {
-            policy::Decision::Deny if owner && policy_op => Ok(()),
-            policy::Decision::Deny => Err(denied()),
-            policy::Decision::Allow => Ok(()),
-            policy::Decision::Silent if owner => Ok(()),
-            policy::Decision::Silent => Err(denied()),
-        }
+        Ok(BucketAccess { auth, record, policy })
     }
 
     /// Verifies the request's signature against the user directory.
@@ -380,8 +436,13 @@ impl S3Service {
                     peer: req.peer,
                     secure: req.secure,
                     versioned: query.get("versionId").is_some(),
+                    tags: None,
                 };
-                self.authorize(&authenticated, &record, op, addr.key.as_deref(), &facts).await?;
+                // DeleteObjects is checked key by key, and PutObjectTagging with the tags of its
+                // body, by the operations themselves.
+                if !matches!(op, OpName::DeleteObjects | OpName::PutObjectTagging) {
+                    self.authorize(&authenticated, &record, op, addr.key.as_deref(), &facts).await?;
+                }
                 if let Some(expected) = headers::text(&req.headers, "x-amz-expected-bucket-owner")?
                     && expected != record.owner.id
                 {

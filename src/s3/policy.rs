@@ -19,6 +19,8 @@ pub const MAX_POLICY_BYTES: usize = 20 * 1024;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Policy {
     statements: Vec<Statement>,
+    /// Version 2012-10-17 substitutes policy variables; 2008-10-17 takes them literally.
+    variables: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,6 +183,73 @@ fn malformed(message: impl Into<String>) -> S3Error {
     S3Error::with_message(S3ErrorCode::MalformedPolicy, message.into())
 }
 
+/// The condition keys s3d fills (a key it never fills would make a Deny never apply).
+fn supported_key(key: &str) -> bool {
+    const KEYS: &[&str] = &[
+        "aws:sourceip",
+        "aws:securetransport",
+        "aws:currenttime",
+        "aws:epochtime",
+        "aws:username",
+        "aws:userid",
+        "aws:principaltype",
+        "s3:prefix",
+        "s3:delimiter",
+        "s3:max-keys",
+        "s3:versionid",
+        "s3:x-amz-acl",
+        "s3:requestobjecttagkeys",
+        "s3:authtype",
+        "s3:signatureversion",
+    ];
+    KEYS.contains(&key) || key.strip_prefix("s3:requestobjecttag/").is_some_and(|k| !k.is_empty())
+}
+
+/// The policy variables s3d substitutes: `${aws:username}`, `${aws:userid}` and `${$}`.
+const VARIABLES: &[&str] = &["${aws:username}", "${aws:userid}", "${$}"];
+
+fn check_variables(s: &str) -> Result<(), S3Error> {
+    let mut rest = s;
+    while let Some(at) = rest.find("${") {
+        match VARIABLES.iter().find(|v| rest[at..].starts_with(**v)) {
+            Some(v) => rest = &rest[at + v.len()..],
+            None => return Err(malformed(format!("Policy has an unsupported variable in {s}"))),
+        }
+    }
+    Ok(())
+}
+
+/// `s` with the policy variables of `user` substituted; `None` when one has no value (an
+/// anonymous caller has no user name).
+fn expand(s: &str, user: Option<(&str, &str)>) -> Option<String> {
+    if !s.contains("${") {
+        return Some(s.to_owned());
+    }
+    let (id, name) = match user {
+        Some((id, name)) => (Some(id), Some(name)),
+        None => (None, None),
+    };
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        let (value, len) = if tail.starts_with("${aws:username}") {
+            (name?, "${aws:username}".len())
+        } else if tail.starts_with("${aws:userid}") {
+            (id?, "${aws:userid}".len())
+        } else if tail.starts_with("${$}") {
+            ("$", 4)
+        } else {
+            return None;
+        };
+        out.push_str(value);
+        rest = &tail[len..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
 /// A string or an array of strings.
 fn strings(v: &Value, what: &str) -> Result<Vec<String>, S3Error> {
     match v {
@@ -287,7 +356,14 @@ fn conditions(v: &Value) -> Result<Vec<Condition>, S3Error> {
                     .collect::<Result<_, _>>()?,
                 other => strings(other, "condition value")?,
             };
-            let condition = Condition { op, qualifier, if_exists, key: key.to_ascii_lowercase(), values };
+            let key = key.to_ascii_lowercase();
+            if !supported_key(&key) {
+                return Err(malformed(format!("Policy has an invalid condition key: {key}")));
+            }
+            for v in &values {
+                check_variables(v)?;
+            }
+            let condition = Condition { op, qualifier, if_exists, key, values };
             condition.check_values()?;
             out.push(condition);
         }
@@ -346,8 +422,13 @@ impl Condition {
             return wants_absent == present.is_none();
         }
         let Some(actual) = present else {
-            // A missing key matches nothing, except where the condition allows its absence.
-            return self.if_exists || self.qualifier == Qualifier::ForAllValues;
+            // A missing key matches no value: a negated operator then holds, as does a
+            // condition that allows its absence (`…IfExists`, `ForAllValues:`).
+            return match self.qualifier {
+                Qualifier::ForAllValues => true,
+                Qualifier::ForAnyValue => false,
+                Qualifier::Single => self.if_exists || self.op.negated(),
+            };
         };
         let (positive, negated) = (self.op.positive(), self.op.negated());
         match self.qualifier {
@@ -431,7 +512,8 @@ impl Policy {
             None => return Err(malformed("Missing required field Statement")),
         };
         let statements = statements.into_iter().map(|s| statement(s, bucket)).collect::<Result<Vec<_>, _>>()?;
-        Ok(Policy { statements })
+        let variables = top.get("Version").and_then(Value::as_str) == Some("2012-10-17");
+        Ok(Policy { statements, variables })
     }
 
     /// Whether a statement allows everyone, whoever and wherever they are (no conditions):
@@ -445,7 +527,7 @@ impl Policy {
     pub fn evaluate(&self, cx: &RequestContext<'_>) -> Decision {
         let mut allowed = false;
         for s in &self.statements {
-            if s.applies(cx) {
+            if s.applies(cx, self.variables) {
                 match s.effect {
                     Effect::Deny => return Decision::Deny,
                     Effect::Allow => allowed = true,
@@ -476,13 +558,14 @@ fn statement(v: &Value, bucket: &str) -> Result<Statement, S3Error> {
     let principal = (principal.0, principals(principal.1)?);
     let action = one_of(map, "Action", "NotAction")?.ok_or_else(|| malformed("Missing required field Action"))?;
     let actions = strings(action.1, "action")?;
-    if !actions.iter().all(|a| a == "*" || (a.len() > 3 && a[..3].eq_ignore_ascii_case("s3:"))) {
+    if !actions.iter().all(|a| a == "*" || (a.len() > 3 && a.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("s3:")))) {
         return Err(malformed("Policy has invalid action"));
     }
     let resource =
         one_of(map, "Resource", "NotResource")?.ok_or_else(|| malformed("Missing required field Resource"))?;
     let resources = strings(resource.1, "resource")?;
     for r in &resources {
+        check_variables(r)?;
         let named = r.strip_prefix("arn:aws:s3:::").map(|rest| rest.split('/').next().unwrap_or(""));
         match named {
             _ if r == "*" => {}
@@ -514,17 +597,25 @@ fn one_of<'a>(map: &'a Map<String, Value>, yes: &str, no: &str) -> Result<Option
 }
 
 impl Statement {
-    fn applies(&self, cx: &RequestContext<'_>) -> bool {
+    fn applies(&self, cx: &RequestContext<'_>, variables: bool) -> bool {
         let p = &self.principal.1;
         let names_user = p.anyone
             || cx.user.is_some_and(|(id, name)| p.ids.iter().any(|i| i == id) || p.names.iter().any(|n| n == name));
         let action = cx.action.to_ascii_lowercase();
         let acts = self.action.1.iter().any(|a| wildcard(a, &action));
-        let on = self.resource.1.iter().any(|r| wildcard(r, cx.resource));
+        let pattern = |r: &String| if variables { expand(r, cx.user) } else { Some(r.clone()) };
+        let on = self.resource.1.iter().any(|r| pattern(r).is_some_and(|r| wildcard(&r, cx.resource)));
         names_user == self.principal.0
             && acts == self.action.0
             && on == self.resource.0
-            && self.conditions.iter().all(|c| c.holds(cx.keys))
+            && self.conditions.iter().all(|c| {
+                if variables && c.values.iter().any(|v| v.contains("${")) {
+                    let values: Option<Vec<String>> = c.values.iter().map(|v| expand(v, cx.user)).collect();
+                    values.is_some_and(|values| Condition { values, ..c.clone() }.holds(cx.keys))
+                } else {
+                    c.holds(cx.keys)
+                }
+            })
     }
 }
 
@@ -656,6 +747,24 @@ mod tests {
         assert_eq!(decide(&p, None, "s3:GetObject", READ, &[]), Decision::Silent);
     }
 
+    /// Home folders: `${aws:username}` in resources and condition values (version 2012).
+    #[test]
+    fn policy_variables() {
+        let p = policy(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:*",
+                "Resource":"arn:aws:s3:::bkt/home/${aws:username}/*"},
+               {"Effect":"Allow","Principal":"*","Action":"s3:ListBucket","Resource":"arn:aws:s3:::bkt",
+                "Condition":{"StringLike":{"s3:prefix":"home/${aws:username}/*"}}}]}"#,
+        );
+        let alice = Some(("id-a", "alice"));
+        assert_eq!(decide(&p, alice, "s3:GetObject", "arn:aws:s3:::bkt/home/alice/x", &[]), Decision::Allow);
+        assert_eq!(decide(&p, alice, "s3:GetObject", "arn:aws:s3:::bkt/home/bob/x", &[]), Decision::Silent);
+        assert_eq!(decide(&p, None, "s3:GetObject", "arn:aws:s3:::bkt/home/${aws:username}/x", &[]), Decision::Silent);
+        let list = |prefix: &str| decide(&p, alice, "s3:ListBucket", "arn:aws:s3:::bkt", &[("s3:prefix", &[prefix])]);
+        assert_eq!(list("home/alice/docs"), Decision::Allow);
+        assert_eq!(list("home/bob/"), Decision::Silent);
+    }
+
     #[test]
     fn not_elements_invert() {
         let p = policy(
@@ -714,6 +823,10 @@ mod tests {
         assert_eq!(d(&not_eq, &[("s3:x-amz-acl", &["public-read"])]), Decision::Silent);
         let ci = allow(r#"{"StringEqualsIgnoreCase":{"aws:username":"ALICE"}}"#);
         assert_eq!(d(&ci, &[("aws:username", &["alice"])]), Decision::Allow);
+        // A negated operator holds when the key is missing (so a Deny on it applies).
+        assert_eq!(d(&not_eq, &[]), Decision::Allow);
+        assert_eq!(d(&not_ip, &[]), Decision::Allow);
+        assert_eq!(d(&any, &[]), Decision::Silent, "ForAnyValue over nothing");
     }
 
     #[test]
@@ -761,6 +874,16 @@ mod tests {
                 .contains("Missing required field Resource")
         );
         assert!(refused(&"x".repeat(MAX_POLICY_BYTES + 1)).contains("20 KB"));
+        // Keys s3d never fills, and variables it does not know, are refused rather than
+        // silently never matching; so is an action whose first bytes are not characters.
+        assert!(refused(&base(r#","Condition":{"StringEquals":{"aws:Referer":"x"}}"#)).contains("condition key"));
+        assert!(
+            refused(&base(r#","Condition":{"StringEquals":{"s3:prefix":"${aws:Something}"}}"#)).contains("variable")
+        );
+        assert!(
+            refused(&stmt(r#"{"Effect":"Allow","Principal":"*","Action":"s3\u20acx","Resource":"*"}"#))
+                .contains("invalid action")
+        );
     }
 
     #[test]

@@ -241,6 +241,28 @@ def rclone_runner(server: Server, tmp: pathlib.Path):
     return rclone
 
 
+def s3cmd_runner(server: Server, tmp: pathlib.Path, signature_v2: bool = False):
+    """Runs s3cmd against the server (path style), signing with SigV4 or, if asked, SigV2."""
+    cfg = tmp / "s3cfg"
+    cfg.write_text(
+        "[default]\n"
+        f"access_key = {ACCESS_KEY}\n"
+        f"secret_key = {SECRET_KEY}\n"
+        f"host_base = 127.0.0.1:{server.port}\n"
+        f"host_bucket = 127.0.0.1:{server.port}\n"
+        "use_https = False\n"
+        f"signature_v2 = {signature_v2}\n"
+        f"bucket_location = {REGION}\n"
+    )
+
+    def s3cmd(*args):
+        p = subprocess.run(["s3cmd", "-c", str(cfg), *args], capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, f"s3cmd {args}: {p.stdout}\n{p.stderr}"
+        return p.stdout
+
+    return s3cmd
+
+
 def free_port() -> int:
     import socket
 

@@ -10,7 +10,7 @@ import time
 import boto3
 from botocore.config import Config
 
-from conftest import ACCESS_KEY, REGION, SECRET_KEY, Aws, Server
+from conftest import ACCESS_KEY, REGION, SECRET_KEY, Aws, Server, s3cmd_runner
 
 MIB = 1024 * 1024
 
@@ -123,22 +123,7 @@ def test_boto3_signing_every_request_with_sigv2(server):
 
 
 def test_s3cmd_with_signature_v2(server, tmp_path):
-    cfg = tmp_path / "s3cfg"
-    cfg.write_text(
-        "[default]\n"
-        f"access_key = {ACCESS_KEY}\n"
-        f"secret_key = {SECRET_KEY}\n"
-        f"host_base = 127.0.0.1:{server.port}\n"
-        f"host_bucket = 127.0.0.1:{server.port}\n"
-        "use_https = False\n"
-        "signature_v2 = True\n"
-        f"bucket_location = {REGION}\n"
-    )
-
-    def s3cmd(*args):
-        p = subprocess.run(["s3cmd", "-c", str(cfg), *args], capture_output=True, text=True, timeout=300)
-        assert p.returncode == 0, f"s3cmd {args}: {p.stdout}\n{p.stderr}"
-        return p.stdout
+    s3cmd = s3cmd_runner(server, tmp_path, signature_v2=True)
 
     src = tmp_path / "file.bin"
     src.write_bytes(os.urandom(20 * MIB))

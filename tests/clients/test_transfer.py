@@ -6,9 +6,8 @@ Content is compared by SHA-256 after a round trip through s3d.
 import hashlib
 import os
 import pathlib
-import subprocess
 
-from conftest import ACCESS_KEY, BIN_DIR, REGION, SECRET_KEY, rclone_runner
+from conftest import rclone_runner, s3cmd_runner
 
 MIB = 1024 * 1024
 
@@ -87,22 +86,7 @@ def test_aws_s3_sync_tree_ls_and_rm(aws, tmp_path):
 
 
 def test_s3cmd_put_get_ls_del(server, tmp_path):
-    cfg = tmp_path / "s3cfg"
-    cfg.write_text(
-        "[default]\n"
-        f"access_key = {ACCESS_KEY}\n"
-        f"secret_key = {SECRET_KEY}\n"
-        f"host_base = 127.0.0.1:{server.port}\n"
-        f"host_bucket = 127.0.0.1:{server.port}\n"
-        "use_https = False\n"
-        "signature_v2 = False\n"
-        f"bucket_location = {REGION}\n"
-    )
-
-    def s3cmd(*args):
-        p = subprocess.run(["s3cmd", "-c", str(cfg), *args], capture_output=True, text=True, timeout=300)
-        assert p.returncode == 0, f"s3cmd {args}: {p.stdout}\n{p.stderr}"
-        return p.stdout
+    s3cmd = s3cmd_runner(server, tmp_path)
 
     big = random_file(tmp_path / "big.bin", 40 * MIB)
     s3cmd("mb", "s3://s3cmd-bucket")

@@ -28,7 +28,10 @@ async fn bucket_policies_decide_who_may_do_what() {
 
     let get = anonymous(&server, "GET", "/pub/a.txt").send(server.addr).await;
     assert_eq!((get.status, get.body.as_slice()), (200, &b"hello"[..]));
-    anonymous(&server, "GET", "/pub/missing").send(server.addr).await.assert_error(404, "NoSuchKey");
+    // Whether a key exists is for those who may list: anonymous callers here may not.
+    anonymous(&server, "GET", "/pub/missing").send(server.addr).await.assert_error(403, "AccessDenied");
+    let resp = anonymous(&server, "GET", "/pub/a.txt?response-content-type=text%2Fhtml").send(server.addr).await;
+    resp.assert_error(400, "InvalidRequest");
     anonymous(&server, "PUT", "/pub/b.txt").body(b"x").send(server.addr).await.assert_error(403, "AccessDenied");
     anonymous(&server, "GET", "/pub").send(server.addr).await.assert_error(403, "AccessDenied");
     anonymous(&server, "DELETE", "/pub/a.txt").send(server.addr).await.assert_error(403, "AccessDenied");
@@ -51,14 +54,30 @@ async fn bucket_policies_decide_who_may_do_what() {
     assert_eq!(err.into_service_error().meta().code(), Some("AccessDenied"));
     let err = bob.get_bucket_policy().bucket("pub").send().await.expect_err("bob reads the policy");
     assert_eq!(err.into_service_error().meta().code(), Some("AccessDenied"));
+    let err = bob.get_object().bucket("pub").key("missing").send().await.expect_err("missing");
+    assert_eq!(err.into_service_error().meta().code(), Some("NoSuchKey"), "bob may list: 404");
     let status = s3.get_bucket_policy_status().bucket("pub").send().await.expect("status");
     assert_eq!(status.policy_status().and_then(|s| s.is_public()), Some(false));
 
-    // An explicit Deny stops the owner too; the owner can still replace the policy.
-    let deny = r#"{"Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:DeleteObject","Resource":"arn:aws:s3:::pub/*"}]}"#;
+    // An explicit Deny stops the owner too, key by key in a DeleteObjects; the owner can
+    // still replace the policy, which nobody else may manage even when a statement allows it.
+    let deny = r#"{"Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:DeleteObject","Resource":"arn:aws:s3:::pub/a*"},
+        {"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::pub","arn:aws:s3:::pub/*"]}]}"#;
     s3.put_bucket_policy().bucket("pub").policy(deny).send().await.expect("policy");
     let err = s3.delete_object().bucket("pub").key("a.txt").send().await.expect_err("denied");
     assert_eq!(err.into_service_error().meta().code(), Some("AccessDenied"));
+    s3.put_object().bucket("pub").key("b.txt").body(b"b".to_vec().into()).send().await.expect("put b");
+    let objects =
+        ["a.txt", "b.txt"].map(|k| aws_sdk_s3::types::ObjectIdentifier::builder().key(k).build().expect("id"));
+    let delete = aws_sdk_s3::types::Delete::builder().set_objects(Some(objects.to_vec())).build().expect("delete");
+    let out = s3.delete_objects().bucket("pub").delete(delete).send().await.expect("delete objects");
+    assert_eq!(out.deleted().iter().filter_map(|d| d.key()).collect::<Vec<_>>(), ["b.txt"]);
+    assert_eq!(
+        out.errors().iter().map(|e| (e.key(), e.code())).collect::<Vec<_>>(),
+        [(Some("a.txt"), Some("AccessDenied"))]
+    );
+    let resp = bob.put_bucket_policy().bucket("pub").policy(PUBLIC_READ).send().await.expect_err("not the owner");
+    assert_eq!(resp.raw_response().map(|r| r.status().as_u16()), Some(405));
     s3.delete_bucket_policy().bucket("pub").send().await.expect("the owner removes it");
     s3.get_object().bucket("pub").key("a.txt").send().await.expect("the owner reads");
 

@@ -112,6 +112,30 @@ registry! {
     }
 }
 
+/// Sets (`Some`) or removes (`None`) a setting of the addressed bucket, answering `status`.
+pub async fn store_bucket_setting(
+    cx: &Ctx<'_>,
+    kind: crate::storage::BucketSettingKind,
+    setting: Option<crate::storage::BucketSetting>,
+    status: http::StatusCode,
+) -> Result<S3Response, S3Error> {
+    cx.s3.meta.put_bucket_setting(&cx.bucket()?.name, kind, setting).await?;
+    Ok(S3Response::new(status))
+}
+
+/// The addressed bucket's setting of `kind`, or the `missing` error (`NoSuch…`) naming it.
+pub async fn bucket_setting(
+    cx: &Ctx<'_>,
+    kind: crate::storage::BucketSettingKind,
+    missing: S3ErrorCode,
+) -> Result<crate::storage::BucketSetting, S3Error> {
+    let bucket = cx.bucket()?;
+    match cx.s3.meta.get_bucket_setting(&bucket.name, kind).await? {
+        Some(s) if s.kind() == kind => Ok(s),
+        _ => Err(S3Error::new(missing).field("BucketName", &bucket.name)),
+    }
+}
+
 pub fn not_implemented(op: OpName) -> S3Error {
     S3Error::with_message(S3ErrorCode::NotImplemented, format!("{op} is not implemented by this server"))
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::data;
 use super::object::get::visible_version;
-use super::read_document;
+use super::{bucket_setting, read_document, store_bucket_setting};
 use crate::s3::headers::{TagLimit, validate_tags};
 use crate::s3::xml::{ElementLimits, XmlWriter, from_xml};
 use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response};
@@ -58,7 +58,18 @@ const MAX_BODY: usize = 64 * 1024;
 pub async fn put_object(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let (bucket, key) = (cx.bucket()?, cx.key()?);
     let version = data::version_param(cx)?;
+    let headers = req.headers.clone();
     let tags = parse(&read_document(cx, req, MAX_BODY).await?, TagLimit::Object)?;
+    // Checked here, with the tags the body sets (a policy may name the tags it allows).
+    let facts = crate::s3::RequestFacts {
+        query: cx.query,
+        headers: &headers,
+        peer: cx.peer,
+        secure: cx.secure,
+        versioned: version.is_some(),
+        tags: Some(&tags),
+    };
+    cx.s3.authorize(cx.auth, bucket, crate::s3::OpName::PutObjectTagging, Some(key), &facts).await?;
     let id = cx.s3.meta.put_object_tags(&bucket.name, key, version, tags).await.map_err(|e| not_found(e, key))?;
     Ok(data::version_header(S3Response::new(StatusCode::OK), bucket, id))
 }
@@ -86,24 +97,20 @@ fn not_found(e: crate::storage::StorageError, key: &str) -> S3Error {
 }
 
 pub async fn put_bucket(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
-    let bucket = cx.bucket()?;
     let tags = parse(&read_document(cx, req, MAX_BODY).await?, TagLimit::Bucket)?;
-    cx.s3.meta.put_bucket_setting(&bucket.name, BucketSettingKind::Tagging, Some(BucketSetting::Tagging(tags))).await?;
-    Ok(S3Response::new(StatusCode::NO_CONTENT))
+    let setting = Some(BucketSetting::Tagging(tags));
+    store_bucket_setting(cx, BucketSettingKind::Tagging, setting, StatusCode::NO_CONTENT).await
 }
 
 pub async fn get_bucket(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> {
-    let bucket = cx.bucket()?;
-    match cx.s3.meta.get_bucket_setting(&bucket.name, BucketSettingKind::Tagging).await? {
-        Some(BucketSetting::Tagging(tags)) => Ok(S3Response::xml(render(&tags))),
-        _ => Err(S3Error::new(S3ErrorCode::NoSuchTagSet).field("BucketName", &bucket.name)),
+    match bucket_setting(cx, BucketSettingKind::Tagging, S3ErrorCode::NoSuchTagSet).await? {
+        BucketSetting::Tagging(tags) => Ok(S3Response::xml(render(&tags))),
+        _ => Err(S3Error::internal("a setting of another kind")),
     }
 }
 
 pub async fn delete_bucket(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> {
-    let bucket = cx.bucket()?;
-    cx.s3.meta.put_bucket_setting(&bucket.name, BucketSettingKind::Tagging, None).await?;
-    Ok(S3Response::new(StatusCode::NO_CONTENT))
+    store_bucket_setting(cx, BucketSettingKind::Tagging, None, StatusCode::NO_CONTENT).await
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
-use crate::s3::ops::read_document;
+use crate::s3::ops::{bucket_setting, read_document, store_bucket_setting};
 use crate::s3::xml::{ElementLimits, XmlWriter, from_xml};
 use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response, S3Service};
 use crate::storage::{BucketSetting, BucketSettingKind, CorsConfiguration, CorsRule};
@@ -107,24 +107,19 @@ fn render(config: &CorsConfiguration) -> bytes::Bytes {
 }
 
 pub async fn put(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
-    let bucket = cx.bucket()?;
     let config = parse(&read_document(cx, req, MAX_BODY).await?)?;
-    cx.s3.meta.put_bucket_setting(&bucket.name, BucketSettingKind::Cors, Some(BucketSetting::Cors(config))).await?;
-    Ok(S3Response::new(StatusCode::OK))
+    store_bucket_setting(cx, BucketSettingKind::Cors, Some(BucketSetting::Cors(config)), StatusCode::OK).await
 }
 
 pub async fn get(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> {
-    let bucket = cx.bucket()?;
-    match cx.s3.meta.get_bucket_setting(&bucket.name, BucketSettingKind::Cors).await? {
-        Some(BucketSetting::Cors(config)) => Ok(S3Response::xml(render(&config))),
-        _ => Err(S3Error::new(S3ErrorCode::NoSuchCORSConfiguration).field("BucketName", &bucket.name)),
+    match bucket_setting(cx, BucketSettingKind::Cors, S3ErrorCode::NoSuchCORSConfiguration).await? {
+        BucketSetting::Cors(config) => Ok(S3Response::xml(render(&config))),
+        _ => Err(S3Error::internal("a setting of another kind")),
     }
 }
 
 pub async fn delete(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> {
-    let bucket = cx.bucket()?;
-    cx.s3.meta.put_bucket_setting(&bucket.name, BucketSettingKind::Cors, None).await?;
-    Ok(S3Response::new(StatusCode::NO_CONTENT))
+    store_bucket_setting(cx, BucketSettingKind::Cors, None, StatusCode::NO_CONTENT).await
 }
 
 fn text<'h>(h: &'h HeaderMap, name: &str) -> Option<&'h str> {

@@ -15,7 +15,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::clock::Timestamp;
 use crate::s3::headers::{TagLimit, validate_tags};
-use crate::s3::ops::read_document;
+use crate::s3::ops::{bucket_setting, read_document, store_bucket_setting};
 use crate::s3::xml::{ElementLimits, XmlWriter, from_xml};
 use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response};
 use crate::storage::{
@@ -336,25 +336,20 @@ fn render(config: &LifecycleConfiguration) -> bytes::Bytes {
 }
 
 pub async fn put(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
-    let bucket = cx.bucket()?;
     let config = parse(&read_document(cx, req, MAX_BODY).await?)?;
     let setting = Some(BucketSetting::Lifecycle(config));
-    cx.s3.meta.put_bucket_setting(&bucket.name, BucketSettingKind::Lifecycle, setting).await?;
-    Ok(S3Response::new(StatusCode::OK))
+    store_bucket_setting(cx, BucketSettingKind::Lifecycle, setting, StatusCode::OK).await
 }
 
 pub async fn get(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> {
-    let bucket = cx.bucket()?;
-    match cx.s3.meta.get_bucket_setting(&bucket.name, BucketSettingKind::Lifecycle).await? {
-        Some(BucketSetting::Lifecycle(config)) => Ok(S3Response::xml(render(&config))),
-        _ => Err(S3Error::new(S3ErrorCode::NoSuchLifecycleConfiguration).field("BucketName", &bucket.name)),
+    match bucket_setting(cx, BucketSettingKind::Lifecycle, S3ErrorCode::NoSuchLifecycleConfiguration).await? {
+        BucketSetting::Lifecycle(config) => Ok(S3Response::xml(render(&config))),
+        _ => Err(S3Error::internal("a setting of another kind")),
     }
 }
 
 pub async fn delete(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> {
-    let bucket = cx.bucket()?;
-    cx.s3.meta.put_bucket_setting(&bucket.name, BucketSettingKind::Lifecycle, None).await?;
-    Ok(S3Response::new(StatusCode::NO_CONTENT))
+    store_bucket_setting(cx, BucketSettingKind::Lifecycle, None, StatusCode::NO_CONTENT).await
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 
 use http::StatusCode;
 
-use crate::s3::ops::read_document;
+use crate::s3::ops::{bucket_setting, read_document, store_bucket_setting};
 use crate::s3::policy::{MAX_POLICY_BYTES, Policy};
 use crate::s3::xml::XmlWriter;
 use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response};
@@ -26,15 +26,13 @@ pub async fn put(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
         )
     })?;
     let setting = Some(BucketSetting::Policy(text));
-    cx.s3.meta.put_bucket_setting(&bucket.name, BucketSettingKind::Policy, setting).await?;
-    Ok(S3Response::new(StatusCode::NO_CONTENT))
+    store_bucket_setting(cx, BucketSettingKind::Policy, setting, StatusCode::NO_CONTENT).await
 }
 
 async fn stored(cx: &Ctx<'_>) -> Result<String, S3Error> {
-    let bucket = cx.bucket()?;
-    match cx.s3.meta.get_bucket_setting(&bucket.name, BucketSettingKind::Policy).await? {
-        Some(BucketSetting::Policy(text)) => Ok(text),
-        _ => Err(S3Error::new(S3ErrorCode::NoSuchBucketPolicy).field("BucketName", &bucket.name)),
+    match bucket_setting(cx, BucketSettingKind::Policy, S3ErrorCode::NoSuchBucketPolicy).await? {
+        BucketSetting::Policy(text) => Ok(text),
+        _ => Err(S3Error::internal("a setting of another kind")),
     }
 }
 
@@ -45,9 +43,7 @@ pub async fn get(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> {
 }
 
 pub async fn delete(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> {
-    let bucket = cx.bucket()?;
-    cx.s3.meta.put_bucket_setting(&bucket.name, BucketSettingKind::Policy, None).await?;
-    Ok(S3Response::new(StatusCode::NO_CONTENT))
+    store_bucket_setting(cx, BucketSettingKind::Policy, None, StatusCode::NO_CONTENT).await
 }
 
 pub async fn status(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> {

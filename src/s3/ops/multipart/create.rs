@@ -30,7 +30,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
         key: key.to_owned(),
         upload_id: new_upload_id()?,
         owner: cx.owner(),
-        initiator: cx.owner(),
+        initiator: cx.caller(),
         initiated: Timestamp::now(),
         storage_class,
         headers: content,

@@ -57,8 +57,14 @@ pub async fn source_object(
         peer: cx.peer,
         secure: cx.secure,
         versioned: version.is_some(),
+        tags: None,
     };
     cx.s3.authorize(cx.auth, &record, crate::s3::OpName::GetObject, Some(key), &facts).await?;
+    if let Some(expected) = headers::text(h, "x-amz-source-expected-bucket-owner")?
+        && expected != record.owner.id
+    {
+        return Err(S3Error::new(S3ErrorCode::AccessDenied));
+    }
     let found = cx.s3.meta.get_object(bucket, key, version).await?;
     if version.is_some() && found.as_ref().is_some_and(|o| o.delete_marker) {
         return Err(S3Error::with_message(

@@ -39,8 +39,22 @@ fn parse(doc: &[u8]) -> Result<Delete, S3Error> {
 
 pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let bucket = cx.bucket()?;
+    let headers = req.headers.clone();
     let doc = crate::s3::ops::read_document(cx, req, MAX_BODY).await?;
     let delete = parse(&doc)?;
+    // Each key is checked as a DeleteObject of it (of its version, when one is named).
+    let access = cx.s3.bucket_access(cx.auth, bucket).await?;
+    let may_delete = |key: &str, versioned: bool| {
+        let facts = crate::s3::RequestFacts {
+            query: cx.query,
+            headers: &headers,
+            peer: cx.peer,
+            secure: cx.secure,
+            versioned,
+            tags: None,
+        };
+        access.check(crate::s3::OpName::DeleteObject, Some(key), &facts)
+    };
     let quiet = delete.quiet.as_deref().is_some_and(|q| q.trim().eq_ignore_ascii_case("true"));
 
     // Entries that name a valid key and version are deleted together (one commit where the
@@ -56,7 +70,8 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
                 S3Error::with_message(S3ErrorCode::NoSuchVersion, "The specified version does not exist.")
             }),
         };
-        checked.push(validate_key(key).and(version));
+        let allowed = |v: Option<VersionId>| may_delete(key, v.is_some()).map(|()| v);
+        checked.push(validate_key(key).and(version).and_then(allowed));
     }
     let items: Vec<(String, Option<VersionId>)> =
         delete.objects.iter().zip(&checked).filter_map(|(o, c)| Some((o.key.clone()?, *c.as_ref().ok()?))).collect();

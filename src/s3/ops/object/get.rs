@@ -124,6 +124,16 @@ fn part_range(o: &ObjectRecord, n: usize) -> Option<Range<u64>> {
     o.parts.get(n - 1).map(|p| start..start + p.size)
 }
 
+/// The `response-*` parameters and the headers they set.
+const RESPONSE_OVERRIDES: [(&str, &str); 6] = [
+    ("response-content-type", "content-type"),
+    ("response-content-language", "content-language"),
+    ("response-expires", "expires"),
+    ("response-cache-control", "cache-control"),
+    ("response-content-disposition", "content-disposition"),
+    ("response-content-encoding", "content-encoding"),
+];
+
 pub async fn call(cx: &Ctx<'_>, req: S3Request, head: bool) -> Result<S3Response, S3Error> {
     let bucket = cx.bucket()?;
     let key = cx.key()?;
@@ -141,7 +151,31 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request, head: bool) -> Result<S3Response
             "Cannot specify both Range header and partNumber query parameter",
         ));
     }
-    let object = visible_version(cx.s3.meta.get_object(&bucket.name, key, version).await?, key, version, "GET")?;
+    if cx.auth.anonymous && RESPONSE_OVERRIDES.iter().any(|(p, _)| cx.query.get(p).is_some()) {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "Request specific response headers cannot be used for anonymous GET requests.",
+        ));
+    }
+    let found = cx.s3.meta.get_object(&bucket.name, key, version).await?;
+    let object = match visible_version(found, key, version, "GET") {
+        // Whether a key exists is for those who may list the bucket: the others get 403.
+        Err(e) if e.code == S3ErrorCode::NoSuchKey => {
+            let facts = crate::s3::RequestFacts {
+                query: cx.query,
+                headers: &req.headers,
+                peer: cx.peer,
+                secure: cx.secure,
+                versioned: false,
+                tags: None,
+            };
+            return match cx.s3.authorize(cx.auth, bucket, crate::s3::OpName::ListObjects, None, &facts).await {
+                Ok(()) => Err(e),
+                Err(_) => Err(S3Error::new(S3ErrorCode::AccessDenied)),
+            };
+        }
+        other => other?,
+    };
 
     if let Some(status) = check_conditions(&req.headers, &object)? {
         if status == StatusCode::PRECONDITION_FAILED {
@@ -205,14 +239,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request, head: bool) -> Result<S3Response
     if part_number.is_some() && object.multipart {
         resp = resp.header("x-amz-mp-parts-count", object.parts.len().to_string());
     }
-    for (param, header) in [
-        ("response-content-type", "content-type"),
-        ("response-content-language", "content-language"),
-        ("response-expires", "expires"),
-        ("response-cache-control", "cache-control"),
-        ("response-content-disposition", "content-disposition"),
-        ("response-content-encoding", "content-encoding"),
-    ] {
+    for (param, header) in RESPONSE_OVERRIDES {
         if let Some(v) = cx.query.get(param)
             && let Ok(value) = http::HeaderValue::from_str(v)
         {
