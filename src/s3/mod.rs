@@ -403,7 +403,7 @@ impl S3Service {
         let authenticated = if req.headers.contains_key(http::header::AUTHORIZATION) || signed_query {
             self.authenticate(&req, &authority, host_bucket)?
         } else {
-            auth::Authenticated::anonymous(&req.headers)
+            auth::Authenticated::anonymous(&req.headers)?
         };
         if authenticated.signature_v2 {
             // An operation picked by a parameter Signature Version 2 leaves unsigned could
@@ -441,7 +441,21 @@ impl S3Service {
                 // DeleteObjects is checked key by key, and PutObjectTagging with the tags of its
                 // body, by the operations themselves.
                 if !matches!(op, OpName::DeleteObjects | OpName::PutObjectTagging) {
-                    self.authorize(&authenticated, &record, op, addr.key.as_deref(), &facts).await?;
+                    let access = self.bucket_access(&authenticated, &record).await?;
+                    access.check(op, addr.key.as_deref(), &facts)?;
+                    // What some operations also do needs its own permission.
+                    let also = match op {
+                        OpName::PutObject | OpName::CopyObject | OpName::CreateMultipartUpload
+                            if req.headers.contains_key("x-amz-tagging") =>
+                        {
+                            Some(OpName::PutObjectTagging)
+                        }
+                        OpName::GetObjectAttributes => Some(OpName::GetObject),
+                        _ => None,
+                    };
+                    if let Some(also) = also {
+                        access.check(also, addr.key.as_deref(), &facts)?;
+                    }
                 }
                 if let Some(expected) = headers::text(&req.headers, "x-amz-expected-bucket-owner")?
                     && expected != record.owner.id

@@ -44,9 +44,9 @@ struct Statement {
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Principals {
     anyone: bool,
-    /// User ids (canonical ids, account-style ids) and names (`arn:aws:iam::…:user/NAME`).
+    /// User ids: canonical ids, and the names of `arn:aws:iam::…:user/NAME` (a user's id is
+    /// its unique name; display names are not unique, so they never name a principal).
     ids: Vec<String>,
-    names: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,8 +225,9 @@ fn expand(s: &str, user: Option<(&str, &str)>) -> Option<String> {
     if !s.contains("${") {
         return Some(s.to_owned());
     }
+    // A user's id is its unique name.
     let (id, name) = match user {
-        Some((id, name)) => (Some(id), Some(name)),
+        Some((id, _)) => (Some(id), Some(id)),
         None => (None, None),
     };
     let mut out = String::with_capacity(s.len());
@@ -298,7 +299,7 @@ fn principals(v: &Value) -> Result<Principals, S3Error> {
                         "AWS" => match id.strip_prefix("arn:aws:iam::") {
                             Some(rest) => match rest.split_once(':') {
                                 Some((_, user)) if user.starts_with("user/") => {
-                                    out.names.push(user["user/".len()..].rsplit('/').next().unwrap_or("").to_owned());
+                                    out.ids.push(user["user/".len()..].rsplit('/').next().unwrap_or("").to_owned());
                                 }
                                 Some((account, "root")) if !account.is_empty() => out.ids.push(account.to_owned()),
                                 _ => return Err(invalid()),
@@ -599,8 +600,7 @@ fn one_of<'a>(map: &'a Map<String, Value>, yes: &str, no: &str) -> Result<Option
 impl Statement {
     fn applies(&self, cx: &RequestContext<'_>, variables: bool) -> bool {
         let p = &self.principal.1;
-        let names_user = p.anyone
-            || cx.user.is_some_and(|(id, name)| p.ids.iter().any(|i| i == id) || p.names.iter().any(|n| n == name));
+        let names_user = p.anyone || cx.user.is_some_and(|(id, _)| p.ids.iter().any(|i| i == id));
         let action = cx.action.to_ascii_lowercase();
         let acts = self.action.1.iter().any(|a| wildcard(a, &action));
         let pattern = |r: &String| if variables { expand(r, cx.user) } else { Some(r.clone()) };
@@ -675,9 +675,10 @@ pub fn base_keys(user: Option<(&str, &str)>, source: Option<IpAddr>, secure: boo
         keys.insert("aws:sourceip".to_owned(), vec![ip.to_string()]);
     }
     match user {
-        Some((id, name)) => {
+        Some((id, _)) => {
+            // A user's id is its unique name.
             keys.insert("aws:userid".to_owned(), vec![id.to_owned()]);
-            keys.insert("aws:username".to_owned(), vec![name.to_owned()]);
+            keys.insert("aws:username".to_owned(), vec![id.to_owned()]);
             keys.insert("aws:principaltype".to_owned(), vec!["User".to_owned()]);
         }
         None => {
@@ -737,7 +738,7 @@ mod tests {
                 {"Effect":"Deny","Principal":"*","Action":"s3:DeleteObject","Resource":"arn:aws:s3:::bkt/locked/*"}]}"#,
         );
         assert!(!p.is_public());
-        let reader = Some(("id-1", "reader"));
+        let reader = Some(("reader", "Reader Display"));
         assert_eq!(decide(&p, reader, "s3:GetObject", READ, &[]), Decision::Allow);
         assert_eq!(decide(&p, reader, "S3:GETOBJECT", READ, &[]), Decision::Allow, "actions compare without case");
         assert_eq!(decide(&p, reader, "s3:PutObject", READ, &[]), Decision::Silent);
@@ -756,7 +757,7 @@ mod tests {
                {"Effect":"Allow","Principal":"*","Action":"s3:ListBucket","Resource":"arn:aws:s3:::bkt",
                 "Condition":{"StringLike":{"s3:prefix":"home/${aws:username}/*"}}}]}"#,
         );
-        let alice = Some(("id-a", "alice"));
+        let alice = Some(("alice", "Alice A."));
         assert_eq!(decide(&p, alice, "s3:GetObject", "arn:aws:s3:::bkt/home/alice/x", &[]), Decision::Allow);
         assert_eq!(decide(&p, alice, "s3:GetObject", "arn:aws:s3:::bkt/home/bob/x", &[]), Decision::Silent);
         assert_eq!(decide(&p, None, "s3:GetObject", "arn:aws:s3:::bkt/home/${aws:username}/x", &[]), Decision::Silent);
@@ -771,11 +772,16 @@ mod tests {
             r#"{"Statement":[{"Effect":"Deny","NotPrincipal":{"AWS":"arn:aws:iam::1:user/admin"},
                 "NotAction":"s3:Get*","NotResource":"arn:aws:s3:::bkt/public/*"}]}"#,
         );
-        let other = Some(("id-9", "other"));
+        let other = Some(("other", "Other"));
         assert_eq!(decide(&p, other, "s3:PutObject", "arn:aws:s3:::bkt/private/x", &[]), Decision::Deny);
         assert_eq!(decide(&p, other, "s3:GetObject", "arn:aws:s3:::bkt/private/x", &[]), Decision::Silent);
         assert_eq!(decide(&p, other, "s3:PutObject", "arn:aws:s3:::bkt/public/x", &[]), Decision::Silent);
-        assert_eq!(decide(&p, Some(("id-0", "admin")), "s3:PutObject", "arn:aws:s3:::bkt/x", &[]), Decision::Silent);
+        assert_eq!(decide(&p, Some(("admin", "Admin")), "s3:PutObject", "arn:aws:s3:::bkt/x", &[]), Decision::Silent);
+        assert_eq!(
+            decide(&p, Some(("not-admin", "admin")), "s3:PutObject", "arn:aws:s3:::bkt/x", &[]),
+            Decision::Deny,
+            "a display name never names a principal"
+        );
     }
 
     /// Condition operators over the keys S3 defines, from AWS's documented examples.

@@ -78,7 +78,7 @@ def test_public_read_bucket_and_read_only_user(tmp_path, certs):
 
     from conftest import ACCESS_KEY, REGION, SECRET_KEY, Server
 
-    extra = '[[users]]\nid = "reader-id"\nname = "reader"\naccess_key = "reader-key"\nsecret_key = "reader-secret"\n'
+    extra = '[[users]]\nid = "reader"\nname = "Read-only reader"\naccess_key = "reader-key"\nsecret_key = "reader-secret"\n'
     (tmp_path / "srv").mkdir()
     server = Server(tmp_path / "srv", certs, extra=extra)
     server.start()

@@ -43,7 +43,7 @@ async fn bucket_policies_decide_who_may_do_what() {
     assert_eq!(err.into_service_error().meta().code(), Some("AccessDenied"));
 
     // A read-only user: GET and list, nothing else.
-    let read_only = r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:user/bob"},
+    let read_only = r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:user/bob-id"},
         "Action":["s3:GetObject","s3:ListBucket"],"Resource":["arn:aws:s3:::pub","arn:aws:s3:::pub/*"]}]}"#;
     s3.put_bucket_policy().bucket("pub").policy(read_only).send().await.expect("policy");
     anonymous(&server, "GET", "/pub/a.txt").send(server.addr).await.assert_error(403, "AccessDenied");
@@ -93,6 +93,32 @@ async fn bucket_policies_decide_who_may_do_what() {
     s3.put_bucket_policy().bucket("pub").policy(from("10.0.0.0/8")).send().await.expect("policy");
     anonymous(&server, "GET", "/pub/a.txt").send(server.addr).await.assert_error(403, "AccessDenied");
 
+    // Anonymous writers a policy lets in: plain and unsigned aws-chunked bodies are stored
+    // decoded, owned by the bucket's owner; a body claiming chunk signatures is refused.
+    let drop_box = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:PutObject",
+        "Resource":"arn:aws:s3:::pub/drop/*"}]}"#;
+    s3.put_bucket_policy().bucket("pub").policy(drop_box).send().await.expect("policy");
+    let framed = b"5\r\nhello\r\n0\r\n\r\n";
+    let put = anonymous(&server, "PUT", "/pub/drop/chunked")
+        .header("x-amz-content-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
+        .header("content-encoding", "aws-chunked")
+        .header("x-amz-decoded-content-length", "5")
+        .body(framed)
+        .send(server.addr)
+        .await;
+    assert_eq!(put.status, 200, "{}", put.text());
+    let got = s3.get_object().bucket("pub").key("drop/chunked").send().await.expect("get");
+    assert_eq!(got.body.collect().await.expect("body").into_bytes().as_ref(), b"hello");
+    let listed = s3.list_objects_v2().bucket("pub").prefix("drop/").fetch_owner(true).send().await.expect("list");
+    assert_eq!(listed.contents()[0].owner().and_then(|o| o.id()), Some(ALICE.id), "the bucket owner owns it");
+    let resp = anonymous(&server, "PUT", "/pub/drop/signed")
+        .header("x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD")
+        .body(framed)
+        .send(server.addr)
+        .await;
+    resp.assert_error(403, "AccessDenied");
+    anonymous(&server, "PUT", "/pub/elsewhere").body(b"x").send(server.addr).await.assert_error(403, "AccessDenied");
+
     // Malformed policies get AWS's code; the bucket keeps the policy it had.
     for bad in [
         "not json",
@@ -102,9 +128,6 @@ async fn bucket_policies_decide_who_may_do_what() {
         assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(400));
         assert_eq!(err.into_service_error().meta().code(), Some("MalformedPolicy"));
     }
-    assert_eq!(
-        s3.get_bucket_policy().bucket("pub").send().await.expect("kept").policy(),
-        Some(from("10.0.0.0/8").as_str())
-    );
+    assert_eq!(s3.get_bucket_policy().bucket("pub").send().await.expect("kept").policy(), Some(drop_box));
     server.stop().await;
 }

@@ -112,14 +112,30 @@ pub struct Authenticated {
 }
 
 impl Authenticated {
-    /// An unsigned request. Its body is taken as sent (or checked against a SHA-256 sent in
-    /// `x-amz-content-sha256`).
-    pub fn anonymous(headers: &HeaderMap) -> Authenticated {
-        let payload = match header_str(headers, "x-amz-content-sha256").map(str::trim).and_then(PayloadHash::parse) {
-            Some(p @ PayloadHash::Sha256(_)) => p,
-            _ => PayloadHash::Unsigned,
+    /// An unsigned request. Its body is taken as sent, checked against a SHA-256 sent in
+    /// `x-amz-content-sha256`, or decoded from unsigned `aws-chunked` framing; a body that
+    /// claims chunk signatures cannot be anonymous.
+    pub fn anonymous(headers: &HeaderMap) -> Result<Authenticated, AuthError> {
+        let payload = match header_str(headers, "x-amz-content-sha256").map(str::trim) {
+            None => PayloadHash::Unsigned,
+            Some(v) => match PayloadHash::parse(v) {
+                Some(p @ (PayloadHash::Unsigned | PayloadHash::Sha256(_))) => p,
+                Some(p @ PayloadHash::Streaming(StreamingMode::UnsignedPayloadTrailer)) => p,
+                Some(PayloadHash::Streaming(_)) => {
+                    return Err(AuthError::AccessDenied("A signed streaming payload needs a signed request".into()));
+                }
+                None => {
+                    return Err(AuthError::InvalidArgument {
+                        message: "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER \
+                                  or a valid sha256 value."
+                            .into(),
+                        name: "x-amz-content-sha256".into(),
+                        value: v.to_owned(),
+                    });
+                }
+            },
         };
-        Authenticated {
+        Ok(Authenticated {
             identity: Identity { id: String::new(), display_name: String::new() },
             access_key: String::new(),
             payload,
@@ -132,7 +148,7 @@ impl Authenticated {
             presigned: false,
             signature_v2: false,
             anonymous: true,
-        }
+        })
     }
 }
 
