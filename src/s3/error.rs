@@ -86,6 +86,7 @@ s3_error_codes! {
     NoSuchKey => 404, "The specified key does not exist.";
     NoSuchVersion => 404, "The specified version does not exist.";
     NoSuchLifecycleConfiguration => 404, "The lifecycle configuration does not exist";
+    NoSuchPublicAccessBlockConfiguration => 404, "The public access block configuration was not found";
     NoSuchTagSet => 404, "The TagSet does not exist";
     NoSuchUpload => 404, "The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed.";
     NotImplemented => 501, "A header you provided implies functionality that is not implemented";

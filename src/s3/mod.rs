@@ -139,6 +139,8 @@ pub struct BucketAccess<'a> {
     auth: &'a Authenticated,
     record: &'a BucketRecord,
     policy: Option<policy::Policy>,
+    /// A public policy grants nothing to anonymous callers (`RestrictPublicBuckets`).
+    restricted: bool,
 }
 
 impl BucketAccess<'_> {
@@ -162,11 +164,13 @@ impl BucketAccess<'_> {
         let user = (!auth.anonymous).then_some((auth.identity.id.as_str(), auth.identity.display_name.as_str()));
         let keys = condition_keys(op, auth, user, facts);
         let cx = policy::RequestContext { user, action, resource: &resource, keys: &keys };
+        let restricted = self.restricted && auth.anonymous;
         match doc.evaluate(&cx) {
             policy::Decision::Deny if owner && policy_op => Ok(()),
             policy::Decision::Deny => Err(denied()),
             // Only the bucket's owner manages its policy, whatever the policy says.
             policy::Decision::Allow if policy_op && !owner => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
+            policy::Decision::Allow if restricted => Err(denied()),
             policy::Decision::Allow => Ok(()),
             policy::Decision::Silent if owner => Ok(()),
             policy::Decision::Silent => Err(denied()),
@@ -339,7 +343,13 @@ impl S3Service {
             },
             _ => None,
         };
-        Ok(BucketAccess { auth, record, policy })
+        let restricted = match &policy {
+            Some(p) if p.is_public() => {
+                ops::bucket::public_access::of(self, &record.name).await?.is_some_and(|b| b.restrict_public_buckets)
+            }
+            _ => false,
+        };
+        Ok(BucketAccess { auth, record, policy, restricted })
     }
 
     /// Verifies the request's signature against the user directory.

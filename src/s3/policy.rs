@@ -660,6 +660,8 @@ pub fn action(op: super::OpName, versioned: bool) -> Option<(&'static str, bool)
         GetBucketPolicy => ("s3:GetBucketPolicy", false),
         DeleteBucketPolicy => ("s3:DeleteBucketPolicy", false),
         GetBucketPolicyStatus => ("s3:GetBucketPolicyStatus", false),
+        PutPublicAccessBlock | DeletePublicAccessBlock => ("s3:PutBucketPublicAccessBlock", false),
+        GetPublicAccessBlock => ("s3:GetBucketPublicAccessBlock", false),
         _ => return None,
     })
 }

@@ -127,11 +127,42 @@ pub enum BucketSettingKind {
     Lifecycle,
     Cors,
     Policy,
+    PublicAccessBlock,
 }
 
 impl BucketSettingKind {
-    pub const ALL: [BucketSettingKind; 4] =
-        [BucketSettingKind::Tagging, BucketSettingKind::Lifecycle, BucketSettingKind::Cors, BucketSettingKind::Policy];
+    pub const ALL: [BucketSettingKind; 5] = [
+        BucketSettingKind::Tagging,
+        BucketSettingKind::Lifecycle,
+        BucketSettingKind::Cors,
+        BucketSettingKind::Policy,
+        BucketSettingKind::PublicAccessBlock,
+    ];
+}
+
+/// A bucket's public access block: AWS's four switches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicAccessBlock {
+    pub block_public_acls: bool,
+    pub ignore_public_acls: bool,
+    pub block_public_policy: bool,
+    pub restrict_public_buckets: bool,
+}
+
+impl PublicAccessBlock {
+    /// What a bucket has until it is changed: everything blocked, as AWS sets new buckets.
+    pub const DEFAULT: PublicAccessBlock = PublicAccessBlock {
+        block_public_acls: true,
+        ignore_public_acls: true,
+        block_public_policy: true,
+        restrict_public_buckets: true,
+    };
+    pub const NONE: PublicAccessBlock = PublicAccessBlock {
+        block_public_acls: false,
+        ignore_public_acls: false,
+        block_public_policy: false,
+        restrict_public_buckets: false,
+    };
 }
 
 /// A bucket setting other than its versioning state (which every write reads, so it lives in
@@ -143,6 +174,9 @@ pub enum BucketSetting {
     Cors(super::CorsConfiguration),
     /// A bucket policy, as the JSON document it was set with.
     Policy(String),
+    /// The public access block; `None` once deleted (a bucket without this setting has
+    /// [`PublicAccessBlock::DEFAULT`]).
+    PublicAccessBlock(Option<PublicAccessBlock>),
 }
 
 impl BucketSetting {
@@ -152,6 +186,7 @@ impl BucketSetting {
             BucketSetting::Lifecycle(_) => BucketSettingKind::Lifecycle,
             BucketSetting::Cors(_) => BucketSettingKind::Cors,
             BucketSetting::Policy(_) => BucketSettingKind::Policy,
+            BucketSetting::PublicAccessBlock(_) => BucketSettingKind::PublicAccessBlock,
         }
     }
 }

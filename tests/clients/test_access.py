@@ -101,6 +101,7 @@ def test_public_read_bucket_and_read_only_user(tmp_path, certs):
             return int(p.stdout)
 
         assert curl(url) == 403
+        owner.delete_public_access_block(Bucket="assets")  # new buckets block public policies
         owner.put_bucket_policy(Bucket="assets", Policy=json.dumps({
             "Version": "2012-10-17",
             "Statement": [

@@ -20,6 +20,27 @@ async fn bucket_policies_decide_who_may_do_what() {
     let err = s3.get_bucket_policy().bucket("pub").send().await.expect_err("none yet");
     assert_eq!(err.into_service_error().meta().code(), Some("NoSuchBucketPolicy"));
 
+    // A new bucket blocks public access, as on AWS: a public policy is refused until the
+    // block is lifted; RestrictPublicBuckets keeps a public policy from granting anonymous
+    // callers anything.
+    let block = s3.get_public_access_block().bucket("pub").send().await.expect("default block");
+    let c = block.public_access_block_configuration().expect("configuration");
+    assert_eq!(
+        (c.block_public_acls(), c.ignore_public_acls(), c.block_public_policy(), c.restrict_public_buckets()),
+        (Some(true), Some(true), Some(true), Some(true))
+    );
+    let err = s3.put_bucket_policy().bucket("pub").policy(PUBLIC_READ).send().await.expect_err("blocked");
+    assert_eq!(err.into_service_error().meta().code(), Some("AccessDenied"));
+    let only_restrict =
+        aws_sdk_s3::types::PublicAccessBlockConfiguration::builder().restrict_public_buckets(true).build();
+    let put = s3.put_public_access_block().bucket("pub").public_access_block_configuration(only_restrict);
+    put.send().await.expect("put block");
+    s3.put_bucket_policy().bucket("pub").policy(PUBLIC_READ).send().await.expect("no longer blocked");
+    anonymous(&server, "GET", "/pub/a.txt").send(server.addr).await.assert_error(403, "AccessDenied");
+    s3.delete_public_access_block().bucket("pub").send().await.expect("lift the block");
+    let err = s3.get_public_access_block().bucket("pub").send().await.expect_err("none");
+    assert_eq!(err.into_service_error().meta().code(), Some("NoSuchPublicAccessBlockConfiguration"));
+
     s3.put_bucket_policy().bucket("pub").policy(PUBLIC_READ).send().await.expect("policy");
     let got = s3.get_bucket_policy().bucket("pub").send().await.expect("get policy");
     assert_eq!(got.policy(), Some(PUBLIC_READ));

@@ -63,6 +63,9 @@ registry! {
         GetBucketPolicy: BucketOwner => |cx, req| bucket::policy::get(cx, req);
         DeleteBucketPolicy: BucketOwner => |cx, req| bucket::policy::delete(cx, req);
         GetBucketPolicyStatus: BucketOwner => |cx, req| bucket::policy::status(cx, req);
+        PutPublicAccessBlock: BucketOwner => |cx, req| bucket::public_access::put(cx, req);
+        GetPublicAccessBlock: BucketOwner => |cx, req| bucket::public_access::get(cx, req);
+        DeletePublicAccessBlock: BucketOwner => |cx, req| bucket::public_access::delete(cx, req);
         DeleteBucketLifecycle: BucketOwner => |cx, req| bucket::lifecycle::delete(cx, req);
         PutBucketTagging: BucketOwner => |cx, req| tagging::put_bucket(cx, req);
         GetBucketTagging: BucketOwner => |cx, req| tagging::get_bucket(cx, req);
@@ -92,19 +95,19 @@ registry! {
             DeleteBucketAnalyticsConfiguration, DeleteBucketEncryption,
             DeleteBucketIntelligentTieringConfiguration, DeleteBucketInventoryConfiguration,
             DeleteBucketMetricsConfiguration, DeleteBucketOwnershipControls,
-            DeleteBucketReplication, DeleteBucketWebsite, DeletePublicAccessBlock,
+            DeleteBucketReplication, DeleteBucketWebsite,
             GetBucketAccelerateConfiguration, GetBucketAcl, GetBucketAnalyticsConfiguration,
             GetBucketEncryption, GetBucketIntelligentTieringConfiguration,
             GetBucketInventoryConfiguration, GetBucketLogging, GetBucketMetricsConfiguration,
             GetBucketNotificationConfiguration, GetBucketOwnershipControls, GetBucketReplication, GetBucketRequestPayment, GetBucketWebsite,
             GetObjectAcl, GetObjectLegalHold, GetObjectLockConfiguration, GetObjectRetention,
-            GetObjectTorrent, GetPublicAccessBlock, PostObject, PutBucketAccelerateConfiguration,
+            GetObjectTorrent, PostObject, PutBucketAccelerateConfiguration,
             PutBucketAcl, PutBucketAnalyticsConfiguration, PutBucketEncryption,
             PutBucketIntelligentTieringConfiguration, PutBucketInventoryConfiguration,
             PutBucketLogging, PutBucketMetricsConfiguration, PutBucketNotificationConfiguration,
             PutBucketOwnershipControls, PutBucketReplication,
             PutBucketRequestPayment, PutBucketWebsite, PutObjectAcl, PutObjectLegalHold,
-            PutObjectLockConfiguration, PutObjectRetention, PutPublicAccessBlock, RestoreObject,
+            PutObjectLockConfiguration, PutObjectRetention, RestoreObject,
             SelectObjectContent,
             // Answered before authentication (browsers send preflights without credentials):
             // see `S3::dispatch`.

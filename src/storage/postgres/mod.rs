@@ -1303,5 +1303,6 @@ fn setting_kind(kind: BucketSettingKind) -> i16 {
         BucketSettingKind::Lifecycle => 2,
         BucketSettingKind::Cors => 3,
         BucketSettingKind::Policy => 4,
+        BucketSettingKind::PublicAccessBlock => 5,
     }
 }

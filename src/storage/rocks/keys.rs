@@ -114,6 +114,7 @@ pub fn setting(bucket: &str, kind: BucketSettingKind) -> Vec<u8> {
         BucketSettingKind::Lifecycle => 2,
         BucketSettingKind::Cors => 3,
         BucketSettingKind::Policy => 4,
+        BucketSettingKind::PublicAccessBlock => 5,
     });
     k
 }

@@ -8,4 +8,5 @@ pub mod lifecycle;
 pub mod list;
 pub mod location;
 pub mod policy;
+pub mod public_access;
 pub mod versioning;

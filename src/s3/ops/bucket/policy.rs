@@ -18,7 +18,14 @@ use crate::storage::{BucketSetting, BucketSettingKind};
 pub async fn put(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let bucket = cx.bucket()?;
     let doc = read_document(cx, req, MAX_POLICY_BYTES + 1).await?;
-    Policy::parse(&doc, &bucket.name)?;
+    let policy = Policy::parse(&doc, &bucket.name)?;
+    let blocked = super::public_access::of(cx.s3, &bucket.name).await?.is_some_and(|b| b.block_public_policy);
+    if blocked && policy.is_public() {
+        return Err(S3Error::with_message(
+            S3ErrorCode::AccessDenied,
+            "Public policies are blocked by the BlockPublicPolicy block public access setting.",
+        ));
+    }
     let text = String::from_utf8(doc.to_vec()).map_err(|_| {
         S3Error::with_message(
             S3ErrorCode::MalformedPolicy,
