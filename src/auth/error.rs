@@ -4,8 +4,10 @@ use crate::clock::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthError {
-    /// No credentials at all, an expired presigned URL, or no usable date.
+    /// No credentials at all, or no usable date.
     AccessDenied(String),
+    /// A presigned URL past its expiry: when it expired (and its `X-Amz-Expires`, for SigV4).
+    Expired { expires: Timestamp, x_amz_expires: Option<u64>, server_time: Timestamp },
     /// The access key id is unknown.
     InvalidAccessKeyId { access_key: String },
     /// The signature does not verify; carries what AWS shows to help the client debug.

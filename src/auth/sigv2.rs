@@ -329,7 +329,8 @@ pub fn query_auth(
         .parse()
         .map_err(|_| AuthError::AccessDenied("Invalid date (should be seconds since epoch)".into()))?;
     if now.unix_seconds() > at {
-        return Err(AuthError::AccessDenied("Request has expired".into()));
+        let expires = Timestamp(at.saturating_mul(1_000_000_000));
+        return Err(AuthError::Expired { expires, x_amz_expires: None, server_time: now });
     }
     check(req, credentials, &access_key, &signature, expires.trim(), true)
 }
@@ -488,9 +489,7 @@ mod tests {
         let ok = query_auth(&get, &creds(), before).expect("verifies");
         assert!(ok.presigned);
         let after = before.plus(std::time::Duration::from_secs(3 * 86_400));
-        assert!(
-            matches!(query_auth(&get, &creds(), after), Err(AuthError::AccessDenied(m)) if m == "Request has expired")
-        );
+        assert!(matches!(query_auth(&get, &creds(), after), Err(AuthError::Expired { x_amz_expires: None, .. })));
         // Response overrides are signed: changing one breaks the signature.
         let q = format!("{q}&response-content-type=text/plain");
         let get = parts("GET", "/photos/puppy.jpg", &q, &h, Some("awsexamplebucket1"));

@@ -190,6 +190,14 @@ impl From<AuthError> for S3Error {
         use S3ErrorCode as C;
         match e {
             AuthError::AccessDenied(m) => S3Error::with_message(C::AccessDenied, m),
+            AuthError::Expired { expires, x_amz_expires, server_time } => {
+                let e = S3Error::with_message(C::AccessDenied, "Request has expired");
+                let e = match x_amz_expires {
+                    Some(secs) => e.field("X-Amz-Expires", secs.to_string()),
+                    None => e,
+                };
+                e.field("Expires", expires.to_iso8601_seconds()).field("ServerTime", server_time.to_iso8601_seconds())
+            }
             AuthError::InvalidAccessKeyId { access_key } => {
                 S3Error::new(C::InvalidAccessKeyId).field("AWSAccessKeyId", access_key)
             }

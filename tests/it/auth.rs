@@ -151,6 +151,10 @@ async fn presigned_urls() {
     let resp = expired.send(server.addr).await;
     resp.assert_error(403, "AccessDenied");
     assert!(resp.text().contains("Request has expired"));
+    // As AWS shows it: how long it was valid for, when it expired, and the server's time.
+    assert!(xml_value(&resp.text(), "X-Amz-Expires").is_some(), "{}", resp.text());
+    assert!(xml_value(&resp.text(), "Expires").is_some_and(|e| e.ends_with('Z')));
+    assert!(xml_value(&resp.text(), "ServerTime").is_some_and(|t| t.ends_with('Z')));
 
     let too_long =
         Raw::new("GET", &host, "/bkt?uploads").presign(ALICE, SystemTime::now(), Duration::from_secs(604_801));

@@ -318,8 +318,9 @@ fn query_auth(
     if time > now.plus(MAX_SKEW) {
         return Err(AuthError::AccessDenied("Request is not valid yet".into()));
     }
-    if now > time.plus(Duration::from_secs(params.expires_secs)) {
-        return Err(AuthError::AccessDenied("Request has expired".into()));
+    let expires = time.plus(Duration::from_secs(params.expires_secs));
+    if now > expires {
+        return Err(AuthError::Expired { expires, x_amz_expires: Some(params.expires_secs), server_time: now });
     }
     // Presigned URLs sign no body unless the client also sent x-amz-content-sha256.
     let content_sha256 = header_str(req.headers, "x-amz-content-sha256").map(str::trim).unwrap_or("UNSIGNED-PAYLOAD");
