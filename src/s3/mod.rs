@@ -148,11 +148,22 @@ impl BucketAccess<'_> {
         !self.auth.anonymous && self.record.owner.id == self.auth.identity.id
     }
 
+    pub fn has_policy(&self) -> bool {
+        self.policy.is_some()
+    }
+
     pub fn check(&self, op: OpName, key: Option<&str>, facts: &RequestFacts<'_>) -> Result<(), S3Error> {
         let owner = self.is_owner();
         let denied = || S3Error::new(S3ErrorCode::AccessDenied);
-        let policy_op = matches!(op, OpName::PutBucketPolicy | OpName::GetBucketPolicy | OpName::DeleteBucketPolicy);
-        let (Some(doc), Some((action, on_object))) = (&self.policy, policy::action(op, facts.versioned)) else {
+        let policy_op = matches!(
+            op,
+            OpName::PutBucketPolicy
+                | OpName::GetBucketPolicy
+                | OpName::DeleteBucketPolicy
+                | OpName::PutPublicAccessBlock
+                | OpName::DeletePublicAccessBlock
+        );
+        let (Some(doc), Some((action, on_object))) = (&self.policy, policy::action(op, facts.version.is_some())) else {
             return if owner { Ok(()) } else { Err(denied()) };
         };
         let name = &self.record.name;
@@ -196,9 +207,7 @@ fn condition_keys(
             }
         }
     }
-    if facts.versioned
-        && let Some(v) = facts.query.get("versionId")
-    {
+    if let Some(v) = facts.version {
         put("s3:versionid", vec![v.to_owned()]);
     }
     let writes = matches!(op, OpName::PutObject | OpName::CopyObject | OpName::CreateMultipartUpload);
@@ -207,7 +216,8 @@ fn condition_keys(
     }
     let tags = match facts.tags {
         Some(t) => Some(t.to_vec()),
-        None if writes => headers::tagging(facts.headers).ok(),
+        // A write's tags (also for the PutObjectTagging permission it needs) are its header's.
+        None if writes || op == OpName::PutObjectTagging => headers::tagging(facts.headers).ok(),
         None => None,
     };
     if let Some(tags) = tags.filter(|t| !t.is_empty()) {
@@ -229,8 +239,8 @@ pub struct RequestFacts<'a> {
     pub headers: &'a http::HeaderMap,
     pub peer: Option<std::net::IpAddr>,
     pub secure: bool,
-    /// Whether the request names a version (`versionId`).
-    pub versioned: bool,
+    /// The version the request names (`versionId`, or a DeleteObjects entry's), if any.
+    pub version: Option<&'a str>,
     /// The tags a request sets in its body (PutObjectTagging), when known.
     pub tags: Option<&'a [(String, String)]>,
 }
@@ -445,13 +455,19 @@ impl S3Service {
                     headers: &req.headers,
                     peer: req.peer,
                     secure: req.secure,
-                    versioned: query.get("versionId").is_some(),
+                    version: query.get("versionId"),
                     tags: None,
                 };
                 // DeleteObjects is checked key by key, and PutObjectTagging with the tags of its
                 // body, by the operations themselves.
-                if !matches!(op, OpName::DeleteObjects | OpName::PutObjectTagging) {
-                    let access = self.bucket_access(&authenticated, &record).await?;
+                let access = self.bucket_access(&authenticated, &record).await?;
+                if matches!(op, OpName::DeleteObjects | OpName::PutObjectTagging) {
+                    // Checked by the operation (per key, or with the body's tags); a caller no
+                    // policy could let in is refused before the body is read.
+                    if !access.is_owner() && !access.has_policy() {
+                        return Err(S3Error::new(S3ErrorCode::AccessDenied));
+                    }
+                } else {
                     access.check(op, addr.key.as_deref(), &facts)?;
                     // What some operations also do needs its own permission.
                     let also = match op {

@@ -520,9 +520,10 @@ impl Policy {
     /// Whether a statement allows everyone, whoever and wherever they are (no conditions):
     /// what makes a bucket public.
     pub fn is_public(&self) -> bool {
+        // `NotPrincipal` in an Allow names everyone but a few: public too.
         self.statements
             .iter()
-            .any(|s| s.effect == Effect::Allow && s.principal.0 && s.principal.1.anyone && s.conditions.is_empty())
+            .any(|s| s.effect == Effect::Allow && s.conditions.is_empty() && (!s.principal.0 || s.principal.1.anyone))
     }
 
     pub fn evaluate(&self, cx: &RequestContext<'_>) -> Decision {
@@ -774,6 +775,11 @@ mod tests {
             r#"{"Statement":[{"Effect":"Deny","NotPrincipal":{"AWS":"arn:aws:iam::1:user/admin"},
                 "NotAction":"s3:Get*","NotResource":"arn:aws:s3:::bkt/public/*"}]}"#,
         );
+        assert!(!p.is_public(), "a Deny makes nothing public");
+        let allow_most = policy(
+            r#"{"Statement":[{"Effect":"Allow","NotPrincipal":{"AWS":"x"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::bkt/*"}]}"#,
+        );
+        assert!(allow_most.is_public(), "an Allow to everyone but a few is public");
         let other = Some(("other", "Other"));
         assert_eq!(decide(&p, other, "s3:PutObject", "arn:aws:s3:::bkt/private/x", &[]), Decision::Deny);
         assert_eq!(decide(&p, other, "s3:GetObject", "arn:aws:s3:::bkt/private/x", &[]), Decision::Silent);

@@ -157,12 +157,6 @@ impl PublicAccessBlock {
         block_public_policy: true,
         restrict_public_buckets: true,
     };
-    pub const NONE: PublicAccessBlock = PublicAccessBlock {
-        block_public_acls: false,
-        ignore_public_acls: false,
-        block_public_policy: false,
-        restrict_public_buckets: false,
-    };
 }
 
 /// A bucket setting other than its versioning state (which every write reads, so it lives in
@@ -174,9 +168,8 @@ pub enum BucketSetting {
     Cors(super::CorsConfiguration),
     /// A bucket policy, as the JSON document it was set with.
     Policy(String),
-    /// The public access block; `None` once deleted (a bucket without this setting has
-    /// [`PublicAccessBlock::DEFAULT`]).
-    PublicAccessBlock(Option<PublicAccessBlock>),
+    /// The public access block (new buckets get [`PublicAccessBlock::DEFAULT`]).
+    PublicAccessBlock(PublicAccessBlock),
 }
 
 impl BucketSetting {

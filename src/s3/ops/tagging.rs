@@ -66,7 +66,7 @@ pub async fn put_object(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Er
         headers: &headers,
         peer: cx.peer,
         secure: cx.secure,
-        versioned: version.is_some(),
+        version: cx.query.get("versionId"),
         tags: Some(&tags),
     };
     cx.s3.authorize(cx.auth, bucket, crate::s3::OpName::PutObjectTagging, Some(key), &facts).await?;

@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use crate::clock::Timestamp;
 use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response, body, headers, xml};
-use crate::storage::{BucketRecord, StorageError, Versioning};
+use crate::storage::{BucketRecord, BucketSetting, BucketSettingKind, PublicAccessBlock, StorageError, Versioning};
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase")]
@@ -84,7 +84,12 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
         versioning: Versioning::Unversioned,
     };
     match cx.s3.meta.create_bucket(record).await {
-        Ok(()) => {}
+        Ok(()) => {
+            // New buckets block public access, as AWS creates them (buckets made before s3d
+            // had the setting keep none).
+            let block = Some(BucketSetting::PublicAccessBlock(PublicAccessBlock::DEFAULT));
+            cx.s3.meta.put_bucket_setting(name, BucketSettingKind::PublicAccessBlock, block).await?;
+        }
         Err(StorageError::BucketExists { owner_id }) if owner_id == cx.auth.identity.id => {
             if region != LEGACY_REGION {
                 return Err(S3Error::new(S3ErrorCode::BucketAlreadyOwnedByYou).field("BucketName", name));

@@ -1,7 +1,8 @@
 //! PutPublicAccessBlock, GetPublicAccessBlock, DeletePublicAccessBlock:
 //! <https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutPublicAccessBlock.html>
 //!
-//! A bucket starts with all four switches on, as AWS creates buckets. `BlockPublicPolicy`
+//! A new bucket gets all four switches on, as AWS creates buckets (one made before s3d had
+//! the setting has none). `BlockPublicPolicy`
 //! refuses a policy that grants everyone access; `RestrictPublicBuckets` makes such a policy
 //! grant nothing to anonymous callers. ACLs are disabled on every bucket (objects belong to
 //! the bucket's owner), so the two ACL switches are kept and reported but change nothing.
@@ -42,17 +43,17 @@ fn parse(doc: &[u8]) -> Result<PublicAccessBlock, S3Error> {
     })
 }
 
-/// The bucket's public access block: `None` when it was deleted.
+/// The bucket's public access block, if it has one.
 pub async fn of(s3: &S3Service, bucket: &str) -> Result<Option<PublicAccessBlock>, S3Error> {
     Ok(match s3.meta.get_bucket_setting(bucket, BucketSettingKind::PublicAccessBlock).await? {
-        Some(BucketSetting::PublicAccessBlock(b)) => b,
-        _ => Some(PublicAccessBlock::DEFAULT),
+        Some(BucketSetting::PublicAccessBlock(b)) => Some(b),
+        _ => None,
     })
 }
 
 pub async fn put(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let block = parse(&read_document(cx, req, 4096).await?)?;
-    let setting = Some(BucketSetting::PublicAccessBlock(Some(block)));
+    let setting = Some(BucketSetting::PublicAccessBlock(block));
     store_bucket_setting(cx, BucketSettingKind::PublicAccessBlock, setting, StatusCode::OK).await
 }
 
@@ -71,8 +72,7 @@ pub async fn get(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> {
 }
 
 pub async fn delete(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> {
-    let setting = Some(BucketSetting::PublicAccessBlock(None));
-    store_bucket_setting(cx, BucketSettingKind::PublicAccessBlock, setting, StatusCode::NO_CONTENT).await
+    store_bucket_setting(cx, BucketSettingKind::PublicAccessBlock, None, StatusCode::NO_CONTENT).await
 }
 
 #[cfg(test)]

@@ -43,6 +43,7 @@ pub async fn source_object(
     }
     validate_bucket_name(bucket)?;
     validate_key(key)?;
+    let raw_version = version;
     let version = version.map(|v| parse_version_id(v, "x-amz-copy-source")).transpose()?;
     let record = cx
         .s3
@@ -56,7 +57,7 @@ pub async fn source_object(
         headers: h,
         peer: cx.peer,
         secure: cx.secure,
-        versioned: version.is_some(),
+        version: raw_version,
         tags: None,
     };
     cx.s3.authorize(cx.auth, &record, crate::s3::OpName::GetObject, Some(key), &facts).await?;

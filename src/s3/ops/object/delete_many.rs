@@ -44,13 +44,13 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let delete = parse(&doc)?;
     // Each key is checked as a DeleteObject of it (of its version, when one is named).
     let access = cx.s3.bucket_access(cx.auth, bucket).await?;
-    let may_delete = |key: &str, versioned: bool| {
+    let may_delete = |key: &str, version: Option<&str>| {
         let facts = crate::s3::RequestFacts {
             query: cx.query,
             headers: &headers,
             peer: cx.peer,
             secure: cx.secure,
-            versioned,
+            version,
             tags: None,
         };
         access.check(crate::s3::OpName::DeleteObject, Some(key), &facts)
@@ -70,7 +70,8 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
                 S3Error::with_message(S3ErrorCode::NoSuchVersion, "The specified version does not exist.")
             }),
         };
-        let allowed = |v: Option<VersionId>| may_delete(key, v.is_some()).map(|()| v);
+        let allowed =
+            |v: Option<VersionId>| may_delete(key, o.version_id.as_deref().filter(|_| v.is_some())).map(|()| v);
         checked.push(validate_key(key).and(version).and_then(allowed));
     }
     let items: Vec<(String, Option<VersionId>)> =

@@ -161,12 +161,14 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request, head: bool) -> Result<S3Response
     let object = match visible_version(found, key, version, "GET") {
         // Whether a key exists is for those who may list the bucket: the others get 403.
         Err(e) if e.code == S3ErrorCode::NoSuchKey => {
+            // Listing is judged on its own: none of this GET's parameters count.
+            let no_query = crate::s3::query::Query::default();
             let facts = crate::s3::RequestFacts {
-                query: cx.query,
+                query: &no_query,
                 headers: &req.headers,
                 peer: cx.peer,
                 secure: cx.secure,
-                versioned: false,
+                version: None,
                 tags: None,
             };
             return match cx.s3.authorize(cx.auth, bucket, crate::s3::OpName::ListObjects, None, &facts).await {
