@@ -153,7 +153,12 @@ pub async fn start_with_stores(
         .await
         .map_err(|e| AppError(format!("cannot write the configured users to the metadata store (users): {e}")))?;
     let s3 = Arc::new(S3Service {
-        config: S3Config { region: config.region.clone(), domains: config.domains.clone(), sigv2: config.sigv2 },
+        config: S3Config {
+            region: config.region.clone(),
+            domains: config.domains.clone(),
+            sigv2: config.sigv2,
+            trusted_proxies: config.trusted_proxies.clone(),
+        },
         credentials: Arc::clone(&directory) as Arc<dyn crate::auth::CredentialStore>,
         users: Arc::clone(&directory),
         meta: Arc::clone(&meta),

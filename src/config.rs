@@ -44,11 +44,14 @@ pub struct RawAuth {
     /// Accept Signature Version 2 (HMAC-SHA1): presigned URLs of aws-cli v1 and boto3's
     /// defaults, s3cmd with `signature_v2`.
     pub sigv2: bool,
+    /// Proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the client, for
+    /// the `aws:SourceIp` of bucket policies.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for RawAuth {
     fn default() -> Self {
-        RawAuth { sigv2: true }
+        RawAuth { sigv2: true, trusted_proxies: Vec::new() }
     }
 }
 
@@ -243,6 +246,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Accept Signature Version 2 (`[auth] sigv2`).
     pub sigv2: bool,
+    /// Proxies whose `X-Forwarded-For` names the client (`[auth] trusted_proxies`).
+    pub trusted_proxies: Vec<(std::net::IpAddr, u8)>,
     pub users: Vec<UserCredential>,
 }
 
@@ -498,6 +503,15 @@ impl RawConfig {
             return Err(invalid("blobs.inline_max", format!("must be at most {MAX_INLINE_MAX}")));
         }
         let metrics = validate_metrics(self.metrics)?;
+        let trusted_proxies = self
+            .auth
+            .trusted_proxies
+            .iter()
+            .map(|n| {
+                crate::s3::policy::parse_cidr(n)
+                    .ok_or_else(|| invalid("auth.trusted_proxies", format!("{n:?} is not an address or network")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         if self.users.is_empty() {
             return Err(invalid("users", "at least one user is required"));
         }
@@ -552,6 +566,7 @@ impl RawConfig {
             inline_max: self.blobs.inline_max,
             metrics,
             sigv2: self.auth.sigv2,
+            trusted_proxies,
             users,
         })
     }
@@ -706,6 +721,7 @@ mod tests {
             ("[metadata]\nurl = \"postgres://db/s3d\"", "`metadata.url`"),
             ("[blobs]\ndir = \"\"", "`blobs.dir`"),
             ("[blobs]\ninline_max = 1048577", "`blobs.inline_max`"),
+            ("[auth]\ntrusted_proxies = [\"10.0.0.0/33\"]", "`auth.trusted_proxies`"),
         ];
         for (text, key) in cases {
             let err = RawConfig::from_toml(text).expect("parses").validate().expect_err(text);

@@ -42,6 +42,7 @@ pub fn config(dir: &Path, metadata: MetadataConfig, blob_dir: PathBuf) -> Config
         inline_max: s3d::config::DEFAULT_INLINE_MAX,
         metrics: MetricsConfig::default(),
         sigv2: true,
+        trusted_proxies: Vec::new(),
         users: vec![UserCredential {
             access_key: AK.into(),
             secret_key: SecretKey::new(SK),

@@ -37,6 +37,8 @@ pub struct S3Config {
     pub domains: Vec<String>,
     /// Accept Signature Version 2.
     pub sigv2: bool,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<(std::net::IpAddr, u8)>,
 }
 
 /// The identifiers of one request, shown in headers and error bodies.
@@ -420,6 +422,11 @@ impl S3Service {
         let signed_query = auth::sigv4::canonical::query_pairs(raw_query).any(|(k, _)| {
             matches!(k.as_slice(), b"X-Amz-Algorithm" | b"X-Amz-Signature" | b"AWSAccessKeyId" | b"Signature")
         });
+        // Who is calling from where: the peer, or the client a trusted proxy names.
+        let forwarded: Vec<&str> =
+            req.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+        let forwarded = (!forwarded.is_empty()).then(|| forwarded.join(","));
+        let client = policy::client_address(req.peer, forwarded.as_deref(), &self.config.trusted_proxies);
         let authenticated = if req.headers.contains_key(http::header::AUTHORIZATION) || signed_query {
             self.authenticate(&req, &authority, host_bucket)?
         } else {
@@ -453,7 +460,7 @@ impl S3Service {
                 let facts = RequestFacts {
                     query: &query,
                     headers: &req.headers,
-                    peer: req.peer,
+                    peer: client,
                     secure: req.secure,
                     version: query.get("versionId"),
                     tags: None,
@@ -498,7 +505,7 @@ impl S3Service {
             bucket_name: addr.bucket.as_deref(),
             key: addr.key.as_deref(),
             bucket,
-            peer: req.peer,
+            peer: client,
             secure: req.secure,
         };
         ops::call(op, &cx, req).await

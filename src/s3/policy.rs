@@ -454,7 +454,8 @@ fn parse_date(s: &str) -> Option<i64> {
     time::Date::parse(s, &Iso8601::DEFAULT).ok().map(|d| d.midnight().assume_utc().unix_timestamp())
 }
 
-fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
+/// `a.b.c.d/n`, an IPv6 network, or one address.
+pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
     let (addr, bits) = match s.trim().split_once('/') {
         Some((a, b)) => (a.parse::<IpAddr>().ok()?, b.parse::<u8>().ok()?),
         None => {
@@ -466,7 +467,7 @@ fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
     (bits <= max).then_some((addr, bits))
 }
 
-fn in_cidr(addr: IpAddr, (net, bits): (IpAddr, u8)) -> bool {
+pub fn in_cidr(addr: IpAddr, (net, bits): (IpAddr, u8)) -> bool {
     let to_bits = |a: IpAddr| -> (u128, u8) {
         match a {
             IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, 32),
@@ -665,6 +666,25 @@ pub fn action(op: super::OpName, versioned: bool) -> Option<(&'static str, bool)
         GetPublicAccessBlock => ("s3:GetBucketPublicAccessBlock", false),
         _ => return None,
     })
+}
+
+/// The client's address: the connection's peer, or, when the peer is a trusted proxy, the
+/// nearest address in `X-Forwarded-For` that is not one (each proxy appends who called it).
+pub fn client_address(peer: Option<IpAddr>, forwarded: Option<&str>, trusted: &[(IpAddr, u8)]) -> Option<IpAddr> {
+    let is_trusted = |a: IpAddr| trusted.iter().any(|n| in_cidr(a, *n));
+    let peer = peer?;
+    if !is_trusted(peer) {
+        return Some(peer);
+    }
+    let hops: Vec<IpAddr> = match forwarded {
+        Some(list) => match list.split(',').map(|a| a.trim().parse::<IpAddr>()).collect::<Result<_, _>>() {
+            Ok(hops) => hops,
+            // A header that cannot be read names nobody: the proxy itself is the client.
+            Err(_) => return Some(peer),
+        },
+        None => return Some(peer),
+    };
+    Some(hops.iter().rev().copied().find(|a| !is_trusted(*a)).or(hops.first().copied()).unwrap_or(peer))
 }
 
 /// The request's condition keys that do not depend on the operation.
@@ -898,6 +918,20 @@ mod tests {
             refused(&stmt(r#"{"Effect":"Allow","Principal":"*","Action":"s3\u20acx","Resource":"*"}"#))
                 .contains("invalid action")
         );
+    }
+
+    #[test]
+    fn client_addresses_behind_trusted_proxies() {
+        let trusted = [parse_cidr("10.0.0.0/8").expect("cidr")];
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let client = |peer, fwd| client_address(Some(ip(peer)), fwd, &trusted);
+        assert_eq!(client("192.0.2.1", Some("198.51.100.7")), Some(ip("192.0.2.1")), "untrusted peers are the client");
+        assert_eq!(client("10.0.0.2", Some("198.51.100.7")), Some(ip("198.51.100.7")));
+        assert_eq!(client("10.0.0.2", Some("203.0.113.9, 198.51.100.7, 10.0.0.5")), Some(ip("198.51.100.7")));
+        assert_eq!(client("10.0.0.2", Some("10.0.0.9, 10.0.0.5")), Some(ip("10.0.0.9")));
+        assert_eq!(client("10.0.0.2", Some("not an address")), Some(ip("10.0.0.2")));
+        assert_eq!(client("10.0.0.2", None), Some(ip("10.0.0.2")));
+        assert_eq!(client_address(Some(ip("10.0.0.2")), Some("198.51.100.7"), &[]), Some(ip("10.0.0.2")));
     }
 
     #[test]

@@ -152,3 +152,37 @@ async fn bucket_policies_decide_who_may_do_what() {
     assert_eq!(s3.get_bucket_policy().bucket("pub").send().await.expect("kept").policy(), Some(drop_box));
     server.stop().await;
 }
+
+/// Behind a trusted proxy, `aws:SourceIp` is the client `X-Forwarded-For` names; from
+/// anyone else the header is ignored.
+#[tokio::test]
+async fn source_ip_behind_trusted_proxies() {
+    let net = s3d::s3::policy::parse_cidr("127.0.0.0/8").expect("cidr");
+    let server = TestServer::start_configured(|c| c.trusted_proxies = vec![net]).await;
+    let plain = TestServer::start().await;
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject",
+        "Resource":"arn:aws:s3:::pub/*","Condition":{"IpAddress":{"aws:SourceIp":"198.51.100.0/24"}}}]}"#;
+    for s in [&server, &plain] {
+        let s3 = s.client(ALICE, Style::Path);
+        s3.create_bucket().bucket("pub").send().await.expect("bucket");
+        s3.delete_public_access_block().bucket("pub").send().await.expect("lift the block");
+        s3.put_object().bucket("pub").key("a").body(b"a".to_vec().into()).send().await.expect("put");
+        s3.put_bucket_policy().bucket("pub").policy(policy).send().await.expect("policy");
+    }
+    let get = |s: &TestServer, forwarded: Option<&'static str>| {
+        let raw = anonymous(s, "GET", "/pub/a");
+        let raw = match forwarded {
+            Some(f) => raw.header("x-forwarded-for", f),
+            None => raw,
+        };
+        let addr = s.addr;
+        async move { raw.send(addr).await.status }
+    };
+    assert_eq!(get(&server, Some("198.51.100.7")).await, 200);
+    assert_eq!(get(&server, Some("198.51.100.7, 127.0.0.5")).await, 200, "trusted hops are skipped");
+    assert_eq!(get(&server, Some("198.51.100.7, 203.0.113.1")).await, 403, "the nearest untrusted hop counts");
+    assert_eq!(get(&server, None).await, 403);
+    assert_eq!(get(&plain, Some("198.51.100.7")).await, 403, "untrusted peers cannot claim an address");
+    server.stop().await;
+    plain.stop().await;
+}

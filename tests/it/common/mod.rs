@@ -52,6 +52,7 @@ pub fn test_config(data_dir: PathBuf) -> Config {
         inline_max: s3d::config::DEFAULT_INLINE_MAX,
         metrics: s3d::config::MetricsConfig::default(),
         sigv2: true,
+        trusted_proxies: Vec::new(),
         listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
         data_dir,
         region: REGION.into(),
