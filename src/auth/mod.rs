@@ -16,8 +16,39 @@ pub use sigv4::{Authenticated, PayloadHash, RequestParts, SigningContext, Stream
 
 use crate::clock::Timestamp;
 
+/// The authentication parameters a query string carries, found in one pass.
+#[derive(Default)]
+struct QueryAuth {
+    algorithm: bool,
+    v4_signature: bool,
+    access_key_id: bool,
+    v2_signature: bool,
+}
+
+impl QueryAuth {
+    fn of(query: &str) -> QueryAuth {
+        let mut q = QueryAuth::default();
+        for (k, _) in sigv4::canonical::query_pairs(query) {
+            match k.as_slice() {
+                b"X-Amz-Algorithm" => q.algorithm = true,
+                b"X-Amz-Signature" => q.v4_signature = true,
+                b"AWSAccessKeyId" => q.access_key_id = true,
+                b"Signature" => q.v2_signature = true,
+                _ => {}
+            }
+        }
+        q
+    }
+
+    fn any(&self) -> bool {
+        self.algorithm || self.v4_signature || self.access_key_id || self.v2_signature
+    }
+}
+
 /// Verifies the request's signature from its headers alone: Signature Version 4, or
 /// Version 2 when `sigv2` allows it (else refused as AWS refuses it where it is retired).
+/// A request that carries no signature at all is anonymous: only a bucket policy can let it
+/// in.
 pub fn authenticate(
     req: &RequestParts<'_>,
     credentials: &dyn CredentialStore,
@@ -25,8 +56,17 @@ pub fn authenticate(
     now: Timestamp,
     sigv2: bool,
 ) -> Result<Authenticated, AuthError> {
+    let in_query = QueryAuth::of(req.query);
+    let has_header = req.headers.contains_key(http::header::AUTHORIZATION);
+    if !has_header && !in_query.any() {
+        return Authenticated::anonymous(req.headers);
+    }
     let authorization = req.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let Some(form) = sigv2::form(authorization, req.query) else {
+    let form = match authorization {
+        Some(v) => v.strip_prefix("AWS ").map(sigv2::Form::Header),
+        None => in_query.access_key_id.then_some(sigv2::Form::Query),
+    };
+    let Some(form) = form else {
         return sigv4::authenticate(req, credentials, region, now);
     };
     if !sigv2 {
@@ -34,10 +74,9 @@ pub fn authenticate(
             "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.".into(),
         ));
     }
-    let in_query = |name: &[u8]| sigv4::canonical::query_pairs(req.query).any(|(k, _)| k == name);
     let mixed = match form {
-        sigv2::Form::Header(_) => in_query(b"X-Amz-Algorithm") || in_query(b"AWSAccessKeyId"),
-        sigv2::Form::Query => in_query(b"X-Amz-Algorithm"),
+        sigv2::Form::Header(_) => in_query.algorithm || in_query.access_key_id,
+        sigv2::Form::Query => in_query.algorithm,
     };
     if mixed {
         return Err(AuthError::InvalidArgument {

@@ -99,6 +99,9 @@ pub async fn call(s3: &S3Service, req: S3Request) -> Result<S3Response, S3Error>
     headers::check_header_section(&req.headers)?;
     let authority = S3Service::authority(&req);
     let authenticated = s3.authenticate(&req, &authority, None)?;
+    if authenticated.anonymous {
+        return Err(S3Error::new(S3ErrorCode::AccessDenied));
+    }
     // Presigned URLs are for handing out one object operation, never user management; and
     // Signature Version 2 does not sign the query string that names the user to change.
     let admin = s3.credentials.lookup(&authenticated.access_key).is_some_and(|c| c.admin);

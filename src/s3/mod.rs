@@ -270,6 +270,19 @@ impl Ctx<'_> {
         }
     }
 
+    /// What a policy may look at in this request, with `headers` (the request's): its query,
+    /// its `versionId`, where it came from. Callers adjust what differs (version, tags).
+    pub fn facts<'h>(&'h self, headers: &'h HeaderMap) -> RequestFacts<'h> {
+        RequestFacts {
+            query: self.query,
+            headers,
+            peer: self.peer,
+            secure: self.secure,
+            version: self.query.get("versionId"),
+            tags: None,
+        }
+    }
+
     /// The caller, as an upload's initiator (an anonymous caller has an empty id).
     pub fn caller(&self) -> crate::storage::Owner {
         crate::storage::Owner {
@@ -417,21 +430,12 @@ impl S3Service {
             return ops::bucket::cors::preflight(self, &req.headers, bucket, addr.key.is_some()).await;
         }
         let host_bucket = addr.bucket.as_deref().filter(|_| addr.virtual_host);
-        // A request with no signature at all is anonymous: only a bucket policy can allow it.
-        let raw_query = req.uri.query().unwrap_or("");
-        let signed_query = auth::sigv4::canonical::query_pairs(raw_query).any(|(k, _)| {
-            matches!(k.as_slice(), b"X-Amz-Algorithm" | b"X-Amz-Signature" | b"AWSAccessKeyId" | b"Signature")
-        });
         // Who is calling from where: the peer, or the client a trusted proxy names.
         let forwarded: Vec<&str> =
             req.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
         let forwarded = (!forwarded.is_empty()).then(|| forwarded.join(","));
         let client = policy::client_address(req.peer, forwarded.as_deref(), &self.config.trusted_proxies);
-        let authenticated = if req.headers.contains_key(http::header::AUTHORIZATION) || signed_query {
-            self.authenticate(&req, &authority, host_bucket)?
-        } else {
-            auth::Authenticated::anonymous(&req.headers)?
-        };
+        let authenticated = self.authenticate(&req, &authority, host_bucket)?;
         if authenticated.signature_v2 {
             // An operation picked by a parameter Signature Version 2 leaves unsigned could
             // otherwise be swapped for another under the same signature.

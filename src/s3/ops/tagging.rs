@@ -61,14 +61,7 @@ pub async fn put_object(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Er
     let headers = req.headers.clone();
     let tags = parse(&read_document(cx, req, MAX_BODY).await?, TagLimit::Object)?;
     // Checked here, with the tags the body sets (a policy may name the tags it allows).
-    let facts = crate::s3::RequestFacts {
-        query: cx.query,
-        headers: &headers,
-        peer: cx.peer,
-        secure: cx.secure,
-        version: cx.query.get("versionId"),
-        tags: Some(&tags),
-    };
+    let facts = crate::s3::RequestFacts { tags: Some(&tags), ..cx.facts(&headers) };
     cx.s3.authorize(cx.auth, bucket, crate::s3::OpName::PutObjectTagging, Some(key), &facts).await?;
     let id = cx.s3.meta.put_object_tags(&bucket.name, key, version, tags).await.map_err(|e| not_found(e, key))?;
     Ok(data::version_header(S3Response::new(StatusCode::OK), bucket, id))

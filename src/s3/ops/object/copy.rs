@@ -52,14 +52,7 @@ pub async fn source_object(
         .await?
         .ok_or_else(|| S3Error::new(S3ErrorCode::NoSuchBucket).field("BucketName", bucket))?;
     // Reading the source needs what a GET of it needs.
-    let facts = crate::s3::RequestFacts {
-        query: cx.query,
-        headers: h,
-        peer: cx.peer,
-        secure: cx.secure,
-        version: raw_version,
-        tags: None,
-    };
+    let facts = crate::s3::RequestFacts { version: raw_version, ..cx.facts(h) };
     cx.s3.authorize(cx.auth, &record, crate::s3::OpName::GetObject, Some(key), &facts).await?;
     if let Some(expected) = headers::text(h, "x-amz-source-expected-bucket-owner")?
         && expected != record.owner.id

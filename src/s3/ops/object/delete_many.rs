@@ -45,14 +45,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     // Each key is checked as a DeleteObject of it (of its version, when one is named).
     let access = cx.s3.bucket_access(cx.auth, bucket).await?;
     let may_delete = |key: &str, version: Option<&str>| {
-        let facts = crate::s3::RequestFacts {
-            query: cx.query,
-            headers: &headers,
-            peer: cx.peer,
-            secure: cx.secure,
-            version,
-            tags: None,
-        };
+        let facts = crate::s3::RequestFacts { version, ..cx.facts(&headers) };
         access.check(crate::s3::OpName::DeleteObject, Some(key), &facts)
     };
     let quiet = delete.quiet.as_deref().is_some_and(|q| q.trim().eq_ignore_ascii_case("true"));

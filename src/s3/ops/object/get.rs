@@ -163,14 +163,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request, head: bool) -> Result<S3Response
         Err(e) if e.code == S3ErrorCode::NoSuchKey => {
             // Listing is judged on its own: none of this GET's parameters count.
             let no_query = crate::s3::query::Query::default();
-            let facts = crate::s3::RequestFacts {
-                query: &no_query,
-                headers: &req.headers,
-                peer: cx.peer,
-                secure: cx.secure,
-                version: None,
-                tags: None,
-            };
+            let facts = crate::s3::RequestFacts { query: &no_query, version: None, ..cx.facts(&req.headers) };
             return match cx.s3.authorize(cx.auth, bucket, crate::s3::OpName::ListObjects, None, &facts).await {
                 Ok(()) => Err(e),
                 Err(_) => Err(S3Error::new(S3ErrorCode::AccessDenied)),
