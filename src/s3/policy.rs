@@ -947,4 +947,99 @@ mod tests {
         assert!(in_cidr("1.2.3.4".parse().expect("ip"), cidr("0.0.0.0/0")));
         assert!(parse_cidr("10.0.0.0/33").is_none());
     }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// JSON built from the policy language's own words, nested, with wrong types.
+        fn value() -> impl Strategy<Value = Value> {
+            let word = proptest::sample::select(vec![
+                "Version",
+                "2012-10-17",
+                "2008-10-17",
+                "Statement",
+                "Sid",
+                "Effect",
+                "Allow",
+                "Deny",
+                "Principal",
+                "NotPrincipal",
+                "AWS",
+                "CanonicalUser",
+                "*",
+                "Action",
+                "NotAction",
+                "s3:GetObject",
+                "s3:*",
+                "s3\u{e9}x",
+                "Resource",
+                "NotResource",
+                "arn:aws:s3:::bkt/*",
+                "arn:aws:s3:::bkt",
+                "arn:aws:iam::1:user/a",
+                "Condition",
+                "StringLike",
+                "ForAllValues:StringEquals",
+                "NumericLessThanIfExists",
+                "IpAddress",
+                "Null",
+                "aws:SourceIp",
+                "s3:prefix",
+                "10.0.0.0/8",
+                "${aws:username}",
+                "${",
+                "",
+            ]);
+            let leaf = prop_oneof![
+                word.clone().prop_map(|w| Value::String(w.to_owned())),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(|n| Value::Number(n.into())),
+                Just(Value::Null),
+                "\\PC{0,12}".prop_map(Value::String),
+            ];
+            leaf.prop_recursive(4, 48, 6, move |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    proptest::collection::vec((word.clone(), inner), 0..5)
+                        .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #![proptest_config(crate::s3::xml::fuzzing::config())]
+
+            /// Any document parses or is refused with MalformedPolicy, never a panic; what
+            /// parses evaluates for any request.
+            #[test]
+            fn fuzz_policy_documents(
+                doc in prop_oneof![value().prop_map(|v| v.to_string().into_bytes()), proptest::collection::vec(any::<u8>(), 0..64)],
+                action in "s3:[A-Za-z*?]{0,12}",
+                resource in "arn:aws:s3:::bkt(/[\\PC]{0,10})?",
+                anonymous in any::<bool>(),
+                ip in "\\PC{0,16}",
+            ) {
+                match Policy::parse(&doc, "bkt") {
+                    Err(e) => prop_assert_eq!(e.code, S3ErrorCode::MalformedPolicy),
+                    Ok(p) => {
+                        let user = (!anonymous).then_some(("alice", "Alice"));
+                        let mut keys = base_keys(user, None, false);
+                        keys.insert("aws:sourceip".into(), vec![ip.clone()]);
+                        let _ = p.evaluate(&RequestContext { user, action: &action, resource: &resource, keys: &keys });
+                        let _ = p.is_public();
+                    }
+                }
+            }
+
+            /// Whatever a client puts in X-Forwarded-For: an address, never a panic.
+            #[test]
+            fn fuzz_forwarded_for(forwarded in "\\PC{0,60}", peer in any::<[u8; 4]>()) {
+                let trusted = [parse_cidr("0.0.0.0/0").expect("cidr")];
+                let got = client_address(Some(IpAddr::from(peer)), Some(&forwarded), &trusted);
+                prop_assert!(got.is_some());
+            }
+        }
+    }
 }

@@ -243,4 +243,18 @@ mod tests {
             "<CORSRule><AllowedMethod>GET</AllowedMethod><AllowedOrigin>*</AllowedOrigin></CORSRule>".repeat(101);
         assert_eq!(code(&many).code, S3ErrorCode::MalformedXML, "at most 100 rules");
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::s3::xml::fuzzing::config())]
+
+        #[test]
+        fn fuzz_cors_bodies(doc in crate::s3::xml::fuzzing::arbitrary_document(&[
+            "CORSConfiguration", "CORSRule", "ID", "AllowedMethod", "AllowedOrigin", "AllowedHeader",
+            "ExposeHeader", "MaxAgeSeconds",
+        ])) {
+            if let Err(e) = parse(doc.as_bytes()) {
+                proptest::prop_assert!(e.status().is_client_error(), "{:?}", e.code);
+            }
+        }
+    }
 }

@@ -90,4 +90,18 @@ mod tests {
             b"<PublicAccessBlockConfiguration><BlockPublicAcls>yes</BlockPublicAcls></PublicAccessBlockConfiguration>";
         assert_eq!(parse(bad).expect_err("bad").code, S3ErrorCode::MalformedXML);
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::s3::xml::fuzzing::config())]
+
+        #[test]
+        fn fuzz_public_access_block_bodies(doc in crate::s3::xml::fuzzing::arbitrary_document(&[
+            "PublicAccessBlockConfiguration", "BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy",
+            "RestrictPublicBuckets",
+        ])) {
+            if let Err(e) = parse(doc.as_bytes()) {
+                proptest::prop_assert!(e.status().is_client_error(), "{:?}", e.code);
+            }
+        }
+    }
 }
