@@ -105,6 +105,12 @@ impl Timestamp {
         })
     }
 
+    /// Parses an RFC 3339 time (`2030-01-01T12:00:00.000Z`), as a POST policy's `expiration`.
+    pub fn parse_rfc3339(s: &str) -> Option<Self> {
+        let t = OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339).ok()?;
+        Some(Timestamp(i64::try_from(t.unix_timestamp_nanos()).ok()?))
+    }
+
     /// Whole seconds, truncating: HTTP dates carry no fractions, so comparisons use these.
     pub fn unix_seconds(self) -> i64 {
         self.0.div_euclid(1_000_000_000)

@@ -113,7 +113,7 @@ fn mac(secret: &str, string_to_sign: &str) -> Hmac<Sha1> {
 
 /// Whether `provided` (base64) is the signature of `string_to_sign`, compared in constant
 /// time.
-fn verify(secret: &str, string_to_sign: &str, provided: &str) -> bool {
+pub fn verify(secret: &str, string_to_sign: &str, provided: &str) -> bool {
     match B64.decode(provided.trim()) {
         Ok(raw) => mac(secret, string_to_sign).verify_slice(&raw).is_ok(),
         Err(_) => false,
@@ -257,8 +257,7 @@ fn check(
         });
     }
     // Nothing chains from a Signature Version 2 signature (no aws-chunked bodies).
-    let signing =
-        SigningContext { key: [0; 32], timestamp: String::new(), scope: String::new(), seed_signature: String::new() };
+    let signing = SigningContext::none();
     Ok(Authenticated {
         identity: user.identity.clone(),
         access_key: user.access_key.clone(),
@@ -267,6 +266,7 @@ fn check(
         presigned,
         signature_v2: true,
         anonymous: false,
+        form: false,
     })
 }
 

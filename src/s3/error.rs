@@ -54,6 +54,7 @@ s3_error_codes! {
     EntityTooLarge => 400, "Your proposed upload exceeds the maximum allowed size";
     EntityTooSmall => 400, "Your proposed upload is smaller than the minimum allowed object size.";
     IllegalLocationConstraintException => 400, "The unspecified location constraint is incompatible for the region specific endpoint this request was sent to.";
+    IncorrectNumberOfFilesInPostRequest => 400, "POST requires exactly one file upload per request.";
     IncompleteBody => 400, "You did not provide the number of bytes specified by the Content-Length HTTP header.";
     InternalError => 500, "We encountered an internal error. Please try again.";
     InvalidAccessKeyId => 403, "The AWS Access Key Id you provided does not exist in our records.";
@@ -62,6 +63,7 @@ s3_error_codes! {
     InvalidBucketName => 400, "The specified bucket is not valid.";
     InvalidDigest => 400, "The Content-MD5 you specified is not valid.";
     InvalidLocationConstraint => 400, "The specified location-constraint is not valid";
+    InvalidPolicyDocument => 400, "The content of the form does not meet the conditions specified in the policy document.";
     InvalidPart => 400, "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.";
     InvalidPartOrder => 400, "The list of parts was not in ascending order. Parts must be ordered by part number.";
     InvalidPartNumber => 416, "The requested partnumber is not satisfiable";
@@ -73,9 +75,11 @@ s3_error_codes! {
     InvalidURI => 400, "Couldn't parse the specified URI.";
     KeyTooLongError => 400, "Your key is too long";
     MalformedPolicy => 400, "Policies must be valid JSON and the first byte must be '{'";
+    MalformedPOSTRequest => 400, "The body of your POST request is not well-formed multipart/form-data.";
     MalformedXML => 400, "The XML you provided was not well-formed or did not validate against our published schema";
     MalformedTrailerError => 400, "The request contained trailing data that was not well-formed or did not conform to our published schema.";
     MaxMessageLengthExceeded => 400, "Your request was too big.";
+    MaxPostPreDataLengthExceeded => 400, "Your POST request fields preceding the upload file were too large.";
     MetadataTooLarge => 400, "Your metadata headers exceed the maximum allowed metadata size";
     MethodNotAllowed => 405, "The specified method is not allowed against this resource.";
     MissingContentLength => 411, "You must provide the Content-Length HTTP header.";

@@ -9,6 +9,7 @@ pub mod error;
 pub mod headers;
 pub mod ops;
 pub mod policy;
+pub mod post_policy;
 pub mod query;
 pub mod route;
 pub mod types;
@@ -229,7 +230,12 @@ fn condition_keys(
         }
     }
     if !auth.anonymous {
-        put("s3:authtype", vec![if auth.presigned { "REST-QUERY-STRING" } else { "REST-HEADER" }.to_owned()]);
+        let kind = match (auth.form, auth.presigned) {
+            (true, _) => "POST",
+            (false, true) => "REST-QUERY-STRING",
+            (false, false) => "REST-HEADER",
+        };
+        put("s3:authtype", vec![kind.to_owned()]);
         put("s3:signatureversion", vec![if auth.signature_v2 { "AWS" } else { "AWS4-HMAC-SHA256" }.to_owned()]);
     }
     keys
@@ -400,6 +406,15 @@ impl S3Service {
         Ok(authenticated)
     }
 
+    /// The addressed bucket's record, or `NoSuchBucket`.
+    async fn addressed_bucket(&self, addr: &address::Address) -> Result<BucketRecord, S3Error> {
+        let name = addr.bucket.as_deref().ok_or_else(|| S3Error::internal("bucket route without bucket"))?;
+        self.meta
+            .get_bucket(name)
+            .await?
+            .ok_or_else(|| S3Error::new(S3ErrorCode::NoSuchBucket).field("BucketName", name))
+    }
+
     /// Answers one request; `classified` and `addressed` learn its operation and bucket as
     /// soon as they are known.
     async fn dispatch(
@@ -454,13 +469,9 @@ impl S3Service {
             ops::Access::NotImplemented => return Err(ops::not_implemented(op)),
             ops::Access::AnyUser if authenticated.anonymous => return Err(S3Error::new(S3ErrorCode::AccessDenied)),
             ops::Access::AnyUser => None,
+            ops::Access::Form => Some(self.addressed_bucket(&addr).await?),
             ops::Access::BucketOwner => {
-                let name = addr.bucket.as_deref().ok_or_else(|| S3Error::internal("bucket route without bucket"))?;
-                let record = self
-                    .meta
-                    .get_bucket(name)
-                    .await?
-                    .ok_or_else(|| S3Error::new(S3ErrorCode::NoSuchBucket).field("BucketName", name))?;
+                let record = self.addressed_bucket(&addr).await?;
                 let facts = RequestFacts {
                     query: &query,
                     headers: &req.headers,
@@ -494,6 +505,7 @@ impl S3Service {
                         access.check(also, addr.key.as_deref(), &facts)?;
                     }
                 }
+                // Only after the access check, so that no one else can probe who owns it.
                 if let Some(expected) = headers::text(&req.headers, "x-amz-expected-bucket-owner")?
                     && expected != record.owner.id
                 {

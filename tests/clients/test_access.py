@@ -1,7 +1,10 @@
 """Access control with real clients: CORS rules set with boto3, a browser-style preflight and a
-cross-origin GET with curl."""
+cross-origin GET with curl; public and read-only access; HTML form uploads signed by boto3 and
+posted with curl."""
 
 import subprocess
+
+import pytest
 
 from conftest import boto3_client
 
@@ -126,3 +129,71 @@ def test_public_read_bucket_and_read_only_user(tmp_path, certs):
             assert e.response["Error"]["Code"] == "AccessDenied"
     finally:
         server.stop()
+
+
+def curl_form(url, fields, file_path, *extra):
+    """POSTs an HTML form with curl -F, the file last as a browser sends it; returns (status, body)."""
+    args = ["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", url, *extra]
+    for k, v in fields.items():
+        # --form-string sends the value as is (no @file or <file interpretation).
+        args += ["--form-string", f"{k}={v}"]
+    args += ["-F", f"file=@{file_path};type=text/plain"]
+    p = subprocess.run(args, capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    body, _, status = p.stdout.rpartition(b"\n")
+    return int(status), body
+
+
+@pytest.mark.parametrize("signature_version", [None, "s3v4", "s3"])
+def test_upload_form_signed_by_boto3(server, tmp_path, signature_version):
+    """An HTML form upload: boto3's generate_presigned_post (default settings, SigV4 and SigV2)
+    signs a policy; curl -F posts it with a file, which s3d stores under the policy's key."""
+    import botocore
+    from botocore.config import Config
+
+    from conftest import ACCESS_KEY, REGION, SECRET_KEY
+
+    import boto3
+
+    config = Config(s3={"addressing_style": "path"})
+    if signature_version:
+        config = Config(signature_version=signature_version, s3={"addressing_style": "path"})
+    s3 = boto3.client(
+        "s3", endpoint_url=server.endpoint, region_name=REGION,
+        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, config=config,
+    )
+    s3.create_bucket(Bucket="uploads")
+    post = s3.generate_presigned_post(
+        Bucket="uploads",
+        Key="incoming/${filename}",
+        Fields={"Content-Type": "text/plain", "success_action_status": "201", "x-amz-meta-source": "form"},
+        Conditions=[
+            ["starts-with", "$Content-Type", "text/"],
+            {"success_action_status": "201"},
+            {"x-amz-meta-source": "form"},
+            ["content-length-range", 1, 1024 * 1024],
+        ],
+        ExpiresIn=300,
+    )
+    f = tmp_path / "hello.txt"
+    f.write_bytes(b"hello from a browser form\n")
+    status, body = curl_form(post["url"], post["fields"], f)
+    assert status == 201, body
+    assert b"<Key>incoming/hello.txt</Key>" in body and b"<Bucket>uploads</Bucket>" in body
+    got = s3.get_object(Bucket="uploads", Key="incoming/hello.txt")
+    assert got["Body"].read() == b"hello from a browser form\n"
+    assert got["ContentType"] == "text/plain"
+    assert got["Metadata"] == {"source": "form"}
+
+    # Outside the policy: too large a file, and a field the policy does not name.
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"x" * (1024 * 1024 + 1))
+    status, body = curl_form(post["url"], post["fields"], big)
+    assert status == 400 and b"<Code>EntityTooLarge</Code>" in body, body
+    status, body = curl_form(post["url"], {**post["fields"], "x-amz-meta-extra": "1"}, f)
+    assert status == 403 and b"Extra input fields: x-amz-meta-extra" in body, body
+    try:
+        s3.head_object(Bucket="uploads", Key="incoming/big.bin")
+        raise AssertionError("a refused upload was stored")
+    except botocore.exceptions.ClientError as e:
+        assert e.response["Error"]["Code"] == "404"

@@ -35,6 +35,8 @@ mod multipart;
 mod object;
 /// Bucket policies: anonymous and other users' access, Deny, conditions.
 mod policy;
+/// Browser uploads: POST Object forms, their policies and signatures.
+mod post;
 /// The PostgreSQL metadata store: nodes sharing it, the database lost and back.
 mod postgres;
 /// Races with readers and Complete; housekeeping in the background.

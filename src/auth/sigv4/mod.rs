@@ -87,6 +87,13 @@ pub struct SigningContext {
     pub seed_signature: String,
 }
 
+impl SigningContext {
+    /// For requests no chunk signature can chain from (unsigned, Version 2, forms).
+    pub fn none() -> Self {
+        SigningContext { key: [0; 32], timestamp: String::new(), scope: String::new(), seed_signature: String::new() }
+    }
+}
+
 impl std::fmt::Debug for SigningContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SigningContext")
@@ -109,6 +116,8 @@ pub struct Authenticated {
     pub signature_v2: bool,
     /// Not signed at all: a request only a bucket policy can allow.
     pub anonymous: bool,
+    /// Signed by the policy of an HTML form (POST Object), not by the request.
+    pub form: bool,
 }
 
 impl Authenticated {
@@ -139,15 +148,11 @@ impl Authenticated {
             identity: Identity { id: String::new(), display_name: String::new() },
             access_key: String::new(),
             payload,
-            signing: SigningContext {
-                key: [0; 32],
-                timestamp: String::new(),
-                scope: String::new(),
-                seed_signature: String::new(),
-            },
+            signing: SigningContext::none(),
             presigned: false,
             signature_v2: false,
             anonymous: true,
+            form: false,
         })
     }
 }
@@ -267,6 +272,7 @@ fn header_auth(
         presigned: false,
         signature_v2: false,
         anonymous: false,
+        form: false,
     })
 }
 
@@ -340,7 +346,16 @@ fn query_auth(
     let (identity, access_key, signing) =
         verify_signature(req, &params.signed, credentials, params.date.clone(), &canonical_query, content_sha256)?;
     require_signed_amz_headers(req.headers, &params.signed.signed_headers)?;
-    Ok(Authenticated { identity, access_key, payload, signing, presigned: true, signature_v2: false, anonymous: false })
+    Ok(Authenticated {
+        identity,
+        access_key,
+        payload,
+        signing,
+        presigned: true,
+        signature_v2: false,
+        anonymous: false,
+        form: false,
+    })
 }
 
 /// Looks up the access key and checks the signature over the canonical request.

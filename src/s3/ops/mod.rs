@@ -17,6 +17,9 @@ pub enum Access {
     AnyUser,
     /// The owner of the addressed bucket (which must exist), or whoever its policy allows.
     BucketOwner,
+    /// Anyone: the operation finds the caller in the body (POST Object's form, whose policy
+    /// is signed), then checks the bucket's access itself. The bucket must exist.
+    Form,
     /// Recognised, but not offered by this server.
     NotImplemented,
 }
@@ -82,6 +85,7 @@ registry! {
         ListParts: BucketOwner => |cx, req| multipart::list_parts::call(cx, req);
         CompleteMultipartUpload: BucketOwner => |cx, req| multipart::complete::call(cx, req);
         PutObject: BucketOwner => |cx, req| object::put::call(cx, req);
+        PostObject: Form => |cx, req| object::post::call(cx, req);
         GetObject: BucketOwner => |cx, req| object::get::call(cx, req, false);
         HeadObject: BucketOwner => |cx, req| object::get::call(cx, req, true);
         DeleteObject: BucketOwner => |cx, req| object::delete::call(cx, req);
@@ -101,7 +105,7 @@ registry! {
             GetBucketInventoryConfiguration, GetBucketLogging, GetBucketMetricsConfiguration,
             GetBucketNotificationConfiguration, GetBucketOwnershipControls, GetBucketReplication, GetBucketRequestPayment, GetBucketWebsite,
             GetObjectAcl, GetObjectLegalHold, GetObjectLockConfiguration, GetObjectRetention,
-            GetObjectTorrent, PostObject, PutBucketAccelerateConfiguration,
+            GetObjectTorrent, PutBucketAccelerateConfiguration,
             PutBucketAcl, PutBucketAnalyticsConfiguration, PutBucketEncryption,
             PutBucketIntelligentTieringConfiguration, PutBucketInventoryConfiguration,
             PutBucketLogging, PutBucketMetricsConfiguration, PutBucketNotificationConfiguration,

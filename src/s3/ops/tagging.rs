@@ -44,6 +44,11 @@ fn parse(doc: &[u8], limit: TagLimit) -> Result<Vec<(String, String)>, S3Error> 
     validate_tags(t.tag_set.tags.into_iter().map(|t| (t.key, t.value)).collect(), limit)
 }
 
+/// The tags of an object in a `<Tagging>` document (a POST form's `tagging` field).
+pub fn parse_object_tags(doc: &[u8]) -> Result<Vec<(String, String)>, S3Error> {
+    parse(doc, TagLimit::Object)
+}
+
 fn render(tags: &[(String, String)]) -> bytes::Bytes {
     let mut w = XmlWriter::new("Tagging");
     w.start("TagSet");

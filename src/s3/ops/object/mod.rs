@@ -6,4 +6,5 @@ pub mod delete;
 pub mod delete_many;
 pub mod get;
 pub mod list;
+pub mod post;
 pub mod put;
