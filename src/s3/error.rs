@@ -59,6 +59,7 @@ s3_error_codes! {
     InternalError => 500, "We encountered an internal error. Please try again.";
     InvalidAccessKeyId => 403, "The AWS Access Key Id you provided does not exist in our records.";
     InvalidArgument => 400, "Invalid Argument";
+    InvalidBucketAclWithBlockPublicAccessError => 400, "Bucket cannot have public ACLs set with BlockPublicAccess enabled";
     InvalidBucketAclWithObjectOwnership => 400, "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting";
     InvalidBucketName => 400, "The specified bucket is not valid.";
     InvalidDigest => 400, "The Content-MD5 you specified is not valid.";
@@ -74,6 +75,7 @@ s3_error_codes! {
     InvalidTag => 400, "The tag provided was not a valid tag.";
     InvalidURI => 400, "Couldn't parse the specified URI.";
     KeyTooLongError => 400, "Your key is too long";
+    MalformedACLError => 400, "The XML you provided was not well-formed or did not validate against our published schema";
     MalformedPolicy => 400, "Policies must be valid JSON and the first byte must be '{'";
     MalformedPOSTRequest => 400, "The body of your POST request is not well-formed multipart/form-data.";
     MalformedXML => 400, "The XML you provided was not well-formed or did not validate against our published schema";
@@ -81,6 +83,7 @@ s3_error_codes! {
     MaxMessageLengthExceeded => 400, "Your request was too big.";
     MaxPostPreDataLengthExceeded => 400, "Your POST request fields preceding the upload file were too large.";
     MetadataTooLarge => 400, "Your metadata headers exceed the maximum allowed metadata size";
+    MissingSecurityHeader => 400, "Your request was missing a required header";
     MethodNotAllowed => 405, "The specified method is not allowed against this resource.";
     MissingContentLength => 411, "You must provide the Content-Length HTTP header.";
     NoSuchBucket => 404, "The specified bucket does not exist";
@@ -94,12 +97,15 @@ s3_error_codes! {
     NoSuchTagSet => 404, "The TagSet does not exist";
     NoSuchUpload => 404, "The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed.";
     NotImplemented => 501, "A header you provided implies functionality that is not implemented";
+    OwnershipControlsNotFoundError => 404, "The bucket ownership controls were not found";
     PreconditionFailed => 412, "At least one of the pre-conditions you specified did not hold";
     RequestHeaderSectionTooLarge => 400, "Your request header section exceeds the maximum allowed size.";
     RequestTimeout => 400, "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed.";
     RequestTimeTooSkewed => 403, "The difference between the request time and the current time is too large.";
     ServiceUnavailable => 503, "Service is unable to handle request.";
     SignatureDoesNotMatch => 403, "The request signature we calculated does not match the signature you provided. Check your key and signing method.";
+    UnexpectedContent => 400, "This request does not support content";
+    UnresolvableGrantByEmailAddress => 400, "The e-mail address you provided does not match any account on record.";
     XAmzContentSHA256Mismatch => 400, "The provided 'x-amz-content-sha256' header does not match what was computed.";
 }
 

@@ -264,10 +264,10 @@ pub struct ObjectAttributes {
     pub tags: Vec<(String, String)>,
 }
 
-/// Validates everything PutObject and CreateMultipartUpload share: ACL headers, unsupported
-/// features, storage class, content headers, user metadata and tagging.
+/// Validates everything PutObject and CreateMultipartUpload share: unsupported features,
+/// storage class, content headers, user metadata and tagging (ACL headers are
+/// [`crate::s3::acl::new_object`]'s).
 pub fn object_attributes(h: &HeaderMap) -> Result<ObjectAttributes, S3Error> {
-    check_object_acl(h)?;
     check_unsupported_object_features(h)?;
     Ok(ObjectAttributes {
         storage_class: storage_class(h)?,
@@ -275,36 +275,6 @@ pub fn object_attributes(h: &HeaderMap) -> Result<ObjectAttributes, S3Error> {
         user_metadata: user_metadata(h)?,
         tags: tagging(h)?,
     })
-}
-
-/// Canned ACLs an ACL-disabled bucket (the AWS default) still accepts: they grant nothing
-/// beyond the owner's own access.
-const OWNER_ONLY_ACLS: [&str; 2] = ["private", "bucket-owner-full-control"];
-const CANNED_ACLS: [&str; 8] = [
-    "private",
-    "public-read",
-    "public-read-write",
-    "authenticated-read",
-    "aws-exec-read",
-    "bucket-owner-read",
-    "bucket-owner-full-control",
-    "log-delivery-write",
-];
-
-/// Object ACL headers, answered as a bucket with ACLs disabled does.
-pub fn check_object_acl(headers: &HeaderMap) -> Result<(), S3Error> {
-    if let Some(acl) = text(headers, "x-amz-acl")? {
-        if !CANNED_ACLS.contains(&acl.as_str()) {
-            return Err(S3Error::invalid_argument("Invalid canned ACL", "x-amz-acl", &acl));
-        }
-        if !OWNER_ONLY_ACLS.contains(&acl.as_str()) {
-            return Err(S3Error::new(S3ErrorCode::AccessControlListNotSupported));
-        }
-    }
-    if headers.keys().any(|k| k.as_str().starts_with("x-amz-grant-")) {
-        return Err(S3Error::new(S3ErrorCode::AccessControlListNotSupported));
-    }
-    Ok(())
 }
 
 /// Server-side encryption is not offered; object lock needs a lock-enabled bucket, which s3d
@@ -396,24 +366,6 @@ mod tests {
         ] {
             assert_eq!(c(&bad).expect_err("invalid").code, S3ErrorCode::InvalidRequest, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn acl_headers_as_on_an_acl_disabled_bucket() {
-        assert!(check_object_acl(&h(&[("x-amz-acl", "private")])).is_ok());
-        assert!(check_object_acl(&h(&[("x-amz-acl", "bucket-owner-full-control")])).is_ok());
-        assert_eq!(
-            check_object_acl(&h(&[("x-amz-acl", "public-read")])).expect_err("acl").code,
-            S3ErrorCode::AccessControlListNotSupported
-        );
-        assert_eq!(
-            check_object_acl(&h(&[("x-amz-grant-read", "id=x")])).expect_err("grant").code,
-            S3ErrorCode::AccessControlListNotSupported
-        );
-        assert_eq!(
-            check_object_acl(&h(&[("x-amz-acl", "bogus")])).expect_err("bogus").code,
-            S3ErrorCode::InvalidArgument
-        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! S3 semantics: addressing, routing, authentication and authorization, one module per
 //! operation, wire types and errors. Knows neither axum nor RocksDB.
 
+pub mod acl;
 pub mod address;
 pub mod admin;
 pub mod body;
@@ -22,7 +23,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 
 use crate::auth::{self, Authenticated, CredentialStore};
 use crate::clock::Timestamp;
-use crate::storage::{BucketRecord, BucketSetting, BucketSettingKind, MetadataStore, Storage};
+use crate::storage::{BucketRecord, BucketSetting, BucketSettingKind, MetadataStore, Permission, Storage};
 pub use body::BodyStream;
 pub use error::{S3Error, S3ErrorCode};
 use query::Query;
@@ -133,6 +134,19 @@ pub struct Ctx<'a> {
     /// The client's address, when known, and whether it came over TLS.
     pub peer: Option<std::net::IpAddr>,
     pub secure: bool,
+    /// Set when the caller is let in only if the addressed object's ACL grants this
+    /// permission (with whether public grants are ignored): the operation checks it once it
+    /// has the object ([`Ctx::check_object_grant`]).
+    pub object_grant: Option<(Permission, bool)>,
+}
+
+/// Whether a caller is let in, and on what terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    Granted,
+    /// Only if the object's ACL grants this (or the caller owns the object); public grants
+    /// count unless the flag says they are ignored.
+    IfObjectGrants(Permission, bool),
 }
 
 /// Who may do what in one bucket: its owner, or whoever its policy allows; an explicit Deny
@@ -144,6 +158,9 @@ pub struct BucketAccess<'a> {
     policy: Option<policy::Policy>,
     /// A public policy grants nothing to anonymous callers (`RestrictPublicBuckets`).
     restricted: bool,
+    /// The bucket's ACL, when ACLs count for this caller (they are enabled in the bucket,
+    /// and the caller is not its owner), and whether its public grants are ignored.
+    acl: Option<(Vec<crate::storage::Grant>, bool)>,
 }
 
 impl BucketAccess<'_> {
@@ -155,7 +172,23 @@ impl BucketAccess<'_> {
         self.policy.is_some()
     }
 
+    /// Whether ACLs may admit this caller (the bucket enables them).
+    pub fn acls_count(&self) -> bool {
+        self.acl.is_some()
+    }
+
+    /// [`BucketAccess::judge`], for operations that do not look at an object's ACL.
     pub fn check(&self, op: OpName, key: Option<&str>, facts: &RequestFacts<'_>) -> Result<(), S3Error> {
+        match self.judge(op, key, facts)? {
+            Admission::Granted => Ok(()),
+            Admission::IfObjectGrants(..) => Err(S3Error::new(S3ErrorCode::AccessDenied)),
+        }
+    }
+
+    /// Whether the caller may do `op` (on `key`): the policy's explicit Deny refuses, then
+    /// its Allow or the bucket's ownership admits, then the bucket's ACL; an object
+    /// operation may be left to the object's ACL.
+    pub fn judge(&self, op: OpName, key: Option<&str>, facts: &RequestFacts<'_>) -> Result<Admission, S3Error> {
         let owner = self.is_owner();
         let denied = || S3Error::new(S3ErrorCode::AccessDenied);
         let policy_op = matches!(
@@ -167,7 +200,7 @@ impl BucketAccess<'_> {
                 | OpName::DeletePublicAccessBlock
         );
         let (Some(doc), Some((action, on_object))) = (&self.policy, policy::action(op, facts.version.is_some())) else {
-            return if owner { Ok(()) } else { Err(denied()) };
+            return if owner { Ok(Admission::Granted) } else { self.by_acl(op) };
         };
         let name = &self.record.name;
         let resource = match (on_object, key) {
@@ -180,15 +213,50 @@ impl BucketAccess<'_> {
         let cx = policy::RequestContext { user, action, resource: &resource, keys: &keys };
         let restricted = self.restricted && auth.anonymous;
         match doc.evaluate(&cx) {
-            policy::Decision::Deny if owner && policy_op => Ok(()),
+            policy::Decision::Deny if owner && policy_op => Ok(Admission::Granted),
             policy::Decision::Deny => Err(denied()),
             // Only the bucket's owner manages its policy, whatever the policy says.
             policy::Decision::Allow if policy_op && !owner => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
-            policy::Decision::Allow if restricted => Err(denied()),
-            policy::Decision::Allow => Ok(()),
-            policy::Decision::Silent if owner => Ok(()),
-            policy::Decision::Silent => Err(denied()),
+            policy::Decision::Allow if restricted => self.by_acl(op),
+            policy::Decision::Allow => Ok(Admission::Granted),
+            policy::Decision::Silent if owner => Ok(Admission::Granted),
+            policy::Decision::Silent => self.by_acl(op),
         }
+    }
+
+    /// What the bucket's ACL lets a caller who is not its owner do: bucket operations by the
+    /// bucket's grants, object reads and ACL operations by the object's (judged later).
+    fn by_acl(&self, op: OpName) -> Result<Admission, S3Error> {
+        use crate::storage::Permission as P;
+        let denied = Err(S3Error::new(S3ErrorCode::AccessDenied));
+        let Some((grants, ignore_public)) = &self.acl else {
+            return denied;
+        };
+        let on_bucket = match op {
+            OpName::ListObjects
+            | OpName::ListObjectsV2
+            | OpName::ListObjectVersions
+            | OpName::ListMultipartUploads
+            | OpName::HeadBucket => P::Read,
+            OpName::PutObject
+            | OpName::CopyObject
+            | OpName::DeleteObject
+            | OpName::DeleteObjects
+            | OpName::CreateMultipartUpload
+            | OpName::UploadPart
+            | OpName::UploadPartCopy
+            | OpName::CompleteMultipartUpload
+            | OpName::AbortMultipartUpload
+            | OpName::ListParts => P::Write,
+            OpName::GetBucketAcl => P::ReadAcp,
+            OpName::PutBucketAcl => P::WriteAcp,
+            OpName::GetObject | OpName::HeadObject => return Ok(Admission::IfObjectGrants(P::Read, *ignore_public)),
+            OpName::GetObjectAcl => return Ok(Admission::IfObjectGrants(P::ReadAcp, *ignore_public)),
+            OpName::PutObjectAcl => return Ok(Admission::IfObjectGrants(P::WriteAcp, *ignore_public)),
+            _ => return denied,
+        };
+        let caller = (!self.auth.anonymous).then_some(self.auth.identity.id.as_str());
+        if acl::allows(grants, caller, on_bucket, *ignore_public) { Ok(Admission::Granted) } else { denied }
     }
 }
 
@@ -289,6 +357,15 @@ impl Ctx<'_> {
         }
     }
 
+    /// Whether the caller may do to `object` what it was let in for: always, unless it was
+    /// let in only if the object's ACL grants it, which its owner always may.
+    pub fn check_object_grant(&self, object: &crate::storage::ObjectRecord) -> Result<(), S3Error> {
+        match self.object_grant {
+            None => Ok(()),
+            Some((wanted, ignore_public)) => acl::check_object(self.auth, object, wanted, ignore_public),
+        }
+    }
+
     /// The caller, as an upload's initiator (an anonymous caller has an empty id).
     pub fn caller(&self) -> crate::storage::Owner {
         crate::storage::Owner {
@@ -380,7 +457,18 @@ impl S3Service {
             }
             _ => false,
         };
-        Ok(BucketAccess { auth, record, policy, restricted })
+        // ACLs matter only to callers other than the bucket's owner, and only in buckets that
+        // enable them; the owner's requests read nothing more.
+        let is_owner = !auth.anonymous && record.owner.id == auth.identity.id;
+        let acl = if is_owner
+            || acl::ownership(self, &record.name).await? == Some(crate::storage::ObjectOwnership::BucketOwnerEnforced)
+        {
+            None
+        } else {
+            let block = ops::bucket::public_access::of(self, &record.name).await?;
+            Some((acl::bucket_grants(self, record).await?, block.is_some_and(|b| b.ignore_public_acls)))
+        };
+        Ok(BucketAccess { auth, record, policy, restricted, acl })
     }
 
     /// Verifies the request's signature against the user directory.
@@ -465,6 +553,7 @@ impl S3Service {
             }
         }
 
+        let mut object_grant = None;
         let bucket = match ops::access(op) {
             ops::Access::NotImplemented => return Err(ops::not_implemented(op)),
             ops::Access::AnyUser if authenticated.anonymous => return Err(S3Error::new(S3ErrorCode::AccessDenied)),
@@ -486,11 +575,15 @@ impl S3Service {
                 if matches!(op, OpName::DeleteObjects | OpName::PutObjectTagging) {
                     // Checked by the operation (per key, or with the body's tags); a caller no
                     // policy could let in is refused before the body is read.
-                    if !access.is_owner() && !access.has_policy() {
+                    if !access.is_owner() && !access.has_policy() && !access.acls_count() {
                         return Err(S3Error::new(S3ErrorCode::AccessDenied));
                     }
                 } else {
-                    access.check(op, addr.key.as_deref(), &facts)?;
+                    if let Admission::IfObjectGrants(p, ignore_public) =
+                        access.judge(op, addr.key.as_deref(), &facts)?
+                    {
+                        object_grant = Some((p, ignore_public));
+                    }
                     // What some operations also do needs its own permission.
                     let also = match op {
                         OpName::PutObject | OpName::CopyObject | OpName::CreateMultipartUpload
@@ -523,6 +616,7 @@ impl S3Service {
             bucket,
             peer: client,
             secure: req.secure,
+            object_grant,
         };
         ops::call(op, &cx, req).await
     }

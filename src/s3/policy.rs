@@ -664,6 +664,14 @@ pub fn action(op: super::OpName, versioned: bool) -> Option<(&'static str, bool)
         GetBucketPolicyStatus => ("s3:GetBucketPolicyStatus", false),
         PutPublicAccessBlock | DeletePublicAccessBlock => ("s3:PutBucketPublicAccessBlock", false),
         GetPublicAccessBlock => ("s3:GetBucketPublicAccessBlock", false),
+        GetObjectAcl if versioned => ("s3:GetObjectVersionAcl", true),
+        GetObjectAcl => ("s3:GetObjectAcl", true),
+        PutObjectAcl if versioned => ("s3:PutObjectVersionAcl", true),
+        PutObjectAcl => ("s3:PutObjectAcl", true),
+        GetBucketAcl => ("s3:GetBucketAcl", false),
+        PutBucketAcl => ("s3:PutBucketAcl", false),
+        PutBucketOwnershipControls | DeleteBucketOwnershipControls => ("s3:PutBucketOwnershipControls", false),
+        GetBucketOwnershipControls => ("s3:GetBucketOwnershipControls", false),
         _ => return None,
     })
 }

@@ -81,6 +81,22 @@ impl XmlWriter {
         self
     }
 
+    /// An element with attributes (`xsi:type` of a grantee).
+    pub fn start_with(&mut self, name: &'static str, attributes: &[(&str, &str)]) -> &mut Self {
+        self.out.push('<');
+        self.out.push_str(name);
+        for (k, v) in attributes {
+            self.out.push(' ');
+            self.out.push_str(k);
+            self.out.push_str("=\"");
+            escape_into(&mut self.out, v);
+            self.out.push('"');
+        }
+        self.out.push('>');
+        self.stack.push(name);
+        self
+    }
+
     pub fn end(&mut self) -> &mut Self {
         if let Some(name) = self.stack.pop() {
             self.out.push_str("</");

@@ -7,6 +7,7 @@
 //! - `2`: typed records; objects are versions (`version_id`, `version_key`, delete markers)
 //!   and buckets carry their versioning state.
 //! - `3`: parts may hold their bytes (`inline`: small objects kept in the record).
+//! - `4`: objects and uploads carry ACL grants (`acl`).
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -16,6 +17,7 @@ use crate::storage::StorageError;
 const V1: u8 = 1;
 const V2: u8 = 2;
 const V3: u8 = 3;
+const V4: u8 = 4;
 
 /// A record a metadata store keeps.
 pub trait Record: Serialize + DeserializeOwned {
@@ -34,6 +36,12 @@ pub trait Record: Serialize + DeserializeOwned {
     fn from_v2(bytes: &[u8]) -> Result<Self, StorageError> {
         postcard_decode(bytes)
     }
+
+    /// Reads a value written in format 3; records whose layout did not change decode as they
+    /// are.
+    fn from_v3(bytes: &[u8]) -> Result<Self, StorageError> {
+        postcard_decode(bytes)
+    }
 }
 
 fn postcard_decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StorageError> {
@@ -48,7 +56,8 @@ pub fn encode<T: Record>(value: &T) -> Result<Vec<u8>, StorageError> {
 
 pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, StorageError> {
     match bytes.split_first() {
-        Some((&V3, rest)) => postcard_decode(rest),
+        Some((&V4, rest)) => postcard_decode(rest),
+        Some((&V3, rest)) => T::from_v3(rest),
         Some((&V2, rest)) => T::from_v2(rest),
         Some((&V1, rest)) => T::from_v1(rest),
         Some((v, _)) => Err(StorageError::Corrupt(format!("unknown record version {v}"))),
@@ -137,6 +146,7 @@ mod v1 {
                 tags: self.tags,
                 checksum_algorithm: self.checksum_algorithm.as_deref().map(algorithm).transpose()?,
                 checksum_type: self.checksum_type.as_deref().map(kind).transpose()?,
+                acl: None,
             })
         }
     }
@@ -202,6 +212,7 @@ mod v1 {
                 user_metadata: self.user_metadata,
                 tags: self.tags,
                 multipart: self.multipart,
+                acl: None,
             })
         }
     }
@@ -306,6 +317,100 @@ mod v2 {
                 parts: o.parts.into_iter().map(Into::into).collect(),
                 multipart: o.multipart,
                 checksum: o.checksum,
+                acl: None,
+            }
+        }
+    }
+}
+
+/// Format 3 layouts that format 4 changed (objects and uploads gained `acl`), and their
+/// conversions.
+mod v3 {
+    use serde::Deserialize;
+
+    use crate::clock::Timestamp;
+    use crate::storage::{
+        ChecksumAlgorithm, ChecksumType, ContentHeaders, ObjectChecksum, ObjectRecord, Owner, PartRecord, StorageClass,
+        UploadRecord, VersionId, VersionKey,
+    };
+
+    #[derive(Deserialize)]
+    pub struct Object {
+        bucket: String,
+        key: String,
+        version_id: VersionId,
+        version_key: VersionKey,
+        delete_marker: bool,
+        size: u64,
+        etag: String,
+        last_modified: Timestamp,
+        owner: Owner,
+        storage_class: StorageClass,
+        headers: ContentHeaders,
+        user_metadata: Vec<(String, String)>,
+        tags: Vec<(String, String)>,
+        parts: Vec<PartRecord>,
+        multipart: bool,
+        checksum: Option<ObjectChecksum>,
+    }
+
+    impl From<Object> for ObjectRecord {
+        fn from(o: Object) -> Self {
+            ObjectRecord {
+                bucket: o.bucket,
+                key: o.key,
+                version_id: o.version_id,
+                version_key: o.version_key,
+                delete_marker: o.delete_marker,
+                size: o.size,
+                etag: o.etag,
+                last_modified: o.last_modified,
+                owner: o.owner,
+                storage_class: o.storage_class,
+                headers: o.headers,
+                user_metadata: o.user_metadata,
+                tags: o.tags,
+                parts: o.parts,
+                multipart: o.multipart,
+                checksum: o.checksum,
+                acl: None,
+            }
+        }
+    }
+
+    /// An upload as formats 2 and 3 wrote it.
+    #[derive(Deserialize)]
+    pub struct Upload {
+        bucket: String,
+        key: String,
+        upload_id: String,
+        owner: Owner,
+        initiator: Owner,
+        initiated: Timestamp,
+        storage_class: StorageClass,
+        headers: ContentHeaders,
+        user_metadata: Vec<(String, String)>,
+        tags: Vec<(String, String)>,
+        checksum_algorithm: Option<ChecksumAlgorithm>,
+        checksum_type: Option<ChecksumType>,
+    }
+
+    impl From<Upload> for UploadRecord {
+        fn from(u: Upload) -> Self {
+            UploadRecord {
+                bucket: u.bucket,
+                key: u.key,
+                upload_id: u.upload_id,
+                owner: u.owner,
+                initiator: u.initiator,
+                initiated: u.initiated,
+                storage_class: u.storage_class,
+                headers: u.headers,
+                user_metadata: u.user_metadata,
+                tags: u.tags,
+                checksum_algorithm: u.checksum_algorithm,
+                checksum_type: u.checksum_type,
+                acl: None,
             }
         }
     }
@@ -320,8 +425,18 @@ impl Record for BucketRecord {
 }
 
 impl Record for UploadRecord {
+    const FORMAT: u8 = V4;
+
     fn from_v1(bytes: &[u8]) -> Result<Self, StorageError> {
         postcard_decode::<v1::Upload>(bytes)?.convert()
+    }
+
+    fn from_v2(bytes: &[u8]) -> Result<Self, StorageError> {
+        postcard_decode::<v3::Upload>(bytes).map(Into::into)
+    }
+
+    fn from_v3(bytes: &[u8]) -> Result<Self, StorageError> {
+        postcard_decode::<v3::Upload>(bytes).map(Into::into)
     }
 }
 
@@ -338,7 +453,7 @@ impl Record for PartRecord {
 }
 
 impl Record for ObjectRecord {
-    const FORMAT: u8 = V3;
+    const FORMAT: u8 = V4;
 
     fn from_v1(bytes: &[u8]) -> Result<Self, StorageError> {
         postcard_decode::<v1::Object>(bytes)?.convert()
@@ -346,6 +461,10 @@ impl Record for ObjectRecord {
 
     fn from_v2(bytes: &[u8]) -> Result<Self, StorageError> {
         postcard_decode::<v2::Object>(bytes).map(Into::into)
+    }
+
+    fn from_v3(bytes: &[u8]) -> Result<Self, StorageError> {
+        postcard_decode::<v3::Object>(bytes).map(Into::into)
     }
 }
 
@@ -548,9 +667,47 @@ mod tests {
         let mut inline = o.clone();
         inline.parts[0].inline = Some(bytes::Bytes::from_static(b"abc\xff\x00"));
         let encoded = encode(&inline).expect("encodes");
-        assert_eq!(encoded[0], 3);
+        assert_eq!(encoded[0], 4);
         let back: ObjectRecord = decode(&encoded).expect("decodes");
         assert_eq!(back, inline);
         assert_eq!(back.blobs().count(), 0, "an inline object has no blob");
+    }
+
+    /// Format 3 records are format 4's without the trailing `acl` (postcard writes `None` as
+    /// one zero byte): they read with no ACL, and records with grants round-trip.
+    #[test]
+    fn format_3_objects_and_uploads_read_without_acl() {
+        use crate::storage::{Grant, Grantee, Permission};
+        fn as_format_3<T: Record>(value: &T) -> Vec<u8> {
+            let mut bytes = encode(value).expect("encodes");
+            assert_eq!((bytes[0], bytes.last()), (4, Some(&0)), "no ACL is written last, as one zero byte");
+            bytes[0] = 3;
+            bytes.pop();
+            bytes
+        }
+        let object = ObjectRecord {
+            tags: vec![("t".into(), "v".into())],
+            ..ObjectRecord::delete_marker("b", "k", owner(), Timestamp(1))
+        };
+        assert_eq!(decode::<ObjectRecord>(&as_format_3(&object)).expect("format 3 object"), object);
+        let upload = UploadRecord {
+            bucket: "b".into(),
+            key: "k".into(),
+            upload_id: "u".into(),
+            owner: owner(),
+            initiator: owner(),
+            initiated: Timestamp(2),
+            storage_class: StorageClass::Standard,
+            headers: ContentHeaders::default(),
+            user_metadata: vec![],
+            tags: vec![],
+            checksum_algorithm: Some(ChecksumAlgorithm::Sha256),
+            checksum_type: Some(ChecksumType::Composite),
+            acl: None,
+        };
+        assert_eq!(decode::<UploadRecord>(&as_format_3(&upload)).expect("format 3 upload"), upload);
+        let grants = vec![Grant { grantee: Grantee::AllUsers, permission: Permission::Read }];
+        let shared = ObjectRecord { acl: Some(grants), ..object };
+        assert_eq!(decode::<ObjectRecord>(&encode(&shared).expect("encodes")).expect("decodes"), shared);
     }
 }

@@ -36,6 +36,7 @@ fn upload(bucket: &str, key: &str, id: &str, initiated: i64) -> UploadRecord {
         tags: vec![],
         checksum_algorithm: Some(ChecksumAlgorithm::Crc32),
         checksum_type: Some(ChecksumType::Composite),
+        acl: None,
     }
 }
 
@@ -209,6 +210,7 @@ fn object(bucket: &str, key: &str, blobs: &[&str]) -> ObjectRecord {
         parts: blobs.iter().enumerate().map(|(i, b)| part(i as u32 + 1, b)).collect(),
         multipart: blobs.len() > 1,
         checksum: None,
+        acl: None,
     }
 }
 
@@ -426,7 +428,10 @@ async fn versions(store: &dyn MetadataStore) {
     assert!(store.get_object("vb", "k", None).await.expect("get").expect("latest").delete_marker);
     let q = ListObjectsQuery { max: 100, ..ListObjectsQuery::default() };
     assert!(store.list_objects("vb", &q).await.expect("list").objects.is_empty());
-    assert!(matches!(store.put_object_tags("vb", "k", None, vec![]).await, Err(StorageError::DeleteMarker)));
+    assert!(matches!(
+        store.update_object("vb", "k", None, ObjectChange::Tags(vec![])).await,
+        Err(StorageError::DeleteMarker)
+    ));
     // Conditional writes see the marker as no object.
     store.put_object(at(object("vb", "k", &["v3"]), 30), &WriteCondition::IfAbsent).await.expect("if absent");
     assert!(matches!(
@@ -434,15 +439,24 @@ async fn versions(store: &dyn MetadataStore) {
         Err(StorageError::PreconditionFailed)
     ));
     // Tags change one version in place.
-    let tagged = store.put_object_tags("vb", "k", Some(v1.version_id), vec![("t".into(), "1".into())]).await;
+    let tagged =
+        store.update_object("vb", "k", Some(v1.version_id), ObjectChange::Tags(vec![("t".into(), "1".into())])).await;
     assert_eq!(tagged.expect("tags"), v1.version_id);
     assert_eq!(store.get_object("vb", "k", Some(v1.version_id)).await.expect("get").expect("v1").tags.len(), 1);
+    // So does an ACL, which the latest version carries too when it is the one changed.
+    let grants = vec![Grant { grantee: Grantee::AllUsers, permission: Permission::Read }];
+    let latest = store.get_object("vb", "k", None).await.expect("get").expect("latest");
+    store.update_object("vb", "k", None, ObjectChange::Acl(Some(grants.clone()))).await.expect("acl");
+    assert_eq!(store.get_object("vb", "k", None).await.expect("get").expect("latest").acl, Some(grants.clone()));
+    let v = store.get_object("vb", "k", Some(latest.version_id)).await.expect("get").expect("by id");
+    assert_eq!(v.acl, Some(grants));
+    assert_eq!(store.get_object("vb", "k", Some(v1.version_id)).await.expect("get").expect("v1").acl, None);
     assert!(matches!(
-        store.put_object_tags("vb", "k", Some(ghost), vec![]).await,
+        store.update_object("vb", "k", Some(ghost), ObjectChange::Tags(vec![])).await,
         Err(StorageError::NotFound(Resource::Version))
     ));
     assert!(matches!(
-        store.put_object_tags("vb", "none", None, vec![]).await,
+        store.update_object("vb", "none", None, ObjectChange::Tags(vec![])).await,
         Err(StorageError::NotFound(Resource::Object))
     ));
 

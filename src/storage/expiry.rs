@@ -402,6 +402,7 @@ mod tests {
             }],
             multipart: false,
             checksum: None,
+            acl: None,
         }
     }
 
@@ -520,6 +521,7 @@ mod tests {
             tags: vec![],
             checksum_algorithm: None,
             checksum_type: None,
+            acl: None,
         };
         meta.create_upload(upload("old", days_ago(3))).await.expect("upload");
         meta.create_upload(upload("new", Timestamp::now())).await.expect("upload");

@@ -461,6 +461,7 @@ mod tests {
             multipart: records.len() > 1,
             parts: records,
             checksum: None,
+            acl: None,
         }
     }
 

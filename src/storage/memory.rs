@@ -508,12 +508,12 @@ impl MetadataStore for MemoryMetadataStore {
         s.delete_latest(bucket, key, versioning, owner)
     }
 
-    async fn put_object_tags(
+    async fn update_object(
         &self,
         bucket: &str,
         key: &str,
         version: Option<VersionId>,
-        tags: Vec<(String, String)>,
+        change: crate::storage::ObjectChange,
     ) -> Result<VersionId, StorageError> {
         let mut s = self.state();
         s.versioning(bucket)?;
@@ -528,7 +528,7 @@ impl MetadataStore for MemoryMetadataStore {
         if v.delete_marker {
             return Err(StorageError::DeleteMarker);
         }
-        v.tags = tags;
+        change.apply(v);
         let id = v.version_id;
         s.refresh_latest(bucket, key);
         Ok(id)

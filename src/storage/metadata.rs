@@ -132,15 +132,15 @@ pub trait MetadataStore: Send + Sync + 'static {
         owner: &super::Owner,
     ) -> Result<DeleteOutcome, StorageError>;
 
-    /// Replaces the tags of a version (the latest without `version`, which must not be a
-    /// delete marker); returns the version changed. `NotFound(Object)`, `NotFound(Version)`,
-    /// or `MethodNotAllowed` for a delete marker.
-    async fn put_object_tags(
+    /// Changes the tags or the ACL of a version (the latest without `version`, which must
+    /// not be a delete marker); returns the version changed. `NotFound(Object)`,
+    /// `NotFound(Version)`, or `DeleteMarker`.
+    async fn update_object(
         &self,
         bucket: &str,
         key: &str,
         version: Option<VersionId>,
-        tags: Vec<(String, String)>,
+        change: super::ObjectChange,
     ) -> Result<VersionId, StorageError>;
 
     /// Keys whose latest version is not a delete marker, in key order, grouped by delimiter.

@@ -128,16 +128,103 @@ pub enum BucketSettingKind {
     Cors,
     Policy,
     PublicAccessBlock,
+    Acl,
+    OwnershipControls,
 }
 
 impl BucketSettingKind {
-    pub const ALL: [BucketSettingKind; 5] = [
+    pub const ALL: [BucketSettingKind; 7] = [
         BucketSettingKind::Tagging,
         BucketSettingKind::Lifecycle,
         BucketSettingKind::Cors,
         BucketSettingKind::Policy,
         BucketSettingKind::PublicAccessBlock,
+        BucketSettingKind::Acl,
+        BucketSettingKind::OwnershipControls,
     ];
+}
+
+/// What an ACL grant allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Permission {
+    FullControl,
+    Read,
+    Write,
+    ReadAcp,
+    WriteAcp,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 5] =
+        [Permission::FullControl, Permission::Read, Permission::Write, Permission::ReadAcp, Permission::WriteAcp];
+
+    /// As AWS writes it: `FULL_CONTROL`, `READ`, `WRITE`, `READ_ACP`, `WRITE_ACP`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::FullControl => "FULL_CONTROL",
+            Permission::Read => "READ",
+            Permission::Write => "WRITE",
+            Permission::ReadAcp => "READ_ACP",
+            Permission::WriteAcp => "WRITE_ACP",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Permission> {
+        Permission::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    /// Whether a grant of `self` allows `wanted`.
+    pub fn allows(self, wanted: Permission) -> bool {
+        self == Permission::FullControl || self == wanted
+    }
+}
+
+/// Who an ACL grant is for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Grantee {
+    /// A user, by id (the canonical user id).
+    User(String),
+    /// Everyone, anonymous callers included.
+    AllUsers,
+    /// Every signed request.
+    AuthenticatedUsers,
+    /// S3's log delivery group (it grants no s3d user anything).
+    LogDelivery,
+}
+
+/// One grant of an access control list.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Grant {
+    pub grantee: Grantee,
+    pub permission: Permission,
+}
+
+/// Who owns a bucket's new objects, and whether ACLs count (AWS's object ownership).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ObjectOwnership {
+    /// ACLs are disabled; the bucket's owner owns every object (AWS's default for new buckets).
+    BucketOwnerEnforced,
+    /// The bucket's owner owns objects written with the `bucket-owner-full-control` ACL.
+    BucketOwnerPreferred,
+    /// The writer owns what it writes (a bucket without ownership controls behaves so).
+    ObjectWriter,
+}
+
+impl ObjectOwnership {
+    pub const ALL: [ObjectOwnership; 3] =
+        [ObjectOwnership::BucketOwnerEnforced, ObjectOwnership::BucketOwnerPreferred, ObjectOwnership::ObjectWriter];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectOwnership::BucketOwnerEnforced => "BucketOwnerEnforced",
+            ObjectOwnership::BucketOwnerPreferred => "BucketOwnerPreferred",
+            ObjectOwnership::ObjectWriter => "ObjectWriter",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ObjectOwnership> {
+        ObjectOwnership::ALL.into_iter().find(|o| o.as_str() == s)
+    }
 }
 
 /// A bucket's public access block: AWS's four switches.
@@ -170,6 +257,10 @@ pub enum BucketSetting {
     Policy(String),
     /// The public access block (new buckets get [`PublicAccessBlock::DEFAULT`]).
     PublicAccessBlock(PublicAccessBlock),
+    /// The bucket's ACL grants (without one: its owner's full control).
+    Acl(Vec<Grant>),
+    /// The object ownership (new buckets get `BucketOwnerEnforced`).
+    OwnershipControls(ObjectOwnership),
 }
 
 impl BucketSetting {
@@ -180,6 +271,8 @@ impl BucketSetting {
             BucketSetting::Cors(_) => BucketSettingKind::Cors,
             BucketSetting::Policy(_) => BucketSettingKind::Policy,
             BucketSetting::PublicAccessBlock(_) => BucketSettingKind::PublicAccessBlock,
+            BucketSetting::Acl(_) => BucketSettingKind::Acl,
+            BucketSetting::OwnershipControls(_) => BucketSettingKind::OwnershipControls,
         }
     }
 }
@@ -247,6 +340,8 @@ pub struct UploadRecord {
     /// `x-amz-checksum-algorithm`.
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
     pub checksum_type: Option<ChecksumType>,
+    /// The ACL the object gets (from the initiating request's ACL headers).
+    pub acl: Option<Vec<Grant>>,
 }
 
 /// ListBuckets parameters. `start_after` is the `next_start_after` of a previous page.
@@ -360,6 +455,9 @@ pub struct ObjectRecord {
     /// Whether the object came from a multipart upload (then `?partNumber=N` addresses parts).
     pub multipart: bool,
     pub checksum: Option<ObjectChecksum>,
+    /// The version's ACL grants; `None`: its owner's full control (and in buckets whose ACLs
+    /// are disabled, always that).
+    pub acl: Option<Vec<Grant>>,
 }
 
 impl ObjectRecord {
@@ -388,6 +486,7 @@ impl ObjectRecord {
             parts: Vec::new(),
             multipart: self.multipart,
             checksum: self.checksum.clone(),
+            acl: None,
         }
     }
 
@@ -410,6 +509,24 @@ impl ObjectRecord {
             parts: Vec::new(),
             multipart: false,
             checksum: None,
+            acl: None,
+        }
+    }
+}
+
+/// A change to an existing version that leaves its bytes alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ObjectChange {
+    Tags(Vec<(String, String)>),
+    /// `None`: back to its owner's full control.
+    Acl(Option<Vec<Grant>>),
+}
+
+impl ObjectChange {
+    pub fn apply(self, o: &mut ObjectRecord) {
+        match self {
+            ObjectChange::Tags(t) => o.tags = t,
+            ObjectChange::Acl(a) => o.acl = a,
         }
     }
 }

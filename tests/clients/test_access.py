@@ -197,3 +197,45 @@ def test_upload_form_signed_by_boto3(server, tmp_path, signature_version):
         raise AssertionError("a refused upload was stored")
     except botocore.exceptions.ClientError as e:
         assert e.response["Error"]["Code"] == "404"
+
+
+def test_acls_with_aws_cli_s3cmd_and_boto3(aws, server, tmp_path):
+    """A bucket whose ACLs are enabled (ObjectWriter): aws-cli uploads with a canned ACL,
+    s3cmd makes an object public with setacl (GetObjectAcl then PutObjectAcl with its XML),
+    boto3 reads the ACLs back; curl without credentials reads exactly the public objects."""
+    from conftest import s3cmd_runner
+
+    def status(url):
+        p = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", url], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        return int(p.stdout)
+
+    aws.run("s3api", "create-bucket", "--bucket", "shared", "--object-ownership", "ObjectWriter")
+    assert aws.json("s3api", "get-bucket-ownership-controls", "--bucket", "shared")["OwnershipControls"]["Rules"] == [
+        {"ObjectOwnership": "ObjectWriter"}
+    ]
+    aws.run("s3api", "delete-public-access-block", "--bucket", "shared")
+    f = tmp_path / "page.html"
+    f.write_bytes(b"<p>public</p>")
+    aws.run("s3", "cp", str(f), "s3://shared/page.html", "--acl", "public-read")
+    aws.run("s3", "cp", str(f), "s3://shared/later.html")
+    aws.run("s3", "cp", str(f), "s3://shared/private.html")
+    base = f"{server.endpoint}/shared"
+    assert status(f"{base}/page.html") == 200
+    assert status(f"{base}/later.html") == 403
+    s3cmd = s3cmd_runner(server, tmp_path)
+    s3cmd("setacl", "--acl-public", "s3://shared/later.html")
+    assert status(f"{base}/later.html") == 200
+    assert status(f"{base}/private.html") == 403
+    assert status(base) == 403, "public objects do not make the bucket listable"
+
+    s3 = boto3_client(server, aws.style)
+    grants = s3.get_object_acl(Bucket="shared", Key="later.html")["Grants"]
+    assert {"Type": "Group", "URI": "http://acs.amazonaws.com/groups/global/AllUsers"} in [g["Grantee"] for g in grants]
+    s3.put_object_acl(Bucket="shared", Key="later.html", ACL="private")
+    assert status(f"{base}/later.html") == 403
+    s3.put_bucket_acl(Bucket="shared", ACL="public-read")
+    assert status(base) == 200, "a public-read bucket ACL lets anyone list"
+    assert status(f"{base}/private.html") == 403, "but not read objects their ACLs keep private"
+    acl = s3.get_bucket_acl(Bucket="shared")
+    assert [g["Permission"] for g in acl["Grants"]] == ["FULL_CONTROL", "READ"]

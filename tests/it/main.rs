@@ -3,6 +3,8 @@
 
 mod common;
 
+/// Object ownership controls and ACLs on buckets and objects.
+mod acl;
 /// Hostile input: unsigned headers, dates, ranges and sizes that once panicked or wrapped.
 mod attack;
 /// Object and bucket tagging, GetObjectAttributes.

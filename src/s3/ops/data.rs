@@ -339,11 +339,12 @@ pub fn abort_headers(resp: S3Response, rules: Option<&LifecycleConfiguration>, u
     }
 }
 
-/// A new one-part object made of `part` (the store assigns its version).
+/// A new one-part object made of `part`, with its owner and ACL (the store assigns its
+/// version).
 pub fn single_part_object(
     bucket: &str,
     key: &str,
-    owner: crate::storage::Owner,
+    (owner, acl): (crate::storage::Owner, Option<Vec<crate::storage::Grant>>),
     part: PartRecord,
     attributes: ObjectAttributes,
 ) -> ObjectRecord {
@@ -370,6 +371,7 @@ pub fn single_part_object(
         parts: vec![part],
         multipart: false,
         checksum,
+        acl,
     }
 }
 

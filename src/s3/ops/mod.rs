@@ -85,6 +85,13 @@ registry! {
         ListParts: BucketOwner => |cx, req| multipart::list_parts::call(cx, req);
         CompleteMultipartUpload: BucketOwner => |cx, req| multipart::complete::call(cx, req);
         PutObject: BucketOwner => |cx, req| object::put::call(cx, req);
+        GetObjectAcl: BucketOwner => |cx, req| object::acl::get(cx, req);
+        PutObjectAcl: BucketOwner => |cx, req| object::acl::put(cx, req);
+        GetBucketAcl: BucketOwner => |cx, req| bucket::acl::get(cx, req);
+        PutBucketAcl: BucketOwner => |cx, req| bucket::acl::put(cx, req);
+        PutBucketOwnershipControls: BucketOwner => |cx, req| bucket::acl::put_ownership(cx, req);
+        GetBucketOwnershipControls: BucketOwner => |cx, req| bucket::acl::get_ownership(cx, req);
+        DeleteBucketOwnershipControls: BucketOwner => |cx, req| bucket::acl::delete_ownership(cx, req);
         PostObject: Form => |cx, req| object::post::call(cx, req);
         GetObject: BucketOwner => |cx, req| object::get::call(cx, req, false);
         HeadObject: BucketOwner => |cx, req| object::get::call(cx, req, true);
@@ -98,19 +105,19 @@ registry! {
     not_implemented {
             DeleteBucketAnalyticsConfiguration, DeleteBucketEncryption,
             DeleteBucketIntelligentTieringConfiguration, DeleteBucketInventoryConfiguration,
-            DeleteBucketMetricsConfiguration, DeleteBucketOwnershipControls,
+            DeleteBucketMetricsConfiguration,
             DeleteBucketReplication, DeleteBucketWebsite,
-            GetBucketAccelerateConfiguration, GetBucketAcl, GetBucketAnalyticsConfiguration,
+            GetBucketAccelerateConfiguration, GetBucketAnalyticsConfiguration,
             GetBucketEncryption, GetBucketIntelligentTieringConfiguration,
             GetBucketInventoryConfiguration, GetBucketLogging, GetBucketMetricsConfiguration,
-            GetBucketNotificationConfiguration, GetBucketOwnershipControls, GetBucketReplication, GetBucketRequestPayment, GetBucketWebsite,
-            GetObjectAcl, GetObjectLegalHold, GetObjectLockConfiguration, GetObjectRetention,
+            GetBucketNotificationConfiguration, GetBucketReplication, GetBucketRequestPayment, GetBucketWebsite,
+            GetObjectLegalHold, GetObjectLockConfiguration, GetObjectRetention,
             GetObjectTorrent, PutBucketAccelerateConfiguration,
-            PutBucketAcl, PutBucketAnalyticsConfiguration, PutBucketEncryption,
+            PutBucketAnalyticsConfiguration, PutBucketEncryption,
             PutBucketIntelligentTieringConfiguration, PutBucketInventoryConfiguration,
             PutBucketLogging, PutBucketMetricsConfiguration, PutBucketNotificationConfiguration,
-            PutBucketOwnershipControls, PutBucketReplication,
-            PutBucketRequestPayment, PutBucketWebsite, PutObjectAcl, PutObjectLegalHold,
+            PutBucketReplication,
+            PutBucketRequestPayment, PutBucketWebsite, PutObjectLegalHold,
             PutObjectLockConfiguration, PutObjectRetention, RestoreObject,
             SelectObjectContent,
             // Answered before authentication (browsers send preflights without credentials):

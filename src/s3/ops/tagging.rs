@@ -15,7 +15,7 @@ use super::{bucket_setting, read_document, store_bucket_setting};
 use crate::s3::headers::{TagLimit, validate_tags};
 use crate::s3::xml::{ElementLimits, XmlWriter, from_xml};
 use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response};
-use crate::storage::{BucketSetting, BucketSettingKind};
+use crate::storage::{BucketSetting, BucketSettingKind, ObjectChange};
 
 #[derive(Deserialize)]
 struct Tagging {
@@ -68,7 +68,12 @@ pub async fn put_object(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Er
     // Checked here, with the tags the body sets (a policy may name the tags it allows).
     let facts = crate::s3::RequestFacts { tags: Some(&tags), ..cx.facts(&headers) };
     cx.s3.authorize(cx.auth, bucket, crate::s3::OpName::PutObjectTagging, Some(key), &facts).await?;
-    let id = cx.s3.meta.put_object_tags(&bucket.name, key, version, tags).await.map_err(|e| not_found(e, key))?;
+    let id = cx
+        .s3
+        .meta
+        .update_object(&bucket.name, key, version, ObjectChange::Tags(tags))
+        .await
+        .map_err(|e| not_found(e, key))?;
     Ok(data::version_header(S3Response::new(StatusCode::OK), bucket, id))
 }
 
@@ -82,7 +87,12 @@ pub async fn get_object(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3E
 pub async fn delete_object(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> {
     let (bucket, key) = (cx.bucket()?, cx.key()?);
     let version = data::version_param(cx)?;
-    let id = cx.s3.meta.put_object_tags(&bucket.name, key, version, Vec::new()).await.map_err(|e| not_found(e, key))?;
+    let id = cx
+        .s3
+        .meta
+        .update_object(&bucket.name, key, version, ObjectChange::Tags(Vec::new()))
+        .await
+        .map_err(|e| not_found(e, key))?;
     Ok(data::version_header(S3Response::new(StatusCode::NO_CONTENT), bucket, id))
 }
 

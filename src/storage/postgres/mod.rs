@@ -847,12 +847,12 @@ impl MetadataStore for PostgresMetadataStore {
         })
     }
 
-    async fn put_object_tags(
+    async fn update_object(
         &self,
         bucket: &str,
         key: &str,
         version: Option<VersionId>,
-        tags: Vec<(String, String)>,
+        change: crate::storage::ObjectChange,
     ) -> Result<VersionId, StorageError> {
         transaction!(self, |tx| {
             bucket_required(&tx, bucket, Some(key)).await?;
@@ -863,7 +863,7 @@ impl MetadataStore for PostgresMetadataStore {
             if target.delete_marker {
                 return Err(StorageError::DeleteMarker.into());
             }
-            target.tags = tags.clone();
+            change.clone().apply(&mut target);
             let record = codec::encode(&target)?;
             let sql = "UPDATE versions SET record = $4 WHERE bucket = $1 AND key = $2 AND version_key = $3";
             execute(&tx, sql, &[&bucket, &key.as_bytes(), &&target.version_key.0[..], &record]).await?;
@@ -1304,5 +1304,7 @@ fn setting_kind(kind: BucketSettingKind) -> i16 {
         BucketSettingKind::Cors => 3,
         BucketSettingKind::Policy => 4,
         BucketSettingKind::PublicAccessBlock => 5,
+        BucketSettingKind::Acl => 6,
+        BucketSettingKind::OwnershipControls => 7,
     }
 }

@@ -18,7 +18,7 @@ use crate::storage::StorageError;
 const MIGRATION_LOCK: i64 = 0x7333_642d_6d69_6772;
 
 /// Every migration, in order. Never edit one that has shipped: add another.
-const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2), (3, V3)];
+const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
 
 const V1: &str = r#"
 CREATE TABLE buckets (
@@ -103,6 +103,13 @@ CREATE TABLE users (
 const V3: &str = r#"
 ALTER TABLE blobs ADD COLUMN refs integer NOT NULL DEFAULT 1;
 ALTER TABLE blobs RENAME COLUMN garbage_since TO garbage_at;
+"#;
+
+/// Object and upload records may now be in record format 4 (with ACL grants), which a node
+/// of an earlier release cannot read: the version alone makes such a node refuse the
+/// database.
+const V4: &str = r#"
+COMMENT ON TABLE versions IS 'object records in the record format 4 (ACL grants)';
 "#;
 
 fn io(e: tokio_postgres::Error) -> StorageError {

@@ -115,6 +115,8 @@ pub fn setting(bucket: &str, kind: BucketSettingKind) -> Vec<u8> {
         BucketSettingKind::Cors => 3,
         BucketSettingKind::Policy => 4,
         BucketSettingKind::PublicAccessBlock => 5,
+        BucketSettingKind::Acl => 6,
+        BucketSettingKind::OwnershipControls => 7,
     });
     k
 }

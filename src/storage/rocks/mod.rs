@@ -528,8 +528,9 @@ impl Inner {
 
 /// The layout `Meta["format"]` names: 2, objects as versions; 3, blob rows may count more
 /// than one reference (copies share blobs), which a release that knows only 2 would
-/// miscount, so such a release must not open it.
-const FORMAT: u8 = 3;
+/// miscount, so such a release must not open it; 4, object and upload records may be in
+/// record format 4 (with ACL grants), which a release that knows only 3 cannot read.
+const FORMAT: u8 = 4;
 
 impl Inner {
     /// Brings a database written by an older release to the current layout, once; refuses
@@ -543,8 +544,8 @@ impl Inner {
                     "the metadata database has format {f}, newer than this s3d knows ({FORMAT}): upgrade s3d"
                 )));
             }
-            // Format 2 → 3 changes no record: only the format mark.
-            Some([2]) => return self.write_format(),
+            // Formats 2 → 3 → 4 change no record (old records stay readable): only the mark.
+            Some([2 | 3]) => return self.write_format(),
             Some(other) => return Err(StorageError::Corrupt(format!("unknown metadata format mark {other:?}"))),
             None => {}
         }
@@ -1020,12 +1021,12 @@ impl MetadataStore for RocksMetadataStore {
         .await
     }
 
-    async fn put_object_tags(
+    async fn update_object(
         &self,
         bucket: &str,
         key: &str,
         version: Option<VersionId>,
-        tags: Vec<(String, String)>,
+        change: crate::storage::ObjectChange,
     ) -> Result<VersionId, StorageError> {
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
         self.blocking(move |db| {
@@ -1042,7 +1043,7 @@ impl MetadataStore for RocksMetadataStore {
             if target.delete_marker {
                 return Err(StorageError::DeleteMarker);
             }
-            target.tags = tags;
+            change.apply(&mut target);
             let mut batch = WriteBatch::default();
             batch.put_cf(
                 db.cf(Cf::Versions)?,
@@ -1384,7 +1385,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         assert_eq!(format(dir.path()), Some(vec![FORMAT]), "a new database has the current format");
         set_format(dir.path(), Some(2));
-        assert_eq!(format(dir.path()), Some(vec![FORMAT]), "format 2 is marked 3 on open");
+        assert_eq!(format(dir.path()), Some(vec![FORMAT]), "format 2 is marked current on open");
         set_format(dir.path(), None);
         assert_eq!(format(dir.path()), Some(vec![FORMAT]), "format 1 is migrated");
         set_format(dir.path(), Some(FORMAT + 1));

@@ -18,23 +18,10 @@ struct CreateBucketConfiguration {
 const LEGACY_REGION: &str = "us-east-1";
 
 fn check_headers(h: &http::HeaderMap) -> Result<(), S3Error> {
-    let acl = headers::text(h, "x-amz-acl")?;
-    let grants = h.keys().any(|k| k.as_str().starts_with("x-amz-grant-"));
-    if grants || acl.as_deref().is_some_and(|a| a != "private") {
-        return Err(S3Error::new(S3ErrorCode::InvalidBucketAclWithObjectOwnership));
-    }
     if headers::text(h, "x-amz-bucket-object-lock-enabled")?.is_some_and(|v| v.eq_ignore_ascii_case("true")) {
         return Err(S3Error::with_message(
             S3ErrorCode::NotImplemented,
             "Object Lock is not implemented by this server",
-        ));
-    }
-    if let Some(o) = headers::text(h, "x-amz-object-ownership")?
-        && o != "BucketOwnerEnforced"
-    {
-        return Err(S3Error::with_message(
-            S3ErrorCode::NotImplemented,
-            "Only the BucketOwnerEnforced object ownership is implemented by this server",
         ));
     }
     Ok(())
@@ -70,6 +57,7 @@ fn parse_configuration(doc: &[u8]) -> Result<CreateBucketConfiguration, S3Error>
 pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let name = cx.bucket_name()?;
     check_headers(&req.headers)?;
+    let (ownership, grants) = super::acl::for_new_bucket(cx, &req.headers)?;
     let md5 = headers::content_md5(&req.headers)?;
     let doc = body::read_small(req.body, cx.auth.payload, md5, 64 * 1024).await?;
     let config = parse_configuration(&doc)?;
@@ -89,6 +77,11 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
             // had the setting keep none).
             let block = Some(BucketSetting::PublicAccessBlock(PublicAccessBlock::DEFAULT));
             cx.s3.meta.put_bucket_setting(name, BucketSettingKind::PublicAccessBlock, block).await?;
+            let controls = Some(BucketSetting::OwnershipControls(ownership));
+            cx.s3.meta.put_bucket_setting(name, BucketSettingKind::OwnershipControls, controls).await?;
+            if let Some(g) = grants {
+                cx.s3.meta.put_bucket_setting(name, BucketSettingKind::Acl, Some(BucketSetting::Acl(g))).await?;
+            }
         }
         Err(StorageError::BucketExists { owner_id }) if owner_id == cx.auth.identity.id => {
             if region != LEGACY_REGION {

@@ -1,5 +1,6 @@
 //! Bucket operations.
 
+pub mod acl;
 pub mod cors;
 pub mod create;
 pub mod delete;

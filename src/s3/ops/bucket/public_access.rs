@@ -2,10 +2,10 @@
 //! <https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutPublicAccessBlock.html>
 //!
 //! A new bucket gets all four switches on, as AWS creates buckets (one made before s3d had
-//! the setting has none). `BlockPublicPolicy`
-//! refuses a policy that grants everyone access; `RestrictPublicBuckets` makes such a policy
-//! grant nothing to anonymous callers. ACLs are disabled on every bucket (objects belong to
-//! the bucket's owner), so the two ACL switches are kept and reported but change nothing.
+//! the setting has none). `BlockPublicPolicy` refuses a policy that grants everyone access;
+//! `RestrictPublicBuckets` makes such a policy grant nothing to anonymous callers;
+//! `BlockPublicAcls` refuses ACLs that grant everyone (or every signed request) anything, and
+//! `IgnorePublicAcls` makes such grants count for nothing (see [`crate::s3::acl`]).
 
 use http::StatusCode;
 use serde::Deserialize;

@@ -236,6 +236,7 @@ impl Job {
             parts: manifest,
             multipart: true,
             checksum: object_checksum,
+            acl: u.acl.clone(),
         };
         let done = match self.meta.complete_upload(id, object.clone(), &self.condition).await {
             Ok(outcome) => CompletedUpload::of(&ObjectRecord { version_id: outcome.version_id, ..object }, id),

@@ -22,6 +22,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     // `Expect: 100-continue` a bad request is answered without the client sending anything.
     let headers::ObjectAttributes { storage_class, content, user_metadata, tags } = headers::object_attributes(h)?;
     let checksum = headers::checksum_settings(h)?;
+    let (owner, acl) = crate::s3::acl::new_object(cx, h).await?;
     let md5 = headers::content_md5(h)?;
     body::read_small(req.body, cx.auth.payload, md5, MAX_BODY).await?;
 
@@ -29,7 +30,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
         bucket: bucket.name.clone(),
         key: key.to_owned(),
         upload_id: new_upload_id()?,
-        owner: cx.owner(),
+        owner,
         initiator: cx.caller(),
         initiated: Timestamp::now(),
         storage_class,
@@ -38,6 +39,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
         tags,
         checksum_algorithm: checksum.map(|(a, _)| a),
         checksum_type: checksum.map(|(_, t)| t),
+        acl,
     };
     cx.s3.meta.create_upload(upload.clone()).await?;
 

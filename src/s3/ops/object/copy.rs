@@ -53,7 +53,8 @@ pub async fn source_object(
         .ok_or_else(|| S3Error::new(S3ErrorCode::NoSuchBucket).field("BucketName", bucket))?;
     // Reading the source needs what a GET of it needs.
     let facts = crate::s3::RequestFacts { version: raw_version, ..cx.facts(h) };
-    cx.s3.authorize(cx.auth, &record, crate::s3::OpName::GetObject, Some(key), &facts).await?;
+    let access = cx.s3.bucket_access(cx.auth, &record).await?;
+    let admission = access.judge(crate::s3::OpName::GetObject, Some(key), &facts)?;
     if let Some(expected) = headers::text(h, "x-amz-source-expected-bucket-owner")?
         && expected != record.owner.id
     {
@@ -67,6 +68,9 @@ pub async fn source_object(
         ));
     }
     let object = visible_version(found, key, version, "GET")?;
+    if let crate::s3::Admission::IfObjectGrants(wanted, ignore_public) = admission {
+        crate::s3::acl::check_object(cx.auth, &object, wanted, ignore_public)?;
+    }
     check_source_conditions(h, &object)?;
     let reported = if record.versioning == Versioning::Unversioned {
         Vec::new()
@@ -210,8 +214,8 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let bucket = cx.bucket()?;
     let key = cx.key()?;
     let h = &req.headers;
-    headers::check_object_acl(h)?;
     headers::check_unsupported_object_features(h)?;
+    let (owner, acl) = crate::s3::acl::new_object(cx, h).await?;
     let replace_metadata = match headers::text(h, "x-amz-metadata-directive")?.as_deref() {
         None | Some("COPY") => false,
         Some("REPLACE") => true,
@@ -252,7 +256,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let condition = data::write_condition(h)?;
 
     let storage = Arc::clone(&cx.s3.storage);
-    let (bucket_name, key_name, owner) = (bucket.name.clone(), key.to_owned(), cx.owner());
+    let (bucket_name, key_name) = (bucket.name.clone(), key.to_owned());
     let storage_class = storage_class.unwrap_or(source.storage_class);
     let versioned = bucket.versioning != Versioning::Unversioned;
     let work = async move {
@@ -260,7 +264,13 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
         let keep = data::Keep::object(&storage, Some(size));
         let attributes = ObjectAttributes { storage_class, content, user_metadata, tags };
         let commit = |part: PartRecord, shared: bool| {
-            let object = data::single_part_object(&bucket_name, &key_name, owner.clone(), part, attributes.clone());
+            let object = data::single_part_object(
+                &bucket_name,
+                &key_name,
+                (owner.clone(), acl.clone()),
+                part,
+                attributes.clone(),
+            );
             let (storage, condition) = (Arc::clone(&storage), &condition);
             async move {
                 if shared {

@@ -171,6 +171,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request, head: bool) -> Result<S3Response
         }
         other => other?,
     };
+    cx.check_object_grant(&object)?;
 
     if let Some(status) = check_conditions(&req.headers, &object)? {
         if status == StatusCode::PRECONDITION_FAILED {

@@ -1,5 +1,6 @@
 //! Object operations.
 
+pub mod acl;
 pub mod attributes;
 pub mod copy;
 pub mod delete;

@@ -57,14 +57,6 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
         attributes.tags = crate::s3::ops::tagging::parse_object_tags(doc.as_bytes())?;
     }
     let checksum = checksum::request_checksum(&h)?;
-    let access = cx.s3.bucket_access(&signer, bucket).await?;
-    let mut facts = cx.facts(&h);
-    facts.tags = Some(&attributes.tags);
-    access.check(OpName::PutObject, Some(&key), &facts)?;
-    if !attributes.tags.is_empty() {
-        access.check(OpName::PutObjectTagging, Some(&key), &facts)?;
-    }
-
     let signed = Ctx {
         s3: cx.s3,
         auth: &signer,
@@ -74,7 +66,16 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
         bucket: cx.bucket.clone(),
         peer: cx.peer,
         secure: cx.secure,
+        object_grant: None,
     };
+    let access = cx.s3.bucket_access(&signer, bucket).await?;
+    let mut facts = cx.facts(&h);
+    facts.tags = Some(&attributes.tags);
+    access.check(OpName::PutObject, Some(&key), &facts)?;
+    if !attributes.tags.is_empty() {
+        access.check(OpName::PutObjectTagging, Some(&key), &facts)?;
+    }
+    let ownership = crate::s3::acl::new_object(&signed, &h).await?;
     let body: BodyStream = Box::pin(file.map_err(form_error));
     let limit = max.min(MAX_PUT_SIZE);
     let stored = data::store_body(&signed, body, &h, None, limit, &checksum, Keep::Inline).await?;
@@ -90,7 +91,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
         .field("MinSizeAllowed", min.to_string()));
     }
     let (algorithm, sum) = stored.checksum();
-    let object = data::single_part_object(&bucket.name, &key, signed.owner(), stored.part(1), attributes);
+    let object = data::single_part_object(&bucket.name, &key, ownership, stored.part(1), attributes);
     let etag = data::quoted(&object.etag);
     let rules = data::lifecycle_rules(cx).await?;
     let mut resp = S3Response::new(StatusCode::NO_CONTENT);

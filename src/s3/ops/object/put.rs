@@ -15,6 +15,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let condition = data::write_condition(h)?;
     let checksum = checksum::request_checksum_with(h, Some(cx.query))?;
     let declared = data::declared_length(cx, h, MAX_PUT_SIZE)?;
+    let ownership = crate::s3::acl::new_object(cx, h).await?;
     // Fail fast on a condition that already fails; it is checked again at commit.
     if condition != WriteCondition::None {
         let current = cx.s3.meta.get_object(&bucket.name, key, None).await?;
@@ -24,7 +25,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let keep = data::Keep::object(&cx.s3.storage, declared);
     let stored = data::store_body(cx, req.body, h, declared, MAX_PUT_SIZE, &checksum, keep).await?;
     let (algorithm, sum) = stored.checksum();
-    let object = data::single_part_object(&bucket.name, key, cx.owner(), stored.part(1), attributes);
+    let object = data::single_part_object(&bucket.name, key, ownership, stored.part(1), attributes);
     let resp = S3Response::new(StatusCode::OK)
         .header("etag", data::quoted(&object.etag))
         .header(algorithm.header_name(), sum)
