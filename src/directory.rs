@@ -214,7 +214,7 @@ impl UserDirectory {
 
     /// The display name of the user with canonical id `id`, if there is one.
     pub fn display_name(&self, id: &str) -> Option<String> {
-        let map = self.by_key.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let map = self.by_key.read().unwrap_or_else(|p| p.into_inner());
         map.values().find(|u| u.identity.id == id).map(|u| u.identity.display_name.clone())
     }
 

@@ -304,12 +304,12 @@ fn parse_with(doc: &[u8], known: &dyn Fn(&str) -> bool) -> Result<Vec<Grant>, S3
     Ok(grants)
 }
 
-/// The bucket's object ownership: its setting, or `ObjectWriter` for a bucket without one
-/// (as on AWS; new buckets get `BucketOwnerEnforced`).
+/// The bucket's ownership controls: `None` once they were deleted (the bucket then behaves
+/// as `ObjectWriter`, as on AWS); `BucketOwnerEnforced` until set.
 pub async fn ownership(s3: &S3Service, bucket: &str) -> Result<Option<ObjectOwnership>, S3Error> {
     Ok(match s3.meta.get_bucket_setting(bucket, BucketSettingKind::OwnershipControls).await? {
-        Some(BucketSetting::OwnershipControls(o)) => Some(o),
-        _ => None,
+        Some(BucketSetting::OwnershipControls(o)) => o,
+        _ => Some(ObjectOwnership::BucketOwnerEnforced),
     })
 }
 
@@ -326,22 +326,17 @@ pub async fn blocks_public_acls(s3: &S3Service, bucket: &str) -> Result<bool, S3
     Ok(super::ops::bucket::public_access::of(s3, bucket).await?.is_some_and(|b| b.block_public_acls))
 }
 
-/// The grants a PutBucketAcl or PutObjectAcl sets, for a resource owned by `owner`: from
-/// the ACL headers, or else from the `AccessControlPolicy` body (not both).
-pub async fn requested(
-    cx: &Ctx<'_>,
-    req: super::S3Request,
-    owner: &str,
-    bucket_owner: &str,
-) -> Result<Vec<Grant>, S3Error> {
+/// The ACL a PutBucketAcl or PutObjectAcl sets: from the ACL headers, or else from the
+/// `AccessControlPolicy` body (not both). The body is read whole (64 KiB at most).
+pub async fn requested(cx: &Ctx<'_>, req: super::S3Request) -> Result<HeaderAcl, S3Error> {
     let from_headers = HeaderAcl::from_headers(&req.headers, &cx.s3.users)?;
     let doc = super::ops::read_document(cx, req, 64 * 1024).await?;
     let blank = doc.iter().all(u8::is_ascii_whitespace);
     match from_headers {
         Some(_) if !blank => Err(S3Error::new(S3ErrorCode::UnexpectedContent)),
-        Some(acl) => Ok(acl.grants(owner, bucket_owner)),
+        Some(acl) => Ok(acl),
         None if blank => Err(S3Error::new(S3ErrorCode::MissingSecurityHeader).field("MissingHeaderName", "x-amz-acl")),
-        None => parse(&doc, &cx.s3.users),
+        None => Ok(HeaderAcl::Grants(parse(&doc, &cx.s3.users)?)),
     }
 }
 

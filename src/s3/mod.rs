@@ -172,6 +172,20 @@ impl BucketAccess<'_> {
         self.policy.is_some()
     }
 
+    /// A write that sets an ACL granting more than the bucket owner's own access needs
+    /// `s3:PutObjectAcl` too (so a policy can forbid it). A writer the bucket's ACL admits
+    /// owns what it writes, so it may give it an ACL.
+    pub fn check_acl_headers(&self, key: Option<&str>, facts: &RequestFacts<'_>) -> Result<(), S3Error> {
+        let canned = facts.headers.get("x-amz-acl").and_then(|v| v.to_str().ok()).map(str::trim);
+        let grants = facts.headers.keys().any(|k| k.as_str().starts_with("x-amz-grant-"));
+        // Where ACLs are disabled the operation refuses such ACLs itself, as AWS does.
+        let acls_disabled = self.acl.is_none() && !self.is_owner();
+        if acls_disabled || (!grants && canned.is_none_or(|c| acl::OWNER_ONLY.contains(&c))) {
+            return Ok(());
+        }
+        self.judge(OpName::PutObjectAcl, key, facts).map(drop)
+    }
+
     /// Whether ACLs may admit this caller (the bucket enables them).
     pub fn acls_count(&self) -> bool {
         self.acl.is_some()
@@ -413,7 +427,7 @@ impl S3Service {
     }
 
     /// The Host (or absolute-form authority) a request was sent to.
-    fn authority(req: &S3Request) -> String {
+    pub fn authority(req: &S3Request) -> String {
         req.headers
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok())
@@ -596,6 +610,9 @@ impl S3Service {
                     };
                     if let Some(also) = also {
                         access.check(also, addr.key.as_deref(), &facts)?;
+                    }
+                    if matches!(op, OpName::PutObject | OpName::CopyObject | OpName::CreateMultipartUpload) {
+                        access.check_acl_headers(addr.key.as_deref(), &facts)?;
                     }
                 }
                 // Only after the access check, so that no one else can probe who owns it.

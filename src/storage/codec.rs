@@ -278,8 +278,9 @@ mod v2 {
         }
     }
 
+    /// An object whose parts are `P` (format 2: [`Part`]; format 3: [`PartRecord`]).
     #[derive(Deserialize)]
-    pub struct Object {
+    pub struct Object<P> {
         bucket: String,
         key: String,
         version_id: VersionId,
@@ -293,13 +294,13 @@ mod v2 {
         headers: ContentHeaders,
         user_metadata: Vec<(String, String)>,
         tags: Vec<(String, String)>,
-        parts: Vec<Part>,
+        parts: Vec<P>,
         multipart: bool,
         checksum: Option<ObjectChecksum>,
     }
 
-    impl From<Object> for ObjectRecord {
-        fn from(o: Object) -> Self {
+    impl<P: Into<PartRecord>> From<Object<P>> for ObjectRecord {
+        fn from(o: Object<P>) -> Self {
             ObjectRecord {
                 bucket: o.bucket,
                 key: o.key,
@@ -323,60 +324,13 @@ mod v2 {
     }
 }
 
-/// Format 3 layouts that format 4 changed (objects and uploads gained `acl`), and their
-/// conversions.
+/// Format 3 layouts that format 4 changed (uploads gained `acl`; objects read as format 2
+/// objects with format 3 parts), and their conversions.
 mod v3 {
     use serde::Deserialize;
 
     use crate::clock::Timestamp;
-    use crate::storage::{
-        ChecksumAlgorithm, ChecksumType, ContentHeaders, ObjectChecksum, ObjectRecord, Owner, PartRecord, StorageClass,
-        UploadRecord, VersionId, VersionKey,
-    };
-
-    #[derive(Deserialize)]
-    pub struct Object {
-        bucket: String,
-        key: String,
-        version_id: VersionId,
-        version_key: VersionKey,
-        delete_marker: bool,
-        size: u64,
-        etag: String,
-        last_modified: Timestamp,
-        owner: Owner,
-        storage_class: StorageClass,
-        headers: ContentHeaders,
-        user_metadata: Vec<(String, String)>,
-        tags: Vec<(String, String)>,
-        parts: Vec<PartRecord>,
-        multipart: bool,
-        checksum: Option<ObjectChecksum>,
-    }
-
-    impl From<Object> for ObjectRecord {
-        fn from(o: Object) -> Self {
-            ObjectRecord {
-                bucket: o.bucket,
-                key: o.key,
-                version_id: o.version_id,
-                version_key: o.version_key,
-                delete_marker: o.delete_marker,
-                size: o.size,
-                etag: o.etag,
-                last_modified: o.last_modified,
-                owner: o.owner,
-                storage_class: o.storage_class,
-                headers: o.headers,
-                user_metadata: o.user_metadata,
-                tags: o.tags,
-                parts: o.parts,
-                multipart: o.multipart,
-                checksum: o.checksum,
-                acl: None,
-            }
-        }
-    }
+    use crate::storage::{ChecksumAlgorithm, ChecksumType, ContentHeaders, Owner, StorageClass, UploadRecord};
 
     /// An upload as formats 2 and 3 wrote it.
     #[derive(Deserialize)]
@@ -460,11 +414,11 @@ impl Record for ObjectRecord {
     }
 
     fn from_v2(bytes: &[u8]) -> Result<Self, StorageError> {
-        postcard_decode::<v2::Object>(bytes).map(Into::into)
+        postcard_decode::<v2::Object<v2::Part>>(bytes).map(Into::into)
     }
 
     fn from_v3(bytes: &[u8]) -> Result<Self, StorageError> {
-        postcard_decode::<v3::Object>(bytes).map(Into::into)
+        postcard_decode::<v2::Object<PartRecord>>(bytes).map(Into::into)
     }
 }
 

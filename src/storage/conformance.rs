@@ -446,7 +446,12 @@ async fn versions(store: &dyn MetadataStore) {
     // So does an ACL, which the latest version carries too when it is the one changed.
     let grants = vec![Grant { grantee: Grantee::AllUsers, permission: Permission::Read }];
     let latest = store.get_object("vb", "k", None).await.expect("get").expect("latest");
-    store.update_object("vb", "k", None, ObjectChange::Acl(Some(grants.clone()))).await.expect("acl");
+    let acl = |of| ObjectChange::Acl { grants: Some(grants.clone()), of };
+    assert!(matches!(
+        store.update_object("vb", "k", None, acl(VersionKey([7; 20]))).await,
+        Err(StorageError::PreconditionFailed)
+    ));
+    store.update_object("vb", "k", None, acl(latest.version_key)).await.expect("acl");
     assert_eq!(store.get_object("vb", "k", None).await.expect("get").expect("latest").acl, Some(grants.clone()));
     let v = store.get_object("vb", "k", Some(latest.version_id)).await.expect("get").expect("by id");
     assert_eq!(v.acl, Some(grants));

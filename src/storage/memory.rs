@@ -528,7 +528,7 @@ impl MetadataStore for MemoryMetadataStore {
         if v.delete_marker {
             return Err(StorageError::DeleteMarker);
         }
-        change.apply(v);
+        change.apply(v)?;
         let id = v.version_id;
         s.refresh_latest(bucket, key);
         Ok(id)

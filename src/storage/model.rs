@@ -259,8 +259,11 @@ pub enum BucketSetting {
     PublicAccessBlock(PublicAccessBlock),
     /// The bucket's ACL grants (without one: its owner's full control).
     Acl(Vec<Grant>),
-    /// The object ownership (new buckets get `BucketOwnerEnforced`).
-    OwnershipControls(ObjectOwnership),
+    /// The object ownership; `None`: the bucket has no ownership controls (they were
+    /// deleted), so it behaves as `ObjectWriter`. A bucket without this setting has ACLs
+    /// disabled (`BucketOwnerEnforced`), as AWS creates buckets and as s3d buckets were before
+    /// ACLs existed.
+    OwnershipControls(Option<ObjectOwnership>),
 }
 
 impl BucketSetting {
@@ -518,16 +521,24 @@ impl ObjectRecord {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ObjectChange {
     Tags(Vec<(String, String)>),
-    /// `None`: back to its owner's full control.
-    Acl(Option<Vec<Grant>>),
+    /// New grants (`None`: back to its owner's full control) for the version `of`, which
+    /// the caller was judged against: if another version took its place (an overwrite of
+    /// a `null` version), the change fails with `PreconditionFailed`.
+    Acl {
+        grants: Option<Vec<Grant>>,
+        of: VersionKey,
+    },
 }
 
 impl ObjectChange {
-    pub fn apply(self, o: &mut ObjectRecord) {
+    /// Applies the change to `o`, the version it addresses now.
+    pub fn apply(self, o: &mut ObjectRecord) -> Result<(), super::StorageError> {
         match self {
             ObjectChange::Tags(t) => o.tags = t,
-            ObjectChange::Acl(a) => o.acl = a,
+            ObjectChange::Acl { of, .. } if of != o.version_key => return Err(super::StorageError::PreconditionFailed),
+            ObjectChange::Acl { grants, .. } => o.acl = grants,
         }
+        Ok(())
     }
 }
 

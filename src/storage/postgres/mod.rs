@@ -863,7 +863,7 @@ impl MetadataStore for PostgresMetadataStore {
             if target.delete_marker {
                 return Err(StorageError::DeleteMarker.into());
             }
-            change.clone().apply(&mut target);
+            change.clone().apply(&mut target)?;
             let record = codec::encode(&target)?;
             let sql = "UPDATE versions SET record = $4 WHERE bucket = $1 AND key = $2 AND version_key = $3";
             execute(&tx, sql, &[&bucket, &key.as_bytes(), &&target.version_key.0[..], &record]).await?;

@@ -1043,7 +1043,7 @@ impl MetadataStore for RocksMetadataStore {
             if target.delete_marker {
                 return Err(StorageError::DeleteMarker);
             }
-            change.apply(&mut target);
+            change.apply(&mut target)?;
             let mut batch = WriteBatch::default();
             batch.put_cf(
                 db.cf(Cf::Versions)?,

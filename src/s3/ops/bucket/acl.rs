@@ -4,7 +4,8 @@
 //! - Put/GetBucketAcl: <https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutBucketAcl.html>
 //!
 //! New buckets get `BucketOwnerEnforced` (ACLs disabled, every object the bucket owner's),
-//! as AWS creates them; a bucket without ownership controls behaves as `ObjectWriter`.
+//! as AWS creates them, and so do buckets made before s3d had ACLs; a bucket whose ownership
+//! controls were deleted behaves as `ObjectWriter`.
 
 use http::StatusCode;
 use serde::Deserialize;
@@ -47,7 +48,7 @@ pub async fn put_ownership(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S
     {
         return Err(S3Error::new(S3ErrorCode::InvalidBucketAclWithObjectOwnership));
     }
-    let setting = Some(BucketSetting::OwnershipControls(ownership));
+    let setting = Some(BucketSetting::OwnershipControls(Some(ownership)));
     store_bucket_setting(cx, BucketSettingKind::OwnershipControls, setting, StatusCode::OK).await
 }
 
@@ -61,8 +62,10 @@ pub async fn get_ownership(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, 
     Ok(S3Response::xml(w.finish()))
 }
 
+/// Leaves the bucket without ownership controls: it then behaves as `ObjectWriter`.
 pub async fn delete_ownership(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> {
-    store_bucket_setting(cx, BucketSettingKind::OwnershipControls, None, StatusCode::NO_CONTENT).await
+    let none = Some(BucketSetting::OwnershipControls(None));
+    store_bucket_setting(cx, BucketSettingKind::OwnershipControls, none, StatusCode::NO_CONTENT).await
 }
 
 /// Whether the bucket's ACLs are disabled.
@@ -79,7 +82,7 @@ pub async fn get(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> {
 
 pub async fn put(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let bucket = cx.bucket()?;
-    let grants = acl::requested(cx, req, &bucket.owner.id, &bucket.owner.id).await?;
+    let grants = acl::requested(cx, req).await?.grants(&bucket.owner.id, &bucket.owner.id);
     if enforced(cx).await? {
         // A bucket with ACLs disabled takes only an ACL that changes nothing.
         if !acl::owner_only(&grants, &bucket.owner.id) {

@@ -5,7 +5,9 @@ use serde::Deserialize;
 
 use crate::clock::Timestamp;
 use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response, body, headers, xml};
-use crate::storage::{BucketRecord, BucketSetting, BucketSettingKind, PublicAccessBlock, StorageError, Versioning};
+use crate::storage::{
+    BucketRecord, BucketSetting, BucketSettingKind, ObjectOwnership, PublicAccessBlock, StorageError, Versioning,
+};
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase")]
@@ -77,8 +79,12 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
             // had the setting keep none).
             let block = Some(BucketSetting::PublicAccessBlock(PublicAccessBlock::DEFAULT));
             cx.s3.meta.put_bucket_setting(name, BucketSettingKind::PublicAccessBlock, block).await?;
-            let controls = Some(BucketSetting::OwnershipControls(ownership));
-            cx.s3.meta.put_bucket_setting(name, BucketSettingKind::OwnershipControls, controls).await?;
+            // A bucket without the setting has ACLs disabled, so a crash before the writes
+            // below leaves no bucket more open than asked.
+            if ownership != ObjectOwnership::BucketOwnerEnforced {
+                let controls = Some(BucketSetting::OwnershipControls(Some(ownership)));
+                cx.s3.meta.put_bucket_setting(name, BucketSettingKind::OwnershipControls, controls).await?;
+            }
             if let Some(g) = grants {
                 cx.s3.meta.put_bucket_setting(name, BucketSettingKind::Acl, Some(BucketSetting::Acl(g))).await?;
             }

@@ -1,49 +1,74 @@
 //! GetObjectAcl, PutObjectAcl:
 //! <https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObjectAcl.html>
 //!
-//! An object's ACL is its owner's full control until set; in a bucket whose ACLs are
-//! disabled it stays so (an ACL that would change it is refused).
+//! An object's ACL is its owner's full control until set. In a bucket whose ACLs are
+//! disabled every object reads as the bucket owner's, with its full control, and an ACL that
+//! would change that is refused.
 
 use http::StatusCode;
 
 use crate::s3::acl;
 use crate::s3::ops::data;
-use crate::s3::ops::object::get::visible_version;
+use crate::s3::ops::object::get::{hide_absence, visible_version};
 use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response};
-use crate::storage::{ObjectChange, ObjectOwnership, ObjectRecord};
+use crate::storage::{ObjectChange, ObjectOwnership, ObjectRecord, StorageError};
 
-/// The addressed version (`versionId`, or the latest), if the caller may act on it.
-async fn addressed(cx: &Ctx<'_>, method: &str) -> Result<ObjectRecord, S3Error> {
+/// The addressed version (`versionId`, or the latest), if the caller may act on it; whether
+/// it exists is told only to callers who may list the bucket.
+async fn addressed(cx: &Ctx<'_>, h: &http::HeaderMap, method: &str) -> Result<ObjectRecord, S3Error> {
     let bucket = cx.bucket()?;
     let key = cx.key()?;
     let version = data::version_param(cx)?;
-    let object = visible_version(cx.s3.meta.get_object(&bucket.name, key, version).await?, key, version, method)?;
+    let found = cx.s3.meta.get_object(&bucket.name, key, version).await?;
+    let object = match visible_version(found, key, version, method) {
+        Ok(o) => o,
+        Err(e) => return Err(hide_absence(cx, h, e).await),
+    };
     cx.check_object_grant(&object)?;
     Ok(object)
 }
 
-pub async fn get(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> {
-    let object = addressed(cx, "GET").await?;
-    let grants = object.acl.clone().unwrap_or_else(|| acl::private(&object.owner.id));
-    let resp = S3Response::xml(acl::render(&object.owner, &grants, &cx.s3.users));
-    Ok(data::version_header(resp, cx.bucket()?, object.version_id))
+/// Whether the bucket's ACLs are disabled.
+async fn enforced(cx: &Ctx<'_>) -> Result<bool, S3Error> {
+    Ok(acl::ownership(cx.s3, cx.bucket_name()?).await? == Some(ObjectOwnership::BucketOwnerEnforced))
+}
+
+pub async fn get(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
+    let bucket = cx.bucket()?;
+    let object = addressed(cx, &req.headers, "GET").await?;
+    let (owner, grants) = if enforced(cx).await? {
+        (bucket.owner.clone(), acl::private(&bucket.owner.id))
+    } else {
+        (object.owner.clone(), object.acl.clone().unwrap_or_else(|| acl::private(&object.owner.id)))
+    };
+    let resp = S3Response::xml(acl::render(&owner, &grants, &cx.s3.users));
+    Ok(data::version_header(resp, bucket, object.version_id))
 }
 
 pub async fn put(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let bucket = cx.bucket()?;
-    let object = addressed(cx, "PUT").await?;
-    let grants = acl::requested(cx, req, &object.owner.id, &bucket.owner.id).await?;
-    let enforced = acl::ownership(cx.s3, &bucket.name).await? == Some(ObjectOwnership::BucketOwnerEnforced);
-    if enforced {
-        if !acl::owner_only(&grants, &bucket.owner.id) {
-            return Err(S3Error::new(S3ErrorCode::AccessControlListNotSupported));
+    let h = req.headers.clone();
+    let requested = acl::requested(cx, req).await?;
+    // The version is judged, and changed only if it is still the one judged (an overwrite
+    // of a `null` version meanwhile makes a new one, judged again).
+    for _ in 0..3 {
+        let object = addressed(cx, &h, "PUT").await?;
+        if enforced(cx).await? {
+            if !acl::owner_only(&requested.grants(&bucket.owner.id, &bucket.owner.id), &bucket.owner.id) {
+                return Err(S3Error::new(S3ErrorCode::AccessControlListNotSupported));
+            }
+            return Ok(data::version_header(S3Response::new(StatusCode::OK), bucket, object.version_id));
         }
-    } else {
+        let grants = requested.grants(&object.owner.id, &bucket.owner.id);
         if acl::is_public(&grants) && acl::blocks_public_acls(cx.s3, &bucket.name).await? {
             return Err(S3Error::new(S3ErrorCode::AccessDenied));
         }
-        let change = ObjectChange::Acl(Some(grants));
-        cx.s3.meta.update_object(&bucket.name, &object.key, Some(object.version_id), change).await?;
+        let change = ObjectChange::Acl { grants: Some(grants), of: object.version_key };
+        match cx.s3.meta.update_object(&bucket.name, &object.key, Some(object.version_id), change).await {
+            Ok(id) => return Ok(data::version_header(S3Response::new(StatusCode::OK), bucket, id)),
+            Err(StorageError::PreconditionFailed | StorageError::NotFound(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
     }
-    Ok(data::version_header(S3Response::new(StatusCode::OK), bucket, object.version_id))
+    Err(S3Error::new(S3ErrorCode::ConditionalRequestConflict))
 }

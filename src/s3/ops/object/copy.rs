@@ -61,6 +61,14 @@ pub async fn source_object(
         return Err(S3Error::new(S3ErrorCode::AccessDenied));
     }
     let found = cx.s3.meta.get_object(bucket, key, version).await?;
+    // A caller only an object's ACL could admit learns nothing of versions it may not read.
+    let by_object_acl = matches!(admission, crate::s3::Admission::IfObjectGrants(..));
+    if by_object_acl && found.as_ref().is_none_or(|o| o.delete_marker) {
+        let e = visible_version(found, key, version, "GET")
+            .err()
+            .unwrap_or_else(|| S3Error::new(S3ErrorCode::AccessDenied));
+        return Err(crate::s3::ops::object::get::hide_absence_in(cx, &record, h, e).await);
+    }
     if version.is_some() && found.as_ref().is_some_and(|o| o.delete_marker) {
         return Err(S3Error::with_message(
             S3ErrorCode::InvalidRequest,

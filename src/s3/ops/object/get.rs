@@ -10,7 +10,7 @@ use crate::clock::Timestamp;
 use crate::s3::ops::data;
 use crate::s3::types::VersionId;
 use crate::s3::{Ctx, ResponseBody, S3Error, S3ErrorCode, S3Request, S3Response, headers};
-use crate::storage::ObjectRecord;
+use crate::storage::{BucketRecord, ObjectRecord};
 
 /// A parsed `Range: bytes=…` header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +67,31 @@ fn position(s: &str) -> Option<u64> {
 
 /// The version a GET or HEAD (or a copy) may read: a delete marker is a 404 `NoSuchKey` as
 /// the latest version and a 405 `MethodNotAllowed` by id, both saying it is a marker.
+/// `e`, an error that tells whether a key or version exists in `bucket`, for callers who
+/// may list it (its versions, when the request names one); `AccessDenied` for the others.
+pub async fn hide_absence_in(cx: &Ctx<'_>, bucket: &BucketRecord, h: &http::HeaderMap, e: S3Error) -> S3Error {
+    let list = if cx.query.get("versionId").is_some() {
+        crate::s3::OpName::ListObjectVersions
+    } else {
+        crate::s3::OpName::ListObjects
+    };
+    // Listing is judged on its own: none of this request's parameters count.
+    let no_query = crate::s3::query::Query::default();
+    let facts = crate::s3::RequestFacts { query: &no_query, version: None, ..cx.facts(h) };
+    match cx.s3.authorize(cx.auth, bucket, list, None, &facts).await {
+        Ok(()) => e,
+        Err(_) => S3Error::new(S3ErrorCode::AccessDenied),
+    }
+}
+
+/// [`hide_absence_in`] the addressed bucket.
+pub async fn hide_absence(cx: &Ctx<'_>, h: &http::HeaderMap, e: S3Error) -> S3Error {
+    match cx.bucket() {
+        Ok(bucket) => hide_absence_in(cx, bucket, h, e).await,
+        Err(internal) => internal,
+    }
+}
+
 pub fn visible_version(
     found: Option<ObjectRecord>,
     key: &str,
@@ -159,15 +184,10 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request, head: bool) -> Result<S3Response
     }
     let found = cx.s3.meta.get_object(&bucket.name, key, version).await?;
     let object = match visible_version(found, key, version, "GET") {
-        // Whether a key exists is for those who may list the bucket: the others get 403.
-        Err(e) if e.code == S3ErrorCode::NoSuchKey => {
-            // Listing is judged on its own: none of this GET's parameters count.
-            let no_query = crate::s3::query::Query::default();
-            let facts = crate::s3::RequestFacts { query: &no_query, version: None, ..cx.facts(&req.headers) };
-            return match cx.s3.authorize(cx.auth, bucket, crate::s3::OpName::ListObjects, None, &facts).await {
-                Ok(()) => Err(e),
-                Err(_) => Err(S3Error::new(S3ErrorCode::AccessDenied)),
-            };
+        // Whether a key exists is for those who may list the bucket: the others get 403; so
+        // are versions and delete markers for callers only an object's ACL could admit.
+        Err(e) if e.code == S3ErrorCode::NoSuchKey || cx.object_grant.is_some() => {
+            return Err(hide_absence(cx, &req.headers, e).await);
         }
         other => other?,
     };

@@ -6,7 +6,10 @@
 //! anonymous caller) is authorized as for a PutObject, and the file then streams to the blob
 //! store exactly like a PUT's body. Fields after the file are ignored, as on AWS.
 
-use futures_util::TryStreamExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures_util::{StreamExt, TryStreamExt};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use crate::auth::Authenticated;
@@ -24,9 +27,25 @@ const MAX_PRE_DATA: usize = 20 * 1024;
 pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let bucket = cx.bucket()?;
     let boundary = boundary(&req.headers)?;
-    let host = req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_owned();
-    let mut form = multer::Multipart::new(req.body, boundary.clone());
+    let host = crate::s3::S3Service::authority(&req);
+    // The parser keeps what it has read until it finds a boundary: the raw bytes before the
+    // file are bounded too, not only the field values.
+    let file_found = Arc::new(AtomicBool::new(false));
+    let found = Arc::clone(&file_found);
+    let mut before_file = 0usize;
+    let body = req.body.map(move |chunk| {
+        let chunk = chunk?;
+        if !found.load(Ordering::Relaxed) {
+            if before_file > 2 * MAX_PRE_DATA {
+                return Err(pre_data_too_large());
+            }
+            before_file += chunk.len();
+        }
+        Ok(chunk)
+    });
+    let mut form = multer::Multipart::new(body, boundary.clone());
     let (mut fields, file) = read_fields(&mut form, boundary.len()).await?;
+    file_found.store(true, Ordering::Relaxed);
     let Some(file) = file else {
         return Err(S3Error::invalid_argument("POST requires exactly one file upload per request.", "file", "0"));
     };
@@ -75,6 +94,7 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     if !attributes.tags.is_empty() {
         access.check(OpName::PutObjectTagging, Some(&key), &facts)?;
     }
+    access.check_acl_headers(Some(&key), &facts)?;
     let ownership = crate::s3::acl::new_object(&signed, &h).await?;
     let body: BodyStream = Box::pin(file.map_err(form_error));
     let limit = max.min(MAX_PUT_SIZE);
@@ -142,13 +162,7 @@ async fn read_fields(
 ) -> Result<(Fields, Option<multer::Field<'static>>), S3Error> {
     let mut fields = Fields::default();
     let mut pre_data = 0usize;
-    let too_large = || {
-        S3Error::with_message(
-            S3ErrorCode::MaxPostPreDataLengthExceeded,
-            "Your POST request fields preceeding the upload file was too large.",
-        )
-        .field("MaxPostPreDataLengthBytes", MAX_PRE_DATA.to_string())
-    };
+    let too_large = pre_data_too_large;
     while let Some(mut field) = form.next_field().await.map_err(form_error)? {
         let name = field.name().unwrap_or("").to_owned();
         if name.eq_ignore_ascii_case("file") {
@@ -175,6 +189,15 @@ async fn read_fields(
         fields.push(&name, &value);
     }
     Ok((fields, None))
+}
+
+/// AWS's error for a form whose fields before the file are too long.
+fn pre_data_too_large() -> S3Error {
+    S3Error::with_message(
+        S3ErrorCode::MaxPostPreDataLengthExceeded,
+        "Your POST request fields preceeding the upload file was too large.",
+    )
+    .field("MaxPostPreDataLengthBytes", MAX_PRE_DATA.to_string())
 }
 
 /// Maps a failure to read the form: the body's own error, or a malformed form.
@@ -208,6 +231,9 @@ fn as_headers(fields: &Fields) -> Result<HeaderMap, S3Error> {
         "x-amz-security-token",
         "x-amz-content-sha256",
     ];
+    if fields.get("acl").is_some() && fields.get("x-amz-acl").is_some() {
+        return Err(S3Error::invalid_argument("A form may set its ACL with acl or x-amz-acl, not both.", "acl", ""));
+    }
     let mut h = HeaderMap::new();
     for (name, value) in fields.iter() {
         let header = match name {
