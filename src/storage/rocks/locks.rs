@@ -1,10 +1,10 @@
 //! The locks that make each [`super::RocksMetadataStore`] method atomic against the others
 //! that touch the same records, while methods that touch different records run at once.
 //!
-//! A method holds its locks from before its reads until its batch is written. Writers of
-//! different keys therefore reach RocksDB together, and RocksDB commits them as one write
-//! group with one WAL sync: group commit, with each acknowledged write still synced before
-//! it returns.
+//! A method holds its locks from before its reads until its batch is written (unsynced:
+//! the method then waits, without its locks, for a WAL sync covering it; see
+//! [`super::durability`]). Writers of different keys therefore share syncs: group commit,
+//! with each acknowledged write still synced before it returns.
 //!
 //! Locks are striped (a name hashes to one of a fixed set) and taken in one order — the
 //! bucket's, then the names' in ascending stripe order, then, just before the batch is
@@ -30,16 +30,17 @@ pub(super) enum BucketMode {
     Exclusive,
 }
 
-/// What a method locks, built up before taking it.
-#[derive(Default)]
-pub(super) struct LockSet<'a> {
-    bucket: Option<(&'a str, BucketMode)>,
+/// What a method locks, built up before taking it (as stripe numbers: a set outlives the
+/// names it was built from).
+#[derive(Default, Clone)]
+pub(super) struct LockSet {
+    bucket: Option<(usize, BucketMode)>,
     names: Vec<usize>,
 }
 
-impl<'a> LockSet<'a> {
-    pub(super) fn bucket(bucket: &'a str, mode: BucketMode) -> Self {
-        LockSet { bucket: Some((bucket, mode)), names: Vec::new() }
+impl LockSet {
+    pub(super) fn bucket(bucket: &str, mode: BucketMode) -> Self {
+        LockSet { bucket: Some((stripe(bucket, BUCKET_STRIPES), mode)), names: Vec::new() }
     }
 
     pub(super) fn none() -> Self {
@@ -102,9 +103,9 @@ impl Locks {
 
     /// Takes every lock of `set`, in the one order all methods use. A lock whose holder
     /// panicked is taken anyway: the holder's batch was either written whole or not at all.
-    pub(super) fn acquire(&self, set: LockSet<'_>) -> Held<'_> {
-        let bucket = set.bucket.map(|(name, mode)| {
-            let lock = &self.buckets[stripe(name, BUCKET_STRIPES)];
+    pub(super) fn acquire(&self, set: LockSet) -> Held<'_> {
+        let bucket = set.bucket.map(|(stripe, mode)| {
+            let lock = &self.buckets[stripe];
             match mode {
                 BucketMode::Shared => BucketGuard::Shared(lock.read().unwrap_or_else(|p| p.into_inner())),
                 BucketMode::Exclusive => BucketGuard::Exclusive(lock.write().unwrap_or_else(|p| p.into_inner())),
@@ -115,6 +116,33 @@ impl Locks {
         names.dedup();
         let names = names.into_iter().map(|i| self.names[i].lock().unwrap_or_else(|p| p.into_inner())).collect();
         Held { _bucket: bucket, _names: names }
+    }
+
+    /// [`Locks::acquire`] if every lock is free now; `None` (holding nothing) if one is not.
+    pub(super) fn try_acquire(&self, set: &LockSet) -> Option<Held<'_>> {
+        use std::sync::TryLockError;
+        fn free<G>(r: Result<G, TryLockError<G>>) -> Option<G> {
+            match r {
+                Ok(g) => Some(g),
+                Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            }
+        }
+        let bucket = match set.bucket {
+            None => None,
+            Some((stripe, BucketMode::Shared)) => Some(BucketGuard::Shared(free(self.buckets[stripe].try_read())?)),
+            Some((stripe, BucketMode::Exclusive)) => {
+                Some(BucketGuard::Exclusive(free(self.buckets[stripe].try_write())?))
+            }
+        };
+        let mut stripes = set.names.clone();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut names = Vec::with_capacity(stripes.len());
+        for i in stripes {
+            names.push(free(self.names[i].try_lock())?);
+        }
+        Some(Held { _bucket: bucket, _names: names })
     }
 
     /// The locks of blobs' reference counts: the last locks a method takes.
@@ -180,5 +208,9 @@ mod tests {
         assert_ne!(k1.names, k2.names, "the two keys fall on different stripes");
         let _a = locks.acquire(LockSet::bucket("b", BucketMode::Shared).key("b", "k1"));
         let _b = locks.acquire(LockSet::none().key("b", "k2"));
+        // Without waiting: free locks are taken, a held one makes the whole set wait.
+        assert!(locks.try_acquire(&LockSet::bucket("b", BucketMode::Shared).key("b", "k3")).is_some());
+        assert!(locks.try_acquire(&LockSet::none().key("b", "k3").key("b", "k1")).is_none());
+        assert!(locks.try_acquire(&LockSet::bucket("b", BucketMode::Exclusive)).is_none());
     }
 }

@@ -11,6 +11,7 @@
 //! garbage), with a time-ordered index of garbage in `garbage`; both change in the same
 //! batch as the records that reference or stop referencing a blob (see [`Batch`]).
 
+mod durability;
 mod keys;
 mod locks;
 
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rocksdb::{ColumnFamily, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 
+use durability::Durability;
 use locks::{BucketMode, LockSet, Locks};
 
 use super::refs::{self, BlobRow, Origin, RefChanges};
@@ -119,6 +121,14 @@ struct Inner {
     db: DB,
     sync: bool,
     locks: Locks,
+    /// With `sync`: when writes are synced (see [`durability`]).
+    durability: Arc<Durability>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.durability.stop();
+    }
 }
 
 /// One method's writes, with the reference changes they make to blobs: those are turned
@@ -161,12 +171,15 @@ impl Inner {
         }
     }
 
+    /// Writes `batch` without waiting for the WAL sync: with `sync`, the store method that
+    /// wrote waits for a sync covering it before it returns (see [`durability`]), so an
+    /// acknowledged request survives power loss. Turning `sync` off trades that for latency.
     fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
-        let mut opts = WriteOptions::default();
-        // The WAL is fsynced before the write returns: an acknowledged request survives
-        // power loss. Turning `sync` off trades that for latency.
-        opts.set_sync(self.sync);
-        self.db.write_opt(batch, &opts).map_err(io)
+        self.db.write_opt(batch, &WriteOptions::default()).map_err(io)?;
+        if self.sync {
+            self.durability.wrote();
+        }
+        Ok(())
     }
 
     /// Writes `batch` with its blobs' new rows; `NotFound(Blob)` (and nothing written) when
@@ -596,9 +609,17 @@ impl RocksMetadataStore {
         // table files (and the other way round).
         opts.set_max_open_files(MAX_OPEN_FILES);
         let db = DB::open_cf(&opts, path, Cf::ALL.map(Cf::name)).map_err(io)?;
-        let inner = Inner { db, sync, locks: Locks::new() };
+        let inner = Inner { db, sync, locks: Locks::new(), durability: Durability::new() };
         inner.migrate()?;
-        Ok(RocksMetadataStore { inner: Arc::new(inner) })
+        if sync {
+            inner.db.flush_wal(true).map_err(io)?;
+        }
+        let inner = Arc::new(inner);
+        if sync {
+            let sync_wal = |i: &Inner| i.db.flush_wal(true).map_err(|e| e.to_string());
+            inner.durability.spawn(Arc::downgrade(&inner), sync_wal).map_err(|e| StorageError::Io(e.to_string()))?;
+        }
+        Ok(RocksMetadataStore { inner })
     }
 
     async fn write_object(
@@ -608,9 +629,8 @@ impl RocksMetadataStore {
         origin: Origin,
     ) -> Result<PutOutcome, StorageError> {
         let condition = condition.clone();
-        self.blocking(move |db| {
-            let _guard =
-                db.locks.acquire(LockSet::bucket(&object.bucket, BucketMode::Shared).key(&object.bucket, &object.key));
+        let set = LockSet::bucket(&object.bucket, BucketMode::Shared).key(&object.bucket, &object.key);
+        self.locked(set, move |db| {
             let versioning = db.versioning(&object.bucket)?;
             condition.check(db.newest(&object.bucket, &object.key)?.as_ref())?;
             let mut batch = Batch::default();
@@ -630,8 +650,8 @@ impl RocksMetadataStore {
         origin: Origin,
     ) -> Result<Option<PartRecord>, StorageError> {
         let (bucket, key, upload_id) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
-        self.blocking(move |db| {
-            let _guard = db.locks.acquire(LockSet::bucket(&bucket, BucketMode::Shared).upload(&bucket, &upload_id));
+        let set = LockSet::bucket(&bucket, BucketMode::Shared).upload(&bucket, &upload_id);
+        self.locked(set, move |db| {
             db.find_upload(&bucket, &key, &upload_id)?;
             let pk = keys::part(&bucket, &upload_id, part.part_number);
             let old: Option<PartRecord> = db.get(Cf::Parts, &pk)?;
@@ -693,10 +713,59 @@ impl RocksMetadataStore {
     {
         let inner = Arc::clone(&self.inner);
         let started = std::time::Instant::now();
-        let result = tokio::task::spawn_blocking(move || f(&inner))
-            .await
-            .map_err(|e| StorageError::Io(format!("metadata task failed: {e}")))
-            .and_then(|r| r);
+        let ran = tokio::task::spawn_blocking(move || Durability::recording(|| f(&inner))).await;
+        self.finish(started, ran).await
+    }
+
+    /// Runs `f` holding the locks of `set`: on the calling task when they are free (it then
+    /// neither waits nor does slow work: its reads and its unsynced write are quick), else
+    /// on a blocking thread that waits for them. Either way the call returns once `f`'s
+    /// write is durable.
+    async fn locked<T, F>(&self, set: LockSet, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StorageError> + Send + 'static,
+    {
+        let started = std::time::Instant::now();
+        let ran = match self.try_inline(&set, f) {
+            Ok(ran) => Ok(ran),
+            Err(f) => {
+                let inner = Arc::clone(&self.inner);
+                tokio::task::spawn_blocking(move || {
+                    let _held = inner.locks.acquire(set);
+                    Durability::recording(|| f(&inner))
+                })
+                .await
+            }
+        };
+        self.finish(started, ran).await
+    }
+
+    /// Runs `f` here if the locks of `set` are free; gives it back if not.
+    #[allow(clippy::type_complexity)]
+    fn try_inline<T, F>(&self, set: &LockSet, f: F) -> Result<(Result<T, StorageError>, u64), F>
+    where
+        F: FnOnce(&Inner) -> Result<T, StorageError>,
+    {
+        match self.inner.locks.try_acquire(set) {
+            Some(_held) => Ok(Durability::recording(|| f(&self.inner))),
+            None => Err(f),
+        }
+    }
+
+    /// Waits until what a method wrote is durable, and records the call.
+    async fn finish<T>(
+        &self,
+        started: std::time::Instant,
+        ran: Result<(Result<T, StorageError>, u64), tokio::task::JoinError>,
+    ) -> Result<T, StorageError> {
+        let result = match ran {
+            Ok((result, ticket)) => match self.inner.durability.wait(ticket).await {
+                Ok(()) => result,
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(StorageError::Io(format!("metadata task failed: {e}"))),
+        };
         crate::metrics::metrics().metadata_call("rocksdb", started.elapsed(), &result);
         result
     }
@@ -823,10 +892,8 @@ impl MetadataStore for RocksMetadataStore {
     }
 
     async fn create_upload(&self, upload: UploadRecord) -> Result<(), StorageError> {
-        self.blocking(move |db| {
-            let _guard = db
-                .locks
-                .acquire(LockSet::bucket(&upload.bucket, BucketMode::Shared).upload(&upload.bucket, &upload.upload_id));
+        let set = LockSet::bucket(&upload.bucket, BucketMode::Shared).upload(&upload.bucket, &upload.upload_id);
+        self.locked(set, move |db| {
             if db.get::<BucketRecord>(Cf::Buckets, upload.bucket.as_bytes())?.is_none() {
                 return Err(StorageError::NotFound(Resource::Bucket));
             }
@@ -919,8 +986,8 @@ impl MetadataStore for RocksMetadataStore {
         owner: &Owner,
     ) -> Result<DeleteOutcome, StorageError> {
         let (bucket, key, owner) = (bucket.to_owned(), key.to_owned(), owner.clone());
-        self.blocking(move |db| {
-            let _guard = db.locks.acquire(LockSet::bucket(&bucket, BucketMode::Shared).key(&bucket, &key));
+        let set = LockSet::bucket(&bucket, BucketMode::Shared).key(&bucket, &key);
+        self.locked(set, move |db| {
             let versioning = db.versioning(&bucket)?;
             let mut batch = Batch::default();
             let outcome = db.stage_delete(&mut batch, &bucket, &key, version, versioning, &owner)?;
@@ -1029,8 +1096,8 @@ impl MetadataStore for RocksMetadataStore {
         change: crate::storage::ObjectChange,
     ) -> Result<VersionId, StorageError> {
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
-        self.blocking(move |db| {
-            let _guard = db.locks.acquire(LockSet::bucket(&bucket, BucketMode::Shared).key(&bucket, &key));
+        let set = LockSet::bucket(&bucket, BucketMode::Shared).key(&bucket, &key);
+        self.locked(set, move |db| {
             db.versioning(&bucket)?;
             let newest = db.newest(&bucket, &key)?;
             let mut target = match version {
@@ -1152,12 +1219,12 @@ impl MetadataStore for RocksMetadataStore {
         condition: &WriteCondition,
     ) -> Result<CompleteOutcome, StorageError> {
         let (upload_id, condition) = (upload_id.to_owned(), condition.clone());
+        let set = LockSet::bucket(&object.bucket, BucketMode::Shared)
+            .key(&object.bucket, &object.key)
+            .upload(&object.bucket, &upload_id);
+        // On a blocking thread: removing up to 10,000 parts is too long for the caller's task.
         self.blocking(move |db| {
-            let _guard = db.locks.acquire(
-                LockSet::bucket(&object.bucket, BucketMode::Shared)
-                    .key(&object.bucket, &object.key)
-                    .upload(&object.bucket, &upload_id),
-            );
+            let _guard = db.locks.acquire(set);
             let (pk, _) = db.find_upload(&object.bucket, &object.key, &upload_id)?;
             let versioning = db.versioning(&object.bucket)?;
             condition.check(db.newest(&object.bucket, &object.key)?.as_ref())?;
