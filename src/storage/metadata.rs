@@ -274,6 +274,7 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// added at run time stay. `Conflict` when a listed access key belongs to another user.
     async fn seed_users(&self, users: Vec<UserRecord>) -> Result<(), StorageError>;
 
-    /// Makes every acknowledged write durable; called at shutdown.
+    /// Makes every write made so far durable: at shutdown, and before an answer built from
+    /// what another request wrote (which may not be durable yet).
     async fn flush(&self) -> Result<(), StorageError>;
 }

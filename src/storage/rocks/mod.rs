@@ -1,8 +1,11 @@
 //! [`RocksMetadataStore`]: metadata in an embedded RocksDB.
 //!
-//! Durability: with `sync` on (the default), every write batch is committed with a synced WAL
-//! before the call returns, so an acknowledged write survives `kill -9` and power loss.
-//! RocksDB calls block, so each method runs on tokio's blocking pool. Read-check-write
+//! Durability: with `sync` on (the default), no method returns before a WAL sync covers its
+//! write batch (and, for a method that wrote nothing, every write it could have read), so an
+//! acknowledged write survives `kill -9` and power loss; one thread per store makes the syncs
+//! (see [`durability`]). Small writes whose locks are free run on the calling task; the
+//! others, and long scans, on tokio's blocking pool. Point reads run on the calling task and
+//! may see writes not yet synced (whose requests are not yet answered). Read-check-write
 //! sequences (create if absent, delete if empty, conditional writes) hold striped locks on
 //! what they touch (see [`locks`]), which makes each trait method atomic with respect to the
 //! others while writes to different keys commit together, sharing WAL syncs.
@@ -119,6 +122,8 @@ pub const MAX_OPEN_FILES: i32 = 512;
 
 struct Inner {
     db: DB,
+    /// Set once `db` has closed (fields drop in order): the store may be opened again.
+    _closed: CloseFlag,
     sync: bool,
     locks: Locks,
     /// With `sync`: when writes are synced (see [`durability`]).
@@ -128,6 +133,15 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.durability.stop();
+    }
+}
+
+/// Sets its flag when dropped.
+struct CloseFlag(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for CloseFlag {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -609,7 +623,8 @@ impl RocksMetadataStore {
         // table files (and the other way round).
         opts.set_max_open_files(MAX_OPEN_FILES);
         let db = DB::open_cf(&opts, path, Cf::ALL.map(Cf::name)).map_err(io)?;
-        let inner = Inner { db, sync, locks: Locks::new(), durability: Durability::new() };
+        let closed = CloseFlag(Arc::new(std::sync::atomic::AtomicBool::new(false)));
+        let inner = Inner { db, _closed: closed, sync, locks: Locks::new(), durability: Durability::new() };
         inner.migrate()?;
         if sync {
             inner.db.flush_wal(true).map_err(io)?;
@@ -670,8 +685,8 @@ impl RocksMetadataStore {
     /// Whether the database has closed: every handle is gone, and so is every piece of work
     /// it ran on a blocking thread (which may outlive a request that was cut off).
     pub fn closed_probe(&self) -> impl Fn() -> bool + Send + Sync + 'static {
-        let weak = Arc::downgrade(&self.inner);
-        move || weak.strong_count() == 0
+        let closed = Arc::clone(&self.inner._closed.0);
+        move || closed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Reads every user, lets `f` decide the change, and commits it in one batch.
@@ -714,7 +729,20 @@ impl RocksMetadataStore {
         let inner = Arc::clone(&self.inner);
         let started = std::time::Instant::now();
         let ran = tokio::task::spawn_blocking(move || Durability::recording(|| f(&inner))).await;
-        self.finish(started, ran).await
+        self.finish(started, ran, true).await
+    }
+
+    /// [`RocksMetadataStore::blocking`] for a method that only reads (a listing, a scan):
+    /// its answer needs no sync.
+    async fn scanning<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StorageError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        let started = std::time::Instant::now();
+        let ran = tokio::task::spawn_blocking(move || Durability::recording(|| f(&inner))).await;
+        self.finish(started, ran, false).await
     }
 
     /// Runs `f` holding the locks of `set`: on the calling task when they are free (it then
@@ -738,7 +766,7 @@ impl RocksMetadataStore {
                 .await
             }
         };
-        self.finish(started, ran).await
+        self.finish(started, ran, true).await
     }
 
     /// Runs `f` here if the locks of `set` are free; gives it back if not.
@@ -748,22 +776,34 @@ impl RocksMetadataStore {
         F: FnOnce(&Inner) -> Result<T, StorageError>,
     {
         match self.inner.locks.try_acquire(set) {
-            Some(_held) => Ok(Durability::recording(|| f(&self.inner))),
+            // A panic becomes an error, as it would on a blocking thread.
+            Some(_held) => Ok(Durability::recording(|| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&self.inner)))
+                    .unwrap_or_else(|_| Err(StorageError::Io("metadata call panicked".into())))
+            })),
             None => Err(f),
         }
     }
 
-    /// Waits until what a method wrote is durable, and records the call.
+    /// Waits until what a method wrote is durable, and records the call. A method that
+    /// `writes` but wrote nothing this time (it found the upload gone, the bucket there, a
+    /// condition failing) answers from what it read, so it waits for every write so far.
     async fn finish<T>(
         &self,
         started: std::time::Instant,
         ran: Result<(Result<T, StorageError>, u64), tokio::task::JoinError>,
+        writes: bool,
     ) -> Result<T, StorageError> {
         let result = match ran {
-            Ok((result, ticket)) => match self.inner.durability.wait(ticket).await {
-                Ok(()) => result,
-                Err(e) => Err(e),
-            },
+            Ok((result, mut ticket)) => {
+                if ticket == 0 && writes && self.inner.sync {
+                    ticket = self.inner.durability.barrier();
+                }
+                match self.inner.durability.wait(ticket).await {
+                    Ok(()) => result,
+                    Err(e) => Err(e),
+                }
+            }
             Err(e) => Err(StorageError::Io(format!("metadata task failed: {e}"))),
         };
         crate::metrics::metrics().metadata_call("rocksdb", started.elapsed(), &result);
@@ -861,7 +901,7 @@ impl MetadataStore for RocksMetadataStore {
 
     async fn list_buckets(&self, q: &ListBucketsQuery) -> Result<BucketPage, StorageError> {
         let q = q.clone();
-        self.blocking(move |db| {
+        self.scanning(move |db| {
             let start = match &q.start_after {
                 Some(after) => keys::successor(after.as_bytes().to_vec()),
                 None => q.prefix.as_bytes().to_vec(),
@@ -935,7 +975,7 @@ impl MetadataStore for RocksMetadataStore {
 
     async fn list_uploads(&self, bucket: &str, q: &ListUploadsQuery) -> Result<UploadPage, StorageError> {
         let (bucket, q) = (bucket.to_owned(), q.clone());
-        self.blocking(move |db| {
+        self.scanning(move |db| {
             let at_prefix = keys::upload_prefix(&bucket, &q.prefix);
             let start = match (&q.key_marker, &q.upload_id_marker) {
                 (Some(k), _) if *k < q.prefix => at_prefix,
@@ -987,7 +1027,8 @@ impl MetadataStore for RocksMetadataStore {
     ) -> Result<DeleteOutcome, StorageError> {
         let (bucket, key, owner) = (bucket.to_owned(), key.to_owned(), owner.clone());
         let set = LockSet::bucket(&bucket, BucketMode::Shared).key(&bucket, &key);
-        self.locked(set, move |db| {
+        self.blocking(move |db| {
+            let _guard = db.locks.acquire(set);
             let versioning = db.versioning(&bucket)?;
             let mut batch = Batch::default();
             let outcome = db.stage_delete(&mut batch, &bucket, &key, version, versioning, &owner)?;
@@ -1097,7 +1138,8 @@ impl MetadataStore for RocksMetadataStore {
     ) -> Result<VersionId, StorageError> {
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
         let set = LockSet::bucket(&bucket, BucketMode::Shared).key(&bucket, &key);
-        self.locked(set, move |db| {
+        self.blocking(move |db| {
+            let _guard = db.locks.acquire(set);
             db.versioning(&bucket)?;
             let newest = db.newest(&bucket, &key)?;
             let mut target = match version {
@@ -1128,7 +1170,7 @@ impl MetadataStore for RocksMetadataStore {
 
     async fn list_objects(&self, bucket: &str, q: &ListObjectsQuery) -> Result<ObjectPage, StorageError> {
         let (bucket, q) = (bucket.to_owned(), q.clone());
-        self.blocking(move |db| {
+        self.scanning(move |db| {
             let grouped = match listing_start(&q.prefix, q.delimiter.as_deref(), q.start_after.as_deref()) {
                 Some(start) => db.group_objects(&bucket, &start, &q.prefix, q.delimiter.as_deref(), q.max)?,
                 None => Grouped { entries: Vec::new(), truncated: false },
@@ -1140,7 +1182,7 @@ impl MetadataStore for RocksMetadataStore {
 
     async fn list_versions(&self, bucket: &str, q: &ListVersionsQuery) -> Result<VersionPage, StorageError> {
         let (bucket, q) = (bucket.to_owned(), q.clone());
-        self.blocking(move |db| {
+        self.scanning(move |db| {
             let mid_key = match (&q.key_marker, q.version_id_marker) {
                 (Some(k), Some(v)) if *k >= q.prefix => {
                     let vk = db.find_version(&bucket, k, v)?.ok_or(StorageError::NotFound(Resource::Version))?;
@@ -1201,7 +1243,7 @@ impl MetadataStore for RocksMetadataStore {
         max: usize,
     ) -> Result<PartPage, StorageError> {
         let (bucket, key, upload_id) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
-        self.blocking(move |db| {
+        self.scanning(move |db| {
             db.find_upload(&bucket, &key, &upload_id)?;
             let mut parts: Vec<PartRecord> =
                 db.parts(&bucket, &upload_id, after)?.take(max.saturating_add(1)).collect::<Result<_, _>>()?;
@@ -1289,7 +1331,7 @@ impl MetadataStore for RocksMetadataStore {
 
     async fn blob_states(&self, blobs: &[BlobId]) -> Result<Vec<BlobState>, StorageError> {
         let blobs = blobs.to_vec();
-        self.blocking(move |db| Ok(db.blob_rows(&blobs)?.into_iter().map(BlobRow::state).collect())).await
+        self.scanning(move |db| Ok(db.blob_rows(&blobs)?.into_iter().map(BlobRow::state).collect())).await
     }
 
     async fn garbage(
@@ -1299,7 +1341,7 @@ impl MetadataStore for RocksMetadataStore {
         max: usize,
     ) -> Result<Vec<GarbageRecord>, StorageError> {
         let start = after.map(|a| keys::successor(keys::garbage(a.since, &a.blob.0))).unwrap_or_default();
-        self.blocking(move |db| {
+        self.scanning(move |db| {
             let mut out = Vec::new();
             for item in db.db.iterator_cf(db.cf(Cf::Garbage)?, IteratorMode::From(&start, Direction::Forward)) {
                 let (k, _) = item.map_err(io)?;
@@ -1392,7 +1434,7 @@ impl MetadataStore for RocksMetadataStore {
     }
 
     async fn leases(&self) -> Result<Vec<Lease>, StorageError> {
-        self.blocking(|db| {
+        self.scanning(|db| {
             db.db
                 .iterator_cf(db.cf(Cf::Leases)?, IteratorMode::Start)
                 .map(|item| item.map_err(io).and_then(|(_, v)| codec::decode::<Lease>(&v)))
@@ -1402,7 +1444,7 @@ impl MetadataStore for RocksMetadataStore {
     }
 
     async fn users(&self) -> Result<Vec<UserRecord>, StorageError> {
-        self.blocking(|db| db.users().map(|u| u.0.into_values().collect())).await
+        self.scanning(|db| db.users().map(|u| u.0.into_values().collect())).await
     }
 
     async fn create_user(&self, user: UserRecord) -> Result<(), StorageError> {
@@ -1424,7 +1466,7 @@ impl MetadataStore for RocksMetadataStore {
     }
 
     async fn flush(&self) -> Result<(), StorageError> {
-        self.blocking(|db| db.db.flush_wal(true).map_err(io)).await
+        self.scanning(|db| db.db.flush_wal(true).map_err(io)).await
     }
 }
 

@@ -306,7 +306,11 @@ pub async fn call(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
         Ok(u) => u,
         Err(StorageError::NotFound(Resource::Upload)) => {
             return match cx.s3.meta.get_completed(&bucket.name, id).await? {
-                Some(done) if done.key == key => Ok(completed_answer(cx, &req, &done, versioned)),
+                Some(done) if done.key == key => {
+                    // The completion read may be another request's, not yet durable.
+                    cx.s3.meta.flush().await?;
+                    Ok(completed_answer(cx, &req, &done, versioned))
+                }
                 _ => Err(S3Error::new(S3ErrorCode::NoSuchUpload).field("UploadId", id)),
             };
         }
