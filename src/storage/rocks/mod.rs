@@ -726,10 +726,7 @@ impl RocksMetadataStore {
         T: Send + 'static,
         F: FnOnce(&Inner) -> Result<T, StorageError> + Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
-        let started = std::time::Instant::now();
-        let ran = tokio::task::spawn_blocking(move || Durability::recording(|| f(&inner))).await;
-        self.finish(started, ran, true).await
+        self.on_blocking_thread(f, true).await
     }
 
     /// [`RocksMetadataStore::blocking`] for a method that only reads (a listing, a scan):
@@ -739,10 +736,18 @@ impl RocksMetadataStore {
         T: Send + 'static,
         F: FnOnce(&Inner) -> Result<T, StorageError> + Send + 'static,
     {
+        self.on_blocking_thread(f, false).await
+    }
+
+    async fn on_blocking_thread<T, F>(&self, f: F, writes: bool) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StorageError> + Send + 'static,
+    {
         let inner = Arc::clone(&self.inner);
         let started = std::time::Instant::now();
         let ran = tokio::task::spawn_blocking(move || Durability::recording(|| f(&inner))).await;
-        self.finish(started, ran, false).await
+        self.finish(started, ran, writes).await
     }
 
     /// Runs `f` holding the locks of `set`: on the calling task when they are free (it then
