@@ -153,6 +153,22 @@ impl Locks {
         stripes.into_iter().map(|i| self.blobs[i].lock().unwrap_or_else(|p| p.into_inner())).collect()
     }
 
+    /// [`Locks::blobs`] if every one is free now; `None` (holding nothing) if one is not.
+    pub(super) fn try_blobs<'b>(&self, ids: impl IntoIterator<Item = &'b BlobId>) -> Option<Vec<MutexGuard<'_, ()>>> {
+        let mut stripes: Vec<usize> = ids.into_iter().map(|b| stripe(&b.0, BLOB_STRIPES)).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut held = Vec::with_capacity(stripes.len());
+        for i in stripes {
+            match self.blobs[i].try_lock() {
+                Ok(g) => held.push(g),
+                Err(std::sync::TryLockError::Poisoned(p)) => held.push(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => return None,
+            }
+        }
+        Some(held)
+    }
+
     /// The lock of the user table (every user change reads all users).
     pub(super) fn users(&self) -> MutexGuard<'_, ()> {
         self.users.lock().unwrap_or_else(|p| p.into_inner())

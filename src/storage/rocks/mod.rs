@@ -136,6 +136,42 @@ impl Drop for Inner {
     }
 }
 
+/// A method run on the caller's task ([`RocksMetadataStore::locked`]) must not wait: not
+/// for a blob-count lock another method holds, nor for a RocksDB write slowdown. It gives up
+/// instead, before writing anything (each such method writes one batch, last), and runs
+/// again on a blocking thread.
+mod inline {
+    use std::cell::Cell;
+
+    use crate::storage::StorageError;
+
+    thread_local! {
+        static ACTIVE: Cell<bool> = const { Cell::new(false) };
+        static GAVE_UP: Cell<bool> = const { Cell::new(false) };
+    }
+
+    pub(super) fn enter() {
+        ACTIVE.with(|a| a.set(true));
+        GAVE_UP.with(|g| g.set(false));
+    }
+
+    /// Ends the inline run; whether it gave up.
+    pub(super) fn leave() -> bool {
+        ACTIVE.with(|a| a.set(false));
+        GAVE_UP.with(|g| g.replace(false))
+    }
+
+    pub(super) fn active() -> bool {
+        ACTIVE.with(Cell::get)
+    }
+
+    /// Marks the run as given up; the error only unwinds the method.
+    pub(super) fn gave_up() -> StorageError {
+        GAVE_UP.with(|g| g.set(true));
+        StorageError::Unavailable("the metadata call would wait".into())
+    }
+}
+
 /// Sets its flag when dropped.
 struct CloseFlag(Arc<std::sync::atomic::AtomicBool>);
 
@@ -189,7 +225,14 @@ impl Inner {
     /// wrote waits for a sync covering it before it returns (see [`durability`]), so an
     /// acknowledged request survives power loss. Turning `sync` off trades that for latency.
     fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
-        self.db.write_opt(batch, &WriteOptions::default()).map_err(io)?;
+        let mut opts = WriteOptions::default();
+        // On a caller's task, a write RocksDB would slow down or stop is not waited for.
+        opts.set_no_slowdown(inline::active());
+        match self.db.write_opt(batch, &opts) {
+            Ok(()) => {}
+            Err(e) if inline::active() && e.kind() == rocksdb::ErrorKind::Incomplete => return Err(inline::gave_up()),
+            Err(e) => return Err(io(e)),
+        }
         if self.sync {
             self.durability.wrote();
         }
@@ -202,7 +245,11 @@ impl Inner {
         if batch.refs.is_empty() {
             return self.write(batch.write);
         }
-        let _blobs = self.locks.blobs(batch.refs.ids());
+        let _blobs = if inline::active() {
+            self.locks.try_blobs(batch.refs.ids()).ok_or_else(inline::gave_up)?
+        } else {
+            self.locks.blobs(batch.refs.ids())
+        };
         let current = self.blob_rows(batch.refs.ids())?;
         for (blob, row) in batch.refs.resolve(&current, Timestamp::now())? {
             self.stage_row(&mut batch.write, &blob, row)?;
@@ -757,7 +804,7 @@ impl RocksMetadataStore {
     async fn locked<T, F>(&self, set: LockSet, f: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
-        F: FnOnce(&Inner) -> Result<T, StorageError> + Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StorageError> + Clone + Send + 'static,
     {
         let started = std::time::Instant::now();
         let ran = match self.try_inline(&set, f) {
@@ -774,20 +821,26 @@ impl RocksMetadataStore {
         self.finish(started, ran, true).await
     }
 
-    /// Runs `f` here if the locks of `set` are free; gives it back if not.
+    /// Runs `f` here if the locks of `set` are free and nothing in it has to wait (see
+    /// [`inline`]); gives it back, to run where it may wait, if not.
     #[allow(clippy::type_complexity)]
     fn try_inline<T, F>(&self, set: &LockSet, f: F) -> Result<(Result<T, StorageError>, u64), F>
     where
-        F: FnOnce(&Inner) -> Result<T, StorageError>,
+        F: FnOnce(&Inner) -> Result<T, StorageError> + Clone,
     {
-        match self.inner.locks.try_acquire(set) {
+        let Some(held) = self.inner.locks.try_acquire(set) else {
+            return Err(f);
+        };
+        let attempt = f.clone();
+        inline::enter();
+        let ran = Durability::recording(|| {
             // A panic becomes an error, as it would on a blocking thread.
-            Some(_held) => Ok(Durability::recording(|| {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&self.inner)))
-                    .unwrap_or_else(|_| Err(StorageError::Io("metadata call panicked".into())))
-            })),
-            None => Err(f),
-        }
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| attempt(&self.inner)))
+                .unwrap_or_else(|_| Err(StorageError::Io("metadata call panicked".into())))
+        });
+        let gave_up = inline::leave();
+        drop(held);
+        if gave_up { Err(f) } else { Ok(ran) }
     }
 
     /// Waits until what a method wrote is durable, and records the call. A method that
@@ -1478,6 +1531,71 @@ impl MetadataStore for RocksMetadataStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A write whose locks are free runs on the caller's task; one that would wait for a
+    /// blob-count lock gives up there and waits on a blocking thread instead, while the
+    /// caller's runtime goes on serving other calls.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn an_inline_write_that_would_wait_moves_to_a_blocking_thread() {
+        use crate::storage::{ContentHeaders, Owner, StorageClass};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = RocksMetadataStore::open(dir.path(), true).expect("open");
+        let owner = Owner { id: "o".into(), display_name: "o".into() };
+        let bucket = BucketRecord {
+            name: "b".into(),
+            owner: owner.clone(),
+            region: "r".into(),
+            created: Timestamp(1),
+            versioning: Versioning::Unversioned,
+        };
+        store.create_bucket(bucket).await.expect("bucket");
+        let upload = UploadRecord {
+            bucket: "b".into(),
+            key: "k".into(),
+            upload_id: "u".into(),
+            owner: owner.clone(),
+            initiator: owner,
+            initiated: Timestamp(2),
+            storage_class: StorageClass::Standard,
+            headers: ContentHeaders::default(),
+            user_metadata: vec![],
+            tags: vec![],
+            checksum_algorithm: None,
+            checksum_type: None,
+            acl: None,
+        };
+        store.create_upload(upload).await.expect("upload");
+        let part = |blob: &str| PartRecord {
+            part_number: 1,
+            blob: BlobId(blob.into()),
+            size: 1,
+            md5: [0; 16],
+            last_modified: Timestamp(3),
+            checksums: vec![],
+            inline: None,
+        };
+        store.put_part("b", "k", "u", part("first")).await.expect("a free write");
+
+        let held = store.inner.locks.blobs([&BlobId("second".into())]);
+        let writer = tokio::spawn({
+            let store = store.clone();
+            async move { store.put_part("b", "k", "u", part("second")).await }
+        });
+        // Waited for on this thread, not the runtime's only worker (which a write waiting
+        // inline would hold).
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!writer.is_finished(), "the write waits for the blob lock");
+        let (tx, rx) = std::sync::mpsc::channel();
+        tokio::spawn({
+            let store = store.clone();
+            async move { tx.send(store.get_bucket("b").await.map(|b| b.is_some())).ok() }
+        });
+        let served = rx.recv_timeout(std::time::Duration::from_secs(5));
+        assert!(matches!(served, Ok(Ok(true))), "the worker is free to serve other calls: {served:?}");
+        drop(held);
+        let replaced = writer.await.expect("joined").expect("written once the lock was free");
+        assert_eq!(replaced.map(|p| p.blob.0), Some("first".to_string()));
+    }
 
     fn set_format(path: &Path, mark: Option<u8>) {
         let store = RocksMetadataStore::open(path, false).expect("open");
