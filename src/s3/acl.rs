@@ -64,8 +64,7 @@ impl HeaderAcl {
     /// [`HeaderAcl::from_headers`], with `known` telling which user ids exist.
     fn read(h: &HeaderMap, known: &dyn Fn(&str) -> bool) -> Result<Option<HeaderAcl>, S3Error> {
         let canned = headers::text(h, "x-amz-acl")?;
-        let has_grants = GRANT_HEADERS.iter().any(|(name, _)| h.contains_key(*name));
-        match (canned, has_grants) {
+        match (canned, has_grant_headers(h)) {
             (Some(_), true) => Err(S3Error::with_message(
                 S3ErrorCode::InvalidRequest,
                 "Specifying both Canned ACLs and Header Grants is not allowed",
@@ -313,6 +312,16 @@ pub async fn ownership(s3: &S3Service, bucket: &str) -> Result<Option<ObjectOwne
     })
 }
 
+/// Whether the bucket has ACLs disabled (`BucketOwnerEnforced`).
+pub async fn disabled(s3: &S3Service, bucket: &str) -> Result<bool, S3Error> {
+    Ok(ownership(s3, bucket).await? == Some(ObjectOwnership::BucketOwnerEnforced))
+}
+
+/// Whether a request carries ACL grant headers (`x-amz-grant-*`).
+pub fn has_grant_headers(h: &HeaderMap) -> bool {
+    h.keys().any(|k| k.as_str().starts_with("x-amz-grant-"))
+}
+
 /// The bucket's ACL grants (its owner's full control until set).
 pub async fn bucket_grants(s3: &S3Service, bucket: &BucketRecord) -> Result<Vec<Grant>, S3Error> {
     Ok(match s3.meta.get_bucket_setting(&bucket.name, BucketSettingKind::Acl).await? {
@@ -360,7 +369,7 @@ pub fn owner_only(grants: &[Grant], bucket_owner: &str) -> bool {
 pub async fn new_object(cx: &Ctx<'_>, h: &HeaderMap) -> Result<(Owner, Option<Vec<Grant>>), S3Error> {
     let bucket = cx.bucket()?;
     let canned = headers::text(h, "x-amz-acl")?;
-    let has_grants = GRANT_HEADERS.iter().any(|(name, _)| h.contains_key(*name));
+    let has_grants = has_grant_headers(h);
     let writer_is_owner = !cx.auth.anonymous && cx.auth.identity.id == bucket.owner.id;
     if canned.is_none() && !has_grants && writer_is_owner {
         return Ok((bucket.owner.clone(), None));

@@ -177,7 +177,7 @@ impl BucketAccess<'_> {
     /// owns what it writes, so it may give it an ACL.
     pub fn check_acl_headers(&self, key: Option<&str>, facts: &RequestFacts<'_>) -> Result<(), S3Error> {
         let canned = facts.headers.get("x-amz-acl").and_then(|v| v.to_str().ok()).map(str::trim);
-        let grants = facts.headers.keys().any(|k| k.as_str().starts_with("x-amz-grant-"));
+        let grants = acl::has_grant_headers(facts.headers);
         // Where ACLs are disabled the operation refuses such ACLs itself, as AWS does.
         let acls_disabled = self.acl.is_none() && !self.is_owner();
         if acls_disabled || (!grants && canned.is_none_or(|c| acl::OWNER_ONLY.contains(&c))) {
@@ -474,9 +474,7 @@ impl S3Service {
         // ACLs matter only to callers other than the bucket's owner, and only in buckets that
         // enable them; the owner's requests read nothing more.
         let is_owner = !auth.anonymous && record.owner.id == auth.identity.id;
-        let acl = if is_owner
-            || acl::ownership(self, &record.name).await? == Some(crate::storage::ObjectOwnership::BucketOwnerEnforced)
-        {
+        let acl = if is_owner || acl::disabled(self, &record.name).await? {
             None
         } else {
             let block = ops::bucket::public_access::of(self, &record.name).await?;

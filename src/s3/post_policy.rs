@@ -289,12 +289,13 @@ pub fn authenticate(
     };
     let scope = CredentialScope::parse(credential)
         .ok_or_else(|| bad_credential("expecting \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\".".into()))?;
-    if scope.region != region {
-        return Err(bad_credential(format!("the region '{}' is wrong; expecting '{region}'", scope.region)));
-    }
-    if scope.service != "s3" || scope.terminal != "aws4_request" {
-        return Err(bad_credential(format!("the service must be 's3' and the terminal 'aws4_request': {credential}")));
-    }
+    // The region, service and terminal are checked as for a signed request.
+    let wrong_scope = |detail: String, _region: Option<String>| crate::auth::AuthError::InvalidArgument {
+        message: format!("Invalid credential: {detail}"),
+        name: "x-amz-credential".into(),
+        value: credential.to_owned(),
+    };
+    sigv4::check_scope(&scope, region, wrong_scope)?;
     if Timestamp::parse_amz_date(date).is_none() || !date.starts_with(&scope.date) {
         return Err(S3Error::invalid_argument(
             "x-amz-date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\" and on the credential's date",

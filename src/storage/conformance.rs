@@ -12,7 +12,7 @@ fn owner(id: &str) -> Owner {
     Owner { id: id.into(), display_name: format!("{id}-name") }
 }
 
-fn bucket(name: &str, owner_id: &str) -> BucketRecord {
+pub(super) fn bucket(name: &str, owner_id: &str) -> BucketRecord {
     BucketRecord {
         name: name.into(),
         owner: owner(owner_id),
@@ -22,7 +22,7 @@ fn bucket(name: &str, owner_id: &str) -> BucketRecord {
     }
 }
 
-fn upload(bucket: &str, key: &str, id: &str, initiated: i64) -> UploadRecord {
+pub(super) fn upload(bucket: &str, key: &str, id: &str, initiated: i64) -> UploadRecord {
     UploadRecord {
         bucket: bucket.into(),
         key: key.into(),

@@ -188,7 +188,7 @@ pub fn authenticate(
 }
 
 /// Checks the credential scope against this server; `err` builds the error of the form in use.
-fn check_scope(
+pub(crate) fn check_scope(
     scope: &CredentialScope,
     region: &str,
     err: impl Fn(String, Option<String>) -> AuthError,

@@ -65,6 +65,16 @@ impl LockSet {
     }
 }
 
+/// A lock taken without waiting (one whose holder panicked counts as free, as in
+/// [`Locks::acquire`]); `None` if it is held.
+fn free<G>(r: Result<G, std::sync::TryLockError<G>>) -> Option<G> {
+    match r {
+        Ok(g) => Some(g),
+        Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}
+
 fn stripe(value: impl Hash, stripes: usize) -> usize {
     let mut h = std::hash::DefaultHasher::new();
     value.hash(&mut h);
@@ -120,14 +130,6 @@ impl Locks {
 
     /// [`Locks::acquire`] if every lock is free now; `None` (holding nothing) if one is not.
     pub(super) fn try_acquire(&self, set: &LockSet) -> Option<Held<'_>> {
-        use std::sync::TryLockError;
-        fn free<G>(r: Result<G, TryLockError<G>>) -> Option<G> {
-            match r {
-                Ok(g) => Some(g),
-                Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
-                Err(TryLockError::WouldBlock) => None,
-            }
-        }
         let bucket = match set.bucket {
             None => None,
             Some((stripe, BucketMode::Shared)) => Some(BucketGuard::Shared(free(self.buckets[stripe].try_read())?)),
@@ -160,11 +162,7 @@ impl Locks {
         stripes.dedup();
         let mut held = Vec::with_capacity(stripes.len());
         for i in stripes {
-            match self.blobs[i].try_lock() {
-                Ok(g) => held.push(g),
-                Err(std::sync::TryLockError::Poisoned(p)) => held.push(p.into_inner()),
-                Err(std::sync::TryLockError::WouldBlock) => return None,
-            }
+            held.push(free(self.blobs[i].try_lock())?);
         }
         Some(held)
     }

@@ -1537,34 +1537,11 @@ mod tests {
     /// caller's runtime goes on serving other calls.
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn an_inline_write_that_would_wait_moves_to_a_blocking_thread() {
-        use crate::storage::{ContentHeaders, Owner, StorageClass};
+        use crate::storage::conformance::{bucket, upload};
         let dir = tempfile::tempdir().expect("tempdir");
         let store = RocksMetadataStore::open(dir.path(), true).expect("open");
-        let owner = Owner { id: "o".into(), display_name: "o".into() };
-        let bucket = BucketRecord {
-            name: "b".into(),
-            owner: owner.clone(),
-            region: "r".into(),
-            created: Timestamp(1),
-            versioning: Versioning::Unversioned,
-        };
-        store.create_bucket(bucket).await.expect("bucket");
-        let upload = UploadRecord {
-            bucket: "b".into(),
-            key: "k".into(),
-            upload_id: "u".into(),
-            owner: owner.clone(),
-            initiator: owner,
-            initiated: Timestamp(2),
-            storage_class: StorageClass::Standard,
-            headers: ContentHeaders::default(),
-            user_metadata: vec![],
-            tags: vec![],
-            checksum_algorithm: None,
-            checksum_type: None,
-            acl: None,
-        };
-        store.create_upload(upload).await.expect("upload");
+        store.create_bucket(bucket("b", "o")).await.expect("bucket");
+        store.create_upload(upload("b", "k", "u", 2)).await.expect("upload");
         let part = |blob: &str| PartRecord {
             part_number: 1,
             blob: BlobId(blob.into()),

@@ -68,22 +68,20 @@ pub async fn delete_ownership(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Respons
     store_bucket_setting(cx, BucketSettingKind::OwnershipControls, none, StatusCode::NO_CONTENT).await
 }
 
-/// Whether the bucket's ACLs are disabled.
-async fn enforced(cx: &Ctx<'_>) -> Result<bool, S3Error> {
-    Ok(acl::ownership(cx.s3, cx.bucket_name()?).await? == Some(ObjectOwnership::BucketOwnerEnforced))
-}
-
 pub async fn get(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> {
     let bucket = cx.bucket()?;
-    let grants =
-        if enforced(cx).await? { acl::private(&bucket.owner.id) } else { acl::bucket_grants(cx.s3, bucket).await? };
+    let grants = if acl::disabled(cx.s3, &bucket.name).await? {
+        acl::private(&bucket.owner.id)
+    } else {
+        acl::bucket_grants(cx.s3, bucket).await?
+    };
     Ok(S3Response::xml(acl::render(&bucket.owner, &grants, &cx.s3.users)))
 }
 
 pub async fn put(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let bucket = cx.bucket()?;
     let grants = acl::requested(cx, req).await?.grants(&bucket.owner.id, &bucket.owner.id);
-    if enforced(cx).await? {
+    if acl::disabled(cx.s3, &bucket.name).await? {
         // A bucket with ACLs disabled takes only an ACL that changes nothing.
         if !acl::owner_only(&grants, &bucket.owner.id) {
             return Err(S3Error::new(S3ErrorCode::AccessControlListNotSupported));
@@ -123,6 +121,19 @@ pub fn for_new_bucket(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(crate::s3::xml::fuzzing::config())]
+
+        #[test]
+        fn fuzz_ownership_documents(doc in crate::s3::xml::fuzzing::arbitrary_document(&[
+            "OwnershipControls", "Rule", "ObjectOwnership",
+        ])) {
+            if let Err(e) = parse(doc.as_bytes()) {
+                proptest::prop_assert_eq!(e.code, S3ErrorCode::MalformedXML);
+            }
+        }
+    }
 
     #[test]
     fn ownership_documents() {

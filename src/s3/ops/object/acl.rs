@@ -11,7 +11,7 @@ use crate::s3::acl;
 use crate::s3::ops::data;
 use crate::s3::ops::object::get::{hide_absence, visible_version};
 use crate::s3::{Ctx, S3Error, S3ErrorCode, S3Request, S3Response};
-use crate::storage::{ObjectChange, ObjectOwnership, ObjectRecord, StorageError};
+use crate::storage::{ObjectChange, ObjectRecord, StorageError};
 
 /// The addressed version (`versionId`, or the latest), if the caller may act on it; whether
 /// it exists is told only to callers who may list the bucket.
@@ -28,15 +28,10 @@ async fn addressed(cx: &Ctx<'_>, h: &http::HeaderMap, method: &str) -> Result<Ob
     Ok(object)
 }
 
-/// Whether the bucket's ACLs are disabled.
-async fn enforced(cx: &Ctx<'_>) -> Result<bool, S3Error> {
-    Ok(acl::ownership(cx.s3, cx.bucket_name()?).await? == Some(ObjectOwnership::BucketOwnerEnforced))
-}
-
 pub async fn get(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     let bucket = cx.bucket()?;
     let object = addressed(cx, &req.headers, "GET").await?;
-    let (owner, grants) = if enforced(cx).await? {
+    let (owner, grants) = if acl::disabled(cx.s3, &bucket.name).await? {
         (bucket.owner.clone(), acl::private(&bucket.owner.id))
     } else {
         (object.owner.clone(), object.acl.clone().unwrap_or_else(|| acl::private(&object.owner.id)))
@@ -53,7 +48,7 @@ pub async fn put(cx: &Ctx<'_>, req: S3Request) -> Result<S3Response, S3Error> {
     // of a `null` version meanwhile makes a new one, judged again).
     for _ in 0..3 {
         let object = addressed(cx, &h, "PUT").await?;
-        if enforced(cx).await? {
+        if acl::disabled(cx.s3, &bucket.name).await? {
             if !acl::owner_only(&requested.grants(&bucket.owner.id, &bucket.owner.id), &bucket.owner.id) {
                 return Err(S3Error::new(S3ErrorCode::AccessControlListNotSupported));
             }

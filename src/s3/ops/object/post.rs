@@ -325,6 +325,41 @@ mod tests {
         assert_eq!(as_headers(&bad).expect_err("newline").code, S3ErrorCode::InvalidArgument);
     }
 
+    proptest::proptest! {
+        #![proptest_config(crate::s3::xml::fuzzing::config())]
+
+        /// Any body, whole or cut into pieces, read as a form: fields and a file, or a client
+        /// error; never a panic.
+        #[test]
+        fn fuzz_form_bodies(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::Just("--b\r\n".to_owned()),
+                    proptest::prelude::Just("--b--\r\n".to_owned()),
+                    proptest::prelude::Just("Content-Disposition: form-data; name=\"key\"\r\n\r\n".to_owned()),
+                    proptest::prelude::Just("Content-Disposition: form-data; name=\"file\"; filename=\"a/../b\"\r\n\r\n".to_owned()),
+                    proptest::prelude::Just("\r\n".to_owned()),
+                    "\\PC{0,12}",
+                ],
+                0..12,
+            ),
+            split in 1usize..64,
+        ) {
+            let body = parts.concat().into_bytes();
+            let chunks: Vec<Result<bytes::Bytes, S3Error>> =
+                body.chunks(split).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
+            let stream: BodyStream = Box::pin(futures_util::stream::iter(chunks));
+            let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            let outcome = rt.block_on(async {
+                let mut form = multer::Multipart::new(stream, "b");
+                read_fields(&mut form, 1).await.map(|(fields, file)| (fields.iter().count(), file.is_some()))
+            });
+            if let Err(e) = outcome {
+                proptest::prop_assert!(e.status().is_client_error(), "{:?}", e.code);
+            }
+        }
+    }
+
     #[test]
     fn only_form_data_is_a_form() {
         let h = |v: &str| {
