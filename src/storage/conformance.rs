@@ -1158,6 +1158,13 @@ async fn fs_blob_store_conforms_and_keeps_blobs_across_reopen() {
     blobs_conform(&store).await;
     let temporaries = std::fs::read_dir(dir.path().join("tmp")).expect("tmp").count();
     assert_eq!(temporaries, 0, "failed writes leave no temporary file");
+    // A body longer than several writeback windows, in uneven chunks, reads back whole.
+    let long: Vec<u8> = (0..(3 << 20) + 12_345).map(|i: u32| (i % 251) as u8).collect();
+    let pieces: Vec<bytes::Bytes> = long.chunks(65_537).map(bytes::Bytes::copy_from_slice).collect();
+    let stream: ByteStream = Box::pin(futures_util::stream::iter(pieces.into_iter().map(Ok)));
+    let blob = store.put(stream).await.expect("put long");
+    assert_eq!(blob.len, long.len() as u64);
+    assert!(read_all(store.get(&blob.id, None).await.expect("get long")).await == long, "long blob bytes");
     let kept = store.put(chunks(&[b"durable"])).await.expect("put");
     drop(store);
     // A temporary file left by a crash survives opening (another process sharing the store
