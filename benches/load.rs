@@ -9,8 +9,13 @@
 //! - a 1 GiB multipart upload in 8 MiB parts, 4 in flight;
 //! - listing 10,000 keys with ListObjectsV2 (10 pages of 1,000).
 //!
-//! `cargo bench --bench load` (S3D_BENCH_SECS per operation, default 5; S3D_BENCH_CLIENTS,
-//! default 16; S3D_BENCH_ONLY to pick operations, see [`wanted`]). `cargo test --all-targets` runs it briefly with small sizes as a smoke test.
+//! The two servers take turns: each operation runs in [`Plan::rounds`] slices on s3d, each
+//! followed by one on the bare server, so that both see the machine in the same state (on a
+//! shared virtual machine, the bare server alone varied by ±30% between runs).
+//!
+//! `cargo bench --bench load` (S3D_BENCH_SECS per operation and server, default 5;
+//! S3D_BENCH_CLIENTS, default 16; S3D_BENCH_ONLY to pick operations, see [`wanted`]).
+//! `cargo test --all-targets` runs it briefly with small sizes as a smoke test.
 
 mod common;
 
@@ -25,6 +30,8 @@ use common::{Conn, Payload, bare_hyper, env_or, full_run, rocks_config};
 /// Sizes and counts: the full run's, or a smoke test's.
 struct Plan {
     secs: f64,
+    /// Turns each server takes per operation.
+    rounds: usize,
     clients: usize,
     small: usize,
     large: usize,
@@ -39,6 +46,7 @@ impl Plan {
         if full_run() {
             Plan {
                 secs: env_or("S3D_BENCH_SECS", 5.0),
+                rounds: 5,
                 clients: env_or("S3D_BENCH_CLIENTS", 16.0) as usize,
                 small: 4 << 10,
                 large: 64 << 20,
@@ -50,6 +58,7 @@ impl Plan {
         } else {
             Plan {
                 secs: 0.2,
+                rounds: 1,
                 clients: 2,
                 small: 4 << 10,
                 large: 1 << 20,
@@ -62,8 +71,13 @@ impl Plan {
     }
 }
 
+/// Numbers `step` calls across every slice of a run, so that names made from them stay
+/// fresh from one slice to the next.
+static STEPS: AtomicU64 = AtomicU64::new(0);
+
 /// Completed operations and bytes moved per second by `clients` clients, each on its own
-/// connection, repeating `step(conn, client, n)` until `secs` have passed.
+/// connection, repeating `step(conn, client, n)` until `secs` have passed (`n` is new in
+/// every call).
 async fn rate<F, Fut>(addr: SocketAddr, clients: usize, secs: f64, size_hint: u64, step: F) -> (f64, f64)
 where
     F: Fn(Conn, usize, usize) -> Fut + Send + Sync + 'static,
@@ -79,11 +93,10 @@ where
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::open(addr).await;
             conn.size_hint = size_hint;
-            let mut n = 0;
             while Instant::now() < deadline {
+                let n = STEPS.fetch_add(1, Ordering::Relaxed) as usize;
                 let (c2, moved) = step(conn, c, n).await;
                 conn = c2;
-                n += 1;
                 ops.fetch_add(1, Ordering::Relaxed);
                 bytes.fetch_add(moved, Ordering::Relaxed);
             }
@@ -94,6 +107,31 @@ where
     }
     let elapsed = started.elapsed().as_secs_f64();
     (ops.load(Ordering::Relaxed) as f64 / elapsed, bytes.load(Ordering::Relaxed) as f64 / elapsed)
+}
+
+/// `measure(addr, secs)` on s3d and on the bare server, taking turns in `rounds` slices of
+/// `secs / rounds`: the mean of each server's slices (rates, so a plain mean).
+async fn turns<F, Fut>(
+    s3d: SocketAddr,
+    bare: SocketAddr,
+    secs: f64,
+    rounds: usize,
+    measure: F,
+) -> ((f64, f64), (f64, f64))
+where
+    F: Fn(SocketAddr, f64) -> Fut,
+    Fut: std::future::Future<Output = (f64, f64)>,
+{
+    let (mut a, mut b) = ((0.0, 0.0), (0.0, 0.0));
+    let slice = secs / rounds as f64;
+    for _ in 0..rounds {
+        let x = measure(s3d, slice).await;
+        let y = measure(bare, slice).await;
+        a = (a.0 + x.0, a.1 + x.1);
+        b = (b.0 + y.0, b.1 + y.1);
+    }
+    let n = rounds as f64;
+    ((a.0 / n, a.1 / n), (b.0 / n, b.1 / n))
 }
 
 /// `4 KiB`, `64 MiB`, `1 GiB`.
@@ -230,21 +268,22 @@ fn main() {
         let (secs, clients) = (plan.secs, plan.clients);
         let (small_len, large_len) = (plan.small as u64, plan.large as u64);
         let mib = |b: f64| b / (1 << 20) as f64;
-        println!("load: s3d (RocksDB, fsync on) against a bare hyper server, same client, {secs} s per operation");
+        println!("load: s3d (RocksDB, fsync on) against a bare hyper server, same client, {secs} s per operation and server in {} turns", plan.rounds);
         println!("{:<40} {:>12} {:>12} {:<6} {:>7}", "operation", "s3d", "bare hyper", "unit", "share");
         let mut report = Report { rows: Vec::new() };
-        let initiate = |addr| {
+        let rounds = plan.rounds;
+        let initiate = |addr, secs| {
             rate(addr, clients, secs, 0, |mut c: Conn, client, n| async move {
                 c.call("POST", &format!("/bench/up/{client}-{n}"), "uploads", Bytes::new()).await;
                 (c, 0)
             })
         };
         if wanted("initiate") {
-            let (a, b) = (initiate(s3d).await.0, initiate(bare).await.0);
+            let ((a, _), (b, _)) = turns(s3d, bare, secs, rounds, initiate).await;
             report.row(&format!("CreateMultipartUpload, {clients} clients"), "ops/s", a, b);
         }
 
-        let put_small = |addr| {
+        let put_small = |addr, secs| {
             let body = small.clone();
             rate(addr, clients, secs, 0, move |mut c: Conn, client, n| {
                 let body = body.clone();
@@ -255,63 +294,70 @@ fn main() {
             })
         };
         if wanted("put") {
-            let (a, b) = (put_small(s3d).await.0, put_small(bare).await.0);
+            let ((a, _), (b, _)) = turns(s3d, bare, secs, rounds, put_small).await;
             report.row(&format!("PutObject {}, {clients} clients", human(plan.small)), "ops/s", a, b);
         }
 
         let keys = plan.get_keys;
-        let get_small = |addr| {
+        let get_small = |addr, secs| {
             rate(addr, clients, secs, small_len, move |mut c: Conn, client, n| async move {
                 let a = c.call("GET", &format!("/bench/small/{}", (client * 7919 + n) % keys), "", Bytes::new()).await;
                 (c, a.len)
             })
         };
         if wanted("get") {
-            let (a, b) = (get_small(s3d).await.0, get_small(bare).await.0);
+            let ((a, _), (b, _)) = turns(s3d, bare, secs, rounds, get_small).await;
             report.row(&format!("GetObject {}, {clients} clients", human(plan.small)), "ops/s", a, b);
         }
 
-        let put_large = |addr, streams| {
-            let body = large.clone();
-            rate(addr, streams, secs, 0, move |mut c: Conn, client, n| {
-                let body = body.clone();
-                async move {
-                    c.expect("PUT", &format!("/bench/large-{client}-{}", n % 2), "", body, Payload::Unsigned).await;
-                    (c, large_len)
-                }
-            })
+        let put_large = |streams| {
+            let large = large.clone();
+            move |addr, secs| {
+                let body = large.clone();
+                rate(addr, streams, secs, 0, move |mut c: Conn, client, n| {
+                    let body = body.clone();
+                    async move {
+                        c.expect("PUT", &format!("/bench/large-{client}-{}", n % 2), "", body, Payload::Unsigned).await;
+                        (c, large_len)
+                    }
+                })
+            }
         };
         let large_name = human(plan.large);
         if wanted("put-large") {
-            let (a, b) = (put_large(s3d, 4).await.1, put_large(bare, 4).await.1);
+            let ((_, a), (_, b)) = turns(s3d, bare, secs, rounds, put_large(4)).await;
             report.row(&format!("PutObject {large_name}, 4 streams"), "MiB/s", mib(a), mib(b));
-            let (a, b) = (put_large(s3d, 1).await.1, put_large(bare, 1).await.1);
+            let ((_, a), (_, b)) = turns(s3d, bare, secs, rounds, put_large(1)).await;
             report.row(&format!("PutObject {large_name}, 1 stream"), "MiB/s", mib(a), mib(b));
             let md5 = md5_speed(plan.large);
             report.row(&format!("PutObject {large_name}, 1 stream / MD5, 1 core"), "MiB/s", mib(a), md5);
         }
 
-        let get_large = |addr, streams| {
-            rate(addr, streams, secs, large_len, move |mut c: Conn, _, _| async move {
+        let get_large = |addr, secs| {
+            rate(addr, 4, secs, large_len, move |mut c: Conn, _, _| async move {
                 let a = c.call("GET", "/bench/large", "", Bytes::new()).await;
                 (c, a.len)
             })
         };
         if wanted("get-large") {
-            let (a, b) = (get_large(s3d, 4).await.1, get_large(bare, 4).await.1);
+            let ((_, a), (_, b)) = turns(s3d, bare, secs, rounds, get_large).await;
             report.row(&format!("GetObject {large_name}, 4 streams"), "MiB/s", mib(a), mib(b));
         }
 
         let (total, part) = (plan.multipart, plan.part);
         if wanted("multipart") {
-            let a = multipart(s3d, "/bench/multipart", total, part, 4).await;
-            let b = multipart(bare, "/bench/multipart", total, part, 4).await;
+            // One upload is one measurement: the servers take turns upload by upload.
+            let upload = |addr, _| async move {
+                let took = multipart(addr, "/bench/multipart", total, part, 4).await;
+                (total as f64 / took, 0.0)
+            };
+            let ((a, _), (b, _)) = turns(s3d, bare, 0.0, rounds.min(3), upload).await;
             let name = format!("multipart {}, {} parts, 4 in flight", human(total), human(part));
-            report.row(&name, "MiB/s", mib(total as f64) / a, mib(total as f64) / b);
+            report.row(&name, "MiB/s", mib(a), mib(b));
         }
 
         let pages = plan.list_keys.div_ceil(1000);
-        let list = |addr| {
+        let list = |addr, secs| {
             rate(addr, 4, secs, page, move |mut c: Conn, _, _| async move {
                 let mut token: Option<String> = None;
                 let mut moved = 0;
@@ -328,7 +374,7 @@ fn main() {
             })
         };
         if wanted("list") {
-            let (a, b) = (list(s3d).await.0, list(bare).await.0);
+            let ((a, _), (b, _)) = turns(s3d, bare, secs, rounds, list).await;
             report.row(&format!("ListObjectsV2 of {} keys, 4 clients", plan.list_keys), "lists/s", a, b);
         }
         assert!(report.rows.iter().all(|(_, _, s, b)| *s > 0.0 && *b > 0.0), "every operation moved");

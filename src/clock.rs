@@ -14,9 +14,6 @@ const HTTP_DATE: &[FormatItem<'static>] =
     format_description!("[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT");
 /// ISO 8601 to the second, as S3 writes `<ServerTime>`: `2015-06-04T22:26:16Z`.
 const ISO_SECONDS: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-/// ISO 8601 with milliseconds, as S3 writes times in XML: `2010-11-10T20:48:33.000Z`.
-const XML_TIME: &[FormatItem<'static>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
 
 /// A point in time with nanosecond resolution, stored as nanoseconds since the Unix epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -48,7 +45,39 @@ impl Timestamp {
 
     /// `2010-11-10T20:48:33.000Z`, the form of `<Initiated>`, `<CreationDate>`, `<LastModified>`.
     pub fn to_xml(self) -> String {
-        self.to_offset().format(XML_TIME).unwrap_or_else(|_| String::from("1970-01-01T00:00:00.000Z"))
+        let mut out = String::with_capacity(24);
+        self.write_xml(&mut out);
+        out
+    }
+
+    /// [`Timestamp::to_xml`], appended to `out` (listings write thousands of these).
+    pub fn write_xml(self, out: &mut String) {
+        /// `n` in `width` digits, zero-padded.
+        fn digits(out: &mut String, n: u32, width: usize) {
+            let mut buf = [b'0'; 4];
+            let mut n = n;
+            for slot in buf[..width].iter_mut().rev() {
+                *slot = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+            out.extend(buf[..width].iter().map(|&b| char::from(b)));
+        }
+        let t = self.to_offset();
+        // Every i64 of nanoseconds falls in the years 1677 to 2262: four digits each.
+        digits(out, t.year().unsigned_abs(), 4);
+        out.push('-');
+        digits(out, u32::from(u8::from(t.month())), 2);
+        out.push('-');
+        digits(out, u32::from(t.day()), 2);
+        out.push('T');
+        digits(out, u32::from(t.hour()), 2);
+        out.push(':');
+        digits(out, u32::from(t.minute()), 2);
+        out.push(':');
+        digits(out, u32::from(t.second()), 2);
+        out.push('.');
+        digits(out, u32::from(t.millisecond()), 3);
+        out.push('Z');
     }
 
     /// `2015-06-04T22:26:16Z`.
@@ -159,6 +188,21 @@ mod tests {
         }
         assert_eq!(Timestamp(i64::MAX).plus(Duration::from_secs(1)), Timestamp(i64::MAX));
         assert_eq!(Timestamp(i64::MIN).minus(Duration::from_secs(1)), Timestamp(i64::MIN));
+    }
+
+    /// The hand-written XML form agrees with the `time` crate's formatting everywhere.
+    #[test]
+    fn xml_times_match_the_formatter() {
+        let xml = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+        let mut n: i64 = 1;
+        let mut samples = vec![i64::MIN, i64::MAX, -1, 0, 999_999, 1_000_000, -1_000_001];
+        while let Some(next) = n.checked_mul(3) {
+            samples.extend([n, -n, n + 123_456_789, -n - 987_654_321]);
+            n = next;
+        }
+        for t in samples.into_iter().map(Timestamp) {
+            assert_eq!(t.to_xml(), t.to_offset().format(xml).expect("format"), "{t:?}");
+        }
     }
 
     #[test]

@@ -590,16 +590,14 @@ pub struct ObjectPage {
 impl ObjectPage {
     pub fn from_grouped(grouped: Grouped<ObjectRecord>) -> Self {
         let mut page = ObjectPage { is_truncated: grouped.truncated, ..ObjectPage::default() };
+        page.last = grouped.entries.last().map(|e| match e {
+            Entry::Item(o) => o.key.clone(),
+            Entry::CommonPrefix(p) => p.clone(),
+        });
         for e in grouped.entries {
             match e {
-                Entry::Item(o) => {
-                    page.last = Some(o.key.clone());
-                    page.objects.push(o);
-                }
-                Entry::CommonPrefix(p) => {
-                    page.last = Some(p.clone());
-                    page.common_prefixes.push(p);
-                }
+                Entry::Item(o) => page.objects.push(o),
+                Entry::CommonPrefix(p) => page.common_prefixes.push(p),
             }
         }
         page

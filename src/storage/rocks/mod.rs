@@ -5,7 +5,8 @@
 //! acknowledged write survives `kill -9` and power loss; one thread per store makes the syncs
 //! (see [`durability`]). Small writes whose locks are free run on the calling task; the
 //! others, and long scans, on tokio's blocking pool. Point reads run on the calling task and
-//! may see writes not yet synced (whose requests are not yet answered). Read-check-write
+//! may see writes not yet synced (whose requests are not yet answered, and which a crash may
+//! still lose: until its sync a write sits in RocksDB's WAL buffer). Read-check-write
 //! sequences (create if absent, delete if empty, conditional writes) hold striped locks on
 //! what they touch (see [`locks`]), which makes each trait method atomic with respect to the
 //! others while writes to different keys commit together, sharing WAL syncs.
@@ -336,8 +337,12 @@ impl Inner {
         max: usize,
     ) -> Result<Grouped<ObjectRecord>, StorageError> {
         let mut pager = Pager::new(prefix, delimiter, max);
-        self.scan_keys(Cf::Objects, bucket, &keys::object_seek(bucket, start), None, &mut pager, |_, v| v.to_vec())?;
-        pager.try_map(|v| codec::decode(&v))
+        // Decoded from the iterator's own buffer (no copy); at most one record per page and
+        // one per common prefix is decoded without being listed.
+        self.scan_keys(Cf::Objects, bucket, &keys::object_seek(bucket, start), None, &mut pager, |_, v| {
+            codec::decode::<ObjectRecord>(v)
+        })?;
+        pager.try_map(|v| v)
     }
 
     /// The newest `n` versions of a key (delete markers included), newest first.
@@ -666,6 +671,13 @@ impl RocksMetadataStore {
         opts.create_missing_column_families(true);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         opts.set_keep_log_file_num(4);
+        if sync {
+            // Writes stay in RocksDB's WAL buffer until the syncing thread writes and syncs
+            // it (`FlushWAL(true)`), once for every write waiting: one write call and one
+            // sync per group instead of a write call per batch. No write is acknowledged
+            // before that sync; an unacknowledged one may be lost to a crash, as before.
+            opts.set_manual_wal_flush(true);
+        }
         // Bounded, so that client connections cannot be starved of file descriptors by
         // table files (and the other way round).
         opts.set_max_open_files(MAX_OPEN_FILES);

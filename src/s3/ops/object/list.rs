@@ -5,9 +5,9 @@
 
 use base64::Engine;
 
-use crate::s3::ops::{data, encode_key, max_param, url_encoding};
+use crate::s3::ops::{encode_key, max_param, url_encoding};
 use crate::s3::types::VersionId;
-use crate::s3::xml::XmlWriter;
+use crate::s3::xml::{XmlWriter, escape_into};
 use crate::s3::{Ctx, S3Error, S3Request, S3Response};
 use crate::storage::{
     ListObjectsQuery, ListVersionsQuery, ObjectPage, ObjectRecord, Resource, StorageError, VersionEntry,
@@ -61,13 +61,39 @@ fn owner(w: &mut XmlWriter, o: &ObjectRecord) {
     w.start("Owner").elem("ID", &o.owner.id).elem("DisplayName", &o.owner.display_name).end();
 }
 
+/// `<Key>`, URL-encoded if asked.
+fn key_elem(w: &mut XmlWriter, key: &str, url: bool) {
+    if url {
+        w.elem("Key", &encode_key(key, true));
+    } else {
+        w.elem("Key", key);
+    }
+}
+
+/// `<LastModified>`, written straight into the document (a page holds up to 1,000).
+fn last_modified(w: &mut XmlWriter, o: &ObjectRecord) {
+    w.elem_with("LastModified", |out| o.last_modified.write_xml(out));
+}
+
+/// `<ETag>` and `<Size>`, written straight into the document.
+fn etag_size(w: &mut XmlWriter, o: &ObjectRecord) {
+    w.elem_with("ETag", |out| {
+        out.push_str("&quot;");
+        escape_into(out, &o.etag);
+        out.push_str("&quot;");
+    })
+    .elem_with("Size", |out| {
+        use std::fmt::Write;
+        let _ = write!(out, "{}", o.size);
+    });
+}
+
 /// One `<Contents>` element.
-fn entry(w: &mut XmlWriter, o: &ObjectRecord, key: &str, with_owner: bool) {
-    w.start("Contents")
-        .elem("Key", key)
-        .elem("LastModified", &o.last_modified.to_xml())
-        .elem("ETag", &data::quoted(&o.etag))
-        .elem("Size", &o.size.to_string());
+fn entry(w: &mut XmlWriter, o: &ObjectRecord, url: bool, with_owner: bool) {
+    w.start("Contents");
+    key_elem(w, &o.key, url);
+    last_modified(w, o);
+    etag_size(w, o);
     if let Some(c) = &o.checksum {
         w.elem("ChecksumAlgorithm", c.algorithm.as_str()).elem("ChecksumType", c.kind.as_str());
     }
@@ -78,15 +104,14 @@ fn entry(w: &mut XmlWriter, o: &ObjectRecord, key: &str, with_owner: bool) {
 }
 
 /// One `<Version>` or `<DeleteMarker>` element, in AWS's element order.
-fn version_entry(w: &mut XmlWriter, v: &VersionEntry, key: &str) {
+fn version_entry(w: &mut XmlWriter, v: &VersionEntry, url: bool) {
     let o = &v.object;
-    w.start(if o.delete_marker { "DeleteMarker" } else { "Version" })
-        .elem("Key", key)
-        .elem("VersionId", &o.version_id.to_text())
-        .elem("IsLatest", if v.is_latest { "true" } else { "false" })
-        .elem("LastModified", &o.last_modified.to_xml());
+    w.start(if o.delete_marker { "DeleteMarker" } else { "Version" });
+    key_elem(w, &o.key, url);
+    w.elem("VersionId", &o.version_id.to_text()).elem("IsLatest", if v.is_latest { "true" } else { "false" });
+    last_modified(w, o);
     if !o.delete_marker {
-        w.elem("ETag", &data::quoted(&o.etag)).elem("Size", &o.size.to_string());
+        etag_size(w, o);
         if let Some(c) = &o.checksum {
             w.elem("ChecksumAlgorithm", c.algorithm.as_str()).elem("ChecksumType", c.kind.as_str());
         }
@@ -123,7 +148,7 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request, flavor: Flavor) -> Result<S3Res
             w.opt("Delimiter", p.delimiter.map(enc).as_deref());
             w.elem("IsTruncated", truth(page.is_truncated));
             for o in &page.objects {
-                entry(&mut w, o, &enc(&o.key), true);
+                entry(&mut w, o, p.url, true);
             }
             common_prefixes(&mut w, &page, p.url);
             w
@@ -152,7 +177,7 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request, flavor: Flavor) -> Result<S3Res
             }
             w.opt("StartAfter", start_after.map(enc).as_deref());
             for o in &page.objects {
-                entry(&mut w, o, &enc(&o.key), fetch_owner);
+                entry(&mut w, o, p.url, fetch_owner);
             }
             common_prefixes(&mut w, &page, p.url);
             w
@@ -198,7 +223,7 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request, flavor: Flavor) -> Result<S3Res
             w.opt("Delimiter", p.delimiter.map(enc).as_deref());
             w.elem("IsTruncated", truth(page.is_truncated));
             for v in &page.versions {
-                version_entry(&mut w, v, &enc(&v.object.key));
+                version_entry(&mut w, v, p.url);
             }
             for cp in &page.common_prefixes {
                 w.start("CommonPrefixes").elem("Prefix", &enc(cp)).end();
