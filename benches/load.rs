@@ -46,7 +46,7 @@ impl Plan {
         if full_run() {
             Plan {
                 secs: env_or("S3D_BENCH_SECS", 5.0),
-                rounds: 5,
+                rounds: env_or("S3D_BENCH_ROUNDS", 5.0).max(1.0) as usize,
                 clients: env_or("S3D_BENCH_CLIENTS", 16.0) as usize,
                 small: 4 << 10,
                 large: 64 << 20,
