@@ -109,8 +109,10 @@ where
     (ops.load(Ordering::Relaxed) as f64 / elapsed, bytes.load(Ordering::Relaxed) as f64 / elapsed)
 }
 
-/// `measure(addr, secs)` on s3d and on the bare server, taking turns in `rounds` slices of
-/// `secs / rounds`: the mean of each server's slices (rates, so a plain mean).
+/// `measure(addr, secs)` (a pair of rates) on s3d and on the bare server, taking turns in
+/// `rounds` slices of `secs / rounds`: each server's rates over all its slices, each slice
+/// weighted by how long it took (a slice ends when its last operation does, so slices of
+/// long operations overrun by different amounts).
 async fn turns<F, Fut>(
     s3d: SocketAddr,
     bare: SocketAddr,
@@ -122,16 +124,21 @@ where
     F: Fn(SocketAddr, f64) -> Fut,
     Fut: std::future::Future<Output = (f64, f64)>,
 {
-    let (mut a, mut b) = ((0.0, 0.0), (0.0, 0.0));
+    // Per server: rate × time summed for each of the pair, and the time.
+    let mut sums = [[0.0; 3]; 2];
     let slice = secs / rounds as f64;
     for _ in 0..rounds {
-        let x = measure(s3d, slice).await;
-        let y = measure(bare, slice).await;
-        a = (a.0 + x.0, a.1 + x.1);
-        b = (b.0 + y.0, b.1 + y.1);
+        for (sum, addr) in sums.iter_mut().zip([s3d, bare]) {
+            let started = Instant::now();
+            let (x, y) = measure(addr, slice).await;
+            let took = started.elapsed().as_secs_f64();
+            sum[0] += x * took;
+            sum[1] += y * took;
+            sum[2] += took;
+        }
     }
-    let n = rounds as f64;
-    ((a.0 / n, a.1 / n), (b.0 / n, b.1 / n))
+    let [a, b] = sums.map(|[x, y, t]| (x / t, y / t));
+    (a, b)
 }
 
 /// `4 KiB`, `64 MiB`, `1 GiB`.
@@ -272,6 +279,9 @@ fn main() {
         println!("{:<40} {:>12} {:>12} {:<6} {:>7}", "operation", "s3d", "bare hyper", "unit", "share");
         let mut report = Report { rows: Vec::new() };
         let rounds = plan.rounds;
+        // 64 MiB operations take a good part of a second each: in short slices, the wait for
+        // the last ones (with fewer streams at work) would weigh too much.
+        let long_rounds = rounds.min(2);
         let initiate = |addr, secs| {
             rate(addr, clients, secs, 0, |mut c: Conn, client, n| async move {
                 c.call("POST", &format!("/bench/up/{client}-{n}"), "uploads", Bytes::new()).await;
@@ -325,9 +335,9 @@ fn main() {
         };
         let large_name = human(plan.large);
         if wanted("put-large") {
-            let ((_, a), (_, b)) = turns(s3d, bare, secs, rounds, put_large(4)).await;
+            let ((_, a), (_, b)) = turns(s3d, bare, secs, long_rounds, put_large(4)).await;
             report.row(&format!("PutObject {large_name}, 4 streams"), "MiB/s", mib(a), mib(b));
-            let ((_, a), (_, b)) = turns(s3d, bare, secs, rounds, put_large(1)).await;
+            let ((_, a), (_, b)) = turns(s3d, bare, secs, long_rounds, put_large(1)).await;
             report.row(&format!("PutObject {large_name}, 1 stream"), "MiB/s", mib(a), mib(b));
             let md5 = md5_speed(plan.large);
             report.row(&format!("PutObject {large_name}, 1 stream / MD5, 1 core"), "MiB/s", mib(a), md5);
@@ -340,13 +350,14 @@ fn main() {
             })
         };
         if wanted("get-large") {
-            let ((_, a), (_, b)) = turns(s3d, bare, secs, rounds, get_large).await;
+            let ((_, a), (_, b)) = turns(s3d, bare, secs, long_rounds, get_large).await;
             report.row(&format!("GetObject {large_name}, 4 streams"), "MiB/s", mib(a), mib(b));
         }
 
         let (total, part) = (plan.multipart, plan.part);
         if wanted("multipart") {
-            // One upload is one measurement: the servers take turns upload by upload.
+            // One upload is one measurement: the servers take turns upload by upload, and
+            // each server's rate is its bytes over its time.
             let upload = |addr, _| async move {
                 let took = multipart(addr, "/bench/multipart", total, part, 4).await;
                 (total as f64 / took, 0.0)

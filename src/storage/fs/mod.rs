@@ -166,8 +166,11 @@ struct Writeback {
     started: u64,
 }
 
-/// Bytes per writeback window.
+/// Bytes per writeback window: small where handing a window to the disk costs no wait.
+#[cfg(target_os = "linux")]
 const WRITEBACK_EVERY: u64 = 1 << 20;
+#[cfg(not(target_os = "linux"))]
+const WRITEBACK_EVERY: u64 = 8 << 20;
 
 impl Writeback {
     fn wrote(&mut self, file: &std::fs::File, n: u64, durable: bool) -> std::io::Result<()> {
@@ -181,16 +184,29 @@ impl Writeback {
     }
 }
 
-/// Starts writing `from..to` out and waits until `..done` is written.
+/// Starts writing `from..to` out and waits until `..done` is written. Where the file system
+/// or a sandbox refuses `sync_file_range`, fsyncs instead; an I/O error fails the write (the
+/// final fsync might not report it again).
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &std::fs::File, from: u64, to: u64, done: u64) -> std::io::Result<()> {
+    match sync_ranges(file, from, to, done) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EINVAL | libc::EOPNOTSUPP | libc::ESPIPE)) => {
+            file.sync_data()
+        }
+        other => other,
+    }
+}
+
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-fn start_writeback(file: &std::fs::File, from: u64, to: u64, done: u64) -> std::io::Result<()> {
+fn sync_ranges(file: &std::fs::File, from: u64, to: u64, done: u64) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let range = |offset: u64, len: u64, flags| {
         let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
             return Err(std::io::Error::new(ErrorKind::InvalidInput, "file too long"));
         };
-        // SAFETY: a plain system call on a descriptor this thread owns for the call's length.
+        // SAFETY: a system call that takes no memory, on a descriptor borrowed from `file`,
+        // which stays open for the whole call.
         match unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, flags) } {
             0 => Ok(()),
             _ => Err(std::io::Error::last_os_error()),
@@ -198,6 +214,8 @@ fn start_writeback(file: &std::fs::File, from: u64, to: u64, done: u64) -> std::
     };
     range(from, to - from, libc::SYNC_FILE_RANGE_WRITE)?;
     if done > 0 {
+        // From 0: pages already written are skipped quickly (the kernel looks up only pages
+        // marked dirty or under writeback).
         let all = libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER;
         range(0, done, all)?;
     }
