@@ -93,6 +93,8 @@ impl Running {
 
 /// Opens the stores in `config.data_dir`, binds `config.listen` and starts serving.
 pub async fn start(config: Config) -> Result<Running, AppError> {
+    // A configuration error stops start-up before any data is touched.
+    let acceptor = tls_acceptor(&config)?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| AppError(format!("cannot create data_dir {}: {e}", config.data_dir.display())))?;
     let mut engine_closed: Option<Box<dyn Fn() -> bool + Send + Sync>> = None;
@@ -115,9 +117,18 @@ pub async fn start(config: Config) -> Result<Running, AppError> {
             .await
             .map_err(|e| AppError(format!("cannot open blob store in {}: {e}", blob_dir.display())))?,
     );
-    let mut running = start_with_stores(config, meta, blobs).await?;
+    let mut running = serve(config, meta, blobs, acceptor).await?;
     running.engine_closed = engine_closed;
     Ok(running)
+}
+
+/// The certificates `[tls]` names, loaded (none without `[tls]`).
+fn tls_acceptor(config: &Config) -> Result<Option<Arc<ReloadableAcceptor>>, AppError> {
+    config
+        .tls
+        .as_ref()
+        .map(|tls| ReloadableAcceptor::load(&tls.cert, &tls.key).map(Arc::new).map_err(AppError))
+        .transpose()
 }
 
 /// Serves `config` on the given stores (the in-memory ones in tests).
@@ -125,6 +136,16 @@ pub async fn start_with_stores(
     config: Config,
     meta: Arc<dyn MetadataStore>,
     blobs: Arc<dyn BlobStore>,
+) -> Result<Running, AppError> {
+    let acceptor = tls_acceptor(&config)?;
+    serve(config, meta, blobs, acceptor).await
+}
+
+async fn serve(
+    config: Config,
+    meta: Arc<dyn MetadataStore>,
+    blobs: Arc<dyn BlobStore>,
+    tls_acceptor: Option<Arc<ReloadableAcceptor>>,
 ) -> Result<Running, AppError> {
     // Other processes may share the stores, so even at start-up only what is older than the
     // grace period is reclaimed; the first sweep runs at once, in the background.
@@ -139,8 +160,7 @@ pub async fn start_with_stores(
     let mut listeners = vec![Listener { tcp: listener, tls: None }];
     let mut tls_addr = None;
     let mut acceptor = None;
-    if let Some(tls) = &config.tls {
-        let reloadable = Arc::new(ReloadableAcceptor::load(&tls.cert, &tls.key).map_err(AppError)?);
+    if let (Some(tls), Some(reloadable)) = (&config.tls, tls_acceptor) {
         let tcp = TcpListener::bind(tls.listen)
             .await
             .map_err(|e| AppError(format!("cannot listen on {} (tls.listen): {e}", tls.listen)))?;

@@ -186,5 +186,7 @@ async fn missing_or_invalid_certificates_stop_start_up() {
         });
         let err = s3d::app::start(config).await.err().expect("refused");
         assert!(err.to_string().contains(needle), "{err}");
+        // Refused before any store was opened (or its directory made).
+        assert!(!dir.path().join("data").exists());
     }
 }

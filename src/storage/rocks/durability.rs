@@ -70,6 +70,12 @@ impl Durability {
         }
     }
 
+    /// Records that a sync made outside the syncing thread covered every write so far.
+    pub(super) fn synced_all(&self) {
+        let upto = self.written.load(Ordering::SeqCst);
+        self.synced.send_modify(|s| s.upto = s.upto.max(upto));
+    }
+
     /// Runs `f`, returning with its result the ticket of the last write it made (0: none).
     pub(super) fn recording<T>(f: impl FnOnce() -> T) -> (T, u64) {
         LAST_WRITE.with(|c| c.set(0));

@@ -687,6 +687,9 @@ impl RocksMetadataStore {
         inner.migrate()?;
         if sync {
             inner.db.flush_wal(true).map_err(io)?;
+            // That sync covers the migration's writes: the syncing thread has nothing to do
+            // for them (and never holds a store that failed to start up).
+            inner.durability.synced_all();
         }
         let inner = Arc::new(inner);
         if sync {
