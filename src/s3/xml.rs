@@ -108,14 +108,7 @@ impl XmlWriter {
 
     /// `<name>text</name>`; an empty text gives `<name></name>`, as S3 writes it.
     pub fn elem(&mut self, name: &str, text: &str) -> &mut Self {
-        self.out.push('<');
-        self.out.push_str(name);
-        self.out.push('>');
-        escape_into(&mut self.out, text);
-        self.out.push_str("</");
-        self.out.push_str(name);
-        self.out.push('>');
-        self
+        self.elem_with(name, |out| escape_into(out, text))
     }
 
     /// `<name>…</name>` with the text `write` appends to the document: text that needs no

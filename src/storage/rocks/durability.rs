@@ -70,9 +70,10 @@ impl Durability {
         }
     }
 
-    /// Records that a sync made outside the syncing thread covered every write so far.
-    pub(super) fn synced_all(&self) {
-        let upto = self.written.load(Ordering::SeqCst);
+    /// Records that a sync made outside the syncing thread, started after the write with
+    /// ticket `upto` (a [`Durability::barrier`] taken before it), covered it and every
+    /// earlier one.
+    pub(super) fn synced(&self, upto: u64) {
         self.synced.send_modify(|s| s.upto = s.upto.max(upto));
     }
 

@@ -35,6 +35,7 @@ pub(super) enum BucketMode {
 #[derive(Default, Clone)]
 pub(super) struct LockSet {
     bucket: Option<(usize, BucketMode)>,
+    /// Ascending and without repeats: the order every method takes them in.
     names: Vec<usize>,
 }
 
@@ -50,7 +51,10 @@ impl LockSet {
     /// Adds the lock of a name: `kind` keeps different kinds of names (an object key, an
     /// upload id, a blob id) apart.
     pub(super) fn name(mut self, kind: &str, parts: &[&str]) -> Self {
-        self.names.push(stripe((kind, parts), NAME_STRIPES));
+        let s = stripe((kind, parts), NAME_STRIPES);
+        if let Err(at) = self.names.binary_search(&s) {
+            self.names.insert(at, s);
+        }
         self
     }
 
@@ -73,6 +77,14 @@ fn free<G>(r: Result<G, std::sync::TryLockError<G>>) -> Option<G> {
         Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
         Err(std::sync::TryLockError::WouldBlock) => None,
     }
+}
+
+/// The stripes of blobs' locks, ascending and without repeats (the order they are taken in).
+fn blob_stripes<'b>(ids: impl IntoIterator<Item = &'b BlobId>) -> Vec<usize> {
+    let mut stripes: Vec<usize> = ids.into_iter().map(|b| stripe(&b.0, BLOB_STRIPES)).collect();
+    stripes.sort_unstable();
+    stripes.dedup();
+    stripes
 }
 
 fn stripe(value: impl Hash, stripes: usize) -> usize {
@@ -121,10 +133,7 @@ impl Locks {
                 BucketMode::Exclusive => BucketGuard::Exclusive(lock.write().unwrap_or_else(|p| p.into_inner())),
             }
         });
-        let mut names = set.names;
-        names.sort_unstable();
-        names.dedup();
-        let names = names.into_iter().map(|i| self.names[i].lock().unwrap_or_else(|p| p.into_inner())).collect();
+        let names = set.names.iter().map(|&i| self.names[i].lock().unwrap_or_else(|p| p.into_inner())).collect();
         Held { _bucket: bucket, _names: names }
     }
 
@@ -137,34 +146,18 @@ impl Locks {
                 Some(BucketGuard::Exclusive(free(self.buckets[stripe].try_write())?))
             }
         };
-        let mut stripes = set.names.clone();
-        stripes.sort_unstable();
-        stripes.dedup();
-        let mut names = Vec::with_capacity(stripes.len());
-        for i in stripes {
-            names.push(free(self.names[i].try_lock())?);
-        }
+        let names = set.names.iter().map(|&i| free(self.names[i].try_lock())).collect::<Option<_>>()?;
         Some(Held { _bucket: bucket, _names: names })
     }
 
     /// The locks of blobs' reference counts: the last locks a method takes.
     pub(super) fn blobs<'b>(&self, ids: impl IntoIterator<Item = &'b BlobId>) -> Vec<MutexGuard<'_, ()>> {
-        let mut stripes: Vec<usize> = ids.into_iter().map(|b| stripe(&b.0, BLOB_STRIPES)).collect();
-        stripes.sort_unstable();
-        stripes.dedup();
-        stripes.into_iter().map(|i| self.blobs[i].lock().unwrap_or_else(|p| p.into_inner())).collect()
+        blob_stripes(ids).into_iter().map(|i| self.blobs[i].lock().unwrap_or_else(|p| p.into_inner())).collect()
     }
 
     /// [`Locks::blobs`] if every one is free now; `None` (holding nothing) if one is not.
     pub(super) fn try_blobs<'b>(&self, ids: impl IntoIterator<Item = &'b BlobId>) -> Option<Vec<MutexGuard<'_, ()>>> {
-        let mut stripes: Vec<usize> = ids.into_iter().map(|b| stripe(&b.0, BLOB_STRIPES)).collect();
-        stripes.sort_unstable();
-        stripes.dedup();
-        let mut held = Vec::with_capacity(stripes.len());
-        for i in stripes {
-            held.push(free(self.blobs[i].try_lock())?);
-        }
-        Some(held)
+        blob_stripes(ids).into_iter().map(|i| free(self.blobs[i].try_lock())).collect()
     }
 
     /// The lock of the user table (every user change reads all users).

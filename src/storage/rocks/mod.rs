@@ -222,6 +222,14 @@ impl Inner {
         }
     }
 
+    /// Syncs the WAL here, and records that every write so far is durable.
+    fn sync_wal(&self) -> Result<(), StorageError> {
+        let upto = self.durability.barrier();
+        self.db.flush_wal(true).map_err(io)?;
+        self.durability.synced(upto);
+        Ok(())
+    }
+
     /// Writes `batch` without waiting for the WAL sync: with `sync`, the store method that
     /// wrote waits for a sync covering it before it returns (see [`durability`]), so an
     /// acknowledged request survives power loss. Turning `sync` off trades that for latency.
@@ -685,14 +693,11 @@ impl RocksMetadataStore {
         let closed = CloseFlag(Arc::new(std::sync::atomic::AtomicBool::new(false)));
         let inner = Inner { db, _closed: closed, sync, locks: Locks::new(), durability: Durability::new() };
         inner.migrate()?;
-        if sync {
-            inner.db.flush_wal(true).map_err(io)?;
-            // That sync covers the migration's writes: the syncing thread has nothing to do
-            // for them (and never holds a store that failed to start up).
-            inner.durability.synced_all();
-        }
         let inner = Arc::new(inner);
         if sync {
+            // The migration's writes are synced here, so the syncing thread has nothing to do
+            // for them (and never holds a store that failed to start up).
+            inner.sync_wal()?;
             let sync_wal = |i: &Inner| i.db.flush_wal(true).map_err(|e| e.to_string());
             inner.durability.spawn(Arc::downgrade(&inner), sync_wal).map_err(|e| StorageError::Io(e.to_string()))?;
         }
@@ -1539,7 +1544,7 @@ impl MetadataStore for RocksMetadataStore {
     }
 
     async fn flush(&self) -> Result<(), StorageError> {
-        self.scanning(|db| db.db.flush_wal(true).map_err(io)).await
+        self.scanning(Inner::sync_wal).await
     }
 }
 
