@@ -245,6 +245,11 @@ async fn objects(store: &dyn MetadataStore) {
         assert_eq!(out, PutOutcome { version_id: VersionId::Null, replaced: None });
     }
     store.put_object(object("oc", "a", &["other"]), &WriteCondition::None).await.expect("put");
+    // A null version replacing another is dated after it, whatever the clock says.
+    store.put_object(at(object("oc", "t", &["t1"]), 50), &WriteCondition::None).await.expect("put");
+    store.put_object(at(object("oc", "t", &["t2"]), 40), &WriteCondition::None).await.expect("put");
+    let t = store.get_object("oc", "t", None).await.expect("get").expect("t");
+    assert_eq!((t.parts[0].blob.0.as_str(), t.version_key.time()), ("t2", Timestamp(51)));
     same(store.get_object("ob", "a", None).await.expect("get"), &object("ob", "a", &["blob-a"]));
     assert!(in_use(store, "blob-a").await);
 

@@ -24,7 +24,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use rocksdb::{ColumnFamily, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
+use rocksdb::{
+    ColumnFamily, DB, DBRawIterator, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions,
+};
 
 use durability::Durability;
 use locks::{BucketMode, LockSet, Locks};
@@ -353,16 +355,55 @@ impl Inner {
         pager.try_map(|v| v)
     }
 
+    /// An iterator over a key's versions (delete markers included), newest first, that
+    /// reads nothing past them.
+    fn versions_of(&self, bucket: &str, key: &str) -> Result<(DBRawIterator<'_>, usize), StorageError> {
+        let prefix = keys::object(bucket, key);
+        let mut opts = ReadOptions::default();
+        // An object key ends in 0x00 0x01 (see `keys::object`), so it always has an end.
+        if let Some(end) = super::prefix_end(&prefix) {
+            opts.set_iterate_upper_bound(end);
+        }
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(Cf::Versions)?, opts);
+        it.seek(&prefix);
+        Ok((it, prefix.len()))
+    }
+
     /// The newest `n` versions of a key (delete markers included), newest first.
     fn newest_versions(&self, bucket: &str, key: &str, n: usize) -> Result<Vec<ObjectRecord>, StorageError> {
-        let prefix = keys::object(bucket, key);
-        self.db
-            .iterator_cf(self.cf(Cf::Versions)?, IteratorMode::From(&prefix, Direction::Forward))
-            .map(|item| item.map_err(io))
-            .take_while(|item| item.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
-            .take(n)
-            .map(|item| item.and_then(|(_, v)| codec::decode::<ObjectRecord>(&v)))
-            .collect()
+        let (mut it, _) = self.versions_of(bucket, key)?;
+        let mut found = Vec::new();
+        while found.len() < n {
+            let Some(v) = it.value() else { break };
+            found.push(codec::decode::<ObjectRecord>(v)?);
+            it.next();
+        }
+        it.status().map_err(io)?;
+        Ok(found)
+    }
+
+    /// The version key of a key's newest version (delete markers included), read from the
+    /// index key alone: no record is decoded.
+    fn newest_key(&self, bucket: &str, key: &str) -> Result<Option<VersionKey>, StorageError> {
+        let (it, skip) = self.versions_of(bucket, key)?;
+        match it.key() {
+            Some(raw) => raw
+                .get(skip..)
+                .and_then(|v| <[u8; 20]>::try_from(v).ok())
+                .map(|v| Some(VersionKey(v)))
+                .ok_or_else(|| StorageError::Corrupt("a version index key".into())),
+            None => it.status().map(|()| None).map_err(io),
+        }
+    }
+
+    /// Checks a write's condition against the key's current object. That is read from the
+    /// listing index, which holds the latest version unless it is a delete marker (then no
+    /// object, as for the condition); without a condition nothing is read.
+    fn check_condition(&self, condition: &WriteCondition, bucket: &str, key: &str) -> Result<(), StorageError> {
+        if *condition == WriteCondition::None {
+            return Ok(());
+        }
+        condition.check(self.get::<ObjectRecord>(Cf::Objects, &keys::object(bucket, key))?.as_ref())
     }
 
     fn newest(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StorageError> {
@@ -426,7 +467,13 @@ impl Inner {
         origin: Origin,
     ) -> Result<(ObjectRecord, Option<ObjectRecord>), StorageError> {
         let (bucket, key) = (object.bucket.clone(), object.key.clone());
-        let floor = self.newest(&bucket, &key)?.map(|v| v.version_key.time());
+        let null_version = self.find_version(&bucket, &key, VersionId::Null)?;
+        let floor = match versioning {
+            // A bucket never versioned holds only null versions: at most one per key.
+            Versioning::Unversioned => null_version,
+            Versioning::Enabled | Versioning::Suspended => self.newest_key(&bucket, &key)?,
+        }
+        .map(|k| k.time());
         let time = match floor {
             Some(f) if f >= object.last_modified => Timestamp(f.0.saturating_add(1)),
             _ => object.last_modified,
@@ -434,7 +481,7 @@ impl Inner {
         let null = versioning != Versioning::Enabled;
         object.version_key = super::version::new_key(time, null)?;
         object.version_id = if null { VersionId::Null } else { VersionId::Id(object.version_key) };
-        let replaced = match self.find_version(&bucket, &key, VersionId::Null)?.filter(|_| null) {
+        let replaced = match null_version.filter(|_| null) {
             Some(old) => {
                 let r = self.version(&bucket, &key, &old)?;
                 batch.delete_cf(self.cf(Cf::Versions)?, keys::version(&bucket, &key, &old));
@@ -714,7 +761,7 @@ impl RocksMetadataStore {
         let set = LockSet::bucket(&object.bucket, BucketMode::Shared).key(&object.bucket, &object.key);
         self.locked(set, move |db| {
             let versioning = db.versioning(&object.bucket)?;
-            condition.check(db.newest(&object.bucket, &object.key)?.as_ref())?;
+            db.check_condition(&condition, &object.bucket, &object.key)?;
             let mut batch = Batch::default();
             let (stored, replaced) = db.stage_version(&mut batch, object, versioning, origin)?;
             db.commit(batch)?;
@@ -794,6 +841,20 @@ impl RocksMetadataStore {
         F: FnOnce(&Inner) -> Result<T, StorageError> + Send + 'static,
     {
         self.on_blocking_thread(f, true).await
+    }
+
+    /// [`RocksMetadataStore::blocking`] holding the locks of `set`, taken on the blocking
+    /// thread: for a write that may wait for them or do slow work.
+    async fn blocking_locked<T, F>(&self, set: LockSet, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StorageError> + Send + 'static,
+    {
+        self.blocking(move |db| {
+            let _held = db.locks.acquire(set);
+            f(db)
+        })
+        .await
     }
 
     /// [`RocksMetadataStore::blocking`] for a method that only reads (a listing, a scan):
@@ -896,8 +957,7 @@ impl MetadataStore for RocksMetadataStore {
     }
 
     async fn create_bucket(&self, bucket: BucketRecord) -> Result<(), StorageError> {
-        self.blocking(move |db| {
-            let _guard = db.locks.acquire(LockSet::bucket(&bucket.name, BucketMode::Exclusive));
+        self.blocking_locked(LockSet::bucket(&bucket.name, BucketMode::Exclusive), move |db| {
             if let Some(existing) = db.get::<BucketRecord>(Cf::Buckets, bucket.name.as_bytes())? {
                 return Err(StorageError::BucketExists { owner_id: existing.owner.id });
             }
@@ -914,8 +974,7 @@ impl MetadataStore for RocksMetadataStore {
 
     async fn delete_bucket(&self, name: &str) -> Result<(), StorageError> {
         let name = name.to_owned();
-        self.blocking(move |db| {
-            let _guard = db.locks.acquire(LockSet::bucket(&name, BucketMode::Exclusive));
+        self.blocking_locked(LockSet::bucket(&name, BucketMode::Exclusive), move |db| {
             if db.get::<BucketRecord>(Cf::Buckets, name.as_bytes())?.is_none() {
                 return Err(StorageError::NotFound(Resource::Bucket));
             }
@@ -936,8 +995,7 @@ impl MetadataStore for RocksMetadataStore {
 
     async fn set_versioning(&self, bucket: &str, versioning: Versioning) -> Result<(), StorageError> {
         let bucket = bucket.to_owned();
-        self.blocking(move |db| {
-            let _guard = db.locks.acquire(LockSet::bucket(&bucket, BucketMode::Exclusive));
+        self.blocking_locked(LockSet::bucket(&bucket, BucketMode::Exclusive), move |db| {
             let mut record: BucketRecord =
                 db.get(Cf::Buckets, bucket.as_bytes())?.ok_or(StorageError::NotFound(Resource::Bucket))?;
             record.versioning = versioning;
@@ -963,8 +1021,7 @@ impl MetadataStore for RocksMetadataStore {
         setting: Option<BucketSetting>,
     ) -> Result<(), StorageError> {
         let bucket = bucket.to_owned();
-        self.blocking(move |db| {
-            let _guard = db.locks.acquire(LockSet::bucket(&bucket, BucketMode::Exclusive));
+        self.blocking_locked(LockSet::bucket(&bucket, BucketMode::Exclusive), move |db| {
             db.versioning(&bucket)?;
             let mut batch = WriteBatch::default();
             let k = keys::setting(&bucket, kind);
@@ -1039,8 +1096,7 @@ impl MetadataStore for RocksMetadataStore {
         upload_id: &str,
     ) -> Result<(UploadRecord, Vec<PartRecord>), StorageError> {
         let (bucket, key, upload_id) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
-        self.blocking(move |db| {
-            let _guard = db.locks.acquire(LockSet::bucket(&bucket, BucketMode::Shared).upload(&bucket, &upload_id));
+        self.blocking_locked(LockSet::bucket(&bucket, BucketMode::Shared).upload(&bucket, &upload_id), move |db| {
             let (pk, record) = db.find_upload(&bucket, &key, &upload_id)?;
             let mut batch = Batch::default();
             let parts = db.stage_upload_removal(&mut batch, &pk, &bucket, &upload_id)?;
@@ -1105,8 +1161,7 @@ impl MetadataStore for RocksMetadataStore {
     ) -> Result<DeleteOutcome, StorageError> {
         let (bucket, key, owner) = (bucket.to_owned(), key.to_owned(), owner.clone());
         let set = LockSet::bucket(&bucket, BucketMode::Shared).key(&bucket, &key);
-        self.blocking(move |db| {
-            let _guard = db.locks.acquire(set);
+        self.blocking_locked(set, move |db| {
             let versioning = db.versioning(&bucket)?;
             let mut batch = Batch::default();
             let outcome = db.stage_delete(&mut batch, &bucket, &key, version, versioning, &owner)?;
@@ -1171,10 +1226,9 @@ impl MetadataStore for RocksMetadataStore {
         version: VersionKey,
     ) -> Result<Option<ObjectRecord>, StorageError> {
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
-        self.blocking(move |db| {
-            let _guard = db.locks.acquire(LockSet::bucket(&bucket, BucketMode::Shared).key(&bucket, &key));
+        self.blocking_locked(LockSet::bucket(&bucket, BucketMode::Shared).key(&bucket, &key), move |db| {
             db.versioning(&bucket)?;
-            if db.newest(&bucket, &key)?.map(|v| v.version_key) == Some(version) {
+            if db.newest_key(&bucket, &key)? == Some(version) {
                 return Ok(None);
             }
             let mut batch = Batch::default();
@@ -1193,10 +1247,9 @@ impl MetadataStore for RocksMetadataStore {
         owner: &Owner,
     ) -> Result<DeleteOutcome, StorageError> {
         let (bucket, key, owner) = (bucket.to_owned(), key.to_owned(), owner.clone());
-        self.blocking(move |db| {
-            let _guard = db.locks.acquire(LockSet::bucket(&bucket, BucketMode::Shared).key(&bucket, &key));
+        self.blocking_locked(LockSet::bucket(&bucket, BucketMode::Shared).key(&bucket, &key), move |db| {
             let versioning = db.versioning(&bucket)?;
-            if db.newest(&bucket, &key)?.map(|v| v.version_key) != Some(expected) {
+            if db.newest_key(&bucket, &key)? != Some(expected) {
                 return Ok(DeleteOutcome::default());
             }
             let mut batch = Batch::default();
@@ -1216,8 +1269,7 @@ impl MetadataStore for RocksMetadataStore {
     ) -> Result<VersionId, StorageError> {
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
         let set = LockSet::bucket(&bucket, BucketMode::Shared).key(&bucket, &key);
-        self.blocking(move |db| {
-            let _guard = db.locks.acquire(set);
+        self.blocking_locked(set, move |db| {
             db.versioning(&bucket)?;
             let newest = db.newest(&bucket, &key)?;
             let mut target = match version {
@@ -1343,11 +1395,10 @@ impl MetadataStore for RocksMetadataStore {
             .key(&object.bucket, &object.key)
             .upload(&object.bucket, &upload_id);
         // On a blocking thread: removing up to 10,000 parts is too long for the caller's task.
-        self.blocking(move |db| {
-            let _guard = db.locks.acquire(set);
+        self.blocking_locked(set, move |db| {
             let (pk, _) = db.find_upload(&object.bucket, &object.key, &upload_id)?;
             let versioning = db.versioning(&object.bucket)?;
-            condition.check(db.newest(&object.bucket, &object.key)?.as_ref())?;
+            db.check_condition(&condition, &object.bucket, &object.key)?;
             let mut batch = Batch::default();
             let parts = db.stage_upload_removal(&mut batch, &pk, &object.bucket, &upload_id)?;
             // The manifest was built from an earlier read: each of its parts must still be
@@ -1454,8 +1505,7 @@ impl MetadataStore for RocksMetadataStore {
 
     async fn claim_work(&self, name: &str, holder: &str, until: Timestamp) -> Result<bool, StorageError> {
         let (name, holder) = (name.to_owned(), holder.to_owned());
-        self.blocking(move |db| {
-            let _guard = db.locks.acquire(LockSet::none().name("claim", &[&name]));
+        self.blocking_locked(LockSet::none().name("claim", &[&name]), move |db| {
             let now = Timestamp::now();
             let current: Option<WorkClaim> = db.get(Cf::Claims, name.as_bytes())?;
             if current.is_some_and(|c| c.holder != holder && c.until > now) {
@@ -1471,8 +1521,7 @@ impl MetadataStore for RocksMetadataStore {
 
     async fn release_work(&self, name: &str, holder: &str) -> Result<(), StorageError> {
         let (name, holder) = (name.to_owned(), holder.to_owned());
-        self.blocking(move |db| {
-            let _guard = db.locks.acquire(LockSet::none().name("claim", &[&name]));
+        self.blocking_locked(LockSet::none().name("claim", &[&name]), move |db| {
             let current: Option<WorkClaim> = db.get(Cf::Claims, name.as_bytes())?;
             if current.is_some_and(|c| c.holder == holder) {
                 let mut batch = WriteBatch::default();
@@ -1486,8 +1535,7 @@ impl MetadataStore for RocksMetadataStore {
 
     async fn put_lease(&self, lease: &Lease) -> Result<(), StorageError> {
         let lease = lease.clone();
-        self.blocking(move |db| {
-            let _guard = db.locks.acquire(LockSet::none().name("lease", &[&lease.id]));
+        self.blocking_locked(LockSet::none().name("lease", &[&lease.id]), move |db| {
             let mut batch = WriteBatch::default();
             batch.put_cf(db.cf(Cf::Leases)?, lease.id.as_bytes(), codec::encode(&lease)?);
             db.write(batch)
@@ -1497,8 +1545,7 @@ impl MetadataStore for RocksMetadataStore {
 
     async fn delete_lease(&self, id: &str, if_expires: Option<Timestamp>) -> Result<(), StorageError> {
         let id = id.to_owned();
-        self.blocking(move |db| {
-            let _guard = db.locks.acquire(LockSet::none().name("lease", &[&id]));
+        self.blocking_locked(LockSet::none().name("lease", &[&id]), move |db| {
             if let Some(t) = if_expires
                 && db.get::<Lease>(Cf::Leases, id.as_bytes())?.is_none_or(|l| l.expires != t)
             {
