@@ -589,7 +589,11 @@ pub struct ObjectPage {
 
 impl ObjectPage {
     pub fn from_grouped(grouped: Grouped<ObjectRecord>) -> Self {
-        let mut page = ObjectPage { is_truncated: grouped.truncated, ..ObjectPage::default() };
+        let mut page = ObjectPage {
+            is_truncated: grouped.truncated,
+            objects: Vec::with_capacity(grouped.entries.len()),
+            ..ObjectPage::default()
+        };
         page.last = grouped.entries.last().map(|e| match e {
             Entry::Item(o) => o.key.clone(),
             Entry::CommonPrefix(p) => p.clone(),

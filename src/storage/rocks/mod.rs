@@ -302,7 +302,7 @@ impl Inner {
     /// from the raw key `start`: keys are read as they are, a common prefix is one seek past
     /// all of its keys (as are keys under `skip_under`, the common prefix a previous page
     /// ended with), and `item` makes each offered entry from its key and value (records are
-    /// best decoded only for the entries the page keeps).
+    /// best decoded only for the entries the page keeps); its first error ends the scan.
     fn scan_keys<T>(
         &self,
         cf: Cf,
@@ -310,7 +310,7 @@ impl Inner {
         start: &[u8],
         skip_under: Option<&str>,
         pager: &mut Pager<T>,
-        mut item: impl FnMut(&str, &[u8]) -> T,
+        mut item: impl FnMut(&str, &[u8]) -> Result<T, StorageError>,
     ) -> Result<(), StorageError> {
         let bucket_prefix = keys::bucket_prefix(bucket);
         let mut it = self.db.raw_iterator_cf(self.cf(cf)?);
@@ -325,7 +325,7 @@ impl Inner {
                 Some(s) => super::prefix_end(s.as_bytes()).map_or(Step::Stop, Step::SkipTo),
                 None => {
                     let value = it.value().ok_or_else(|| StorageError::Corrupt(format!("{} value", cf.name())))?;
-                    pager.offer(&key, item(&key, value))
+                    pager.offer(&key, item(&key, value)?)
                 }
             };
             match step {
@@ -352,7 +352,7 @@ impl Inner {
         self.scan_keys(Cf::Objects, bucket, &keys::object_seek(bucket, start), None, &mut pager, |_, v| {
             codec::decode::<ObjectRecord>(v)
         })?;
-        pager.try_map(|v| v)
+        Ok(pager.finish())
     }
 
     /// An iterator over a key's versions (delete markers included), newest first, that
@@ -1119,7 +1119,7 @@ impl MetadataStore for RocksMetadataStore {
             };
             let skip = q.key_marker.as_deref().and_then(|m| marker_common_prefix(m, &q.prefix, q.delimiter.as_deref()));
             let mut pager = Pager::new(&q.prefix, q.delimiter.as_deref(), q.max_uploads);
-            db.scan_keys(Cf::Uploads, &bucket, &start, skip, &mut pager, |_, v| v.to_vec())?;
+            db.scan_keys(Cf::Uploads, &bucket, &start, skip, &mut pager, |_, v| Ok(v.to_vec()))?;
             Ok(UploadPage::from_grouped(pager.try_map(|v| codec::decode::<UploadRecord>(&v))?))
         })
         .await
@@ -1334,7 +1334,7 @@ impl MetadataStore for RocksMetadataStore {
                 if is_latest {
                     previous = Some(key.to_owned());
                 }
-                (is_latest, v.to_vec())
+                Ok((is_latest, v.to_vec()))
             })?;
             let grouped = pager.try_map(|(is_latest, v)| {
                 codec::decode::<ObjectRecord>(&v).map(|object| VersionEntry { object, is_latest })
