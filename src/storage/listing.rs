@@ -64,6 +64,18 @@ impl<T> Pager<T> {
         self.take(place, item)
     }
 
+    /// Like [`Pager::offer`], but the item is made only if the page shows it (not for a
+    /// key past the prefix, under a common prefix, or past a full page); an error making
+    /// it is returned as it is.
+    pub fn offer_with<E>(&mut self, key: &str, make: impl FnOnce() -> Result<T, E>) -> Result<Step, E> {
+        let place = self.place(key);
+        if matches!(place, Place::Item) && self.max > self.entries.len() {
+            self.entries.push(Entry::Item(make()?));
+            return Ok(Step::Next);
+        }
+        Ok(self.take_without(place))
+    }
+
     fn place(&self, key: &str) -> Place {
         if !key.starts_with(&self.prefix) {
             return Place::Outside;
@@ -75,6 +87,16 @@ impl<T> Pager<T> {
     }
 
     fn take(&mut self, place: Place, item: T) -> Step {
+        if matches!(place, Place::Item) && self.max > self.entries.len() {
+            self.entries.push(Entry::Item(item));
+            return Step::Next;
+        }
+        self.take_without(place)
+    }
+
+    /// Takes a key the page cannot show as an item: outside the prefix, a common prefix, or
+    /// one past a full page.
+    fn take_without(&mut self, place: Place) -> Step {
         // Asked for nothing: nothing, and nothing more to come (as AWS answers max-keys=0).
         if matches!(place, Place::Outside) || self.max == 0 {
             return Step::Stop;
@@ -89,10 +111,7 @@ impl<T> Pager<T> {
                 self.entries.push(Entry::CommonPrefix(cp));
                 step
             }
-            _ => {
-                self.entries.push(Entry::Item(item));
-                Step::Next
-            }
+            Place::Item | Place::Outside => Step::Stop,
         }
     }
 
@@ -254,5 +273,46 @@ mod tests {
         let keys = ["a/1", "a/2", "b"];
         assert_eq!(run(&keys, "", Some("/"), Some("a/"), 10), (vec!["b".into()], false));
         assert_eq!(run(&keys, "a", None, None, 10), (vec!["a/1".into(), "a/2".into()], false));
+    }
+
+    #[test]
+    fn offer_with_pages_like_offer_and_makes_only_what_is_shown() {
+        let keys = ["a/1", "a/2", "b", "c", "d/1", "e", "f", "z"];
+        for (prefix, delim) in [("", Some("/")), ("", None), ("a", None), ("b", Some("/"))] {
+            for max in 0..=keys.len() + 1 {
+                let (mut eager, mut lazy) = (Pager::new(prefix, delim, max), Pager::new(prefix, delim, max));
+                let (mut made, mut below) = (Vec::new(), None::<Vec<u8>>);
+                for k in keys {
+                    if below.as_ref().is_some_and(|b| k.as_bytes() < b.as_slice()) {
+                        continue;
+                    }
+                    let a = eager.offer(k, k.to_string());
+                    let b = lazy.offer_with(k, || {
+                        made.push(k);
+                        Ok::<_, ()>(k.to_string())
+                    });
+                    assert_eq!(Ok(&a), b.as_ref(), "{k} with prefix {prefix:?}, {delim:?}, max {max}");
+                    match a {
+                        Step::Next => {}
+                        Step::SkipTo(to) => below = Some(to),
+                        Step::Stop => break,
+                    }
+                }
+                let (eager, lazy) = (eager.finish(), lazy.finish());
+                assert_eq!(eager, lazy);
+                let shown: Vec<&str> = lazy
+                    .entries
+                    .iter()
+                    .filter_map(|e| match e {
+                        Entry::Item(k) => Some(k.as_str()),
+                        Entry::CommonPrefix(_) => None,
+                    })
+                    .collect();
+                assert_eq!(made, shown, "items made for prefix {prefix:?}, {delim:?}, max {max}");
+            }
+        }
+        // An error making an item is the caller's.
+        let mut pager = Pager::<String>::new("", None, 10);
+        assert_eq!(pager.offer_with("a", || Err("bad")), Err("bad"));
     }
 }

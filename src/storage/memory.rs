@@ -323,7 +323,7 @@ impl MetadataStore for MemoryMetadataStore {
     async fn set_versioning(&self, bucket: &str, versioning: Versioning) -> Result<(), StorageError> {
         let mut s = self.state();
         let b = s.buckets.get_mut(bucket).ok_or(StorageError::NotFound(Resource::Bucket))?;
-        b.versioning = versioning;
+        b.versioning = b.versioning.changed_to(versioning);
         Ok(())
     }
 

@@ -39,7 +39,8 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// does; `BucketNotEmpty` while versions remain.
     async fn delete_bucket(&self, name: &str) -> Result<(), StorageError>;
 
-    /// Sets a bucket's versioning state; `NotFound(Bucket)` when there is none.
+    /// Sets a bucket's versioning state, as [`Versioning::changed_to`] says (never back to
+    /// `Unversioned`); `NotFound(Bucket)` when there is none.
     async fn set_versioning(&self, bucket: &str, versioning: Versioning) -> Result<(), StorageError>;
 
     /// A bucket setting (tagging, lifecycle, …), if set.

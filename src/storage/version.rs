@@ -89,9 +89,33 @@ pub enum Versioning {
     Suspended,
 }
 
+impl Versioning {
+    /// The state after a change to `next`. A bucket never returns to `Unversioned` (the
+    /// stores rely on it: such a bucket holds only null versions), so asking for it once
+    /// versioning has been set suspends versioning instead.
+    pub fn changed_to(self, next: Versioning) -> Versioning {
+        match (self, next) {
+            (Versioning::Enabled | Versioning::Suspended, Versioning::Unversioned) => Versioning::Suspended,
+            (_, next) => next,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bucket_never_returns_to_unversioned() {
+        use Versioning::*;
+        assert_eq!(Unversioned.changed_to(Unversioned), Unversioned);
+        assert_eq!(Unversioned.changed_to(Enabled), Enabled);
+        assert_eq!(Unversioned.changed_to(Suspended), Suspended);
+        assert_eq!(Enabled.changed_to(Suspended), Suspended);
+        assert_eq!(Suspended.changed_to(Enabled), Enabled);
+        assert_eq!(Enabled.changed_to(Unversioned), Suspended);
+        assert_eq!(Suspended.changed_to(Unversioned), Suspended);
+    }
 
     #[test]
     fn keys_sort_newest_first_and_keep_their_time() {

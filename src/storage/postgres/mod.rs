@@ -686,7 +686,7 @@ impl MetadataStore for PostgresMetadataStore {
                 Some(row) => decode(&row, "record")?,
                 None => return Err(StorageError::NotFound(Resource::Bucket).into()),
             };
-            record.versioning = versioning;
+            record.versioning = record.versioning.changed_to(versioning);
             let encoded = codec::encode(&record)?;
             execute(&tx, "UPDATE buckets SET record = $2 WHERE name = $1", &[&bucket, &encoded]).await?;
         })

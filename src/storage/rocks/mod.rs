@@ -301,8 +301,8 @@ impl Inner {
     /// Fills `pager` from a family keyed by object key (`Objects`, `Versions`, `Uploads`),
     /// from the raw key `start`: keys are read as they are, a common prefix is one seek past
     /// all of its keys (as are keys under `skip_under`, the common prefix a previous page
-    /// ended with), and `item` makes each offered entry from its key and value (records are
-    /// best decoded only for the entries the page keeps); its first error ends the scan.
+    /// ended with), and `item` makes each entry the page shows from its key and value (it is
+    /// not called for the others); its first error ends the scan.
     fn scan_keys<T>(
         &self,
         cf: Cf,
@@ -325,7 +325,7 @@ impl Inner {
                 Some(s) => super::prefix_end(s.as_bytes()).map_or(Step::Stop, Step::SkipTo),
                 None => {
                     let value = it.value().ok_or_else(|| StorageError::Corrupt(format!("{} value", cf.name())))?;
-                    pager.offer(&key, item(&key, value)?)
+                    pager.offer_with(&key, || item(&key, value))?
                 }
             };
             match step {
@@ -347,8 +347,7 @@ impl Inner {
         max: usize,
     ) -> Result<Grouped<ObjectRecord>, StorageError> {
         let mut pager = Pager::new(prefix, delimiter, max);
-        // Decoded from the iterator's own buffer (no copy); at most one record per page and
-        // one per common prefix is decoded without being listed.
+        // Decoded from the iterator's own buffer (no copy), and only the records listed.
         self.scan_keys(Cf::Objects, bucket, &keys::object_seek(bucket, start), None, &mut pager, |_, v| {
             codec::decode::<ObjectRecord>(v)
         })?;
@@ -998,7 +997,7 @@ impl MetadataStore for RocksMetadataStore {
         self.blocking_locked(LockSet::bucket(&bucket, BucketMode::Exclusive), move |db| {
             let mut record: BucketRecord =
                 db.get(Cf::Buckets, bucket.as_bytes())?.ok_or(StorageError::NotFound(Resource::Bucket))?;
-            record.versioning = versioning;
+            record.versioning = record.versioning.changed_to(versioning);
             let mut batch = WriteBatch::default();
             batch.put_cf(db.cf(Cf::Buckets)?, bucket.as_bytes(), codec::encode(&record)?);
             db.write(batch)
@@ -1119,8 +1118,8 @@ impl MetadataStore for RocksMetadataStore {
             };
             let skip = q.key_marker.as_deref().and_then(|m| marker_common_prefix(m, &q.prefix, q.delimiter.as_deref()));
             let mut pager = Pager::new(&q.prefix, q.delimiter.as_deref(), q.max_uploads);
-            db.scan_keys(Cf::Uploads, &bucket, &start, skip, &mut pager, |_, v| Ok(v.to_vec()))?;
-            Ok(UploadPage::from_grouped(pager.try_map(|v| codec::decode::<UploadRecord>(&v))?))
+            db.scan_keys(Cf::Uploads, &bucket, &start, skip, &mut pager, |_, v| codec::decode(v))?;
+            Ok(UploadPage::from_grouped(pager.finish()))
         })
         .await
     }
@@ -1334,12 +1333,9 @@ impl MetadataStore for RocksMetadataStore {
                 if is_latest {
                     previous = Some(key.to_owned());
                 }
-                Ok((is_latest, v.to_vec()))
+                Ok(VersionEntry { object: codec::decode(v)?, is_latest })
             })?;
-            let grouped = pager.try_map(|(is_latest, v)| {
-                codec::decode::<ObjectRecord>(&v).map(|object| VersionEntry { object, is_latest })
-            })?;
-            Ok(VersionPage::from_grouped(grouped))
+            Ok(VersionPage::from_grouped(pager.finish()))
         })
         .await
     }
