@@ -192,7 +192,7 @@ fn part(n: u32, blob: &str) -> PartRecord {
     }
 }
 
-fn object(bucket: &str, key: &str, blobs: &[&str]) -> ObjectRecord {
+pub(super) fn object(bucket: &str, key: &str, blobs: &[&str]) -> ObjectRecord {
     ObjectRecord {
         bucket: bucket.into(),
         key: key.into(),

@@ -411,12 +411,18 @@ impl Inner {
 
     fn find_version(&self, bucket: &str, key: &str, version: VersionId) -> Result<Option<VersionKey>, StorageError> {
         match version {
-            VersionId::Null => Ok(self
+            // A pointer of the wrong length is corruption, not a missing null version: a
+            // write taking it for absent would put a second null version beside the first.
+            VersionId::Null => self
                 .db
                 .get_pinned_cf(self.cf(Cf::Nulls)?, keys::object(bucket, key))
                 .map_err(io)?
-                .and_then(|v| <[u8; 20]>::try_from(v.as_ref()).ok())
-                .map(VersionKey)),
+                .map(|v| {
+                    <[u8; 20]>::try_from(v.as_ref())
+                        .map(VersionKey)
+                        .map_err(|_| StorageError::Corrupt("a null version pointer".into()))
+                })
+                .transpose(),
             VersionId::Id(k) => Ok(self
                 .db
                 .get_pinned_cf(self.cf(Cf::Versions)?, keys::version(bucket, key, &k))
@@ -1635,6 +1641,24 @@ mod tests {
         drop(held);
         let replaced = writer.await.expect("joined").expect("written once the lock was free");
         assert_eq!(replaced.map(|p| p.blob.0), Some("first".to_string()));
+    }
+
+    /// A malformed null-version pointer fails reads and writes of its key instead of being
+    /// taken for no null version (a write would then leave the old one behind, unreachable).
+    #[tokio::test]
+    async fn a_malformed_null_version_pointer_is_corruption() {
+        use crate::storage::conformance::{bucket, object};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = RocksMetadataStore::open(dir.path(), false).expect("open");
+        store.create_bucket(bucket("b", "o")).await.expect("bucket");
+        store.put_object(object("b", "k", &["first"]), &WriteCondition::None).await.expect("put");
+        let nulls = store.inner.cf(Cf::Nulls).expect("family");
+        store.inner.db.put_cf(nulls, keys::object("b", "k"), [1, 2, 3]).expect("corrupt");
+        let corrupt = |r: Result<_, StorageError>| matches!(r, Err(StorageError::Corrupt(_)));
+        assert!(corrupt(store.get_object("b", "k", Some(VersionId::Null)).await.map(|_| ())));
+        assert!(corrupt(store.put_object(object("b", "k", &["second"]), &WriteCondition::None).await.map(|_| ())));
+        let states = store.blob_states(&[BlobId("first".into()), BlobId("second".into())]).await.expect("states");
+        assert_eq!(states, [BlobState::Referenced, BlobState::Unknown], "the refused write changed nothing");
     }
 
     fn set_format(path: &Path, mark: Option<u8>) {
