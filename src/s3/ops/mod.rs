@@ -192,7 +192,14 @@ pub fn url_encoding(cx: &Ctx<'_>) -> Result<bool, S3Error> {
     }
 }
 
-/// Encodes a key for `encoding-type=url` responses.
-pub fn encode_key(key: &str, url: bool) -> String {
-    if url { crate::auth::sigv4::canonical::uri_encode(key.as_bytes(), true) } else { key.to_owned() }
+/// Encodes a key for `encoding-type=url` responses (borrowed as it is without).
+pub fn encode_key(key: &str, url: bool) -> std::borrow::Cow<'_, str> {
+    if url { crate::auth::sigv4::canonical::uri_encode(key.as_bytes(), true).into() } else { key.into() }
+}
+
+/// A listing's `<CommonPrefixes>`, URL-encoded if asked.
+pub fn common_prefixes(w: &mut crate::s3::xml::XmlWriter, prefixes: &[String], url: bool) {
+    for p in prefixes {
+        w.start("CommonPrefixes").elem("Prefix", &encode_key(p, url)).end();
+    }
 }

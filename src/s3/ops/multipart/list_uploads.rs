@@ -1,6 +1,6 @@
 //! ListMultipartUploads: <https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListMultipartUploads.html>
 
-use crate::s3::ops::{encode_key, max_param, url_encoding};
+use crate::s3::ops::{common_prefixes, encode_key, max_param, url_encoding};
 use crate::s3::xml::XmlWriter;
 use crate::s3::{Ctx, S3Error, S3Request, S3Response};
 use crate::storage::{ListUploadsQuery, Resource, StorageError};
@@ -31,7 +31,7 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> 
         e => e.into(),
     })?;
 
-    let enc = |s: &str| encode_key(s, url);
+    let enc = |s: &str| encode_key(s, url).into_owned();
     let mut w = XmlWriter::new("ListMultipartUploadsResult");
     w.elem("Bucket", &bucket.name)
         .elem("KeyMarker", &enc(key_marker.unwrap_or("")))
@@ -56,9 +56,7 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request) -> Result<S3Response, S3Error> 
             .opt("ChecksumType", u.checksum_type.map(|t| t.as_str()))
             .end();
     }
-    for p in &page.common_prefixes {
-        w.start("CommonPrefixes").elem("Prefix", &enc(p)).end();
-    }
+    common_prefixes(&mut w, &page.common_prefixes, url);
     if url {
         w.elem("EncodingType", "url");
     }

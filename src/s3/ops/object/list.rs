@@ -5,7 +5,7 @@
 
 use base64::Engine;
 
-use crate::s3::ops::{encode_key, max_param, url_encoding};
+use crate::s3::ops::{common_prefixes, encode_key, max_param, url_encoding};
 use crate::s3::types::VersionId;
 use crate::s3::xml::{XmlWriter, escape_into};
 use crate::s3::{Ctx, S3Error, S3Request, S3Response};
@@ -61,15 +61,6 @@ fn owner(w: &mut XmlWriter, o: &ObjectRecord) {
     w.start("Owner").elem("ID", &o.owner.id).elem("DisplayName", &o.owner.display_name).end();
 }
 
-/// `<Key>`, URL-encoded if asked.
-fn key_elem(w: &mut XmlWriter, key: &str, url: bool) {
-    if url {
-        w.elem("Key", &encode_key(key, true));
-    } else {
-        w.elem("Key", key);
-    }
-}
-
 /// `<LastModified>`, written straight into the document (a page holds up to 1,000).
 fn last_modified(w: &mut XmlWriter, o: &ObjectRecord) {
     w.elem_with("LastModified", |out| o.last_modified.write_xml(out));
@@ -90,8 +81,7 @@ fn etag_size(w: &mut XmlWriter, o: &ObjectRecord) {
 
 /// One `<Contents>` element.
 fn entry(w: &mut XmlWriter, o: &ObjectRecord, url: bool, with_owner: bool) {
-    w.start("Contents");
-    key_elem(w, &o.key, url);
+    w.start("Contents").elem("Key", &encode_key(&o.key, url));
     last_modified(w, o);
     etag_size(w, o);
     if let Some(c) = &o.checksum {
@@ -106,9 +96,10 @@ fn entry(w: &mut XmlWriter, o: &ObjectRecord, url: bool, with_owner: bool) {
 /// One `<Version>` or `<DeleteMarker>` element, in AWS's element order.
 fn version_entry(w: &mut XmlWriter, v: &VersionEntry, url: bool) {
     let o = &v.object;
-    w.start(if o.delete_marker { "DeleteMarker" } else { "Version" });
-    key_elem(w, &o.key, url);
-    w.elem("VersionId", &o.version_id.to_text()).elem("IsLatest", if v.is_latest { "true" } else { "false" });
+    w.start(if o.delete_marker { "DeleteMarker" } else { "Version" })
+        .elem("Key", &encode_key(&o.key, url))
+        .elem("VersionId", &o.version_id.to_text())
+        .elem("IsLatest", if v.is_latest { "true" } else { "false" });
     last_modified(w, o);
     if !o.delete_marker {
         etag_size(w, o);
@@ -121,16 +112,10 @@ fn version_entry(w: &mut XmlWriter, v: &VersionEntry, url: bool) {
     w.end();
 }
 
-fn common_prefixes(w: &mut XmlWriter, page: &ObjectPage, url: bool) {
-    for cp in &page.common_prefixes {
-        w.start("CommonPrefixes").elem("Prefix", &encode_key(cp, url)).end();
-    }
-}
-
 pub async fn call(cx: &Ctx<'_>, _req: S3Request, flavor: Flavor) -> Result<S3Response, S3Error> {
     let bucket = cx.bucket()?;
     let p = params(cx)?;
-    let enc = |s: &str| encode_key(s, p.url);
+    let enc = |s: &str| encode_key(s, p.url).into_owned();
     let truth = |b: bool| if b { "true" } else { "false" };
     let w = match flavor {
         Flavor::V1 => {
@@ -150,7 +135,7 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request, flavor: Flavor) -> Result<S3Res
             for o in &page.objects {
                 entry(&mut w, o, p.url, true);
             }
-            common_prefixes(&mut w, &page, p.url);
+            common_prefixes(&mut w, &page.common_prefixes, p.url);
             w
         }
         Flavor::V2 => {
@@ -179,7 +164,7 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request, flavor: Flavor) -> Result<S3Res
             for o in &page.objects {
                 entry(&mut w, o, p.url, fetch_owner);
             }
-            common_prefixes(&mut w, &page, p.url);
+            common_prefixes(&mut w, &page.common_prefixes, p.url);
             w
         }
         Flavor::Versions => {
@@ -225,9 +210,7 @@ pub async fn call(cx: &Ctx<'_>, _req: S3Request, flavor: Flavor) -> Result<S3Res
             for v in &page.versions {
                 version_entry(&mut w, v, p.url);
             }
-            for cp in &page.common_prefixes {
-                w.start("CommonPrefixes").elem("Prefix", &enc(cp)).end();
-            }
+            common_prefixes(&mut w, &page.common_prefixes, p.url);
             w
         }
     };
