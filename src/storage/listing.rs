@@ -69,11 +69,7 @@ impl<T> Pager<T> {
     /// it is returned as it is.
     pub fn offer_with<E>(&mut self, key: &str, make: impl FnOnce() -> Result<T, E>) -> Result<Step, E> {
         let place = self.place(key);
-        if matches!(place, Place::Item) && self.max > self.entries.len() {
-            self.entries.push(Entry::Item(make()?));
-            return Ok(Step::Next);
-        }
-        Ok(self.take_without(place))
+        self.take_with(place, make)
     }
 
     fn place(&self, key: &str) -> Place {
@@ -87,32 +83,33 @@ impl<T> Pager<T> {
     }
 
     fn take(&mut self, place: Place, item: T) -> Step {
-        if matches!(place, Place::Item) && self.max > self.entries.len() {
-            self.entries.push(Entry::Item(item));
-            return Step::Next;
+        match self.take_with(place, || Ok::<T, std::convert::Infallible>(item)) {
+            Ok(step) => step,
+            Err(never) => match never {},
         }
-        self.take_without(place)
     }
 
-    /// Takes a key the page cannot show as an item: outside the prefix, a common prefix, or
-    /// one past a full page.
-    fn take_without(&mut self, place: Place) -> Step {
+    /// Takes a key in its place; `make` is called only for an item the page shows.
+    fn take_with<E>(&mut self, place: Place, make: impl FnOnce() -> Result<T, E>) -> Result<Step, E> {
         // Asked for nothing: nothing, and nothing more to come (as AWS answers max-keys=0).
         if matches!(place, Place::Outside) || self.max == 0 {
-            return Step::Stop;
+            return Ok(Step::Stop);
         }
         if self.entries.len() == self.max {
             self.truncated = true;
-            return Step::Stop;
+            return Ok(Step::Stop);
         }
-        match place {
+        Ok(match place {
             Place::Prefix(cp) => {
                 let step = prefix_end(cp.as_bytes()).map_or(Step::Stop, Step::SkipTo);
                 self.entries.push(Entry::CommonPrefix(cp));
                 step
             }
-            Place::Item | Place::Outside => Step::Stop,
-        }
+            _ => {
+                self.entries.push(Entry::Item(make()?));
+                Step::Next
+            }
+        })
     }
 
     pub fn finish(self) -> Grouped<T> {
